@@ -1,0 +1,256 @@
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.urls import reverse
+
+HEX32 = RegexValidator(r"^[0-9a-f]{32}$", "Enter 32 lowercase hexadecimal characters.")
+
+
+class Engine(models.Model):
+    """A Nexthink Engine, as the List Engines API reports it."""
+
+    database_uid = models.CharField("database UID", max_length=32, unique=True, validators=[HEX32])
+    name = models.CharField(max_length=200)
+    address = models.CharField(max_length=255, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    nxql_port = models.PositiveIntegerField("NXQL port", default=1671)
+    status = models.CharField(max_length=40, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name or self.database_uid
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    display_order = models.PositiveIntegerField(default=100)
+
+    class Meta:
+        ordering = ["display_order", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RemoteAction(models.Model):
+    """An IT-approved Nexthink remote action that employees may run on their own device."""
+
+    class Icon(models.TextChoices):
+        WRENCH = "wrench", "Wrench"
+        BROOM = "broom", "Broom"
+        WIFI = "wifi", "Network"
+        SHIELD = "shield", "Shield"
+        PRINTER = "printer", "Printer"
+        CHAT = "chat", "Chat"
+        DISK = "disk", "Disk"
+        RESTART = "restart", "Restart"
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=120, unique=True)
+    summary = models.CharField("short description", max_length=200, blank=True)
+    description = models.TextField(
+        "long description", blank=True, help_text="What it does, how long it takes, what the employee will notice."
+    )
+    nexthink_uid = models.UUIDField("Nexthink remote action UID", unique=True)
+    enabled = models.BooleanField(default=False)
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions")
+    icon = models.CharField(max_length=20, choices=Icon.choices, default=Icon.WRENCH)
+    display_order = models.PositiveIntegerField(default=100)
+    featured = models.BooleanField(default=False)
+    groups = models.ManyToManyField(
+        Group, blank=True, related_name="remote_actions", help_text="Who may see and run it. None: every employee."
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Overrides NEXTHINK_DEFAULT_TIMEOUT_SECONDS for this action.",
+    )
+    engines = models.ManyToManyField(
+        Engine, blank=True, related_name="remote_actions", help_text="Engines to target. None: all Engines."
+    )
+    confirmation_text = models.TextField(blank=True, help_text="Shown before running; the employee must confirm.")
+    cooldown_minutes = models.PositiveIntegerField(
+        default=0, help_text="Not again on the same device within this many minutes. 0: no cooldown."
+    )
+    daily_limit_per_user = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Runs per employee per day. Empty: no limit."
+    )
+    message_before = models.TextField(blank=True, help_text="Shown on the action page, above the form.")
+    message_after = models.TextField(blank=True, help_text="Shown on the run page once the run is sent.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["display_order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("action_detail", kwargs={"slug": self.slug})
+
+
+class ActionParameter(models.Model):
+    """One input of a remote action's script; `name` is sent to Nexthink exactly as written."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        TEXTAREA = "textarea", "Multi-line text"
+        CHOICE = "choice", "Choice"
+        BOOLEAN = "boolean", "Yes/no"
+        INTEGER = "integer", "Integer"
+
+    action = models.ForeignKey(RemoteAction, on_delete=models.CASCADE, related_name="parameters")
+    name = models.CharField("Nexthink name", max_length=100)
+    label = models.CharField(max_length=120)
+    help_text = models.CharField(max_length=300, blank=True)
+    kind = models.CharField("type", max_length=20, choices=Kind.choices, default=Kind.TEXT)
+    choices = models.TextField(blank=True, help_text="For a choice: one per line, as `value` or `value|Label`.")
+    default = models.CharField(max_length=1000, blank=True)
+    required = models.BooleanField(default=True)
+    max_length = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    min_value = models.BigIntegerField(null=True, blank=True)
+    max_value = models.BigIntegerField(null=True, blank=True)
+    regex = models.CharField("validation regex", max_length=500, blank=True)
+    regex_message = models.CharField("regex error message", max_length=200, blank=True)
+    display_order = models.PositiveIntegerField(default=100)
+
+    class Meta:
+        ordering = ["display_order", "id"]
+        constraints = [models.UniqueConstraint(fields=["action", "name"], name="unique_parameter_name_per_action")]
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.name}"
+
+
+class Device(models.Model):
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        IMPORT = "import", "Import"
+        NXQL = "nxql", "NXQL"
+
+    uid = models.CharField("device UID", max_length=32, unique=True, validators=[HEX32])
+    name = models.CharField(max_length=255)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+    )
+    engine = models.ForeignKey(Engine, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices")
+    platform = models.CharField(max_length=40, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    confirmed_at = models.DateTimeField(null=True, blank=True, help_text="When the owner was last confirmed.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name or self.uid
+
+
+class Run(models.Model):
+    """One request to run an action on one device. Its id is sent to Nexthink as requestUid."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        RETRYING = "retrying", "Retrying"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partly succeeded"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Outcome unknown"
+
+    FINAL = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.UNKNOWN})
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs_requested",
+        help_text="The IT staff member who ran it for the user, if not the user.",
+    )
+    action = models.ForeignKey(RemoteAction, null=True, on_delete=models.SET_NULL, related_name="runs")
+    device = models.ForeignKey(Device, null=True, on_delete=models.SET_NULL, related_name="runs")
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    idempotency_key = models.CharField(max_length=64, blank=True)
+    # Snapshot: what was sent, as it was at submit time.
+    action_name = models.CharField(max_length=120)
+    action_uid = models.UUIDField()
+    device_uid = models.CharField(max_length=32)
+    device_name = models.CharField(max_length=255, blank=True)
+    timeout_seconds = models.PositiveIntegerField()
+    engine_uids = models.JSONField(default=list, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    # Progress.
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=5)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=60, blank=True)
+    error_kind = models.CharField(max_length=10, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sending_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["device", "action", "-created_at"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="unique_idempotency_key_per_user",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action_name} on {self.device_name or self.device_uid} ({self.get_status_display()})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+    def get_absolute_url(self) -> str:
+        return reverse("run_detail", kwargs={"pk": self.pk})
+
+
+class RunAttempt(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, blank=True)
+    error_code = models.CharField(max_length=60, blank=True)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="unique_attempt_number")]
+
+
+class EngineResult(models.Model):
+    """What one Engine answered to a run: sent is not the same as completed on the device."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="engine_results")
+    database_uid = models.CharField(max_length=64)
+    engine_name = models.CharField(max_length=200, blank=True)
+    code = models.CharField(max_length=40)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]

@@ -1,0 +1,334 @@
+"""The Act API v2 client: the only code in the portal that does HTTP to Nexthink."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import requests
+import urllib3.exceptions
+
+from .errors import API_ERROR_STATUS, TRANSPORT_REASONS, ActApiError, ActInputError, ErrorKind
+
+log = logging.getLogger(__name__)
+
+RUN_PATH = "/api/remoteaction/v2/run"
+ENGINES_PATH = "/api/configuration/v1/engines"
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+DEVICE_UID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+ENGINE_UID_RE = DEVICE_UID_RE
+PROXY_STATUSES = {502, 503, 504}
+
+
+class EngineCode(StrEnum):
+    OK = "ok"
+    TIMEOUT = "timeout"
+    ENGINE_ERROR = "engine_error"
+    NOT_CONNECTED = "not_connected"
+    EXCLUDED = "excluded"
+    NO_PERMISSION = "no_permission"
+    UNRECOGNISED = "unrecognised"  # a code this client does not know; kept, never a crash
+
+
+@dataclass(frozen=True)
+class EngineAnswer:
+    database_uid: str
+    code: EngineCode
+    raw_code: str  # exactly what Nexthink sent, for display and audit
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code is EngineCode.OK
+
+    def as_dict(self) -> dict[str, str]:
+        return {"databaseUid": self.database_uid, "code": self.raw_code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    database_uid: str
+    name: str
+    status: str
+    address: str
+    port: int | None
+    raw: dict[str, Any]
+
+
+def _engine_code(raw: str) -> EngineCode:
+    try:
+        return EngineCode(raw)
+    except ValueError:
+        return EngineCode.UNRECOGNISED
+
+
+class ActClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        username: str,
+        password: str,
+        verify: bool | str = True,
+        default_timeout: int = 60,
+        connect_timeout: float = 5,
+        read_margin: float = 15,
+        user_agent: str = "fix-my-device-portal",
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.default_timeout = default_timeout
+        self.connect_timeout = connect_timeout
+        self.read_margin = read_margin
+        self.session = requests.Session()
+        self.session.auth = (username, password)
+        self.session.verify = verify
+        self.session.trust_env = False  # no proxy or netrc from the environment: what is configured is used
+        self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"<ActClient {self.base_url}>"
+
+    # --- Act API v2 -------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        remote_action_uid: str,
+        device_uids: list[str],
+        engine_uids: list[str] | None = None,
+        timeout_seconds: int | None = None,
+        params: dict[str, str] | None = None,
+        request_uid: str | None = None,
+    ) -> list[EngineAnswer]:
+        """Ask Nexthink to run an action; returns what each Engine answered. Raises ActApiError."""
+        timeout = self.default_timeout if timeout_seconds is None else timeout_seconds
+        body = build_run_body(
+            remote_action_uid=remote_action_uid,
+            device_uids=device_uids,
+            engine_uids=engine_uids,
+            timeout_seconds=timeout,
+            params=params,
+            request_uid=request_uid or str(uuid.uuid4()),
+        )
+        response = self._send("POST", RUN_PATH, json=body, read_timeout=timeout + self.read_margin)
+        data = self._json_or_raise(response)
+        return parse_engine_answers(data)
+
+    # --- List Engines API -------------------------------------------------------------------
+    def list_engines(self) -> list[EngineInfo]:
+        response = self._send("GET", ENGINES_PATH, read_timeout=self.default_timeout)
+        data = self._json_or_raise(response)
+        if not isinstance(data, list):
+            raise _bad_response("the Engine list is not a JSON list", response.status_code)
+        engines = []
+        for item in data:
+            uid = item.get("databaseUID") if isinstance(item, dict) else None
+            if not isinstance(uid, str) or not uid:
+                log.warning("Skipping an Engine without databaseUID in the List Engines answer")
+                continue
+            port = item.get("port")
+            engines.append(
+                EngineInfo(
+                    database_uid=uid,
+                    name=str(item.get("name") or ""),
+                    status=str(item.get("status") or ""),
+                    address=str(item.get("address") or ""),
+                    port=port if isinstance(port, int) else None,
+                    raw=item,
+                )
+            )
+        return engines
+
+    # --- HTTP -------------------------------------------------------------------------------
+    def _send(self, method: str, path: str, *, read_timeout: float, **kwargs: Any) -> requests.Response:
+        url = self.base_url + path
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method, url, timeout=(self.connect_timeout, read_timeout), allow_redirects=False, **kwargs
+            )
+        except requests.RequestException as exc:
+            error = classify_transport_error(exc)
+            log.warning("Nexthink %s %s failed: %s", method, path, error)
+            raise error from None
+        log.info(
+            "Nexthink %s %s -> %s in %.0f ms", method, path, response.status_code, (time.monotonic() - started) * 1000
+        )
+        return response
+
+    def _json_or_raise(self, response: requests.Response) -> Any:
+        status = response.status_code
+        data = _json_body(response)
+        if status == 200:
+            if data is _NOT_JSON:
+                # The request was taken; an unreadable answer says nothing about what ran.
+                raise _bad_response("the answer was not JSON", status)
+            return data
+        raise classify_http_error(status, data)
+
+
+_NOT_JSON = object()
+
+
+def _json_body(response: requests.Response) -> Any:
+    # Content-Type is not trusted either way: a proxy's HTML page fails to parse and that is what counts.
+    try:
+        return response.json()
+    except ValueError:
+        return _NOT_JSON
+
+
+def _bad_response(detail: str, status: int | None) -> ActApiError:
+    return ActApiError(
+        code=None,
+        reason="BAD_RESPONSE",
+        message=f"Nexthink's answer could not be read: {detail}.",
+        http_status=status,
+        kind=ErrorKind.UNKNOWN,
+    )
+
+
+def build_run_body(
+    *,
+    remote_action_uid: str,
+    device_uids: list[str],
+    engine_uids: list[str] | None,
+    timeout_seconds: int,
+    params: dict[str, str] | None,
+    request_uid: str,
+) -> dict[str, Any]:
+    """The JSON body of a run, validated so that a request Nexthink would refuse is never sent."""
+    if not isinstance(remote_action_uid, str) or not GUID_RE.match(remote_action_uid):
+        raise ActInputError(f"The remote action UID must be a GUID, got {remote_action_uid!r}.")
+    if isinstance(device_uids, str) or not device_uids:
+        raise ActInputError("At least one device UID is needed.")
+    for uid in device_uids:
+        if not isinstance(uid, str) or not DEVICE_UID_RE.match(uid):
+            raise ActInputError(f"A device UID must be 32 hexadecimal characters, got {uid!r}.")
+    if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int) or timeout_seconds < 1:
+        raise ActInputError(f"The timeout must be a positive whole number of seconds, got {timeout_seconds!r}.")
+    body: dict[str, Any] = {
+        "requestUid": request_uid,
+        "remoteActionUid": remote_action_uid,
+        "deviceUids": list(device_uids),
+        "timeoutSeconds": timeout_seconds,
+    }
+    if engine_uids:
+        for uid in engine_uids:
+            if not isinstance(uid, str) or not ENGINE_UID_RE.match(uid):
+                raise ActInputError(f"An Engine UID must be 32 hexadecimal characters, got {uid!r}.")
+        body["engineDatabaseUids"] = list(engine_uids)
+    if params:
+        for name, value in params.items():
+            if not isinstance(name, str) or not name:
+                raise ActInputError("Parameter names must be non-empty strings.")
+            if not isinstance(value, str):
+                raise ActInputError(f"Parameter {name!r} must be a string, got {type(value).__name__}.")
+        body["params"] = dict(params)
+    return body
+
+
+def parse_engine_answers(data: Any) -> list[EngineAnswer]:
+    if not isinstance(data, list):
+        raise _bad_response("expected a list of Engine answers", 200)
+    answers = []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+            raise _bad_response("an Engine answer has no code", 200)
+        raw_code = item["code"]
+        answers.append(
+            EngineAnswer(
+                database_uid=str(item.get("databaseUid") or ""),
+                code=_engine_code(raw_code),
+                raw_code=raw_code,
+                message=str(item.get("message") or ""),
+            )
+        )
+    return answers
+
+
+def classify_http_error(status: int, data: Any) -> ActApiError:
+    """An HTTP answer other than 200, as an ActApiError of the right kind."""
+    if isinstance(data, dict) and isinstance(data.get("code"), str):
+        code = data["code"]
+        message = str(data.get("error") or data.get("message") or code)
+        if code in API_ERROR_STATUS:
+            kind = ErrorKind.RETRYABLE if status >= 500 else ErrorKind.PERMANENT
+            return ActApiError(code=code, message=message, http_status=status, kind=kind)
+        kind = ErrorKind.RETRYABLE if status >= 500 or status == 429 else ErrorKind.PERMANENT
+        return ActApiError(code=code, message=message, http_status=status, kind=kind)
+    if status == 401:
+        reason, kind = "UNAUTHORIZED", ErrorKind.PERMANENT
+    elif status == 404:
+        reason, kind = "NOT_FOUND", ErrorKind.PERMANENT
+    elif status in PROXY_STATUSES or status == 429:
+        reason, kind = "UNAVAILABLE", ErrorKind.RETRYABLE
+    elif status >= 500:
+        reason, kind = "HTTP_ERROR", ErrorKind.RETRYABLE
+    else:  # other 4xx and any 3xx: a configuration problem that sending again will not fix
+        reason, kind = "HTTP_ERROR", ErrorKind.PERMANENT
+    return ActApiError(
+        code=None, reason=reason, message=f"{TRANSPORT_REASONS[reason]} (HTTP {status})", http_status=status, kind=kind
+    )
+
+
+def classify_transport_error(exc: requests.RequestException) -> ActApiError:
+    """No HTTP answer: was the request sent (the action may have run) or not?"""
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason, kind = "TLS_ERROR", ErrorKind.PERMANENT
+    elif isinstance(exc, requests.exceptions.ConnectTimeout):
+        reason, kind = "CONNECTION_FAILED", ErrorKind.RETRYABLE
+    elif isinstance(exc, requests.exceptions.ReadTimeout):
+        reason, kind = "TIMEOUT", ErrorKind.UNKNOWN
+    elif isinstance(exc, requests.exceptions.ConnectionError) and _failed_before_sending(exc):
+        reason, kind = "CONNECTION_FAILED", ErrorKind.RETRYABLE
+    elif isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        reason, kind = "CONNECTION_LOST", ErrorKind.UNKNOWN
+    elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        reason, kind = "NOT_FOUND", ErrorKind.PERMANENT
+    else:
+        reason, kind = "CONNECTION_LOST", ErrorKind.UNKNOWN
+    return ActApiError(
+        code=None, reason=reason, message=f"{TRANSPORT_REASONS[reason]} ({type(exc).__name__})", http_status=None, kind=kind
+    )
+
+
+def _failed_before_sending(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the connection itself could not be made (refused, no route, DNS): nothing was sent."""
+    seen = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)):
+            return True
+        if isinstance(cause, urllib3.exceptions.MaxRetryError):
+            cause = cause.reason
+            continue
+        if isinstance(cause, (urllib3.exceptions.ProtocolError,)):
+            return False
+        cause = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else cause.__cause__
+    return False
+
+
+def client_from_settings() -> ActClient:
+    from django.conf import settings
+
+    import portal
+
+    verify: bool | str = settings.NEXTHINK_VERIFY_TLS
+    if verify and settings.NEXTHINK_CA_BUNDLE:
+        verify = settings.NEXTHINK_CA_BUNDLE
+    return ActClient(
+        base_url=settings.NEXTHINK_PORTAL_URL,
+        username=settings.NEXTHINK_USERNAME,
+        password=settings.NEXTHINK_PASSWORD,
+        verify=verify,
+        default_timeout=settings.NEXTHINK_DEFAULT_TIMEOUT_SECONDS,
+        connect_timeout=settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS,
+        read_margin=settings.NEXTHINK_READ_MARGIN_SECONDS,
+        user_agent=f"fix-my-device-portal/{portal.__version__} (+Nexthink Act API v2 client)",
+    )

@@ -1,0 +1,392 @@
+"""A simulator of the Nexthink web interface's Act API v2 and List Engines API.
+
+Pure standard library, so it starts fast as its own process (`manage.py act_simulator`) or in a
+thread of a test. It follows ../shared/reference/act-api-v2.txt: every request rule and error code
+with its HTTP status, the per-Engine answer list and Engine targeting. Faults can be injected per
+action (in the JSON config) or at run time through the /_sim/ control endpoints:
+
+    POST /_sim/faults   {"fault": "internal_error"|"html_502"|"html_503"|"close"|"drop"|"hang"|"latency",
+                         "action": "<uid>" or "*", "times": 1 (0: until reset), "seconds": 5}
+    GET  /_sim/requests the Act API requests received (no credentials), oldest first
+    POST /_sim/reset    forget requests and faults
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import re
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("simulator_default.json")
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+HEX32_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+FAULTS = {"internal_error", "html_502", "html_503", "close", "drop", "hang", "latency"}
+
+ERROR_TEXT = {
+    "INVALID_REQUEST_JSON": "Request body is not valid JSON",
+    "INVALID_REQUEST_CONTENT": "Request content is not valid",
+    "INTERNAL_ERROR": "Internal error",
+    "CONTENT_TYPE": "Content type must be application/json",
+    "ENCODING": "Request must be encoded in UTF-8",
+    "NO_REMOTE_ACTION_UID": "No remote action UID provided",
+    "NO_DEVICES": "No devices provided",
+    "TOO_MANY_DEVICES": "Too many devices provided",
+    "INVALID_ACTION_UID": "Invalid remote action UID",
+    "INVALID_DEVICE_UID": "Invalid device UID",
+    "NO_PERMISSION": "User has no permission to use the API of remote actions",
+    "UNKNOWN_OR_DISABLED_REMOTE_ACTION": "Remote action unknown or disabled",
+    "NO_MANUAL_EXECUTION": "Remote action not configured for manual execution",
+    "NO_ENGINES_TO_TARGET": "No Engines to target",
+}
+ERROR_STATUS = {code: 400 for code in ERROR_TEXT} | {"INTERNAL_ERROR": 500, "NO_PERMISSION": 403, "NO_ENGINES_TO_TARGET": 403}
+PROXY_PAGE = "<html><head><title>{status} {reason}</title></head><body><h1>{status} {reason}</h1><hr>nginx</body></html>"
+
+
+class ApiError(Exception):
+    def __init__(self, code: str):
+        self.code = code
+
+
+def load_config(path: str | Path | None = None) -> dict[str, Any]:
+    return json.loads(Path(path or DEFAULT_CONFIG_PATH).read_text())
+
+
+class SimulatorState:
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.faults.clear()
+
+    def add_fault(self, fault: dict[str, Any]) -> None:
+        if fault.get("fault") not in FAULTS:
+            raise ValueError(f"fault must be one of {sorted(FAULTS)}")
+        entry = {"action": "*", "times": 1, "seconds": 0.0} | fault
+        entry["action"] = str(entry["action"]).lower()
+        with self.lock:
+            self.faults.append(entry)
+
+    def take_fault(self, action_uid: str) -> dict[str, Any] | None:
+        """The first fault that applies to this action, counting down its remaining uses."""
+        with self.lock:
+            for fault in self.faults:
+                if fault["action"] in ("*", action_uid.lower()):
+                    if fault["times"] == 1:
+                        self.faults.remove(fault)
+                    elif fault["times"] > 1:
+                        fault["times"] -= 1
+                    return dict(fault)
+        action = self.action(action_uid)
+        if action and action.get("fault"):
+            return {"fault": action["fault"], "seconds": action.get("fault_seconds", 0)}
+        return None
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.requests.append(entry)
+
+    def user(self, username: str, password: str) -> dict[str, Any] | None:
+        for user in self.config.get("users", []):
+            if user["username"] == username and user["password"] == password:
+                return user
+        return None
+
+    def action(self, uid: str) -> dict[str, Any] | None:
+        for action in self.config.get("remote_actions", []):
+            if action["uid"].lower() == uid.lower():
+                return action
+        return None
+
+    def engines(self) -> list[dict[str, Any]]:
+        return self.config.get("engines", [])
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], config: dict[str, Any], ssl_context: ssl.SSLContext | None = None):
+        super().__init__(address, Handler)
+        self.state = SimulatorState(config)
+        self.scheme = "https" if ssl_context else "http"
+        if ssl_context:
+            self.socket = ssl_context.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{self.scheme}://{host}:{port}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SimulatorServer
+    server_version = "NexthinkSimulator/1.0"
+    disable_nagle_algorithm = True  # one small answer per request: do not wait for delayed ACKs
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet by default; tests read /_sim/requests
+        if getattr(self.server, "verbose", False):
+            super().log_message(format, *args)
+
+    # --- routing ----------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/api/configuration/v1/engines":
+            self._engines()
+        elif path == "/_sim/requests":
+            with self.server.state.lock:
+                self._json(200, list(self.server.state.requests))
+        elif path == "/_sim/health":
+            self._json(200, {"ok": True})
+        else:  # GET on the run URL is a 404 too, as the article says
+            self._not_found()
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        body = self._read_body()
+        if body is None:
+            return
+        if path == "/api/remoteaction/v2/run":
+            self._run(body)
+        elif path == "/_sim/reset":
+            self.server.state.reset()
+            self._json(200, {"ok": True})
+        elif path == "/_sim/faults":
+            try:
+                self.server.state.add_fault(json.loads(body))
+            except (ValueError, TypeError, AttributeError) as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            self._json(200, {"ok": True})
+        else:
+            self._not_found()
+
+    def do_PUT(self) -> None:
+        self._read_body()
+        self._not_found()
+
+    do_DELETE = do_PUT
+
+    # --- Act API v2 ---------------------------------------------------------------------------
+    def _run(self, raw: bytes) -> None:
+        state = self.server.state
+        user = self._authenticate()
+        if user is None:
+            return
+        entry = {
+            "received_at": time.time(),
+            "user": user["username"],
+            "content_type": self.headers.get("Content-Type", ""),
+            "user_agent": self.headers.get("User-Agent", ""),
+            "body_text": raw.decode("utf-8", "replace"),
+        }
+        try:
+            request = self._validate(user, raw)
+        except ApiError as exc:
+            state.record(entry | {"body": None, "error": exc.code})
+            self._json(ERROR_STATUS[exc.code], {"code": exc.code, "error": ERROR_TEXT[exc.code]})
+            return
+        state.record(entry | {"body": request})
+        fault = state.take_fault(request["remoteActionUid"])
+        if fault and self._apply_fault(fault):
+            return
+        self._json(200, self._answers(user, request, extra_delay=(fault or {}).get("seconds", 0)))
+
+    def _validate(self, user: dict[str, Any], raw: bytes) -> dict[str, Any]:
+        if not user.get("api_access"):
+            raise ApiError("NO_PERMISSION")
+        media_type, _, options = self.headers.get("Content-Type", "").partition(";")
+        if media_type.strip().lower() != "application/json":
+            raise ApiError("CONTENT_TYPE")
+        charset = re.search(r"charset\s*=\s*\"?([\w-]+)", options, re.I)
+        if charset and charset.group(1).lower() not in ("utf-8", "utf8"):
+            raise ApiError("ENCODING")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError("ENCODING") from None
+        try:
+            request = json.loads(text)
+        except ValueError:
+            raise ApiError("INVALID_REQUEST_JSON") from None
+        self._check_content(request)
+        action_uid = request.get("remoteActionUid")
+        if not action_uid:
+            raise ApiError("NO_REMOTE_ACTION_UID")
+        if not GUID_RE.match(action_uid):
+            raise ApiError("INVALID_ACTION_UID")
+        devices = request.get("deviceUids") or []
+        if not devices:
+            raise ApiError("NO_DEVICES")
+        if len(devices) > self.server.state.config.get("max_devices", 10000):
+            raise ApiError("TOO_MANY_DEVICES")
+        if not all(HEX32_RE.match(uid) for uid in devices):
+            raise ApiError("INVALID_DEVICE_UID")
+        action = self.server.state.action(action_uid)
+        if action is None or not action.get("enabled", True):
+            raise ApiError("UNKNOWN_OR_DISABLED_REMOTE_ACTION")
+        if not action.get("manual", True):
+            raise ApiError("NO_MANUAL_EXECUTION")
+        if not self._permitted_engines(user):
+            raise ApiError("NO_ENGINES_TO_TARGET")
+        return request
+
+    @staticmethod
+    def _check_content(request: Any) -> None:
+        """Field types; wrong ones are INVALID_REQUEST_CONTENT."""
+        if not isinstance(request, dict):
+            raise ApiError("INVALID_REQUEST_CONTENT")
+        optional_str = ("requestUid", "remoteActionUid")
+        if any(k in request and request[k] is not None and not isinstance(request[k], str) for k in optional_str):
+            raise ApiError("INVALID_REQUEST_CONTENT")
+        for key in ("deviceUids", "engineDatabaseUids"):
+            value = request.get(key)
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ApiError("INVALID_REQUEST_CONTENT")
+        timeout = request.get("timeoutSeconds")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
+            raise ApiError("INVALID_REQUEST_CONTENT")
+        params = request.get("params")
+        if params is not None and not (
+            isinstance(params, dict) and all(isinstance(v, str) for v in params.values())
+        ):
+            raise ApiError("INVALID_REQUEST_CONTENT")
+
+    def _permitted_engines(self, user: dict[str, Any]) -> set[str]:
+        allowed = user.get("engines", "*")
+        uids = {e["databaseUID"] for e in self.server.state.engines()}
+        return uids if allowed == "*" else uids & set(allowed)
+
+    def _answers(self, user: dict[str, Any], request: dict[str, Any], extra_delay: float) -> list[dict[str, str]]:
+        engines = {e["databaseUID"]: e for e in self.server.state.engines()}
+        targets = request.get("engineDatabaseUids") or list(engines)
+        permitted = self._permitted_engines(user)
+        action = self.server.state.action(request["remoteActionUid"]) or {}
+        timeout = request.get("timeoutSeconds") or 60
+        latency = float(action.get("latency_seconds", 0)) + float(extra_delay)
+        time.sleep(min(latency, timeout))
+        answers = []
+        for uid in targets:
+            engine = engines.get(uid)
+            if engine is None:
+                answers.append({"databaseUid": uid, "code": "excluded", "message": "Unknown databaseUid"})
+            elif uid not in permitted:
+                answers.append({"databaseUid": uid, "code": "no_permission", "message": "User has no permission on the Engine"})
+            elif latency > timeout and engine.get("answer", "ok") == "ok":
+                answers.append({"databaseUid": uid, "code": "timeout", "message": f"No answer within {timeout} s"})
+            else:
+                answers.append({"databaseUid": uid, "code": engine.get("answer", "ok"), "message": engine.get("message", "")})
+        return answers
+
+    def _apply_fault(self, fault: dict[str, Any]) -> bool:
+        """Carry out a fault; True when it answered (or dropped) the request itself."""
+        kind = fault["fault"]
+        if kind == "internal_error":
+            self._json(500, {"code": "INTERNAL_ERROR", "error": ERROR_TEXT["INTERNAL_ERROR"]})
+        elif kind in ("html_502", "html_503"):
+            status = int(kind[-3:])
+            reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable"}[status]
+            self._send(status, PROXY_PAGE.format(status=status, reason=reason).encode(), "text/html")
+        elif kind == "close":  # the connection closes with no answer at all
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif kind == "drop":  # the answer starts, then the connection breaks
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n[{\"data")
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif kind == "hang":  # slower than any timeout the client should wait
+            time.sleep(float(fault.get("seconds") or 3600))
+            return False
+        else:  # latency: handled by the caller through extra_delay
+            return False
+        return True
+
+    # --- List Engines API -------------------------------------------------------------------
+    def _engines(self) -> None:
+        if self._authenticate() is None:
+            return
+        fields = ("name", "databaseUID", "address", "port", "status")
+        engines = []
+        for engine in self.server.state.engines():
+            item = {key: engine.get(key) for key in fields}
+            item |= {
+                "machineID": engine.get("machineID", engine["databaseUID"][:16]),
+                "description": engine.get("description", ""),
+                "timezone": engine.get("timezone", "UTC"),
+                "version": engine.get("version", "6.30.1.5"),
+            }
+            engines.append(item)
+        self._json(200, engines)
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _authenticate(self) -> dict[str, Any] | None:
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        user = None
+        if scheme.lower() == "basic":
+            try:
+                username, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+                user = self.server.state.user(username, password)
+            except (binascii.Error, UnicodeDecodeError):
+                user = None
+        if user is None:
+            self._send(401, b"Unauthorized", "text/plain", {"WWW-Authenticate": 'Basic realm="Nexthink"'})
+        return user
+
+    def _read_body(self) -> bytes | None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._send(400, b"Bad Content-Length", "text/plain")
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _not_found(self) -> None:
+        self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def make_server(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    config: dict[str, Any] | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> SimulatorServer:
+    context = None
+    if certfile:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+    return SimulatorServer((host, port), copy.deepcopy(config or load_config()), context)
+
+
+def start_in_thread(**kwargs: Any) -> SimulatorServer:
+    """A running simulator on a free loopback port; call .shutdown() and .server_close() when done."""
+    server = make_server(**kwargs)
+    threading.Thread(target=server.serve_forever, name="act-simulator", daemon=True).start()
+    return server

@@ -1,0 +1,109 @@
+"""Strict readers for environment variables.
+
+django-environ parses values, but it reads any unknown string as False for a boolean and accepts
+a URL without a scheme. These wrappers make a malformed value stop start-up with a message that
+names the variable (see .env.example for every variable).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+env = environ.Env()
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def is_set(name: str) -> bool:
+    return env.str(name, default="").strip() != ""
+
+
+def get_str(name: str, default: str = "") -> str:
+    return env.str(name, default=default).strip()
+
+
+def get_bool(name: str, default: bool) -> bool:
+    raw = get_str(name)
+    if raw == "":
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false, 1/0, yes/no, on/off), got {raw!r}.")
+
+
+def get_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = get_str(name)
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}.") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {value}.")
+    return value
+
+
+def get_list(name: str, default: list[str]) -> list[str]:
+    raw = get_str(name)
+    if raw == "":
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or (parts.scheme in ("http", "https") and not parts.hostname):
+        raise ImproperlyConfigured(
+            f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {value!r}."
+        )
+    return value
+
+
+def get_url(name: str, default: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    return check_url(name, get_str(name) or default, schemes)
+
+
+def get_origins(name: str) -> list[str]:
+    return [check_url(name, origin, ("http", "https")) for origin in get_list(name, [])]
+
+
+def get_secret(name: str, default: str = "") -> str:
+    """NAME, or the contents of the file named by NAME_FILE (for Docker/systemd secrets)."""
+    file_name = get_str(f"{name}_FILE")
+    if file_name:
+        if is_set(name):
+            raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both.")
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_name!r}: {exc.strerror}.") from None
+    return get_str(name, default)
+
+
+def get_db(name: str, default: str) -> dict:
+    raw = get_str(name) or default
+    try:
+        config = env.db_url_config(raw)
+    except Exception as exc:  # django-environ raises several types for a bad URL
+        raise ImproperlyConfigured(f"{name} is not a database URL ({exc}).") from None
+    if not config.get("ENGINE"):
+        raise ImproperlyConfigured(f"{name} has an unknown scheme: {raw.split(':', 1)[0]!r}.")
+    return config
+
+
+def local_secret_key(path: Path) -> str:
+    """A random key kept in var/ for development; never used when DEBUG is off."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()

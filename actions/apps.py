@@ -2,4 +2,4 @@ from django.apps import AppConfig
 
 
 class ActionsConfig(AppConfig):
-    name = 'actions'
+    name = "actions"

@@ -81,7 +81,10 @@ class RemoteAction(models.Model):
         default=0, help_text="Not again on the same device within this many minutes. 0: no cooldown."
     )
     daily_limit_per_user = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Runs per employee per day. Empty: no limit."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Runs per employee per day. Empty: no limit.",
     )
     message_before = models.TextField(blank=True, help_text="Shown on the action page, above the form.")
     message_after = models.TextField(blank=True, help_text="Shown on the run page once the run is sent.")
@@ -221,12 +224,12 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"{self.action_name} on {self.device_name or self.device_uid} ({self.get_status_display()})"
 
+    def get_absolute_url(self) -> str:
+        return reverse("run_detail", kwargs={"pk": self.pk})
+
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL
-
-    def get_absolute_url(self) -> str:
-        return reverse("run_detail", kwargs={"pk": self.pk})
 
 
 class RunAttempt(models.Model):
@@ -242,6 +245,9 @@ class RunAttempt(models.Model):
         ordering = ["number"]
         constraints = [models.UniqueConstraint(fields=["run", "number"], name="unique_attempt_number")]
 
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.outcome or 'in progress'}"
+
 
 class EngineResult(models.Model):
     """What one Engine answered to a run: sent is not the same as completed on the device."""
@@ -254,3 +260,6 @@ class EngineResult(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.engine_name or self.database_uid}: {self.code}"

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 env = environ.Env()
 
+DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql", "pgsql"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -91,12 +92,13 @@ def get_secret(name: str, default: str = "") -> str:
 
 def get_db(name: str, default: str) -> dict:
     raw = get_str(name) or default
+    scheme = raw.split(":", 1)[0]
+    if scheme not in DATABASE_SCHEMES:
+        raise ImproperlyConfigured(f"{name} must start with sqlite:// or postgres://, got {scheme!r}.")
     try:
         config = env.db_url_config(raw)
     except Exception as exc:  # django-environ raises several types for a bad URL
         raise ImproperlyConfigured(f"{name} is not a database URL ({exc}).") from None
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name} has an unknown scheme: {raw.split(':', 1)[0]!r}.")
     return config
 
 

@@ -157,7 +157,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 # With no NEXTHINK_PORTAL_URL the portal talks to the built-in simulator (act_simulator).
 SIMULATOR_URL = "http://127.0.0.1:8765"
 SIMULATOR_USERNAME = "portal"
-SIMULATOR_PASSWORD = "portal-demo"
+SIMULATOR_PASSWORD = "portal-demo"  # noqa: S105 - the simulator's public demo login, not a secret
 NEXTHINK_USES_SIMULATOR = not config.is_set("NEXTHINK_PORTAL_URL")
 NEXTHINK_PORTAL_URL = config.get_url("NEXTHINK_PORTAL_URL", SIMULATOR_URL).rstrip("/")
 NEXTHINK_USERNAME = config.get_str("NEXTHINK_USERNAME", SIMULATOR_USERNAME if NEXTHINK_USES_SIMULATOR else "")

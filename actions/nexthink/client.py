@@ -293,7 +293,11 @@ def classify_transport_error(exc: requests.RequestException) -> ActApiError:
     else:
         reason, kind = "CONNECTION_LOST", ErrorKind.UNKNOWN
     return ActApiError(
-        code=None, reason=reason, message=f"{TRANSPORT_REASONS[reason]} ({type(exc).__name__})", http_status=None, kind=kind
+        code=None,
+        reason=reason,
+        message=f"{TRANSPORT_REASONS[reason]} ({type(exc).__name__})",
+        http_status=None,
+        kind=kind,
     )
 
 

@@ -79,9 +79,7 @@ def employee_sentence(code: str) -> str:
 class ActApiError(Exception):
     """Any failure of a call to Nexthink: an API error code, or a transport failure."""
 
-    def __init__(
-        self, *, code: str | None, message: str, http_status: int | None, kind: ErrorKind, reason: str = ""
-    ):
+    def __init__(self, *, code: str | None, message: str, http_status: int | None, kind: ErrorKind, reason: str = ""):
         # code: the Act API's own error code, None when Nexthink gave none (a transport failure).
         # reason: always set: the API code, or one of TRANSPORT_REASONS.
         self.code = code
@@ -103,6 +101,4 @@ class ActInputError(ActApiError, ValueError):
     """The request was invalid before sending: nothing went over the network."""
 
     def __init__(self, message: str):
-        super().__init__(
-            code=None, reason="INVALID_INPUT", message=message, http_status=None, kind=ErrorKind.PERMANENT
-        )
+        super().__init__(code=None, reason="INVALID_INPUT", message=message, http_status=None, kind=ErrorKind.PERMANENT)

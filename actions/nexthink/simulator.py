@@ -19,6 +19,7 @@ import copy
 import json
 import re
 import ssl
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,8 +47,14 @@ ERROR_TEXT = {
     "NO_MANUAL_EXECUTION": "Remote action not configured for manual execution",
     "NO_ENGINES_TO_TARGET": "No Engines to target",
 }
-ERROR_STATUS = {code: 400 for code in ERROR_TEXT} | {"INTERNAL_ERROR": 500, "NO_PERMISSION": 403, "NO_ENGINES_TO_TARGET": 403}
-PROXY_PAGE = "<html><head><title>{status} {reason}</title></head><body><h1>{status} {reason}</h1><hr>nginx</body></html>"
+ERROR_STATUS = {code: 400 for code in ERROR_TEXT} | {
+    "INTERNAL_ERROR": 500,
+    "NO_PERMISSION": 403,
+    "NO_ENGINES_TO_TARGET": 403,
+}
+PROXY_PAGE = (
+    "<html><head><title>{status} {reason}</title></head><body><h1>{status} {reason}</h1><hr>nginx</body></html>"
+)
 
 
 class ApiError(Exception):
@@ -124,6 +131,11 @@ class SimulatorServer(ThreadingHTTPServer):
         self.scheme = "https" if ssl_context else "http"
         if ssl_context:
             self.socket = ssl_context.wrap_socket(self.socket, server_side=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client gave up first: expected with the hang and timeout faults
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:
@@ -203,7 +215,8 @@ class Handler(BaseHTTPRequestHandler):
         fault = state.take_fault(request["remoteActionUid"])
         if fault and self._apply_fault(fault):
             return
-        self._json(200, self._answers(user, request, extra_delay=(fault or {}).get("seconds", 0)))
+        latency = fault["seconds"] if fault and fault["fault"] == "latency" else 0
+        self._json(200, self._answers(user, request, extra_delay=latency))
 
     def _validate(self, user: dict[str, Any], raw: bytes) -> dict[str, Any]:
         if not user.get("api_access"):
@@ -260,9 +273,7 @@ class Handler(BaseHTTPRequestHandler):
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
             raise ApiError("INVALID_REQUEST_CONTENT")
         params = request.get("params")
-        if params is not None and not (
-            isinstance(params, dict) and all(isinstance(v, str) for v in params.values())
-        ):
+        if params is not None and not (isinstance(params, dict) and all(isinstance(v, str) for v in params.values())):
             raise ApiError("INVALID_REQUEST_CONTENT")
 
     def _permitted_engines(self, user: dict[str, Any]) -> set[str]:
@@ -284,11 +295,15 @@ class Handler(BaseHTTPRequestHandler):
             if engine is None:
                 answers.append({"databaseUid": uid, "code": "excluded", "message": "Unknown databaseUid"})
             elif uid not in permitted:
-                answers.append({"databaseUid": uid, "code": "no_permission", "message": "User has no permission on the Engine"})
+                answers.append(
+                    {"databaseUid": uid, "code": "no_permission", "message": "User has no permission on the Engine"}
+                )
             elif latency > timeout and engine.get("answer", "ok") == "ok":
                 answers.append({"databaseUid": uid, "code": "timeout", "message": f"No answer within {timeout} s"})
             else:
-                answers.append({"databaseUid": uid, "code": engine.get("answer", "ok"), "message": engine.get("message", "")})
+                answers.append(
+                    {"databaseUid": uid, "code": engine.get("answer", "ok"), "message": engine.get("message", "")}
+                )
         return answers
 
     def _apply_fault(self, fault: dict[str, Any]) -> bool:
@@ -304,7 +319,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
         elif kind == "drop":  # the answer starts, then the connection breaks
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n[{\"data")
+            self.wfile.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n[{"data')
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)

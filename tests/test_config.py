@@ -1,0 +1,89 @@
+"""Settings fail loud: a malformed variable stops start-up with a message naming it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from portal import config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Load the real settings in a fresh interpreter, as `manage.py` would."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEXTHINK_", "DATABASE_", "CELERY_"))}
+    clean |= {"DJANGO_SETTINGS_MODULE": "portal.settings", "SECRET_KEY": "x" * 50} | env
+    code = "import django; django.setup(); from django.conf import settings; print(settings.NEXTHINK_PORTAL_URL)"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"NEXTHINK_VERIFY_TLS": "sometimes"}, "NEXTHINK_VERIFY_TLS"),
+        (
+            {"NEXTHINK_PORTAL_URL": "nexthink.corp.example", "NEXTHINK_USERNAME": "u", "NEXTHINK_PASSWORD": "p"},
+            "NEXTHINK_PORTAL_URL",
+        ),
+        ({"NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "sixty"}, "NEXTHINK_DEFAULT_TIMEOUT_SECONDS"),
+        ({"CELERY_BROKER_URL": "localhost:6379"}, "CELERY_BROKER_URL"),
+        ({"DATABASE_URL": "mongodb://db/portal"}, "DATABASE_URL"),
+        ({"CSRF_TRUSTED_ORIGINS": "portal.corp.example"}, "CSRF_TRUSTED_ORIGINS"),
+    ],
+)
+def test_it_stops_start_up_naming_the_malformed_variable(env, named):
+    result = start(env)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert named in result.stderr.strip().splitlines()[-1]
+
+
+def test_it_requires_a_secret_key_when_debug_is_off():
+    result = start({"SECRET_KEY": "", "DEBUG": "false"})
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_it_requires_credentials_for_a_real_nexthink():
+    result = start({"NEXTHINK_PORTAL_URL": "https://nexthink.corp.example"})
+
+    assert result.returncode != 0
+    assert "NEXTHINK_USERNAME and NEXTHINK_PASSWORD" in result.stderr
+
+
+def test_it_talks_to_the_simulator_when_no_nexthink_is_configured():
+    result = start({})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "http://127.0.0.1:8765"
+
+
+def test_it_reads_the_password_from_a_file(tmp_path, monkeypatch):
+    secret = tmp_path / "password"
+    secret.write_text("from-a-file\n")
+    monkeypatch.setenv("NEXTHINK_PASSWORD_FILE", str(secret))
+    monkeypatch.delenv("NEXTHINK_PASSWORD", raising=False)
+
+    assert config.get_secret("NEXTHINK_PASSWORD") == "from-a-file"
+
+
+def test_it_refuses_a_password_and_a_password_file_together(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEXTHINK_PASSWORD_FILE", str(tmp_path / "password"))
+    monkeypatch.setenv("NEXTHINK_PASSWORD", "inline")
+
+    with pytest.raises(ImproperlyConfigured, match="not both"):
+        config.get_secret("NEXTHINK_PASSWORD")
+
+
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("0", False), ("Yes", True), ("off", False), ("", True)])
+def test_it_reads_booleans_strictly(monkeypatch, raw, value):
+    monkeypatch.setenv("SOME_FLAG", raw)
+
+    assert config.get_bool("SOME_FLAG", True) is value

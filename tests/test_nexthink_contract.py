@@ -1,0 +1,386 @@
+"""The Act API v2 client against the simulator, over real HTTP on loopback. Nothing is patched."""
+
+import base64
+import json
+import logging
+import socket
+import subprocess
+
+import pytest
+
+from actions.nexthink import simulator as sim
+from actions.nexthink.client import ActClient, EngineCode
+from actions.nexthink.errors import ActApiError, ErrorKind
+
+ACTION = "07844969-1889-4de3-9026-020af94be855"
+NOT_MANUAL = "e6bb97be-0957-49e0-9922-1a684d093858"
+DISABLED = "0a0b0c0d-0e0f-4a1b-8c2d-3e4f5a6b7c8d"
+DEVICES = ["da2add909a144e8235453f88dc45172f", "4423e4c059b2c72ee9382e135888bef7"]
+EMEA, AMER, APAC = (
+    "86acc8511251ec444d3a75bac33a23c7",
+    "a4690014774dcc32b919c27d616166f7",
+    "ce80dddfdb7a5c2346c4ac184b7d6a54",
+)
+
+
+def client_for(server, username="portal", password="portal-demo", **kwargs):
+    options = {"default_timeout": 5, "read_margin": 1} | kwargs
+    return ActClient(base_url=server.url, username=username, password=password, **options)
+
+
+def raw_post(client, body: bytes, content_type="application/json"):
+    """A hand-made body through the client's own session and answer handling."""
+    response = client.session.post(
+        client.base_url + "/api/remoteaction/v2/run", data=body, headers={"Content-Type": content_type}, timeout=5
+    )
+    return client._json_or_raise(response)
+
+
+def error_of(call) -> ActApiError:
+    with pytest.raises(ActApiError) as info:
+        call()
+    return info.value
+
+
+def test_it_returns_each_engines_answer(act_client):
+    answers = act_client.run(remote_action_uid=ACTION, device_uids=DEVICES)
+
+    assert [(a.database_uid, a.code) for a in answers] == [
+        (EMEA, EngineCode.OK),
+        (AMER, EngineCode.OK),
+        (APAC, EngineCode.ENGINE_ERROR),
+    ]
+    assert answers[2].message == "Error in request to engine [172.16.5.177:999]: no license"
+
+
+def test_it_sends_the_documented_request(act_client, sim_requests):
+    act_client.run(
+        remote_action_uid=ACTION,
+        device_uids=DEVICES[:1],
+        engine_uids=[EMEA],
+        timeout_seconds=30,
+        params={"Mode": "full"},
+        request_uid="req-1",
+    )
+
+    [received] = sim_requests()
+    assert received["user"] == "portal"
+    assert received["content_type"] == "application/json"
+    assert received["user_agent"].startswith("fix-my-device-portal")
+    assert received["body"] == {
+        "requestUid": "req-1",
+        "remoteActionUid": ACTION,
+        "deviceUids": DEVICES[:1],
+        "engineDatabaseUids": [EMEA],
+        "timeoutSeconds": 30,
+        "params": {"Mode": "full"},
+    }
+
+
+def test_it_targets_named_engines_and_reports_unknown_ones_as_excluded(act_client):
+    answers = act_client.run(remote_action_uid=ACTION, device_uids=DEVICES, engine_uids=[AMER, "0" * 32])
+
+    assert [(a.database_uid, a.raw_code) for a in answers] == [(AMER, "ok"), ("0" * 32, "excluded")]
+    assert answers[1].code is EngineCode.EXCLUDED
+
+
+def test_it_reports_engines_the_user_may_not_use_as_no_permission(simulator):
+    answers = client_for(simulator, "one-engine", "one-engine-demo").run(remote_action_uid=ACTION, device_uids=DEVICES)
+
+    assert {a.database_uid: a.code for a in answers} == {
+        EMEA: EngineCode.OK,
+        AMER: EngineCode.NO_PERMISSION,
+        APAC: EngineCode.NO_PERMISSION,
+    }
+
+
+def test_it_keeps_an_engine_code_it_does_not_know():
+    config = sim.load_config()
+    config["engines"][0] |= {"answer": "brand_new_code", "message": "later"}
+    server = sim.start_in_thread(config=config)
+    try:
+        answers = client_for(server).run(remote_action_uid=ACTION, device_uids=DEVICES, engine_uids=[EMEA])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers[0].code is EngineCode.UNRECOGNISED
+    assert answers[0].raw_code == "brand_new_code"
+
+
+def test_it_reports_engines_that_did_not_answer_in_time_as_timeout(act_client, inject_fault):
+    inject_fault("latency", seconds=1.5)
+
+    answers = act_client.run(remote_action_uid=ACTION, device_uids=DEVICES, timeout_seconds=1, engine_uids=[EMEA])
+
+    assert answers[0].code is EngineCode.TIMEOUT
+
+
+# --- The 14 documented error codes ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "content_type", "code"),
+    [
+        (b"{not json", "application/json", "INVALID_REQUEST_JSON"),
+        (
+            b'{"remoteActionUid": "%s", "deviceUids": "abc"}' % ACTION.encode(),
+            "application/json",
+            "INVALID_REQUEST_CONTENT",
+        ),
+        (b'{"remoteActionUid": "%s", "deviceUids": []}' % ACTION.encode(), "text/plain", "CONTENT_TYPE"),
+        ('{"remoteActionUid": "é"}'.encode("latin-1"), "application/json", "ENCODING"),
+        (b'{"remoteActionUid": "x"}', "application/json; charset=iso-8859-1", "ENCODING"),
+        (b'{"deviceUids": ["%s"]}' % DEVICES[0].encode(), "application/json", "NO_REMOTE_ACTION_UID"),
+        (b'{"remoteActionUid": "%s", "deviceUids": []}' % ACTION.encode(), "application/json", "NO_DEVICES"),
+        (
+            b'{"remoteActionUid": "not-a-guid", "deviceUids": ["%s"]}' % DEVICES[0].encode(),
+            "application/json",
+            "INVALID_ACTION_UID",
+        ),
+        (
+            b'{"remoteActionUid": "%s", "deviceUids": ["LAPTOP-1"]}' % ACTION.encode(),
+            "application/json",
+            "INVALID_DEVICE_UID",
+        ),
+    ],
+)
+def test_it_classifies_malformed_requests_as_permanent(act_client, body, content_type, code):
+    error = error_of(lambda: raw_post(act_client, body, content_type))
+
+    assert (error.code, error.http_status, error.kind) == (code, 400, ErrorKind.PERMANENT)
+    assert error.employee_message and code not in error.employee_message
+
+
+@pytest.mark.parametrize(
+    ("user", "action", "code", "status"),
+    [
+        ("portal", "5f3c2a4e-0000-4e7f-8a9b-0c1d2e3f4a5b", "UNKNOWN_OR_DISABLED_REMOTE_ACTION", 400),
+        ("portal", DISABLED, "UNKNOWN_OR_DISABLED_REMOTE_ACTION", 400),
+        ("portal", NOT_MANUAL, "NO_MANUAL_EXECUTION", 400),
+        ("no-api", ACTION, "NO_PERMISSION", 403),
+        ("no-engines", ACTION, "NO_ENGINES_TO_TARGET", 403),
+    ],
+)
+def test_it_classifies_refusals_as_permanent(simulator, user, action, code, status):
+    client = client_for(simulator, user, f"{user}-demo")
+
+    error = error_of(lambda: client.run(remote_action_uid=action, device_uids=DEVICES))
+
+    assert (error.code, error.http_status, error.kind) == (code, status, ErrorKind.PERMANENT)
+
+
+def test_it_classifies_too_many_devices_as_permanent(act_client):
+    many = [f"{n:032x}" for n in range(10_001)]
+
+    error = error_of(lambda: act_client.run(remote_action_uid=ACTION, device_uids=many))
+
+    assert (error.code, error.http_status, error.kind) == ("TOO_MANY_DEVICES", 400, ErrorKind.PERMANENT)
+
+
+def test_it_classifies_internal_error_as_retryable(act_client, inject_fault):
+    inject_fault("internal_error")
+
+    error = error_of(lambda: act_client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.code, error.http_status, error.kind) == ("INTERNAL_ERROR", 500, ErrorKind.RETRYABLE)
+
+
+# --- HTTP and transport failures -----------------------------------------------------------
+def test_it_classifies_bad_credentials_as_permanent(simulator):
+    error = error_of(
+        lambda: client_for(simulator, "portal", "wrong").run(remote_action_uid=ACTION, device_uids=DEVICES)
+    )
+
+    assert (error.code, error.reason, error.http_status, error.kind) == (None, "UNAUTHORIZED", 401, ErrorKind.PERMANENT)
+
+
+def test_it_classifies_a_wrong_url_as_permanent(simulator):
+    client = ActClient(base_url=simulator.url + "/nexthink", username="portal", password="portal-demo")
+
+    error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.reason, error.http_status, error.kind) == ("NOT_FOUND", 404, ErrorKind.PERMANENT)
+
+
+def test_the_run_url_answers_get_with_404(act_client):
+    response = act_client.session.get(act_client.base_url + "/api/remoteaction/v2/run", timeout=5)
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("status", [502, 503])
+def test_it_classifies_a_proxy_page_as_retryable(act_client, inject_fault, status):
+    inject_fault(f"html_{status}")
+
+    error = error_of(lambda: act_client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.code, error.reason, error.http_status, error.kind) == (
+        None,
+        "UNAVAILABLE",
+        status,
+        ErrorKind.RETRYABLE,
+    )
+
+
+def test_it_classifies_a_read_timeout_as_unknown(simulator, inject_fault, sim_requests):
+    inject_fault("hang", seconds=4)
+    client = client_for(simulator, read_margin=1)
+
+    error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES, timeout_seconds=1))
+
+    assert (error.reason, error.kind) == ("TIMEOUT", ErrorKind.UNKNOWN)
+    assert len(sim_requests()) == 1  # it was sent, and it was not sent again
+
+
+def test_it_waits_longer_than_nexthinks_own_timeout(simulator, inject_fault):
+    inject_fault("hang", seconds=1.5)
+    client = client_for(simulator, read_margin=3)
+
+    answers = client.run(remote_action_uid=ACTION, device_uids=DEVICES, timeout_seconds=1, engine_uids=[EMEA])
+
+    assert answers[0].code is EngineCode.OK
+
+
+@pytest.mark.parametrize("fault", ["drop", "close"])
+def test_it_classifies_a_dropped_connection_as_unknown(act_client, inject_fault, sim_requests, fault):
+    inject_fault(fault)
+
+    error = error_of(lambda: act_client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.reason, error.http_status, error.kind) == ("CONNECTION_LOST", None, ErrorKind.UNKNOWN)
+    assert len(sim_requests()) == 1
+
+
+def test_it_classifies_a_refused_connection_as_retryable():
+    with socket.socket() as sock:  # a port that was free a moment ago and has no listener
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = ActClient(base_url=f"http://127.0.0.1:{port}", username="portal", password="portal-demo")
+
+    error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.reason, error.kind) == ("CONNECTION_FAILED", ErrorKind.RETRYABLE)
+
+
+def test_it_classifies_an_answer_that_is_not_json_as_unknown(simulator):
+    client = client_for(simulator)
+
+    error = error_of(lambda: client._json_or_raise(client.session.get(simulator.url + "/_sim/health/x", timeout=5)))
+    assert error.kind is ErrorKind.PERMANENT  # a 404 page: wrong URL
+
+    response = client.session.get(simulator.url + "/_sim/health", timeout=5)
+    response._content = b"<html>maintenance</html>"
+    error = error_of(lambda: client._json_or_raise(response))
+    assert (error.reason, error.kind) == ("BAD_RESPONSE", ErrorKind.UNKNOWN)
+
+
+# --- Secrets ---------------------------------------------------------------------------------
+def test_it_never_logs_or_shows_the_password(simulator, caplog):
+    caplog.set_level(logging.DEBUG)
+    password = "s3cret-Pa55"
+    token = base64.b64encode(f"portal:{password}".encode()).decode()
+    client = client_for(simulator, "portal", password)
+
+    error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    shown = caplog.text + str(error) + repr(error.as_dict()) + repr(client)
+    assert error.reason == "UNAUTHORIZED"
+    assert password not in shown and token not in shown
+
+
+# --- List Engines API ------------------------------------------------------------------------
+def test_it_lists_engines(act_client):
+    engines = act_client.list_engines()
+
+    assert [(e.database_uid, e.name, e.status) for e in engines] == [
+        (EMEA, "engine-emea", "CONNECTED"),
+        (AMER, "engine-amer", "CONNECTED"),
+        (APAC, "engine-apac", "CONNECTED"),
+    ]
+    assert engines[0].port == 999
+
+
+def test_listing_engines_with_bad_credentials_is_permanent(simulator):
+    error = error_of(lambda: client_for(simulator, "portal", "nope").list_engines())
+
+    assert (error.reason, error.kind) == ("UNAUTHORIZED", ErrorKind.PERMANENT)
+
+
+# --- TLS -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"
+    )
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.pem",
+        "-extfile",
+        "ext.cnf",
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tls_simulator(tls_files):
+    server = sim.start_in_thread(certfile=str(tls_files / "server.pem"), keyfile=str(tls_files / "server.key"))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_it_refuses_a_certificate_it_cannot_verify(tls_simulator):
+    assert tls_simulator.url.startswith("https://")
+
+    error = error_of(lambda: client_for(tls_simulator).run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.reason, error.kind) == ("TLS_ERROR", ErrorKind.PERMANENT)
+
+
+def test_it_trusts_a_certificate_signed_by_the_configured_ca_bundle(tls_simulator, tls_files):
+    client = client_for(tls_simulator, verify=str(tls_files / "ca.pem"))
+
+    answers = client.run(remote_action_uid=ACTION, device_uids=DEVICES, engine_uids=[EMEA])
+
+    assert answers[0].code is EngineCode.OK
+
+
+def test_the_simulator_records_no_credentials(act_client, sim_requests):
+    act_client.run(remote_action_uid=ACTION, device_uids=DEVICES)
+
+    assert "portal-demo" not in json.dumps(sim_requests())

@@ -1,1 +1,159 @@
-"""Admin for the catalog area."""
+"""Admin for the catalog area: remote actions, their parameters, categories."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import slugify
+
+from actions.forms import (
+    ActionParameterAdminForm,
+    ActionParameterFormSet,
+    RemoteActionAdminForm,
+    is_placeholder_uid,
+    placeholder_uid,
+)
+from actions.models import ActionParameter, Category, RemoteAction
+from actions.views.catalog import action_preview
+
+
+class ActionParameterInline(admin.StackedInline):
+    model = ActionParameter
+    form = ActionParameterAdminForm
+    formset = ActionParameterFormSet
+    extra = 0
+    fieldsets = [
+        (None, {"fields": [("name", "label"), "help_text", ("kind", "required", "display_order")]}),
+        ("Values", {"fields": ["default", "choices", ("max_length", "min_value", "max_value")]}),
+        ("Validation", {"fields": [("regex", "regex_message")]}),
+    ]
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "display_order", "action_count"]
+    list_editable = ["display_order"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(action_count=Count("actions"))
+
+    @admin.display(description="actions", ordering="action_count")
+    def action_count(self, obj) -> int:
+        return obj.action_count
+
+
+def unique_slug(base: str) -> str:
+    base = slugify(base)[:100] or "action"
+    slug, n = f"{base}-copy", 2
+    while RemoteAction.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-copy-{n}", n + 1
+    return slug
+
+
+@transaction.atomic
+def duplicate_action(action: RemoteAction) -> RemoteAction:
+    """A disabled copy with its parameters, groups and Engines, a new slug and a placeholder UID."""
+    original_pk = action.pk
+    groups, engines = list(action.groups.all()), list(action.engines.all())
+    parameters = list(action.parameters.all())
+    copy = RemoteAction.objects.get(pk=original_pk)
+    copy.pk = None
+    copy._state.adding = True
+    copy.name = f"Copy of {action.name}"[:120]
+    copy.slug = unique_slug(action.slug)
+    copy.nexthink_uid = placeholder_uid()
+    copy.enabled = False
+    copy.featured = False
+    copy.save()
+    copy.groups.set(groups)
+    copy.engines.set(engines)
+    for param in parameters:
+        param.pk = None
+        param.action = copy
+    ActionParameter.objects.bulk_create(parameters)
+    return copy
+
+
+@admin.register(RemoteAction)
+class RemoteActionAdmin(admin.ModelAdmin):
+    form = RemoteActionAdminForm
+    inlines = [ActionParameterInline]
+    list_display = ["name", "category", "enabled", "featured", "display_order", "visible_to", "nexthink_uid"]
+    list_display_links = ["name"]
+    list_filter = ["enabled", "featured", "category", "groups"]
+    search_fields = ["name", "slug", "summary", "description", "nexthink_uid"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["groups", "engines"]
+    actions = ["enable_actions", "disable_actions", "duplicate_actions"]
+    view_on_site = False  # the employee's page 404s for a disabled action; see "Preview employee form"
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "nexthink_uid", "enabled"]}),
+        ("In the catalog", {"fields": ["category", "icon", "display_order", "featured", "summary", "description"]}),
+        ("Who may see and run it", {"fields": ["groups"]}),
+        (
+            "Running",
+            {"fields": ["confirmation_text", "message_before", "message_after", "timeout_seconds", "engines"]},
+        ),
+        ("Limits", {"fields": ["cooldown_minutes", "daily_limit_per_user"]}),
+        ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request) -> QuerySet[RemoteAction]:
+        return super().get_queryset(request).select_related("category").prefetch_related("groups")
+
+    @admin.display(description="who may see it")
+    def visible_to(self, obj: RemoteAction) -> str:
+        names = sorted(g.name for g in obj.groups.all())
+        return ", ".join(names) if names else "Every employee"
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/preview/",
+                self.admin_site.admin_view(action_preview),
+                name="actions_remoteaction_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            context["preview_url"] = reverse("admin:actions_remoteaction_preview", args=[obj.pk])
+            if is_placeholder_uid(obj.nexthink_uid):
+                context["placeholder_uid"] = True
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @admin.action(description="Enable selected actions", permissions=["change"])
+    def enable_actions(self, request, queryset):
+        placeholders = [a for a in queryset if is_placeholder_uid(a.nexthink_uid)]
+        updated = queryset.exclude(pk__in=[a.pk for a in placeholders]).update(enabled=True)
+        self.message_user(request, f"Enabled {updated} action(s).", messages.SUCCESS)
+        if placeholders:
+            self.message_user(
+                request,
+                "Not enabled, their remote action UID is still a placeholder from “Duplicate”: "
+                + ", ".join(a.name for a in placeholders),
+                messages.WARNING,
+            )
+
+    @admin.action(description="Disable selected actions", permissions=["change"])
+    def disable_actions(self, request, queryset):
+        updated = queryset.update(enabled=False)
+        self.message_user(request, f"Disabled {updated} action(s).", messages.SUCCESS)
+
+    @admin.action(description="Duplicate selected actions (as disabled copies)", permissions=["add"])
+    def duplicate_actions(self, request, queryset):
+        copies = [duplicate_action(action) for action in queryset.order_by("pk")]
+        note = "Set each copy's real Nexthink remote action UID (a placeholder was given) before enabling it."
+        if len(copies) == 1:
+            copy = copies[0]
+            self.message_user(request, format_html("Created the disabled copy “{}”. {}", copy.name, note))
+            return HttpResponseRedirect(reverse("admin:actions_remoteaction_change", args=[copy.pk]))
+        self.message_user(request, f"Created {len(copies)} disabled copies. {note}")
+        return None

@@ -1,5 +1,104 @@
-from django.shortcuts import render
+"""The employee's catalog and action pages; the curators' preview of an action page."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from actions import devices, services
+from actions.forms import ActionRunForm
+from actions.models import ActionParameter, Device, RemoteAction
+from actions.selectors import SEARCH_MAX_LENGTH, actions_visible_to, catalog_sections, runs_of
 
 
 def catalog(request):
-    return render(request, "actions/catalog.html", {"actions": []})
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
+    sections = catalog_sections(request.user, query)
+    count = sum(len(section.actions) for section in sections)
+    return render(request, "actions/catalog.html", {"sections": sections, "query": query, "count": count})
+
+
+@require_http_methods(["GET", "POST"])
+def action_detail(request, slug):
+    action = get_object_or_404(actions_visible_to(request.user).prefetch_related("parameters"), slug=slug)
+    resolution = devices.resolve_devices_for(request.user)
+    if request.method == "POST":
+        form = ActionRunForm(action, resolution.devices, data=request.POST)
+        valid = form.is_valid()
+        device = None
+        if "device" in form.cleaned_data:
+            # Whatever else is wrong, a device that is not the user's own is a 404 and a security event.
+            device = devices.device_for_user(
+                request.user, form.cleaned_data["device"], source_address=request.META.get("REMOTE_ADDR", "")
+            )
+        if valid and device is not None:
+            try:
+                run = services.run_submit(
+                    user=request.user,
+                    action=action,
+                    device=device,
+                    params=form.nexthink_params(),
+                    idempotency_key=form.cleaned_data["idempotency_key"],
+                )
+            except services.RunRefused as exc:
+                # Cooldown, daily limit...: the message is for the employee, shown above the form.
+                form.add_error(None, str(exc))
+            else:
+                return redirect(run.get_absolute_url())
+    else:
+        initial = rerun_initial(request.user, action, request.GET.get("again", ""))
+        form = ActionRunForm(action, resolution.devices, initial=initial)
+    return render(request, "actions/action_detail.html", page_context(action, form, resolution))
+
+
+def rerun_initial(user, action: RemoteAction, run_id: str) -> dict:
+    """ "Run again": the form pre-filled as one of the user's own earlier runs of this action was sent."""
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        return {}
+    run = runs_of(user).filter(pk=run_id, action=action).first()
+    if run is None:
+        return {}
+    kinds = {param.name: param.kind for param in action.parameters.all()}
+    initial = {"device": run.device_uid}
+    for name, value in run.params.items():
+        if name in kinds:
+            boolean = kinds[name] == ActionParameter.Kind.BOOLEAN
+            initial[ActionRunForm.PARAM_PREFIX + name] = value == "true" if boolean else value
+    return initial
+
+
+def action_preview(request, pk):
+    """What an employee with one device sees on this action's page, enabled or not.
+
+    Served by the catalog admin (RemoteActionAdmin.get_urls), which requires a staff sign-in.
+    """
+    if not request.user.has_perm("actions.view_remoteaction"):
+        raise PermissionDenied
+    action = get_object_or_404(RemoteAction.objects.prefetch_related("parameters"), pk=pk)
+    sample = Device(uid="0" * 32, name="EMPLOYEE-LAPTOP", last_seen_at=timezone.now())
+    resolution = devices.Resolution(devices=[sample])
+    form = ActionRunForm(action, resolution.devices)
+    return render(request, "actions/action_detail.html", page_context(action, form, resolution, preview=True))
+
+
+def page_context(action: RemoteAction, form: ActionRunForm, resolution, *, preview: bool = False) -> dict:
+    return {
+        "action": action,
+        "form": form,
+        "resolution": resolution,
+        "wait": wait_text(services.action_timeout(action)),
+        "preview": preview,
+    }
+
+
+def wait_text(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} seconds"
+    minutes = round(seconds / 60)
+    return f"{minutes} minutes"

@@ -1,0 +1,269 @@
+"""Move a curated catalog between portals (staging → production) as JSON; see export/import_catalog.
+
+An action is identified by its Nexthink remote action UID: importing the same file twice changes
+nothing the second time. Groups and Engines are referred to by name and database UID and must exist
+on the receiving side (an action is rejected rather than imported with a wider or different audience).
+Each action is validated as the admin validates it and imported whole or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from actions.forms import parameter_definition_errors, remote_action_errors
+from actions.models import ActionParameter, Category, Engine, RemoteAction
+
+FORMAT = "fix-my-device-catalog"
+VERSION = 1
+
+ACTION_FIELDS = [
+    "name",
+    "slug",
+    "summary",
+    "description",
+    "enabled",
+    "icon",
+    "display_order",
+    "featured",
+    "timeout_seconds",
+    "confirmation_text",
+    "cooldown_minutes",
+    "daily_limit_per_user",
+    "message_before",
+    "message_after",
+]
+PARAMETER_FIELDS = [
+    "name",
+    "label",
+    "help_text",
+    "kind",
+    "choices",
+    "default",
+    "required",
+    "max_length",
+    "min_value",
+    "max_value",
+    "regex",
+    "regex_message",
+    "display_order",
+]
+ACTION_KEYS = {"nexthink_uid", "category", "groups", "engines", "parameters", *ACTION_FIELDS}
+
+
+class Rejected(Exception):
+    pass
+
+
+@dataclass
+class ImportReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    categories_created: list[str] = field(default_factory=list)
+
+
+# --- Export ------------------------------------------------------------------------------------
+
+
+def action_as_dict(
+    action: RemoteAction,
+    parameters: list[ActionParameter],
+    group_names: list[str],
+    engine_uids: list[str],
+    category_name: str | None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"nexthink_uid": str(action.nexthink_uid)}
+    data.update({f: getattr(action, f) for f in ACTION_FIELDS})
+    data["category"] = category_name
+    data["groups"] = sorted(group_names)
+    data["engines"] = sorted(engine_uids)
+    data["parameters"] = [
+        {f: getattr(p, f) for f in PARAMETER_FIELDS}
+        for p in sorted(parameters, key=lambda p: (p.display_order, p.name.lower()))
+    ]
+    return data
+
+
+def stored_action_as_dict(action: RemoteAction) -> dict[str, Any]:
+    return action_as_dict(
+        action,
+        list(action.parameters.all()),
+        [g.name for g in action.groups.all()],
+        [e.database_uid for e in action.engines.all()],
+        action.category.name if action.category else None,
+    )
+
+
+def export_catalog() -> dict[str, Any]:
+    actions = RemoteAction.objects.select_related("category").prefetch_related("parameters", "groups", "engines")
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "categories": [{"name": c.name, "display_order": c.display_order} for c in Category.objects.all()],
+        "actions": [stored_action_as_dict(a) for a in actions.order_by("slug")],
+    }
+
+
+# --- Import ------------------------------------------------------------------------------------
+
+
+def import_catalog(data: Any, *, dry_run: bool = False) -> ImportReport:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"Not a catalog export: expected an object with format {FORMAT!r}.")
+    if data.get("version") != VERSION:
+        raise ValueError(f"Unsupported catalog version {data.get('version')!r}; this portal reads version {VERSION}.")
+    categories, entries = data.get("categories", []), data.get("actions")
+    if not isinstance(categories, list) or not isinstance(entries, list):
+        raise ValueError("`categories` and `actions` must be lists.")
+    report = ImportReport()
+    with transaction.atomic():
+        _import_categories(categories, report)
+        for index, entry in enumerate(entries):
+            label = _entry_label(entry, index)
+            try:
+                with transaction.atomic():
+                    outcome = _import_action(entry, report)
+            except Rejected as exc:
+                report.rejected.append((label, str(exc)))
+            else:
+                getattr(report, outcome).append(label)
+        if dry_run:
+            transaction.set_rollback(True)
+    return report
+
+
+def _entry_label(entry: Any, index: int) -> str:
+    if isinstance(entry, dict):
+        return f"{entry.get('name') or '?'} ({entry.get('nexthink_uid') or 'no UID'})"
+    return f"entry #{index + 1}"
+
+
+def _import_categories(categories: list, report: ImportReport) -> None:
+    for item in categories:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
+            raise ValueError(f"A category needs a name: {item!r}.")
+        order = item.get("display_order", 100)
+        if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+            raise ValueError(f"Category {item['name']!r}: display_order must be a whole number ≥ 0.")
+        category, created = Category.objects.get_or_create(name=item["name"].strip(), defaults={"display_order": order})
+        if created:
+            report.categories_created.append(category.name)
+        elif category.display_order != order:
+            category.display_order = order
+            category.save(update_fields=["display_order"])
+
+
+def _messages(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+def _import_action(entry: Any, report: ImportReport) -> str:
+    if not isinstance(entry, dict):
+        raise Rejected("not an object")
+    unknown = sorted(set(entry) - ACTION_KEYS)
+    if unknown:
+        raise Rejected(f"unknown field(s): {', '.join(unknown)}")
+    missing = sorted({"nexthink_uid", "name", "slug"} - set(entry))
+    if missing:
+        raise Rejected(f"missing field(s): {', '.join(missing)}")
+    try:
+        uid = uuid.UUID(str(entry["nexthink_uid"]))
+    except ValueError:
+        raise Rejected(f"nexthink_uid is not a GUID: {entry['nexthink_uid']!r}") from None
+
+    existing = (
+        RemoteAction.objects.select_related("category")
+        .prefetch_related("parameters", "groups", "engines")
+        .filter(nexthink_uid=uid)
+        .first()
+    )
+    action = RemoteAction.objects.get(pk=existing.pk) if existing else RemoteAction(nexthink_uid=uid)
+    for name in ACTION_FIELDS:
+        if name in entry:
+            setattr(action, name, entry[name])
+
+    category_name = entry.get("category")
+    if category_name in (None, ""):
+        action.category = None
+    elif isinstance(category_name, str):
+        action.category, created = Category.objects.get_or_create(name=category_name)
+        if created:
+            report.categories_created.append(category_name)
+    else:
+        raise Rejected("category must be a name or null")
+
+    group_names = _string_list(entry, "groups")
+    groups = list(Group.objects.filter(name__in=group_names))
+    missing_groups = sorted(set(group_names) - {g.name for g in groups})
+    if missing_groups:
+        raise Rejected(f"no such group here: {', '.join(missing_groups)} (create it first)")
+    engine_uids = _string_list(entry, "engines")
+    engines = list(Engine.objects.filter(database_uid__in=engine_uids))
+    missing_engines = sorted(set(engine_uids) - {e.database_uid for e in engines})
+    if missing_engines:
+        raise Rejected(f"no such Engine here: {', '.join(missing_engines)}")
+
+    try:
+        action.full_clean()
+    except ValidationError as exc:
+        raise Rejected(_messages(exc)) from None
+    problems = remote_action_errors(action)
+    if problems:
+        raise Rejected("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+    parameters = _parameters(entry.get("parameters", []), action)
+    incoming = action_as_dict(
+        action, parameters, group_names, engine_uids, action.category.name if action.category else None
+    )
+    if existing is not None and stored_action_as_dict(existing) == incoming:
+        return "unchanged"
+
+    action.save()
+    action.groups.set(groups)
+    action.engines.set(engines)
+    action.parameters.all().delete()
+    for param in parameters:
+        param.action = action
+    ActionParameter.objects.bulk_create(parameters)
+    return "updated" if existing else "created"
+
+
+def _string_list(entry: dict, key: str) -> list[str]:
+    value = entry.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Rejected(f"{key} must be a list of strings")
+    return value
+
+
+def _parameters(items: Any, action: RemoteAction) -> list[ActionParameter]:
+    if not isinstance(items, list):
+        raise Rejected("parameters must be a list")
+    parameters, seen = [], set()
+    for item in items:
+        if not isinstance(item, dict):
+            raise Rejected("a parameter must be an object")
+        unknown = sorted(set(item) - set(PARAMETER_FIELDS))
+        if unknown:
+            raise Rejected(f"parameter {item.get('name')!r}: unknown field(s): {', '.join(unknown)}")
+        param = ActionParameter(action=action, **item)
+        try:
+            param.full_clean(exclude=["action"], validate_unique=False, validate_constraints=False)
+        except ValidationError as exc:
+            raise Rejected(f"parameter {item.get('name')!r}: {_messages(exc)}") from None
+        problems = parameter_definition_errors(param)
+        if problems:
+            raise Rejected(f"parameter {param.name!r}: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))
+        if param.name.lower() in seen:
+            raise Rejected(f"parameter {param.name!r} appears twice (names ignore case)")
+        seen.add(param.name.lower())
+        parameters.append(param)
+    return parameters

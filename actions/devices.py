@@ -1,35 +1,387 @@
-"""Which devices belong to an employee. (Stub: the device-resolution work replaces this.)"""
+"""Which devices belong to an employee, and the check that nobody acts on another's device.
+
+Resolvers, run in the order of settings.DEVICE_RESOLVERS (which is also their precedence):
+
+- ``directory``: devices assigned to the user in the admin (source "manual") or by
+  ``manage.py import_devices`` (source "import").
+- ``nxql``: each connected Engine is asked, over its NXQL API, for the devices whose
+  ``last_logged_on_user`` is the user's Nexthink name (NXQL_USER_NAME_TEMPLATE). The answers are
+  kept in Device rows (source "nxql", ``confirmed_at``) and reused for NXQL_CACHE_TTL_SECONDS. A
+  fresh answer moves a device to whoever the Engine now names, and releases the user's cached
+  devices that an Engine that answered no longer lists; devices of an Engine that could not be
+  asked are kept but offered only while still within the TTL. When "directory" comes before "nxql",
+  NXQL never changes a device assigned in the admin or imported.
+
+Ownership is checked on the server: ``device_for_user`` at submit time (full rules: resolver
+enabled, NXQL answer within the TTL, asking again if it is older), ``device_is_owned_by`` at
+dispatch time (the owner column only, no HTTP). Both log a security event on "actions.security"
+when the device is not the user's.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import string
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
-from actions.models import Device
+from actions.models import Device, Engine
+from actions.nexthink.client import DEVICE_UID_RE, ActClient, client_from_settings
+from actions.nexthink.errors import ActApiError
+from actions.nexthink.nxql import NxqlDevice, engine_base_url, query_devices_of_user, quote_string
 
+log = logging.getLogger(__name__)
 security_log = logging.getLogger("actions.security")
+
+DIRECTORY_SOURCES = (Device.Source.MANUAL, Device.Source.IMPORT)
+ENGINE_NOT_LISTED = "NOT_LISTED"  # status of an Engine the List Engines API no longer reports
+MAX_PARALLEL_ENGINES = 8
+_FORBIDDEN_USER_FIELDS = {"password"}
 
 
 @dataclass
 class Resolution:
-    devices: list[Device]
-    unreachable_engines: list[str] = field(default_factory=list)
+    devices: list[Device]  # the user's own, most recently seen first
+    unreachable_engines: list[str] = field(default_factory=list)  # names of Engines NXQL could not ask
+
+
+# --- Resolution ----------------------------------------------------------------------------------
 
 
 def resolve_devices_for(user) -> Resolution:
-    """The user's own devices, most recently seen first."""
-    devices = list(Device.objects.filter(owner=user).select_related("engine").order_by("-last_seen_at", "name"))
-    return Resolution(devices=devices)
+    """The user's own devices, most recently seen first, and the Engines that could not be asked."""
+    if not getattr(user, "is_authenticated", False):
+        return Resolution(devices=[])
+    found: dict[str, Device] = {}
+    unreachable: list[str] = []
+    for resolver in settings.DEVICE_RESOLVERS:
+        if resolver == "directory":
+            devices = list(_directory_rows(user))
+        elif resolver == "nxql":
+            devices, down = _nxql_resolve(user)
+            unreachable.extend(down)
+        else:  # settings.py refuses other names; a test override could still slip one in
+            raise ValueError(f"unknown device resolver {resolver!r}")
+        for device in devices:
+            found.setdefault(device.uid, device)
+    return Resolution(devices=sort_devices(found.values()), unreachable_engines=unreachable)
+
+
+def sort_devices(devices: Iterable[Device]) -> list[Device]:
+    """Most recently seen first; never seen last; then by name."""
+    return sorted(
+        devices,
+        key=lambda d: (d.last_seen_at is None, -d.last_seen_at.timestamp() if d.last_seen_at else 0, d.name.lower()),
+    )
+
+
+def _directory_rows(user) -> QuerySet[Device]:
+    return Device.objects.filter(owner=user, source__in=DIRECTORY_SOURCES).select_related("engine")
+
+
+def _nxql_fresh_after() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.NXQL_CACHE_TTL_SECONDS)
+
+
+def _nxql_resolve(user, *, force: bool = False) -> tuple[list[Device], list[str]]:
+    fresh_after = _nxql_fresh_after()
+    cached = list(Device.objects.filter(owner=user, source=Device.Source.NXQL).select_related("engine"))
+    if not force and cached and all(d.confirmed_at and d.confirmed_at > fresh_after for d in cached):
+        return cached, []
+    unreachable = nxql_refresh(user=user)
+    fresh = Device.objects.filter(owner=user, source=Device.Source.NXQL, confirmed_at__gt=fresh_after)
+    return list(fresh.select_related("engine")), unreachable
+
+
+# --- NXQL ------------------------------------------------------------------------------------------
+
+
+def nexthink_user_name(user) -> str | None:
+    """The user's name as Nexthink shows last_logged_on_user, from NXQL_USER_NAME_TEMPLATE; None if unknown.
+
+    Every field must give a non-empty value: an empty name would match devices nobody logged on to.
+    """
+    values: dict[str, str] = {}
+    for _, name, spec, conversion in string.Formatter().parse(settings.NXQL_USER_NAME_TEMPLATE):
+        if name is None:
+            continue
+        if not name.isidentifier() or name.startswith("_") or name in _FORBIDDEN_USER_FIELDS or spec or conversion:
+            raise ValueError(f"NXQL_USER_NAME_TEMPLATE: {{{name}}} is not a usable user field")
+        if name == "email_local":
+            value = (getattr(user, "email", "") or "").partition("@")[0]
+        else:
+            value = getattr(user, name, None)
+        if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+            return None
+        values[name] = str(value).strip()
+    return settings.NXQL_USER_NAME_TEMPLATE.format_map(values)
+
+
+def connected_engines() -> QuerySet[Engine]:
+    """Engines NXQL asks: connected as List Engines says, or added by hand (no status yet)."""
+    return Engine.objects.filter(Q(status__iexact="connected") | Q(status=""))
+
+
+def engine_nxql_client(engine: Engine, *, base: ActClient | None = None) -> ActClient:
+    """An ActClient for this Engine's NXQL API: the Act API client's seam, the NXQL address and credentials."""
+    url = engine_base_url(
+        settings.NXQL_URL_TEMPLATE,
+        address=engine.address,
+        nxql_port=engine.nxql_port,
+        port=engine.port,
+        name=engine.name,
+        database_uid=engine.database_uid,
+    )
+    return (base or client_from_settings()).for_base_url(
+        url,
+        username=settings.NXQL_USERNAME,
+        password=settings.NXQL_PASSWORD,
+        default_timeout=settings.NXQL_TIMEOUT_SECONDS,
+    )
+
+
+def nxql_refresh(*, user) -> list[str]:
+    """Ask every connected Engine for the user's devices and store the answers; returns the Engines not asked."""
+    nexthink_user = nexthink_user_name(user)
+    if not nexthink_user:
+        log.info("NXQL: no Nexthink user name for %s (NXQL_USER_NAME_TEMPLATE); not asked", user.get_username())
+        return []
+    try:
+        quote_string(nexthink_user)
+    except ValueError as exc:
+        log.warning("NXQL: cannot ask for %s: %s", user.get_username(), exc)
+        return []
+    engines = list(connected_engines())
+    if not engines:
+        return []
+    base = client_from_settings()
+
+    def ask(engine: Engine) -> list[NxqlDevice] | None:
+        try:
+            return query_devices_of_user(
+                engine_nxql_client(engine, base=base),
+                nexthink_user=nexthink_user,
+                platforms=settings.NXQL_PLATFORMS,
+                engine_label=engine.name,
+            )
+        except ActApiError as exc:
+            log.warning("NXQL: Engine %s could not be asked: %s", engine.name, exc)
+        except Exception:  # one Engine's surprise must not stop the others
+            log.exception("NXQL: Engine %s failed unexpectedly", engine.name)
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_ENGINES, len(engines))) as pool:
+        answers = list(pool.map(ask, engines))
+    answered = [(engine, devices) for engine, devices in zip(engines, answers, strict=True) if devices is not None]
+    _store_nxql_answers(user=user, answered=answered, now=timezone.now())
+    return [engine.name for engine, devices in zip(engines, answers, strict=True) if devices is None]
+
+
+def _directory_has_precedence() -> bool:
+    resolvers = list(settings.DEVICE_RESOLVERS)
+    return "directory" in resolvers and (
+        "nxql" not in resolvers or resolvers.index("directory") < resolvers.index("nxql")
+    )
+
+
+@transaction.atomic
+def _store_nxql_answers(*, user, answered: list[tuple[Engine, list[NxqlDevice]]], now: datetime) -> None:
+    directory_first = _directory_has_precedence()
+    listed: set[str] = set()
+    for engine, devices in answered:
+        for found in devices:
+            listed.add(found.uid)
+            existing = Device.objects.select_for_update().filter(uid=found.uid).first()
+            if existing is not None and existing.source != Device.Source.NXQL and directory_first:
+                log.info("NXQL: device %s is assigned in the directory; NXQL leaves it alone", found.uid)
+                continue
+            if existing is not None and existing.owner_id not in (None, user.pk):
+                log.info(
+                    "NXQL: device %s moves from user #%s to %s (Engine %s)",
+                    found.uid,
+                    existing.owner_id,
+                    user.get_username(),
+                    engine.name,
+                )
+            values = {
+                "name": found.name[:255],
+                "owner": user,
+                "engine": engine,
+                "platform": found.platform[:40],
+                "source": Device.Source.NXQL,
+                "confirmed_at": now,
+            }
+            if found.last_seen is not None:
+                values["last_seen_at"] = found.last_seen
+            Device.objects.update_or_create(uid=found.uid, defaults=values)
+    # The user's cached devices that an Engine which answered no longer lists are no longer theirs.
+    released = (
+        Device.objects.filter(owner=user, source=Device.Source.NXQL, engine__in=[engine for engine, _ in answered])
+        .exclude(uid__in=listed)
+        .update(owner=None, confirmed_at=now)
+    )
+    if released:
+        log.info("NXQL: %d cached device(s) no longer %s's", released, user.get_username())
+
+
+# --- Ownership checks --------------------------------------------------------------------------------
 
 
 def device_for_user(user, uid: str, *, source_address: str = "") -> Device:
-    """The device with this UID if it is the user's own; otherwise Http404 and a security event."""
-    device = Device.objects.filter(uid=uid, owner=user).select_related("engine").first()
-    if device is None:
-        security_log.warning(
-            "device_not_owned user=%s device=%s source=%s", user.get_username(), uid[:64], source_address or "-"
-        )
+    """The device with this UID if it is the user's own; otherwise Http404 and a security event.
+
+    A UID that is not 32 hexadecimal characters is refused before any lookup. A device known from
+    an NXQL answer older than the TTL is confirmed by asking the Engines again.
+    """
+    if not isinstance(uid, str) or not DEVICE_UID_RE.fullmatch(uid):
+        _security_event("device_uid_invalid", user=user, device=uid, source_address=source_address)
         raise Http404("No such device.")
+    uid = uid.lower()
+    device = _owned_rows(user).filter(uid=uid).first()
+    if device is None:
+        _security_event("device_not_owned", user=user, device=uid, source_address=source_address)
+        raise Http404("No such device.")
+    if device.source == Device.Source.NXQL and not (device.confirmed_at and device.confirmed_at > _nxql_fresh_after()):
+        _nxql_resolve(user, force=True)
+        device = _owned_rows(user).filter(uid=uid, confirmed_at__gt=_nxql_fresh_after()).first()
+        if device is None:
+            still_theirs = Device.objects.filter(uid=uid, owner=user).exists()
+            _security_event(
+                "device_unconfirmed" if still_theirs else "device_not_owned",
+                user=user,
+                device=uid,
+                source_address=source_address,
+                level=logging.INFO if still_theirs else logging.WARNING,
+            )
+            raise Http404("No such device.")
     return device
+
+
+def device_is_owned_by(device: Device, user, *, stage: str = "dispatch") -> bool:
+    """Is this device still the user's? For the dispatch-time re-check: reads the owner column, no HTTP.
+
+    Logs a security event when it is not (e.g. a fresh NXQL answer moved the device since submit).
+    """
+    owned = (
+        device is not None
+        and device.pk is not None
+        and Device.objects.filter(pk=device.pk, owner_id=getattr(user, "pk", None)).exists()
+    )
+    if not owned:
+        _security_event(
+            "device_not_owned", user=user, device=getattr(device, "uid", ""), source_address="", stage=stage
+        )
+    return owned
+
+
+def _owned_rows(user) -> QuerySet[Device]:
+    """The user's devices by the same rules resolution uses (only the enabled resolvers' rows)."""
+    sources = []
+    if "directory" in settings.DEVICE_RESOLVERS:
+        sources.extend(DIRECTORY_SOURCES)
+    if "nxql" in settings.DEVICE_RESOLVERS:
+        sources.append(Device.Source.NXQL)
+    return Device.objects.filter(owner=user, source__in=sources).select_related("engine")
+
+
+_PRINTABLE_RE = re.compile(r"[^\x21-\x7e]")
+
+
+def _security_event(
+    event: str, *, user, device, source_address: str, level: int = logging.WARNING, stage: str = "submit"
+) -> None:
+    at = timezone.now().isoformat()
+    username = user.get_username() if getattr(user, "is_authenticated", False) else "-"
+    # The UID may be anything a client sent: bounded and without control characters or spaces.
+    shown = _PRINTABLE_RE.sub("?", str(device)[:64]) if device is not None else "-"
+    source = _PRINTABLE_RE.sub("?", (source_address or "-")[:64])
+    security_log.log(
+        level,
+        "%s user=%s device=%s at=%s source=%s stage=%s",
+        event,
+        username,
+        shown or "-",
+        at,
+        source,
+        stage,
+        extra={
+            "event": event,
+            "user": username,
+            "device": shown,
+            "at": at,
+            "source_address": source,
+            "stage": stage,
+        },
+    )
+
+
+# --- Engines --------------------------------------------------------------------------------------
+
+
+@dataclass
+class EngineSyncResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    not_listed: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "not_listed": self.not_listed,
+            "skipped": self.skipped,
+        }
+
+
+def engines_sync(*, client: ActClient | None = None) -> EngineSyncResult:
+    """Make the Engine rows match the List Engines API. Raises ActApiError when Nexthink cannot be asked.
+
+    An Engine no longer listed is kept (actions may target it) with status NOT_LISTED, so that NXQL
+    stops asking it.
+    """
+    infos = (client or client_from_settings()).list_engines()
+    now = timezone.now()
+    result = EngineSyncResult()
+    listed: set[str] = set()
+    with transaction.atomic():
+        for info in infos:
+            uid = info.database_uid.strip().lower()
+            if not DEVICE_UID_RE.fullmatch(uid) or uid in listed:
+                log.warning("List Engines: skipping an Engine with a bad or repeated databaseUID %r", uid[:64])
+                result.skipped += 1
+                continue
+            listed.add(uid)
+            values = {
+                "name": (info.name.strip() or uid)[:200],
+                "address": info.address.strip()[:255],
+                "port": info.port if info.port is not None and 0 < info.port < 65536 else None,
+                "status": info.status.strip()[:40],
+            }
+            engine = Engine.objects.filter(database_uid=uid).first()
+            if engine is None:
+                Engine.objects.create(database_uid=uid, last_synced_at=now, **values)
+                result.created.append(values["name"])
+                continue
+            changed = any(getattr(engine, key) != value for key, value in values.items())
+            for key, value in values.items():
+                setattr(engine, key, value)
+            engine.last_synced_at = now
+            engine.save()
+            (result.updated if changed else result.unchanged).append(engine.name)
+        gone = Engine.objects.exclude(database_uid__in=listed).exclude(status=ENGINE_NOT_LISTED)
+        result.not_listed = list(gone.values_list("name", flat=True))
+        gone.update(status=ENGINE_NOT_LISTED)
+    log.info("Engines synced: %s", result.as_dict())
+    return result

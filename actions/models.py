@@ -153,6 +153,7 @@ class Device(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("run_action_on_any_device", "Can run an action on any device (IT support)")]
 
     def __str__(self) -> str:
         return self.name or self.uid

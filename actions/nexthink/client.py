@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -142,6 +143,38 @@ class ActClient:
                 )
             )
         return engines
+
+    # --- Other Nexthink services on the same seam (an Engine's NXQL API, see nxql.py) --------
+    def for_base_url(
+        self,
+        base_url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        default_timeout: int | None = None,
+    ) -> ActClient:
+        """A client for another Nexthink address with this one's TLS, User-Agent and timeouts.
+
+        Its own session (so that other credentials never leak into this one); the same error
+        classification, since every call still goes through `_send` and `_json_or_raise`.
+        """
+        other = copy.copy(self)
+        other.base_url = base_url.rstrip("/")
+        if default_timeout is not None:
+            other.default_timeout = default_timeout
+        other.session = requests.Session()
+        other.session.auth = (username, password or "") if username is not None else self.session.auth
+        other.session.verify = self.session.verify
+        other.session.trust_env = self.session.trust_env
+        other.session.headers.clear()
+        other.session.headers.update(self.session.headers)
+        return other
+
+    def get_json(self, path: str, *, params: Any = None, read_timeout: float | None = None) -> Any:
+        """GET a JSON document under base_url; any answer but a 200 with JSON raises ActApiError."""
+        timeout = self.default_timeout if read_timeout is None else read_timeout
+        response = self._send("GET", path, params=params, read_timeout=timeout)
+        return self._json_or_raise(response)
 
     # --- HTTP -------------------------------------------------------------------------------
     def _send(self, method: str, path: str, *, read_timeout: float, **kwargs: Any) -> requests.Response:

@@ -8,7 +8,18 @@ action (in the JSON config) or at run time through the /_sim/ control endpoints:
     POST /_sim/faults   {"fault": "internal_error"|"html_502"|"html_503"|"close"|"drop"|"hang"|"latency",
                          "action": "<uid>" or "*", "times": 1 (0: until reset), "seconds": 5}
     GET  /_sim/requests the Act API requests received (no credentials), oldest first
-    POST /_sim/reset    forget requests and faults
+    POST /_sim/reset    forget requests and faults (and NXQL changes, below)
+
+It also answers an Engine's NXQL API (`GET /2/query?query=...&platform=windows&format=json`) from the
+config's "devices", understanding the small part of NXQL the portal sends (select fields from device,
+where `eq` a field a `(string "...")` or `(pattern "...")`). One instance stands for one Engine when
+the config names it ("nxql_engine": "<databaseUID>"): /2/query then answers with that Engine's devices
+only; without it, /2/query answers with all devices. `/_sim/engines/<databaseUID>/2/query` answers as
+that Engine whatever the config says, so one process can stand for every Engine of the demo.
+
+    POST /_sim/nxql          {"devices": [...]} replaces the devices; {"answer": <JSON>, "status": 200}
+                             makes every NXQL query get exactly that answer (null: compute again)
+    GET  /_sim/nxql_requests the NXQL queries received (path, query, platforms, format, user)
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("simulator_default.json")
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -72,11 +84,38 @@ class SimulatorState:
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.faults: list[dict[str, Any]] = []
+        self.initial_devices = copy.deepcopy(config.get("devices", []))
+        self.nxql_requests: list[dict[str, Any]] = []
+        self.nxql_answer: dict[str, Any] | None = None  # {"answer": ..., "status": ...} overrides NXQL
 
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
             self.faults.clear()
+            self.nxql_requests.clear()
+            self.nxql_answer = None
+            self.config["devices"] = copy.deepcopy(self.initial_devices)
+
+    def set_nxql(self, change: dict[str, Any]) -> None:
+        if not isinstance(change, dict):
+            raise ValueError("expected a JSON object")
+        with self.lock:
+            if "devices" in change:
+                if not isinstance(change["devices"], list) or not all(isinstance(d, dict) for d in change["devices"]):
+                    raise ValueError("devices must be a list of objects")
+                self.config["devices"] = copy.deepcopy(change["devices"])
+            if "answer" in change:
+                status = change.get("status", 200)
+                if not isinstance(status, int) or not 100 <= status <= 599:
+                    raise ValueError("status must be an HTTP status code")
+                self.nxql_answer = None if change["answer"] is None else {"answer": change["answer"], "status": status}
+
+    def devices(self, engine_uid: str | None) -> list[dict[str, Any]]:
+        with self.lock:
+            devices = copy.deepcopy(self.config.get("devices", []))
+        if engine_uid is None:
+            return devices
+        return [d for d in devices if str(d.get("engine", "")).lower() == engine_uid.lower()]
 
     def add_fault(self, fault: dict[str, Any]) -> None:
         if fault.get("fault") not in FAULTS:
@@ -158,6 +197,17 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/api/configuration/v1/engines":
             self._engines()
+        elif path == "/2/query":
+            self._nxql(self.server.state.config.get("nxql_engine"))
+        elif (match := SIM_ENGINE_QUERY_RE.match(path)) is not None:
+            uid = match.group(1)
+            if not any(e["databaseUID"].lower() == uid.lower() for e in self.server.state.engines()):
+                self._not_found()
+            else:
+                self._nxql(uid)
+        elif path == "/_sim/nxql_requests":
+            with self.server.state.lock:
+                self._json(200, list(self.server.state.nxql_requests))
         elif path == "/_sim/requests":
             with self.server.state.lock:
                 self._json(200, list(self.server.state.requests))
@@ -180,6 +230,13 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 self.server.state.add_fault(json.loads(body))
             except (ValueError, TypeError, AttributeError) as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            self._json(200, {"ok": True})
+        elif path == "/_sim/nxql":
+            try:
+                self.server.state.set_nxql(json.loads(body))
+            except (ValueError, TypeError) as exc:
                 self._json(400, {"error": str(exc)})
                 return
             self._json(200, {"ok": True})
@@ -347,6 +404,56 @@ class Handler(BaseHTTPRequestHandler):
             engines.append(item)
         self._json(200, engines)
 
+    # --- NXQL API (an Engine's Web API v2) --------------------------------------------------------
+    def _nxql(self, engine_uid: str | None) -> None:
+        state = self.server.state
+        user = self._authenticate()
+        if user is None:
+            return
+        params = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        query = (params.get("query") or [""])[0]
+        platforms = params.get("platform") or []
+        output = (params.get("format") or [""])[0]
+        with state.lock:
+            state.nxql_requests.append(
+                {
+                    "received_at": time.time(),
+                    "path": self.path.split("?", 1)[0],
+                    "engine": engine_uid,
+                    "user": user["username"],
+                    "user_agent": self.headers.get("User-Agent", ""),
+                    "query": query,
+                    "platforms": platforms,
+                    "format": output,
+                }
+            )
+            override = copy.deepcopy(state.nxql_answer)
+        if not user.get("nxql_access", True):
+            self._send(403, b"Forbidden", "text/plain")
+            return
+        if override is not None:
+            self._json(override["status"], override["answer"])
+            return
+        if output.lower() != "json":
+            self._send(400, b"The simulator answers format=json only.", "text/plain")
+            return
+        if not platforms or any(p not in NXQL_PLATFORMS for p in platforms):
+            self._send(400, b"platform must be windows, mac_os or mobile.", "text/plain")
+            return
+        try:
+            fields, conditions = parse_select(query)
+        except NxqlSyntaxError as exc:
+            self._send(400, f"NXQL error: {exc}".encode(), "text/plain")
+            return
+        records = []
+        for device in state.devices(engine_uid):
+            if device.get("platform", "windows") not in platforms:
+                continue
+            values = nxql_device_values(device)
+            if all(condition(values) for condition in conditions):
+                records.append({field: values.get(field) for field in fields})
+        self._json(200, records)
+
     # --- helpers ------------------------------------------------------------------------------
     def _authenticate(self) -> dict[str, Any] | None:
         header = self.headers.get("Authorization", "")
@@ -384,6 +491,144 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+# --- A small part of NXQL --------------------------------------------------------------------------
+SIM_ENGINE_QUERY_RE = re.compile(r"^/_sim/engines/([0-9a-fA-F]{32})/2/query$")
+NXQL_PLATFORMS = {"windows", "mac_os", "mobile"}
+NXQL_DEVICE_FIELDS = {"device_uid", "name", "last_logged_on_user", "last_seen", "platform", "engine"}
+
+
+class NxqlSyntaxError(ValueError):
+    pass
+
+
+class NxqlString(str):
+    """A quoted string in a query, as opposed to a bare word."""
+
+
+def tokenize_nxql(text: str) -> list[str]:
+    tokens: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char.isspace():
+            i += 1
+        elif char in "()":
+            tokens.append(char)
+            i += 1
+        elif char == '"':
+            i += 1
+            chars = []
+            while True:
+                if i >= len(text):
+                    raise NxqlSyntaxError("unterminated string")
+                if text[i] == "\\":
+                    if i + 1 >= len(text):
+                        raise NxqlSyntaxError("unterminated string")
+                    chars.append(text[i + 1])
+                    i += 2
+                elif text[i] == '"':
+                    i += 1
+                    break
+                else:
+                    chars.append(text[i])
+                    i += 1
+            tokens.append(NxqlString("".join(chars)))
+        else:
+            start = i
+            while i < len(text) and not text[i].isspace() and text[i] not in '()"':
+                i += 1
+            tokens.append(text[start:i])
+    return tokens
+
+
+def parse_sexpr(text: str) -> Any:
+    tokens = tokenize_nxql(text)
+    position = 0
+
+    def read() -> Any:
+        nonlocal position
+        if position >= len(tokens):
+            raise NxqlSyntaxError("unbalanced parentheses")
+        item = tokens[position]
+        position += 1
+        if isinstance(item, NxqlString) or item not in "()":
+            return item
+        if item == ")":
+            raise NxqlSyntaxError("unexpected )")
+        items = []
+        while position < len(tokens) and not (tokens[position] == ")" and not isinstance(tokens[position], NxqlString)):
+            items.append(read())
+        if position >= len(tokens):
+            raise NxqlSyntaxError("unbalanced parentheses")
+        position += 1
+        return items
+
+    expression = read()
+    if position != len(tokens):
+        raise NxqlSyntaxError("text after the query")
+    return expression
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.I | re.S)
+
+
+def parse_select(query: str) -> tuple[list[str], list[Any]]:
+    """(select FIELDS (from device (where device (eq FIELD (string|pattern "...")) ...)) (limit N)?)"""
+    expression = parse_sexpr(query)
+    if not isinstance(expression, list) or len(expression) < 3 or expression[0] != "select":
+        raise NxqlSyntaxError("expected (select ...)")
+    fields = expression[1] if isinstance(expression[1], list) else [expression[1]]
+    for field in fields:
+        if isinstance(field, list | NxqlString) or field not in NXQL_DEVICE_FIELDS:
+            raise NxqlSyntaxError(f"unknown field {field!r}")
+    source = expression[2]
+    if not isinstance(source, list) or len(source) < 2 or source[0] != "from" or source[1] != "device":
+        raise NxqlSyntaxError("expected (from device ...)")
+    for extra in expression[3:]:
+        if not (isinstance(extra, list) and len(extra) == 2 and extra[0] == "limit" and str(extra[1]).isdigit()):
+            raise NxqlSyntaxError("unsupported clause")
+    conditions = []
+    for clause in source[2:]:
+        if not isinstance(clause, list) or len(clause) < 2 or clause[0] != "where" or clause[1] != "device":
+            raise NxqlSyntaxError("expected (where device ...)")
+        for condition in clause[2:]:
+            if (
+                not isinstance(condition, list)
+                or len(condition) != 3
+                or condition[0] != "eq"
+                or condition[1] not in NXQL_DEVICE_FIELDS
+                or not isinstance(condition[2], list)
+                or len(condition[2]) != 2
+                or condition[2][0] not in ("string", "pattern")
+                or not isinstance(condition[2][1], NxqlString)
+            ):
+                raise NxqlSyntaxError('the simulator understands (eq FIELD (string|pattern "...")) only')
+            field, (kind, value) = condition[1], condition[2]
+            if kind == "string":
+                conditions.append(lambda values, f=field, v=str(value): str(values.get(f) or "").lower() == v.lower())
+            else:
+                regex = _wildcard(str(value))
+                conditions.append(lambda values, f=field, r=regex: r.fullmatch(str(values.get(f) or "")) is not None)
+    return [str(f) for f in fields], conditions
+
+
+def nxql_device_values(device: dict[str, Any]) -> dict[str, Any]:
+    """A config device as NXQL fields; "last_seen_minutes_ago" gives a last_seen relative to now."""
+    last_seen = device.get("last_seen")
+    if last_seen is None and device.get("last_seen_minutes_ago") is not None:
+        seen = time.time() - float(device["last_seen_minutes_ago"]) * 60
+        last_seen = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seen))
+    return {
+        "device_uid": device.get("uid"),
+        "name": device.get("name"),
+        "last_logged_on_user": device.get("last_logged_on_user"),
+        "last_seen": last_seen,
+        "platform": device.get("platform", "windows"),
+        "engine": device.get("engine"),
+    }
 
 
 def make_server(

@@ -143,15 +143,60 @@ BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = config.get_url("CELERY_BROKER_URL", "filesystem://", ("filesystem", "redis", "rediss"))
 if CELERY_BROKER_URL.startswith("filesystem"):
     # The embedded broker: a folder that every process of this checkout shares; no server.
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = False
+# Runs are stored in the database; the broker only carries ids, as JSON.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# At-least-once delivery: a task is acknowledged when done, and given back if its worker dies.
+# The run's atomic claim makes a second delivery a no-op (actions.services.run_dispatch).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CONCURRENCY = config.get_int("CELERY_WORKER_CONCURRENCY", 8 if DEBUG else 32, minimum=1, maximum=1000)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# A broker that is down at submit time must not hold the employee's request for long: the run is
+# stored as queued and the reaper sends it.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+NEXTHINK_MAX_TIMEOUT_SECONDS = 3600
+# Prefork only: no call outlives the Act API's own timeout plus our margin.
+CELERY_TASK_TIME_LIMIT = NEXTHINK_MAX_TIMEOUT_SECONDS + 120
+if CELERY_BROKER_URL.startswith("redis"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Longer than any task and any retry countdown, so Redis does not redeliver a task that runs.
+        "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
+        "retry_on_timeout": True,
+    }
+
+# --- Runs -------------------------------------------------------------------------------------
+RUN_MAX_ATTEMPTS = config.get_int("RUN_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
+RUN_RETRY_BASE_SECONDS = config.get_int("RUN_RETRY_BASE_SECONDS", 2, minimum=1, maximum=600)
+RUN_RETRY_MAX_SECONDS = config.get_int("RUN_RETRY_MAX_SECONDS", 60, minimum=1, maximum=3600)
+# The reaper re-enqueues runs left queued (or overdue for a retry) this long: the broker lost them.
+RUN_REQUEUE_AFTER_SECONDS = config.get_int("RUN_REQUEUE_AFTER_SECONDS", 120, minimum=5)
+# ...and marks runs still sending after their timeout + margins + this grace as outcome unknown.
+RUN_SENDING_GRACE_SECONDS = config.get_int("RUN_SENDING_GRACE_SECONDS", 30, minimum=0)
+REAPER_INTERVAL_SECONDS = config.get_int("REAPER_INTERVAL_SECONDS", 60, minimum=5)
+ENGINE_SYNC_INTERVAL_SECONDS = config.get_int("ENGINE_SYNC_INTERVAL_SECONDS", 3600, minimum=60)
+CELERY_BEAT_SCHEDULE = {
+    "reap-runs": {"task": "actions.tasks.reap_runs", "schedule": REAPER_INTERVAL_SECONDS},
+    "sync-engines": {"task": "actions.tasks.sync_engines_task", "schedule": ENGINE_SYNC_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Nexthink ---------------------------------------------------------------------------------
 # With no NEXTHINK_PORTAL_URL the portal talks to the built-in simulator (act_simulator).
@@ -170,7 +215,9 @@ NEXTHINK_VERIFY_TLS = config.get_bool("NEXTHINK_VERIFY_TLS", True)
 NEXTHINK_CA_BUNDLE = config.get_str("NEXTHINK_CA_BUNDLE")
 if NEXTHINK_CA_BUNDLE and not Path(NEXTHINK_CA_BUNDLE).is_file():
     raise ImproperlyConfigured(f"NEXTHINK_CA_BUNDLE: no such file {NEXTHINK_CA_BUNDLE!r}.")
-NEXTHINK_DEFAULT_TIMEOUT_SECONDS = config.get_int("NEXTHINK_DEFAULT_TIMEOUT_SECONDS", 60, minimum=1, maximum=3600)
+NEXTHINK_DEFAULT_TIMEOUT_SECONDS = config.get_int(
+    "NEXTHINK_DEFAULT_TIMEOUT_SECONDS", 60, minimum=1, maximum=NEXTHINK_MAX_TIMEOUT_SECONDS
+)
 NEXTHINK_CONNECT_TIMEOUT_SECONDS = config.get_int("NEXTHINK_CONNECT_TIMEOUT_SECONDS", 5, minimum=1, maximum=120)
 # The portal waits this much longer than Nexthink's own timeout, so it never gives up first.
 NEXTHINK_READ_MARGIN_SECONDS = config.get_int("NEXTHINK_READ_MARGIN_SECONDS", 15, minimum=1, maximum=600)
@@ -192,3 +239,70 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# --- Device resolution ------------------------------------------------------------------------
+# Which resolvers find an employee's devices, in order of precedence (actions/devices.py):
+# "directory" (devices assigned in the admin or imported with import_devices) and "nxql" (asked
+# of each connected Engine, cached in Device rows for NXQL_CACHE_TTL_SECONDS).
+DEVICE_RESOLVER_NAMES = ("directory", "nxql")
+DEVICE_RESOLVERS = config.get_list("DEVICE_RESOLVERS", ["directory", "nxql"])
+if (
+    not DEVICE_RESOLVERS
+    or len(set(DEVICE_RESOLVERS)) != len(DEVICE_RESOLVERS)
+    or not set(DEVICE_RESOLVERS) <= set(DEVICE_RESOLVER_NAMES)
+):
+    raise ImproperlyConfigured(
+        f"DEVICE_RESOLVERS must list some of directory, nxql once each, got {DEVICE_RESOLVERS!r}."
+    )
+
+
+def _format_fields(name: str, template: str, allowed: set[str] | None) -> str:
+    """A str.format template naming plain fields only (no attribute access, indexing or format specs)."""
+    import string
+
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid template ({exc}): {template!r}.") from None
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if not field.isidentifier() or field.startswith("_") or spec or conversion:
+            raise ImproperlyConfigured(f"{name}: {{{field}}} must be a plain attribute name, in {template!r}.")
+        if allowed is not None and field not in allowed:
+            raise ImproperlyConfigured(f"{name}: unknown field {{{field}}}; use {', '.join(sorted(allowed))}.")
+    return template
+
+
+# The Nexthink user name of a Django user, as last_logged_on_user shows it: a template over the
+# user's attributes (username, email, first_name, last_name, ...) plus email_local (email before @).
+# Examples: CORP\{username}   {username}@corp.example   {email}
+NXQL_USER_NAME_TEMPLATE = _format_fields(
+    "NXQL_USER_NAME_TEMPLATE",
+    config.get_str("NXQL_USER_NAME_TEMPLATE", "CORP\\{username}" if NEXTHINK_USES_SIMULATOR else "{username}"),
+    None,
+)
+# Where each Engine's NXQL API is; fields: address, nxql_port, port, name, database_uid (from the
+# Engine rows that sync_engines keeps). With the simulator, one process stands for every Engine.
+NXQL_URL_TEMPLATE = _format_fields(
+    "NXQL_URL_TEMPLATE",
+    config.get_str(
+        "NXQL_URL_TEMPLATE",
+        NEXTHINK_PORTAL_URL + "/_sim/engines/{database_uid}"
+        if NEXTHINK_USES_SIMULATOR
+        else "https://{address}:{nxql_port}",
+    ),
+    {"address", "nxql_port", "port", "name", "database_uid"},
+)
+config.check_url(
+    "NXQL_URL_TEMPLATE",
+    NXQL_URL_TEMPLATE.format(address="engine", nxql_port=1671, port=443, name="engine", database_uid="0" * 32),
+    ("http", "https"),
+)
+NXQL_USERNAME = config.get_str("NXQL_USERNAME", NEXTHINK_USERNAME)
+NXQL_PASSWORD = config.get_secret("NXQL_PASSWORD", NEXTHINK_PASSWORD)
+NXQL_PLATFORMS = config.get_list("NXQL_PLATFORMS", ["windows"])
+if not NXQL_PLATFORMS or not set(NXQL_PLATFORMS) <= {"windows", "mac_os", "mobile"}:
+    raise ImproperlyConfigured(f"NXQL_PLATFORMS must list some of windows, mac_os, mobile, got {NXQL_PLATFORMS!r}.")
+NXQL_TIMEOUT_SECONDS = config.get_int("NXQL_TIMEOUT_SECONDS", 10, minimum=1, maximum=300)
+NXQL_CACHE_TTL_SECONDS = config.get_int("NXQL_CACHE_TTL_SECONDS", 900, minimum=0, maximum=7 * 24 * 3600)

@@ -74,3 +74,111 @@ def admin_user(db):
 @pytest.fixture
 def staff_group(db):
     return Group.objects.create(name="Field staff")
+
+
+@pytest.fixture
+def broker_queue(settings):
+    """The embedded broker's queue folder, emptied; call it to read the run ids waiting in it."""
+    import base64
+    import json
+    from pathlib import Path
+
+    folder = Path(settings.BROKER_DIR) / "queue"
+    for old in folder.glob("*.msg"):
+        old.unlink()
+
+    def queued_run_ids() -> list[str]:
+        ids = []
+        for message in sorted(folder.glob("*.msg")):
+            payload = json.loads(message.read_text())
+            if payload["headers"]["task"] == "actions.tasks.dispatch_run":
+                args = json.loads(base64.b64decode(payload["body"]))[0]
+                ids.append(args[0])
+        return ids
+
+    return queued_run_ids
+
+
+@pytest.fixture
+def curators(db):
+    """The "Portal curators" group that migration 0002_portal_curators_group creates."""
+    return Group.objects.get(name="Portal curators")
+
+
+@pytest.fixture
+def carol(curators):
+    """A curator: staff, in the Portal curators group, no other permission."""
+    user = User.objects.create_user("carol", "carol@corp.example", "carol-pass", is_staff=True)
+    user.groups.add(curators)
+    return user
+
+
+# --- Device resolution: one NXQL simulator per Engine -----------------------------------------
+NXQL_EMEA = "86acc8511251ec444d3a75bac33a23c7"
+NXQL_AMER = "a4690014774dcc32b919c27d616166f7"
+
+
+@pytest.fixture(scope="session")
+def nxql_servers():
+    """The NXQL APIs of two Engines, emea and amer: one simulator each, on loopback."""
+    servers = {
+        uid: sim.start_in_thread(config=sim.load_config() | {"nxql_engine": uid}) for uid in (NXQL_EMEA, NXQL_AMER)
+    }
+    yield servers
+    for server in servers.values():
+        server.shutdown()
+        server.server_close()
+
+
+class NxqlEngines:
+    """The Engine rows of the NXQL simulators, and their controls (see actions/nexthink/simulator.py)."""
+
+    def __init__(self, servers, engines):
+        self.servers = servers
+        self.emea, self.amer = engines
+
+    def url(self, engine) -> str:
+        return self.servers[engine.database_uid].url
+
+    def queries(self, engine) -> list[dict]:
+        return requests.get(self.url(engine) + "/_sim/nxql_requests", timeout=5).json()
+
+    def query_count(self) -> int:
+        return sum(len(self.queries(engine)) for engine in (self.emea, self.amer))
+
+    def set_devices(self, engine, devices: list[dict]) -> None:
+        requests.post(self.url(engine) + "/_sim/nxql", json={"devices": devices}, timeout=5).raise_for_status()
+
+    def set_answer(self, engine, answer, status: int = 200) -> None:
+        response = requests.post(self.url(engine) + "/_sim/nxql", json={"answer": answer, "status": status}, timeout=5)
+        response.raise_for_status()
+
+
+@pytest.fixture
+def nxql_engines(db, settings, nxql_servers):
+    """Engines emea and amer in the database, their NXQL simulators reset, the settings pointing at them."""
+    from actions.models import Engine
+
+    for server in nxql_servers.values():
+        requests.post(server.url + "/_sim/reset", timeout=5).raise_for_status()
+    engines = [
+        Engine.objects.create(
+            database_uid=uid,
+            name=name,
+            address="127.0.0.1",
+            nxql_port=nxql_servers[uid].server_address[1],
+            status="CONNECTED",
+        )
+        for uid, name in ((NXQL_EMEA, "engine-emea"), (NXQL_AMER, "engine-amer"))
+    ]
+    settings.DEVICE_RESOLVERS = ["directory", "nxql"]
+    settings.NXQL_URL_TEMPLATE = "http://{address}:{nxql_port}"
+    settings.NXQL_USERNAME = "portal"
+    settings.NXQL_PASSWORD = "portal-demo"
+    settings.NXQL_USER_NAME_TEMPLATE = "CORP\\{username}"
+    settings.NXQL_PLATFORMS = ["windows"]
+    settings.NXQL_TIMEOUT_SECONDS = 5
+    settings.NXQL_CACHE_TTL_SECONDS = 900
+    yield NxqlEngines(nxql_servers, engines)
+    for server in nxql_servers.values():
+        requests.post(server.url + "/_sim/reset", timeout=5)

@@ -1,3 +1,17 @@
 """Django admin, one module per area."""
 
+from django.contrib import admin
+
 from actions.admin import catalog, devices, runs  # noqa: F401
+
+
+def _portal_staff_only(request) -> bool:
+    """Superusers, and staff who hold a permission of this app (curators, IT support). Nobody else."""
+    user = request.user
+    return user.is_active and user.is_staff and (user.is_superuser or user.has_module_perms("actions"))
+
+
+admin.site.has_permission = _portal_staff_only
+admin.site.site_header = "Fix my device: IT admin"
+admin.site.site_title = "Fix my device admin"
+admin.site.index_title = "Curate actions, devices and runs"

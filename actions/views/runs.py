@@ -1,8 +1,78 @@
+from django.core.paginator import Paginator
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
 
+from actions import selectors
 from actions.models import Run
+from actions.wording import engine_explanation, status_summary
 
 
+def _own_run(request, pk) -> Run:
+    # Another user's run is a 404, exactly like a run that does not exist.
+    return get_object_or_404(selectors.runs_of(request.user).prefetch_related("engine_results"), pk=pk)
+
+
+@require_GET
 def run_detail(request, pk):
-    run = get_object_or_404(Run.objects.select_related("action", "device"), pk=pk, user=request.user)
-    return render(request, "actions/run_detail.html", {"run": run})
+    run = _own_run(request, pk)
+    results = [(result, engine_explanation(result)) for result in run.engine_results.all()]
+    return render(
+        request,
+        "actions/run_detail.html",
+        {"run": run, "summary": status_summary(run), "results": results},
+    )
+
+
+@require_GET
+def run_status(request, pk):
+    run = _own_run(request, pk)
+    return JsonResponse(run_as_json(run), headers={"Cache-Control": "no-store"})
+
+
+def run_as_json(run: Run) -> dict:
+    def when(value):
+        return value.isoformat() if value else None
+
+    return {
+        "id": str(run.pk),
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "final": run.is_final,
+        "summary": status_summary(run),
+        "attempts": run.attempts,
+        "max_attempts": run.max_attempts,
+        "error": {"code": run.error_code, "message": run.error_message} if run.error_code else None,
+        "engine_results": [
+            {
+                "database_uid": r.database_uid,
+                "engine_name": r.engine_name,
+                "code": r.code,
+                "explanation": engine_explanation(r),
+                "message": r.message,
+            }
+            for r in run.engine_results.all()
+        ],
+        "created_at": when(run.created_at),
+        "sending_at": when(run.sending_at),
+        "finished_at": when(run.finished_at),
+    }
+
+
+@require_GET
+def my_runs(request):
+    status = request.GET.get("status", "")
+    if status not in Run.Status.values:
+        status = ""
+    runs = selectors.runs_of(request.user)
+    if status:
+        runs = runs.filter(status=status)
+    page = Paginator(runs.only(*RUN_LIST_FIELDS), 20).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "actions/my_runs.html",
+        {"page": page, "status": status, "statuses": Run.Status.choices},
+    )
+
+
+RUN_LIST_FIELDS = ("id", "action_name", "device_name", "device_uid", "status", "created_at", "finished_at", "user")

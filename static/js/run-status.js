@@ -1,0 +1,80 @@
+// Keeps the run page current without a reload: polls the run's JSON status until it is final.
+(function () {
+  "use strict";
+  var box = document.getElementById("run-status");
+  if (!box || box.dataset.final === "true") return;
+  var url = box.dataset.statusUrl;
+  var delay = 1000;
+
+  function setText(field, text) {
+    var el = box.querySelector('[data-field="' + field + '"]') || document.querySelector('[data-field="' + field + '"]');
+    if (el) el.textContent = text;
+  }
+
+  function formatTime(iso) {
+    return iso ? new Date(iso).toLocaleString() : "not yet";
+  }
+
+  function renderResults(results) {
+    var body = document.getElementById("engine-results");
+    if (!body || !results.length) return;
+    body.textContent = "";
+    results.forEach(function (r) {
+      var row = document.createElement("tr");
+      var name = document.createElement("td");
+      name.textContent = r.engine_name || r.database_uid;
+      var code = document.createElement("td");
+      var c = document.createElement("code");
+      c.textContent = r.code;
+      code.appendChild(c);
+      var text = document.createElement("td");
+      text.textContent = r.explanation;
+      if (r.message) {
+        text.appendChild(document.createElement("br"));
+        var m = document.createElement("span");
+        m.className = "muted";
+        m.textContent = r.message;
+        text.appendChild(m);
+      }
+      row.append(name, code, text);
+      body.appendChild(row);
+    });
+  }
+
+  function apply(data) {
+    var label = box.querySelector('[data-field="status_label"]');
+    label.className = "status status-" + data.status;
+    label.textContent = data.status_label;
+    setText("summary", data.summary);
+    setText("attempts", data.attempts + " of " + data.max_attempts);
+    setText("sending_at", formatTime(data.sending_at));
+    setText("finished_at", formatTime(data.finished_at));
+    renderResults(data.engine_results);
+    if (data.final) {
+      box.dataset.final = "true";
+      document.querySelectorAll("[data-show-when-final]").forEach(function (el) { el.hidden = false; });
+      document.querySelectorAll("[data-hide-when-final]").forEach(function (el) { el.hidden = true; });
+    }
+    return data.final;
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        if (!apply(data)) {
+          delay = Math.min(delay * 1.3, 5000);
+          window.setTimeout(poll, delay);
+        }
+      })
+      .catch(function () {
+        delay = Math.min(delay * 2, 15000);  // the server or network hiccupped: keep trying, more slowly
+        window.setTimeout(poll, delay);
+      });
+  }
+
+  window.setTimeout(poll, delay);
+})();

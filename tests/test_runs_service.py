@@ -1,0 +1,317 @@
+"""Submitting, dispatching and reaping runs: the service layer, against the simulator over HTTP."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from actions import services
+from actions.models import EngineResult, Run, RunAttempt
+from actions.services import RunRefused, run_dispatch, run_submit, runs_reap
+from tests.factories import EMEA, make_device, make_sim_action
+
+Status = Run.Status
+
+
+@pytest.fixture
+def action(db):
+    return make_sim_action()
+
+
+@pytest.fixture
+def laptop(alice):
+    return make_device(alice, uid="da2add909a144e8235453f88dc45172f", name="LAPTOP-ALICE")
+
+
+def submit(alice, action, laptop, **kwargs):
+    return run_submit(user=alice, action=action, device=laptop, params=kwargs.pop("params", {"Mode": "full"}), **kwargs)
+
+
+def make_due(run):
+    Run.objects.filter(pk=run.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+
+# --- Submit ------------------------------------------------------------------------------------
+def test_it_stores_a_queued_run_with_a_snapshot(alice, action, laptop, settings):
+    action.timeout_seconds = 45
+    action.save()
+    action.engines.create(database_uid=EMEA, name="engine-emea")
+
+    run = submit(alice, action, laptop)
+
+    run.refresh_from_db()
+    assert run.status == Status.QUEUED
+    assert (run.action_name, str(run.action_uid), run.device_uid, run.device_name) == (
+        "Clear Teams cache",
+        "07844969-1889-4de3-9026-020af94be855",
+        "da2add909a144e8235453f88dc45172f",
+        "LAPTOP-ALICE",
+    )
+    assert (run.timeout_seconds, run.engine_uids, run.params) == (45, [EMEA], {"Mode": "full"})
+
+
+def test_it_enqueues_the_run_only_after_commit(alice, action, laptop, broker_queue, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run = submit(alice, action, laptop)
+    assert broker_queue() == []
+
+    for callback in callbacks:
+        callback()
+
+    assert broker_queue() == [str(run.pk)]
+    assert run.enqueued is True
+
+
+def test_it_keeps_the_run_queued_when_the_broker_is_down(
+    alice, action, laptop, django_capture_on_commit_callbacks, monkeypatch
+):
+    from portal.celery import app
+
+    # A Redis broker on a port where nothing listens: the connection is refused at once.
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:9/0")
+    monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            run = submit(alice, action, laptop)
+    finally:
+        app._pool = app.amqp._producer_pool = None
+
+    assert run.enqueued is False
+    assert Run.objects.get(pk=run.pk).status == Status.QUEUED
+
+
+def test_a_double_submitted_form_makes_one_run(alice, action, laptop):
+    first = submit(alice, action, laptop, idempotency_key="token-1")
+    second = submit(alice, action, laptop, idempotency_key="token-1")
+
+    assert first.pk == second.pk
+    assert Run.objects.count() == 1
+
+
+def test_the_same_token_from_another_user_is_another_run(alice, bob, action, laptop):
+    submit(alice, action, laptop, idempotency_key="token-1")
+    run_submit(user=bob, action=action, device=make_device(bob), params={}, idempotency_key="token-1")
+
+    assert Run.objects.count() == 2
+
+
+def test_it_refuses_a_run_within_the_cooldown_and_says_when(alice, action, laptop):
+    action.cooldown_minutes = 10
+    action.save()
+    first = submit(alice, action, laptop)
+
+    with pytest.raises(RunRefused, match="run it again at"):
+        submit(alice, action, laptop)
+
+    Run.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(minutes=11))
+    assert submit(alice, action, laptop).pk != first.pk
+
+
+def test_a_failed_run_does_not_start_a_cooldown(alice, action, laptop):
+    action.cooldown_minutes = 10
+    action.save()
+    Run.objects.filter(pk=submit(alice, action, laptop).pk).update(status=Status.FAILED)
+
+    assert submit(alice, action, laptop).status == Status.QUEUED
+
+
+def test_it_refuses_runs_over_the_daily_limit(alice, action, laptop):
+    action.daily_limit_per_user = 2
+    action.save()
+    submit(alice, action, laptop)
+    submit(alice, action, laptop)
+
+    with pytest.raises(RunRefused, match="2 times today"):
+        submit(alice, action, laptop)
+    assert Run.objects.count() == 2
+
+
+# --- Dispatch ----------------------------------------------------------------------------------
+def test_it_sends_the_run_and_stores_each_engines_answer(alice, action, laptop, use_simulator, sim_requests):
+    run = submit(alice, action, laptop)
+
+    result = run_dispatch(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert result.status == Status.PARTIAL == run.status  # the third Engine has no licence
+    assert [(r.database_uid, r.code) for r in run.engine_results.all()] == [
+        ("86acc8511251ec444d3a75bac33a23c7", "ok"),
+        ("a4690014774dcc32b919c27d616166f7", "ok"),
+        ("ce80dddfdb7a5c2346c4ac184b7d6a54", "engine_error"),
+    ]
+    [sent] = sim_requests()
+    assert sent["body"]["requestUid"] == str(run.pk)
+    assert sent["body"]["params"] == {"Mode": "full"}
+    assert run.finished_at is not None and run.attempts == 1
+
+
+def test_it_succeeds_when_every_targeted_engine_says_ok(alice, action, laptop, use_simulator):
+    action.engines.create(database_uid=EMEA, name="engine-emea")
+    run = submit(alice, action, laptop)
+
+    run_dispatch(run_id=run.pk)
+
+    assert Run.objects.get(pk=run.pk).status == Status.SUCCEEDED
+    assert EngineResult.objects.get(run=run).engine_name == "engine-emea"
+
+
+def test_a_second_delivery_of_the_task_makes_no_second_call(alice, action, laptop, use_simulator, sim_requests):
+    run = submit(alice, action, laptop)
+
+    assert run_dispatch(run_id=run.pk) is not None
+    assert run_dispatch(run_id=run.pk) is None
+
+    assert len(sim_requests()) == 1
+    assert RunAttempt.objects.filter(run=run).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_at_once_make_one_call(alice, action, laptop, use_simulator, sim_requests):
+    run = submit(alice, action, laptop)
+    results = []
+
+    def worker():
+        try:
+            results.append(run_dispatch(run_id=run.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(result is not None for result in results) == 1
+    assert len(sim_requests()) == 1
+
+
+def test_a_retryable_failure_is_retried_then_succeeds(alice, action, laptop, use_simulator, inject_fault, sim_requests):
+    action.engines.create(database_uid=EMEA, name="engine-emea")
+    inject_fault("internal_error", times=1)
+    run = submit(alice, action, laptop)
+
+    first = run_dispatch(run_id=run.pk)
+    run.refresh_from_db()
+    assert first.status == Status.RETRYING == run.status
+    assert 0 < first.retry_in <= 2
+    assert run.error_code == "INTERNAL_ERROR"
+    assert run_dispatch(run_id=run.pk) is None  # not due yet
+
+    make_due(run)
+    second = run_dispatch(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert second.status == Status.SUCCEEDED == run.status
+    assert [(a.number, a.outcome, a.error_code) for a in run.attempt_log.all()] == [
+        (1, "retryable", "INTERNAL_ERROR"),
+        (2, "answered", ""),
+    ]
+    assert len(sim_requests()) == 2
+
+
+def test_it_fails_with_the_reason_after_its_last_retry(alice, action, laptop, use_simulator, inject_fault, settings):
+    settings.RUN_MAX_ATTEMPTS = 2
+    inject_fault("html_502", times=0)
+    run = submit(alice, action, laptop)
+
+    run_dispatch(run_id=run.pk)
+    make_due(run)
+    last = run_dispatch(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert last.status == Status.FAILED == run.status
+    assert (run.attempts, run.error_code, run.error_kind) == (2, "UNAVAILABLE", "retryable")
+    assert "unavailable" in run.error_message
+
+
+def test_a_permanent_failure_is_not_retried(alice, laptop, use_simulator, sim_requests):
+    action = make_sim_action(nexthink_uid="e6bb97be-0957-49e0-9922-1a684d093858")  # no manual execution
+    run = submit(alice, action, laptop)
+
+    result = run_dispatch(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert result.status == Status.FAILED == run.status
+    assert (run.error_code, run.error_kind) == ("NO_MANUAL_EXECUTION", "permanent")
+    assert run.error_message == "This action cannot be started on request in Nexthink. Please contact IT."
+    assert len(sim_requests()) == 1
+
+
+def test_no_answer_means_outcome_unknown_and_no_resend(
+    alice, action, laptop, use_simulator, inject_fault, sim_requests
+):
+    inject_fault("drop")
+    run = submit(alice, action, laptop)
+
+    result = run_dispatch(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert result.status == Status.UNKNOWN == run.status
+    assert result.retry_in is None and run.next_attempt_at is None
+    assert run.error_code == "CONNECTION_LOST"
+    assert len(sim_requests()) == 1
+
+
+def test_it_rechecks_the_device_owner_before_sending(alice, bob, action, laptop, use_simulator, sim_requests):
+    run = submit(alice, action, laptop)
+    laptop.owner = bob
+    laptop.save()
+
+    result = run_dispatch(run_id=run.pk)
+
+    assert result.status == Status.FAILED
+    assert Run.objects.get(pk=run.pk).error_code == "DEVICE_NOT_OWNED"
+    assert sim_requests() == []
+
+
+def test_it_does_not_send_an_action_withdrawn_after_submit(alice, action, laptop, use_simulator, sim_requests):
+    run = submit(alice, action, laptop)
+    action.enabled = False
+    action.save()
+
+    run_dispatch(run_id=run.pk)
+
+    assert Run.objects.get(pk=run.pk).error_code == "ACTION_WITHDRAWN"
+    assert sim_requests() == []
+
+
+def test_retry_delays_grow_and_stay_capped(settings):
+    settings.RUN_RETRY_BASE_SECONDS, settings.RUN_RETRY_MAX_SECONDS = 2, 60
+    delays = [services.retry_delay(n) for n in range(1, 10)]
+
+    assert 1 <= delays[0] <= 2 and 4 <= delays[2] <= 8
+    assert all(30 <= d <= 60 for d in delays[6:])
+
+
+# --- Reap --------------------------------------------------------------------------------------
+def test_the_reaper_requeues_runs_the_broker_lost(alice, action, laptop, broker_queue):
+    old = submit(alice, action, laptop)
+    Run.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    recent = submit(alice, action, laptop)
+
+    report = runs_reap()
+
+    assert report.requeued == 1
+    assert broker_queue() == [str(old.pk)]
+    assert Run.objects.get(pk=recent.pk).status == Status.QUEUED
+
+
+def test_the_reaper_marks_runs_stuck_in_sending_as_unknown(alice, action, laptop, settings):
+    stuck, busy = submit(alice, action, laptop), submit(alice, action, laptop)
+    long_ago = timezone.now() - timedelta(
+        seconds=stuck.timeout_seconds + 5 + 15 + settings.RUN_SENDING_GRACE_SECONDS + 1
+    )
+    Run.objects.filter(pk=stuck.pk).update(status=Status.SENDING, sending_at=long_ago)
+    Run.objects.filter(pk=busy.pk).update(status=Status.SENDING, sending_at=timezone.now() - timedelta(seconds=30))
+
+    report = runs_reap()
+
+    assert report.marked_unknown == 1
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.error_code) == (Status.UNKNOWN, "WORKER_LOST")
+    assert Run.objects.get(pk=busy.pk).status == Status.SENDING
+    assert run_dispatch(run_id=stuck.pk) is None  # and it is never resent

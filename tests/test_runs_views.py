@@ -1,0 +1,149 @@
+"""The run page, its JSON status and the employee's history: own runs only."""
+
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from actions.models import EngineResult, Run
+from actions.services import run_submit
+from tests.factories import make_device, make_sim_action
+
+Status = Run.Status
+
+
+@pytest.fixture
+def alice_run(alice):
+    action = make_sim_action(slug="clear-teams-cache")
+    return run_submit(
+        user=alice, action=action, device=make_device(alice, name="LAPTOP-ALICE"), params={"Mode": "full"}
+    )
+
+
+def finish(run, status, *results):
+    Run.objects.filter(pk=run.pk).update(status=status)
+    for uid, code, message in results:
+        EngineResult.objects.create(
+            run=run, database_uid=uid, engine_name=f"engine-{uid[:4]}", code=code, message=message
+        )
+
+
+def test_it_shows_each_engine_answer_in_plain_words(client, alice, alice_run):
+    finish(alice_run, Status.PARTIAL, ("a" * 32, "ok", ""), ("b" * 32, "not_connected", "device offline"))
+    client.force_login(alice)
+
+    page = client.get(alice_run.get_absolute_url()).content.decode()
+
+    assert "Partly succeeded" in page
+    assert "Your device isn&#x27;t connected to Nexthink right now. Switch it on" in page
+    assert "device offline" in page and "engine-aaaa" in page
+    assert "Mode" in page and "full" in page
+    assert 'data-final="true"' in page
+    assert "?again=" in page
+
+
+def test_a_run_in_progress_polls_and_offers_no_run_again_yet(client, alice, alice_run):
+    client.force_login(alice)
+
+    page = client.get(alice_run.get_absolute_url()).content.decode()
+
+    assert 'data-final="false"' in page
+    assert "js/run-status.js" in page
+    assert "Waiting to be sent to Nexthink" in page
+
+
+def test_the_status_endpoint_gives_the_run_as_json(client, alice, alice_run):
+    finish(alice_run, Status.SUCCEEDED, ("a" * 32, "ok", ""))
+    client.force_login(alice)
+
+    response = client.get(reverse("run_status", args=[alice_run.pk]))
+
+    data = response.json()
+    assert response["Cache-Control"] == "no-store"
+    assert (data["id"], data["status"], data["final"]) == (str(alice_run.pk), "succeeded", True)
+    assert data["engine_results"][0]["code"] == "ok"
+    assert data["engine_results"][0]["explanation"].startswith("Nexthink accepted the action")
+
+
+@pytest.mark.parametrize("name", ["run_detail", "run_status"])
+def test_another_users_run_is_not_found(client, bob, alice_run, name):
+    client.force_login(bob)
+
+    assert client.get(reverse(name, args=[alice_run.pk])).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["run_detail", "run_status"])
+def test_an_unknown_run_is_not_found(client, alice, name):
+    client.force_login(alice)
+
+    assert client.get(reverse(name, args=[uuid.uuid4()])).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["run_detail", "run_status"])
+def test_signing_in_is_required(client, alice_run, name):
+    response = client.get(reverse(name, args=[alice_run.pk]))
+
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_my_runs_lists_only_my_runs_newest_first_and_pages(client, alice, bob):
+    action = make_sim_action()
+    mine = make_device(alice)
+    for n in range(23):
+        run_submit(user=alice, action=action, device=mine, params={}, idempotency_key=f"k{n}")
+    run_submit(user=bob, action=action, device=make_device(bob, name="BOBS-PC"), params={})
+    client.force_login(alice)
+
+    first = client.get(reverse("my_runs"))
+    second = client.get(reverse("my_runs") + "?page=2")
+
+    runs = list(first.context["page"].object_list) + list(second.context["page"].object_list)
+    assert len(runs) == 23
+    assert [r.created_at for r in runs] == sorted((r.created_at for r in runs), reverse=True)
+    assert "BOBS-PC" not in first.content.decode() + second.content.decode()
+
+
+def test_my_runs_filters_by_status(client, alice):
+    action = make_sim_action()
+    device = make_device(alice)
+    failed = run_submit(user=alice, action=action, device=device, params={}, idempotency_key="a")
+    run_submit(user=alice, action=action, device=device, params={}, idempotency_key="b")
+    Run.objects.filter(pk=failed.pk).update(status=Status.FAILED)
+    client.force_login(alice)
+
+    response = client.get(reverse("my_runs") + "?status=failed")
+    bogus = client.get(reverse("my_runs") + "?status=<script>")
+
+    assert [r.pk for r in response.context["page"].object_list] == [failed.pk]
+    assert len(bogus.context["page"].object_list) == 2
+
+
+def test_run_again_prefills_the_form_as_the_run_was_sent(client, alice):
+    from tests.factories import make_parameter
+
+    action = make_sim_action(slug="repair")
+    make_parameter(action, name="Mode", label="Mode")
+    make_parameter(action, name="Reboot", label="Reboot", kind="boolean")
+    device = make_device(alice)
+    run = run_submit(user=alice, action=action, device=device, params={"Mode": "deep", "Reboot": "true"})
+    client.force_login(alice)
+
+    form = client.get(reverse("action_detail", args=["repair"]) + f"?again={run.pk}").context["form"]
+
+    assert form["param_Mode"].value() == "deep"
+    assert form["param_Reboot"].value() is True
+    assert form["device"].value() == device.uid
+
+
+def test_run_again_ignores_another_users_run(client, alice, bob):
+    from tests.factories import make_parameter
+
+    action = make_sim_action(slug="repair")
+    make_parameter(action, name="Mode", label="Mode", default="quick")
+    bobs = run_submit(user=bob, action=action, device=make_device(bob), params={"Mode": "secret"})
+    make_device(alice)
+    client.force_login(alice)
+
+    form = client.get(reverse("action_detail", args=["repair"]) + f"?again={bobs.pk}").context["form"]
+
+    assert form["param_Mode"].value() == "quick"

@@ -8,6 +8,7 @@ names the variable (see .env.example for every variable).
 from __future__ import annotations
 
 import secrets
+import string
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -109,3 +110,20 @@ def local_secret_key(path: Path) -> str:
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def get_template(name: str, default: str, *, allowed: set[str] | None = None) -> str:
+    """A str.format template naming plain fields only (no attribute access, indexing or format specs)."""
+    template = get_str(name) or default
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid template ({exc}): {template!r}.") from None
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if not field.isidentifier() or field.startswith("_") or spec or conversion:
+            raise ImproperlyConfigured(f"{name}: {{{field}}} must be a plain attribute name, in {template!r}.")
+        if allowed is not None and field not in allowed:
+            raise ImproperlyConfigured(f"{name}: unknown field {{{field}}}; use {', '.join(sorted(allowed))}.")
+    return template

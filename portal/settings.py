@@ -151,6 +151,7 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        "polling_interval": 0.2,  # seconds between looks at the folder: the demo's pickup latency
     }
 CELERY_TASK_ALWAYS_EAGER = False
 # Runs are stored in the database; the broker only carries ids, as JSON.
@@ -256,43 +257,20 @@ if (
     )
 
 
-def _format_fields(name: str, template: str, allowed: set[str] | None) -> str:
-    """A str.format template naming plain fields only (no attribute access, indexing or format specs)."""
-    import string
-
-    try:
-        parts = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} is not a valid template ({exc}): {template!r}.") from None
-    for _, field, spec, conversion in parts:
-        if field is None:
-            continue
-        if not field.isidentifier() or field.startswith("_") or spec or conversion:
-            raise ImproperlyConfigured(f"{name}: {{{field}}} must be a plain attribute name, in {template!r}.")
-        if allowed is not None and field not in allowed:
-            raise ImproperlyConfigured(f"{name}: unknown field {{{field}}}; use {', '.join(sorted(allowed))}.")
-    return template
-
-
 # The Nexthink user name of a Django user, as last_logged_on_user shows it: a template over the
 # user's attributes (username, email, first_name, last_name, ...) plus email_local (email before @).
 # Examples: CORP\{username}   {username}@corp.example   {email}
-NXQL_USER_NAME_TEMPLATE = _format_fields(
-    "NXQL_USER_NAME_TEMPLATE",
-    config.get_str("NXQL_USER_NAME_TEMPLATE", "CORP\\{username}" if NEXTHINK_USES_SIMULATOR else "{username}"),
-    None,
+NXQL_USER_NAME_TEMPLATE = config.get_template(
+    "NXQL_USER_NAME_TEMPLATE", "CORP\\{username}" if NEXTHINK_USES_SIMULATOR else "{username}"
 )
 # Where each Engine's NXQL API is; fields: address, nxql_port, port, name, database_uid (from the
 # Engine rows that sync_engines keeps). With the simulator, one process stands for every Engine.
-NXQL_URL_TEMPLATE = _format_fields(
+NXQL_URL_TEMPLATE = config.get_template(
     "NXQL_URL_TEMPLATE",
-    config.get_str(
-        "NXQL_URL_TEMPLATE",
-        NEXTHINK_PORTAL_URL + "/_sim/engines/{database_uid}"
-        if NEXTHINK_USES_SIMULATOR
-        else "https://{address}:{nxql_port}",
-    ),
-    {"address", "nxql_port", "port", "name", "database_uid"},
+    NEXTHINK_PORTAL_URL + "/_sim/engines/{database_uid}"
+    if NEXTHINK_USES_SIMULATOR
+    else "https://{address}:{nxql_port}",
+    allowed={"address", "nxql_port", "port", "name", "database_uid"},
 )
 config.check_url(
     "NXQL_URL_TEMPLATE",

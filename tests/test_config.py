@@ -87,3 +87,29 @@ def test_it_reads_booleans_strictly(monkeypatch, raw, value):
     monkeypatch.setenv("SOME_FLAG", raw)
 
     assert config.get_bool("SOME_FLAG", True) is value
+
+
+def test_production_settings_pass_the_deploy_checks():
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "k" * 20 + "Qx7-pR2_vT9#mZ4!wL6&" + "a1b2c3d4e5f6g7h8i9j0",
+        "ALLOWED_HOSTS": "portal.corp.example",
+        "CSRF_TRUSTED_ORIGINS": "https://portal.corp.example",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "NEXTHINK_PORTAL_URL": "https://nexthink.corp.example",
+        "NEXTHINK_USERNAME": "portal-api",
+        "NEXTHINK_PASSWORD": "from-a-vault",
+    }
+    env.pop("HTTPS", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout

@@ -6,21 +6,16 @@ when Redis is unreachable, except under CI=true, where that is a failure.
 
 import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import redis
-from django.db import connection
 from django.urls import reverse
 
 from actions.models import Run
 from actions.services import run_dispatch, runs_reap
 from tests.factories import EMEA, make_device, make_parameter, make_sim_action
+from tests.worker import Worker, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -36,14 +31,6 @@ def redis_or_skip() -> redis.Redis:
     return client
 
 
-def database_url() -> str:
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{s['NAME']}"
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 @pytest.fixture
 def redis_broker(monkeypatch):
     """This process publishes to Redis for the test, as the portal does in production."""
@@ -57,68 +44,11 @@ def redis_broker(monkeypatch):
     app._pool = app.amqp._producer_pool = None
 
 
-class Worker:
-    def __init__(self, simulator_url: str, log_path: Path):
-        env = os.environ | {
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": database_url(),
-            "CELERY_BROKER_URL": REDIS_URL,
-            "NEXTHINK_PORTAL_URL": simulator_url,
-            "NEXTHINK_USERNAME": "portal",
-            "NEXTHINK_PASSWORD": "portal-demo",
-            "NEXTHINK_READ_MARGIN_SECONDS": "2",
-        }
-        self.log_path = log_path
-        self.log = log_path.open("w")
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while "ready." not in log_path.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the worker did not start:\n" + log_path.read_text())
-            time.sleep(0.2)
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 @pytest.fixture
 def worker(redis_broker, use_simulator, tmp_path):
-    started = Worker(use_simulator.url, tmp_path / "worker.log")
+    started = Worker(use_simulator.url, tmp_path / "worker.log", broker_url=REDIS_URL)
     yield started
     started.stop()
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_form_post_travels_through_redis_and_a_worker_to_nexthink_and_back(client, alice, worker, sim_requests):
@@ -154,11 +84,11 @@ def test_a_killed_worker_leaves_the_run_unknown_and_it_is_never_resent(
     device = make_device(alice, uid="da2add909a144e8235453f88dc45172f")
     from actions.services import run_submit
 
-    first = Worker(use_simulator.url, tmp_path / "first.log")
+    first = Worker(use_simulator.url, tmp_path / "first.log", broker_url=REDIS_URL)
     run = run_submit(user=alice, action=action, device=device, params={})
     wait_for(lambda: Run.objects.get(pk=run.pk).status == Run.Status.SENDING)
     first.stop(signal.SIGKILL)
-    second = Worker(use_simulator.url, tmp_path / "second.log")
+    second = Worker(use_simulator.url, tmp_path / "second.log", broker_url=REDIS_URL)
     try:
         sending_at = Run.objects.get(pk=run.pk).sending_at
         from datetime import timedelta

@@ -1,0 +1,85 @@
+"""Demo users, Engines, devices and catalog, matching the built-in simulator. Never in production."""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from actions.catalog_transfer import import_catalog
+from actions.models import Device, Engine
+from actions.nexthink import simulator
+
+CATALOG = Path(__file__).resolve().parents[2] / "demo" / "catalog.json"
+USERS = [  # user name, password, first name, superuser
+    ("alice", "alice-demo", "Alice", False),
+    ("bob", "bob-demo", "Bob", False),
+    ("admin", "admin-demo", "IT admin", True),
+]
+DEVICES = {"alice": ["LAPTOP-ALICE"], "bob": ["LAPTOP-BOB", "DESKTOP-BOB"]}
+
+
+class Command(BaseCommand):
+    help = "Load the demo data (users alice, bob, admin). Refuses unless DEBUG is on and Nexthink is the simulator."
+
+    def handle(self, *args, **options):
+        if not (settings.DEBUG and settings.NEXTHINK_USES_SIMULATOR):
+            raise CommandError("Demo data is for the demo only: DEBUG=true and no NEXTHINK_PORTAL_URL.")
+        config = simulator.load_config()
+        with transaction.atomic():
+            users = {name: self._user(name, password, first, su) for name, password, first, su in USERS}
+            engines = {e["databaseUID"]: self._engine(e) for e in config["engines"]}
+            for device in config["devices"]:
+                owner = next((u for u, names in DEVICES.items() if device["name"] in names), None)
+                if owner:
+                    self._device(device, users[owner], engines.get(device["engine"]))
+            report = import_catalog(json.loads(CATALOG.read_text()))
+        if report.rejected:
+            raise CommandError(f"The demo catalog was rejected: {report.rejected}")
+        self.stdout.write(
+            f"Demo data ready: {len(users)} users, {len(engines)} Engines, "
+            f"{sum(map(len, DEVICES.values()))} devices, {len(report.created) + len(report.updated) + len(report.unchanged)} actions."
+        )
+
+    @staticmethod
+    def _user(name: str, password: str, first_name: str, superuser: bool) -> User:
+        user, _ = User.objects.get_or_create(username=name)
+        user.first_name, user.email = first_name, f"{name}@corp.example"
+        user.is_staff = user.is_superuser = superuser
+        user.set_password(password)
+        user.save()
+        return user
+
+    @staticmethod
+    def _engine(item: dict) -> Engine:
+        engine, _ = Engine.objects.update_or_create(
+            database_uid=item["databaseUID"],
+            defaults={
+                "name": item["name"],
+                "address": item["address"],
+                "port": item["port"],
+                "status": item["status"],
+                "last_synced_at": timezone.now(),
+            },
+        )
+        return engine
+
+    @staticmethod
+    def _device(item: dict, owner: User, engine: Engine | None) -> None:
+        now = timezone.now()
+        Device.objects.update_or_create(
+            uid=item["uid"],
+            defaults={
+                "name": item["name"],
+                "owner": owner,
+                "engine": engine,
+                "platform": item.get("platform", ""),
+                "last_seen_at": now - timedelta(minutes=item.get("last_seen_minutes_ago", 0)),
+                "source": Device.Source.IMPORT,
+                "confirmed_at": now,
+            },
+        )

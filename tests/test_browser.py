@@ -1,0 +1,203 @@
+"""End to end in a real headless Chromium: sign in, catalog, action form, run page updating live.
+
+Drives Debian's `chromium` with Playwright (no browser download) against the live test server, a
+real Celery worker on the embedded filesystem broker, and the Act API simulator. Skipped with the
+reason when Chromium is missing, except under CI=true, where that is a failure. Screenshots of the
+pages go to artifacts/screenshots/ at the repository root.
+"""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import Page, expect, sync_playwright
+
+from actions.models import Run
+from tests.factories import EMEA, SIM_ACTION, make_device, make_parameter, make_sim_action
+from tests.worker import FILESYSTEM_BROKER, ROOT, Worker
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+PHONE = {"width": 360, "height": 740}
+# Long enough for a cold worker start and the page's polling back-off (at most 5 s between polls).
+LIVE_UPDATE_TIMEOUT_MS = 30_000
+ALICE_DEVICE = "da2add909a144e8235453f88dc45172f"
+
+
+def chromium_or_skip() -> str:
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
+    if found is None:
+        reason = "Debian's chromium is not installed (apt-get install chromium; bin/test does it as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}, and CI=true requires the browser test")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    executable = chromium_or_skip()
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test body are
+    # still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def screenshot():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(page: Page, name: str) -> None:
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+    return take
+
+
+def sign_in(browser, base_url: str, username: str, password: str) -> Page:
+    """A new browser context (its own cookies), signed in through the real login page."""
+    page = browser.new_context(base_url=base_url).new_page()
+    page.goto(reverse("login"))
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(base_url + reverse("catalog"))
+    expect(page.get_by_role("button", name=f"Sign out {username}")).to_be_visible()
+    return page
+
+
+def focused(page: Page) -> str:
+    return page.evaluate(
+        "() => { const e = document.activeElement;"
+        " return e ? e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' ' + (e.textContent || '').trim().slice(0, 40)"
+        " : 'none'; }"
+    )
+
+
+def tab_to(page: Page, target, max_presses: int = 30) -> None:
+    """Press Tab until `target` has the focus; fail, naming where the focus went, if it never does."""
+    path = []
+    for _ in range(max_presses):
+        page.keyboard.press("Tab")
+        if target.evaluate("element => element === document.activeElement"):
+            return
+        path.append(focused(page))
+    pytest.fail(f"{target} not reached with {max_presses} Tabs; the focus went through {path}")
+
+
+def assert_fits_phone_width(page: Page) -> None:
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} scrolls sideways at phone width: {width}px wide"
+
+
+def test_an_employee_runs_an_action_and_watches_it_succeed_live(
+    browser, live_server, alice, bob, use_simulator, sim_requests, broker_queue, screenshot, tmp_path
+):
+    action = make_sim_action(slug="clear-teams-cache", summary="Fixes Teams when it is slow or will not sign in.")
+    action.engines.create(database_uid=EMEA, name="engine-emea")
+    make_parameter(action, name="Mode", label="Mode", required=True, help_text="quick or full")
+    make_device(alice, uid=ALICE_DEVICE, name="LAPTOP-ALICE")
+    make_device(bob, name="LAPTOP-BOB")
+    base = live_server.url
+
+    # Alice signs in, opens the catalog and picks the action.
+    page = sign_in(browser, base, "alice", "alice-pass")
+    problems = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Fix my device")
+    screenshot(page, "catalog")
+    phone = page.context.new_page()
+    phone.set_viewport_size(PHONE)
+    phone.goto(reverse("catalog"))
+    screenshot(phone, "catalog-phone")
+    assert_fits_phone_width(phone)
+    page.get_by_role("link", name="Clear Teams cache").click()
+    expect(page).to_have_url(base + reverse("action_detail", args=[action.slug]))
+    expect(page.get_by_text("Your device: LAPTOP-ALICE")).to_be_visible()
+
+    # Keyboard only: the skip link comes first and skips the header; then the parameter and the button.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="All actions")).to_be_focused()
+    tab_to(page, page.get_by_label("Mode", exact=True))
+    page.keyboard.type("full")
+    submit = page.get_by_role("button", name="Run “Clear Teams cache”")
+    tab_to(page, submit)
+    screenshot(page, "action")
+    phone.goto(reverse("action_detail", args=[action.slug]))
+    screenshot(phone, "action-phone")
+    assert_fits_phone_width(phone)
+    page.keyboard.press("Enter")
+
+    # The run page, before any worker runs: queued in the embedded broker, and polling.
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}/$"))
+    run = Run.objects.get()
+    assert (run.user, run.status, run.params) == (alice, Run.Status.QUEUED, {"Mode": "full"})
+    assert page.url == base + run.get_absolute_url()
+    assert broker_queue() == [str(run.pk)]
+    status = page.locator("#run-status [data-field=status_label]")
+    expect(status).to_have_text("Queued")
+    expect(page.locator("#engine-results")).to_have_text("No answer yet.")
+    expect(page.get_by_role("link", name="Run again")).to_be_hidden()
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+    page.evaluate("() => { window.__marker = 1; }")
+
+    # A real worker takes the run from the broker; the page turns to succeeded by itself.
+    worker = Worker(use_simulator.url, tmp_path / "worker.log", broker_url=FILESYSTEM_BROKER)
+    try:
+        expect(status).to_have_text("Succeeded", timeout=LIVE_UPDATE_TIMEOUT_MS)
+        rows = page.locator("#engine-results tr")
+        expect(rows).to_have_count(1)
+        expect(rows.first.locator("td")).to_have_text(
+            ["engine-emea", "ok", re.compile(r"^Nexthink accepted the action for your device")]
+        )
+    finally:
+        worker.stop()
+        print(worker.log_path.read_text())  # shown by pytest when the test fails
+    expect(page.get_by_role("link", name="Run again")).to_be_visible()
+    assert page.evaluate("() => window.__marker") == 1, "the run page was reloaded"
+    assert navigations == [] and page.url == base + run.get_absolute_url()
+    screenshot(page, "run")
+    phone.goto(run.get_absolute_url())
+    screenshot(phone, "run-phone")
+    assert_fits_phone_width(phone)
+    assert problems == []
+
+    [sent] = sim_requests()
+    assert sent["body"]["remoteActionUid"] == SIM_ACTION and sent["body"]["requestUid"] == str(run.pk)
+    assert sent["body"]["deviceUids"] == [ALICE_DEVICE] and sent["body"]["params"] == {"Mode": "full"}
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED
+    assert [(r.engine_name, r.code) for r in run.engine_results.all()] == [("engine-emea", "ok")]
+    own_status = page.request.get(reverse("run_status", args=[run.pk]))
+    assert own_status.status == 200 and own_status.json()["status"] == "succeeded"
+
+    # Bob, signed in in his own browser context, cannot open Alice's run nor its status.
+    bob_page = sign_in(browser, base, "bob", "bob-pass")
+    response = bob_page.goto(run.get_absolute_url())
+    assert response.status == 404
+    assert "LAPTOP-ALICE" not in bob_page.content() and str(run.pk) not in bob_page.content()
+    screenshot(bob_page, "not-found")
+    response = bob_page.goto(reverse("run_status", args=[run.pk]))
+    assert response.status == 404
+    assert "LAPTOP-ALICE" not in bob_page.content()

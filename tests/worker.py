@@ -1,0 +1,94 @@
+"""A real Celery worker process for the tests that need one, and a way to wait on what it does.
+
+The worker runs `celery -A portal worker` with the test settings, against the test database of the
+running test (SQLite file or PostgreSQL, see `database_url`), on the broker the test names: Redis,
+or the embedded filesystem broker in the test process's PORTAL_VAR_DIR (var/test/broker/).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+FILESYSTEM_BROKER = "filesystem://"
+
+
+def database_url() -> str:
+    """The test database this process uses, as a DATABASE_URL another process can open."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def wait_for(predicate, timeout=30.0):
+    """Poll `predicate` until it returns something truthy, and return that; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+class Worker:
+    """`celery -A portal worker` in a subprocess; the constructor returns once it is ready."""
+
+    def __init__(self, simulator_url: str, log_path: Path, *, broker_url: str):
+        from django.conf import settings
+
+        env = os.environ | {
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            # The same var folder as this process: same embedded broker folder, same test files.
+            "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": broker_url,
+            "NEXTHINK_PORTAL_URL": simulator_url,
+            "NEXTHINK_USERNAME": "portal",
+            "NEXTHINK_PASSWORD": "portal-demo",
+            "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "5",
+            "NEXTHINK_READ_MARGIN_SECONDS": "2",
+        }
+        self.log_path = log_path
+        self.log = log_path.open("w")
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while "ready." not in log_path.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop(signal.SIGKILL)
+                raise RuntimeError("the worker did not start:\n" + log_path.read_text())
+            time.sleep(0.2)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if not self.log.closed:
+            self.log.close()

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from actions import devices
 from actions.models import Device, Engine, EngineResult, RemoteAction, Run, RunAttempt
 from actions.nexthink.client import EngineAnswer, client_from_settings
 from actions.nexthink.errors import ActApiError, ErrorKind
@@ -162,8 +163,7 @@ def _still_allowed(run: Run) -> tuple[str, str] | None:
     """Re-check, at send time, what was checked at submit time."""
     if run.action is None or not run.action.enabled:
         return "ACTION_WITHDRAWN", "IT withdrew this action before it was sent."
-    if run.device is None or run.device.owner_id != run.user_id or run.device.uid != run.device_uid:
-        log.warning("run %s device %s is no longer owned by %s", run.pk, run.device_uid, run.user.get_username())
+    if run.device is None or run.device.uid != run.device_uid or not devices.device_is_owned_by(run.device, run.user):
         return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
     return None
 

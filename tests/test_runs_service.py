@@ -256,16 +256,18 @@ def test_no_answer_means_outcome_unknown_and_no_resend(
     assert len(sim_requests()) == 1
 
 
-def test_it_rechecks_the_device_owner_before_sending(alice, bob, action, laptop, use_simulator, sim_requests):
+def test_it_rechecks_the_device_owner_before_sending(alice, bob, action, laptop, use_simulator, sim_requests, caplog):
     run = submit(alice, action, laptop)
     laptop.owner = bob
     laptop.save()
 
-    result = run_dispatch(run_id=run.pk)
+    with caplog.at_level("WARNING", logger="actions.security"):
+        result = run_dispatch(run_id=run.pk)
 
     assert result.status == Status.FAILED
     assert Run.objects.get(pk=run.pk).error_code == "DEVICE_NOT_OWNED"
     assert sim_requests() == []
+    assert any("device_not_owned" in r.getMessage() and laptop.uid in r.getMessage() for r in caplog.records)
 
 
 def test_it_does_not_send_an_action_withdrawn_after_submit(alice, action, laptop, use_simulator, sim_requests):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -48,6 +49,8 @@ def action_detail(request, slug):
                 # Cooldown, daily limit...: the message is for the employee, shown above the form.
                 form.add_error(None, str(exc))
             else:
+                if getattr(run, "enqueued", None) is False:
+                    messages.info(request, "Your request is saved and will be sent to Nexthink shortly.")
                 return redirect(run.get_absolute_url())
     else:
         initial = rerun_initial(request.user, action, request.GET.get("again", ""))

@@ -1,0 +1,56 @@
+"""Runs in admin: read-only history; retry makes a new run linked to the old one."""
+
+from django.urls import reverse
+
+from actions.models import Run
+from actions.services import run_submit
+from tests.factories import make_device, make_sim_action
+
+
+def failed_run(user, action=None):
+    action = action or make_sim_action()
+    run = run_submit(user=user, action=action, device=make_device(user), params={"Mode": "x"})
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error_code="UNAVAILABLE")
+    return run
+
+
+def test_retry_makes_a_new_linked_run_for_the_same_user(admin_client, admin_user, alice):
+    old = failed_run(alice)
+
+    response = admin_client.post(
+        reverse("admin:actions_run_changelist"), {"action": "retry_runs", "_selected_action": [str(old.pk)]}
+    )
+
+    assert response.status_code == 302
+    new = Run.objects.exclude(pk=old.pk).get()
+    assert (new.retry_of_id, new.user, new.requested_by, new.status) == (old.pk, alice, admin_user, "queued")
+    assert new.params == {"Mode": "x"}
+
+
+def test_retry_skips_runs_that_did_not_fail(admin_client, alice):
+    run = run_submit(user=alice, action=make_sim_action(), device=make_device(alice), params={})
+
+    admin_client.post(
+        reverse("admin:actions_run_changelist"), {"action": "retry_runs", "_selected_action": [str(run.pk)]}
+    )
+
+    assert Run.objects.count() == 1
+
+
+def test_runs_cannot_be_edited_in_admin(admin_client, alice):
+    run = failed_run(alice)
+
+    page = admin_client.get(reverse("admin:actions_run_change", args=[run.pk])).content.decode()
+    admin_client.post(reverse("admin:actions_run_change", args=[run.pk]), {"status": "succeeded"})
+
+    assert 'name="status"' not in page
+    assert Run.objects.get(pk=run.pk).status == Run.Status.FAILED
+
+
+def test_runs_are_searchable_by_request_uid(admin_client, alice):
+    run = failed_run(alice)
+    failed_run(alice, run.action)
+
+    response = admin_client.get(reverse("admin:actions_run_changelist"), {"q": str(run.pk)})
+
+    assert [r.pk for r in response.context["cl"].result_list] == [run.pk]

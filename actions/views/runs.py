@@ -1,6 +1,8 @@
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_GET
 
 from actions import selectors
@@ -34,6 +36,9 @@ def run_as_json(run: Run) -> dict:
     def when(value):
         return value.isoformat() if value else None
 
+    def shown(value):  # as the page shows it, so a live update reads the same as a reload
+        return date_format(timezone.localtime(value), "DATETIME_FORMAT") if value else "not yet"
+
     return {
         "id": str(run.pk),
         "status": run.status,
@@ -56,6 +61,8 @@ def run_as_json(run: Run) -> dict:
         "created_at": when(run.created_at),
         "sending_at": when(run.sending_at),
         "finished_at": when(run.finished_at),
+        "sending_at_text": shown(run.sending_at),
+        "finished_at_text": shown(run.finished_at),
     }
 
 

@@ -11,10 +11,6 @@
     if (el) el.textContent = text;
   }
 
-  function formatTime(iso) {
-    return iso ? new Date(iso).toLocaleString() : "not yet";
-  }
-
   function renderResults(results) {
     var body = document.getElementById("engine-results");
     if (!body || !results.length) return;
@@ -22,12 +18,15 @@
     results.forEach(function (r) {
       var row = document.createElement("tr");
       var name = document.createElement("td");
+      name.dataset.label = "Nexthink server";
       name.textContent = r.engine_name || r.database_uid;
       var code = document.createElement("td");
+      code.dataset.label = "Answer";
       var c = document.createElement("code");
       c.textContent = r.code;
       code.appendChild(c);
       var text = document.createElement("td");
+      text.dataset.label = "What it means";
       text.textContent = r.explanation;
       if (r.message) {
         text.appendChild(document.createElement("br"));
@@ -47,8 +46,8 @@
     label.textContent = data.status_label;
     setText("summary", data.summary);
     setText("attempts", data.attempts + " of " + data.max_attempts);
-    setText("sending_at", formatTime(data.sending_at));
-    setText("finished_at", formatTime(data.finished_at));
+    setText("sending_at", data.sending_at_text);
+    setText("finished_at", data.finished_at_text);
     renderResults(data.engine_results);
     if (data.final) {
       box.dataset.final = "true";

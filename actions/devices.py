@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -97,7 +98,13 @@ def _nxql_resolve(user, *, force: bool = False) -> tuple[list[Device], list[str]
     cached = list(Device.objects.filter(owner=user, source=Device.Source.NXQL).select_related("engine"))
     if not force and cached and all(d.confirmed_at and d.confirmed_at > fresh_after for d in cached):
         return cached, []
+    asked_key = f"nxql-asked:{user.pk}"
+    if not force and cache.get(asked_key):
+        # Every Engine answered a moment ago: do not ask them all again on each page view.
+        return [d for d in cached if d.confirmed_at and d.confirmed_at > fresh_after], []
     unreachable = nxql_refresh(user=user)
+    if not unreachable:
+        cache.set(asked_key, True, timeout=settings.NXQL_RECHECK_SECONDS)
     fresh = Device.objects.filter(owner=user, source=Device.Source.NXQL, confirmed_at__gt=fresh_after)
     return list(fresh.select_related("engine")), unreachable
 

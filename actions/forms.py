@@ -134,7 +134,7 @@ def parameter_definition_errors(param: ActionParameter) -> dict[str, str]:
     errors: dict[str, str] = {}
     kind = param.kind
     name = param.name or ""
-    if name and not PARAMETER_NAME_RE.match(name):
+    if name and not PARAMETER_NAME_RE.fullmatch(name):
         errors["name"] = (
             "Use the name exactly as the script declares it: letters, digits and underscores, "
             "not starting with a digit, no spaces."
@@ -382,13 +382,13 @@ class ActionRunForm(forms.Form):
 
     def clean_device(self) -> str:
         uid = self.cleaned_data["device"]
-        if not DEVICE_UID_RE.match(uid):
+        if not DEVICE_UID_RE.fullmatch(uid):
             raise ValidationError("Choose one of your devices.", code="invalid")
         return uid
 
     def clean_idempotency_key(self) -> str:
         key = self.cleaned_data["idempotency_key"]
-        if not IDEMPOTENCY_KEY_RE.match(key):
+        if not IDEMPOTENCY_KEY_RE.fullmatch(key):
             raise ValidationError("This form has expired; reload the page and try again.", code="invalid")
         return key
 

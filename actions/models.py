@@ -200,6 +200,7 @@ class Run(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=5)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When the broker last took this run.")
     error_code = models.CharField(max_length=60, blank=True)
     error_kind = models.CharField(max_length=10, blank=True)
     error_message = models.TextField(blank=True)
@@ -256,7 +257,7 @@ class EngineResult(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="engine_results")
     database_uid = models.CharField(max_length=64)
     engine_name = models.CharField(max_length=200, blank=True)
-    code = models.CharField(max_length=40)
+    code = models.CharField(max_length=100)  # as Nexthink sent it (truncated), known or not
     message = models.TextField(blank=True)
 
     class Meta:

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from actions import devices
+from actions import devices, selectors
 from actions.models import Device, Engine, EngineResult, RemoteAction, Run, RunAttempt
 from actions.nexthink.client import EngineAnswer, client_from_settings
 from actions.nexthink.errors import ActApiError, ErrorKind
@@ -45,14 +46,16 @@ def run_submit(
     A repeated idempotency key returns the run it first made. After commit, `run.enqueued` says
     whether the broker took the task (False: the reaper sends it later).
     """
+    check_params(action, params)
     with transaction.atomic():
+        # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
+        # limit below are then read and written without a race. (A run's user owns its device.)
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         if idempotency_key:
             existing = Run.objects.filter(user=user, idempotency_key=idempotency_key).first()
             if existing:
                 existing.enqueued = True
                 return existing
-        # Lock the device row so that two submits cannot both pass the cooldown check.
-        Device.objects.select_for_update().filter(pk=device.pk).first()
         check_limits(user=user, action=action, device=device)
         run = Run.objects.create(
             user=user,
@@ -66,7 +69,7 @@ def run_submit(
             device_uid=device.uid,
             device_name=device.name,
             timeout_seconds=action_timeout(action),
-            engine_uids=sorted(action.engines.values_list("database_uid", flat=True)),
+            engine_uids=target_engines(action, device),
             params=dict(params),
             max_attempts=settings.RUN_MAX_ATTEMPTS,
         )
@@ -83,6 +86,28 @@ def run_submit(
     return run
 
 
+class InvalidParams(ValueError):
+    """Parameters the action does not define (or not as strings): nothing is stored or sent."""
+
+
+def check_params(action: RemoteAction, params: dict[str, str]) -> None:
+    """Only the action's own parameters, as strings, may reach Nexthink (it ignores unknown names)."""
+    defined = {param.name for param in action.parameters.all()}
+    unknown = sorted(set(params) - defined)
+    if unknown:
+        raise InvalidParams(f"“{action.name}” has no parameter {', '.join(unknown)}.")
+    if not all(isinstance(value, str) for value in params.values()):
+        raise InvalidParams("Parameter values are sent to Nexthink as strings.")
+
+
+def target_engines(action: RemoteAction, device: Device) -> list[str]:
+    """The device's own Engine when it is known (and allowed), else the action's Engines (none: all)."""
+    allowed = sorted(engine.database_uid for engine in action.engines.all())
+    if device.engine_id and (not allowed or device.engine.database_uid in allowed):
+        return [device.engine.database_uid]
+    return allowed
+
+
 def _enqueue_after_commit(run: Run) -> None:
     run.enqueued = run_enqueue(run_id=run.pk)
 
@@ -90,7 +115,9 @@ def _enqueue_after_commit(run: Run) -> None:
 def check_limits(*, user, action: RemoteAction, device: Device, now: datetime | None = None) -> None:
     """Raise RunRefused when the action's cooldown or daily limit forbids a run now."""
     now = now or timezone.now()
-    counted = Run.objects.exclude(status=Status.FAILED)  # a run that never reached Nexthink does not count
+    # A failed run never reached the device, and an unknown one tells the employee to run it again:
+    # neither starts a cooldown or uses up the daily limit.
+    counted = Run.objects.exclude(status__in=[Status.FAILED, Status.UNKNOWN])
     if action.cooldown_minutes:
         since = now - timedelta(minutes=action.cooldown_minutes)
         last = counted.filter(action=action, device=device, created_at__gt=since).order_by("-created_at").first()
@@ -117,6 +144,7 @@ def run_enqueue(*, run_id, countdown: float | None = None) -> bool:
     except Exception:  # kombu raises many types for a broker that is down; the run stays stored
         log.warning("run %s could not be enqueued; the reaper will send it", run_id, exc_info=True)
         return False
+    Run.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
     return True
 
 
@@ -138,31 +166,62 @@ def run_dispatch(*, run_id) -> DispatchResult | None:
     if claimed != 1:
         log.info("run %s not claimed: already taken, final or not due", run_id)
         return None
-    run = Run.objects.select_related("action", "device", "user").get(pk=run_id)
+    run = Run.objects.select_related("action", "device", "user", "requested_by").get(pk=run_id)
     log.info("run %s sending attempt %s of %s", run.pk, run.attempts, run.max_attempts)
     attempt = RunAttempt.objects.create(run=run, number=run.attempts, started_at=now)
 
-    refusal = _still_allowed(run)
-    if refusal:
-        return _finish_failed(run, attempt, code=refusal[0], message=refusal[1], kind=ErrorKind.PERMANENT)
+    called = False
     try:
-        answers = client_from_settings().run(
-            remote_action_uid=str(run.action_uid),
-            device_uids=[run.device_uid],
-            engine_uids=run.engine_uids or None,
-            timeout_seconds=run.timeout_seconds,
-            params=run.params or None,
-            request_uid=str(run.pk),
+        refusal = _still_allowed(run)
+        if refusal:
+            return _finish_failed(run, attempt, code=refusal[0], message=refusal[1], kind=ErrorKind.PERMANENT)
+        release_db_connection()
+        try:
+            called = True
+            answers = client_from_settings().run(
+                remote_action_uid=str(run.action_uid),
+                device_uids=[run.device_uid],
+                engine_uids=run.engine_uids or None,
+                timeout_seconds=run.timeout_seconds,
+                params=run.params or None,
+                request_uid=str(run.pk),
+            )
+        except ActApiError as error:
+            return _handle_error(run, attempt, error)
+        return _finish_answered(run, attempt, answers)
+    except Exception:
+        # A bug or a database error must not leave the run in "sending" for the reaper to misname.
+        log.exception("run %s: unexpected error while dispatching", run.pk)
+        kind, status = (ErrorKind.UNKNOWN, Status.UNKNOWN) if called else (ErrorKind.PERMANENT, Status.FAILED)
+        message = (
+            "The portal hit an internal problem after sending this, so it cannot tell whether the action ran."
+            if called
+            else "The portal hit an internal problem before sending this; nothing was sent. Please try again."
         )
-    except ActApiError as error:
-        return _handle_error(run, attempt, error)
-    return _finish_answered(run, attempt, answers)
+        return _finish_failed(run, attempt, code="PORTAL_ERROR", message=message, kind=kind, status=status)
+
+
+def release_db_connection() -> None:
+    """Give this thread's database connection back (to the pool) before waiting on Nexthink.
+
+    A call may take up to timeoutSeconds: a worker thread must not hold a connection meanwhile, or
+    the worker's concurrency, not the pool, decides how many PostgreSQL connections it holds. The
+    next query takes one again. Inside a transaction (a test, a caller's atomic block) it is kept.
+    """
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 def _still_allowed(run: Run) -> tuple[str, str] | None:
     """Re-check, at send time, what was checked at submit time."""
     if run.action is None or not run.action.enabled:
         return "ACTION_WITHDRAWN", "IT withdrew this action before it was sent."
+    if run.requested_by_id is None and not selectors.actions_visible_to(run.user).filter(pk=run.action_id).exists():
+        return "ACTION_WITHDRAWN", "This action is no longer available to you, so nothing was sent."
+    if run.requested_by_id is not None and not (
+        run.requested_by.is_active and run.requested_by.has_perm("actions.run_action_on_any_device")
+    ):
+        return "ACTION_WITHDRAWN", "The IT staff member who asked for this may no longer do so; nothing was sent."
     if run.device is None or run.device.uid != run.device_uid or not devices.device_is_owned_by(run.device, run.user):
         return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
     return None
@@ -178,9 +237,9 @@ def _finish_answered(run: Run, attempt: RunAttempt, answers: list[EngineAnswer])
         EngineResult.objects.bulk_create(
             EngineResult(
                 run=run,
-                database_uid=a.database_uid,
+                database_uid=a.database_uid[:64],
                 engine_name=names.get(a.database_uid, ""),
-                code=a.raw_code,
+                code=a.raw_code[:100],
                 message=a.message,
             )
             for a in answers
@@ -244,26 +303,58 @@ def retry_delay(attempt: int) -> float:
 class ReapReport:
     requeued: int
     marked_unknown: int
+    expired: int = 0
 
 
 def runs_reap(*, now: datetime | None = None) -> ReapReport:
-    """Re-enqueue runs the broker lost; mark runs whose worker died mid-call as outcome unknown."""
+    """Expire runs queued too long, re-enqueue runs the broker lost, mark runs whose worker died."""
     now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.RUN_REQUEUE_AFTER_SECONDS)
-    lost = list(
-        Run.objects.filter(status=Status.QUEUED, created_at__lt=stale).values_list("pk", flat=True)[:500]
-    ) + list(Run.objects.filter(status=Status.RETRYING, next_attempt_at__lt=stale).values_list("pk", flat=True)[:500])
-    requeued = sum(run_enqueue(run_id=pk) for pk in lost)
+    expired = _expire_unsent(now)
+    requeued = _requeue_lost(now)
+    marked = _mark_stuck_sending(now)
+    if requeued or marked or expired:
+        log.info("reaper: requeued %s, marked unknown %s, expired %s", requeued, marked, expired)
+    return ReapReport(requeued=requeued, marked_unknown=marked, expired=expired)
 
+
+def _expire_unsent(now: datetime) -> int:
+    """A run that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fails, rather than go out hours late."""
+    too_old = now - timedelta(seconds=settings.RUN_QUEUE_MAX_AGE_SECONDS)
+    pks = list(
+        Run.objects.filter(status__in=[Status.QUEUED, Status.RETRYING], created_at__lt=too_old).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    expired = Run.objects.filter(pk__in=pks, status__in=[Status.QUEUED, Status.RETRYING]).update(
+        status=Status.FAILED,
+        finished_at=now,
+        error_code="NOT_SENT",
+        error_kind=str(ErrorKind.RETRYABLE),
+        error_message="The portal could not send this to Nexthink in time, so nothing was sent. Please run it again.",
+    )
+    for pk in pks:
+        log.warning("run %s failed: not sent within %s s", pk, settings.RUN_QUEUE_MAX_AGE_SECONDS)
+    return expired
+
+
+def _requeue_lost(now: datetime) -> int:
+    """Runs due to be sent, whose last hand-over to the broker (if any) is older than it should be."""
+    stale = now - timedelta(seconds=settings.RUN_REQUEUE_AFTER_SECONDS)
+    not_recently_enqueued = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
+    due = Q(status=Status.QUEUED, created_at__lt=stale) | Q(status=Status.RETRYING, next_attempt_at__lt=stale)
+    pks = Run.objects.filter(due & not_recently_enqueued).values_list("pk", flat=True)[:500]
+    return sum(run_enqueue(run_id=pk) for pk in pks)
+
+
+def _mark_stuck_sending(now: datetime) -> int:
     grace = (
         settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS
         + settings.NEXTHINK_READ_MARGIN_SECONDS
         + settings.RUN_SENDING_GRACE_SECONDS
     )
     marked = 0
-    for pk, sending_at, timeout in Run.objects.filter(
-        status=Status.SENDING, sending_at__lt=now - timedelta(seconds=grace)
-    ).values_list("pk", "sending_at", "timeout_seconds"):
+    candidates = Run.objects.filter(status=Status.SENDING, sending_at__lt=now - timedelta(seconds=grace))
+    for pk, sending_at, timeout in candidates.values_list("pk", "sending_at", "timeout_seconds"):
         if sending_at + timedelta(seconds=timeout + grace) > now:
             continue
         marked += Run.objects.filter(pk=pk, status=Status.SENDING, sending_at=sending_at).update(
@@ -271,10 +362,10 @@ def runs_reap(*, now: datetime | None = None) -> ReapReport:
             finished_at=now,
             error_code="WORKER_LOST",
             error_kind=str(ErrorKind.UNKNOWN),
-            error_message="The portal lost track of this run while sending it, so it cannot tell whether the action ran. Check your device; you may run it again.",
+            error_message=(
+                "The portal lost track of this run while sending it, so it cannot tell whether the action ran."
+            ),
         )
         RunAttempt.objects.filter(run_id=pk, finished_at__isnull=True).update(finished_at=now, outcome="worker_lost")
         log.warning("run %s unknown: still sending after %s s", pk, timeout + grace)
-    if requeued or marked:
-        log.info("reaper: requeued %s, marked unknown %s", requeued, marked)
-    return ReapReport(requeued=requeued, marked_unknown=marked)
+    return marked

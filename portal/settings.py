@@ -8,10 +8,9 @@ from django.utils.csp import CSP
 from portal import config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+if (BASE_DIR / ".env").exists():  # first, so that every variable below may come from it
+    config.env.read_env(BASE_DIR / ".env", parse_comments=True)
 VAR_DIR = Path(config.get_str("PORTAL_VAR_DIR") or BASE_DIR / "var")
-
-if (BASE_DIR / ".env").exists():
-    config.env.read_env(BASE_DIR / ".env")
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = config.get_bool("DEBUG", False)
@@ -68,6 +67,7 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------------------------
 DATABASES = {"default": config.get_db("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
+DATABASE_POOL_MAX_SIZE = config.get_int("DATABASE_POOL_MAX_SIZE", 10, minimum=0, maximum=1000)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # WAL and IMMEDIATE transactions let the web, worker and beat processes share one file.
@@ -79,8 +79,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", config.get_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # PostgreSQL: a connection pool per process (psycopg_pool). A thread borrows a connection for a
+    # web request, or for each database step of a run, and gives it back: a worker whose 100 threads
+    # wait on Nexthink needs a few connections, not 100, and none is opened per task. Connections per
+    # process never exceed DATABASE_POOL_MAX_SIZE. 0 turns the pool off: then each thread keeps its
+    # own connection for DATABASE_CONN_MAX_AGE seconds.
+    if DATABASE_POOL_MAX_SIZE:
+        from psycopg_pool import ConnectionPool
+
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django must not
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, DATABASE_POOL_MAX_SIZE),
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": 30,  # seconds a thread waits for a free connection before the request or task fails
+            "check": ConnectionPool.check_connection,  # a connection the server dropped is replaced, not used
+        }
+    else:
+        DATABASES["default"].setdefault("CONN_MAX_AGE", config.get_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
+        DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -135,7 +151,8 @@ SECURE_SSL_REDIRECT = HTTPS and config.get_bool("SECURE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = config.get_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-if config.get_bool("BEHIND_TLS_PROXY", False):
+BEHIND_TLS_PROXY = config.get_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -164,7 +181,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_CONCURRENCY = config.get_int("CELERY_WORKER_CONCURRENCY", 8 if DEBUG else 32, minimum=1, maximum=1000)
+# Threads per worker process. Each waits on Nexthink most of the time (bench/README.md, figure 3):
+# 100 keep 50 calls/s in flight at 2 s per call, in about 140 MiB, with a few pooled DB connections.
+CELERY_WORKER_CONCURRENCY = config.get_int("CELERY_WORKER_CONCURRENCY", 8 if DEBUG else 100, minimum=1, maximum=1000)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
@@ -177,7 +196,9 @@ CELERY_TASK_TIME_LIMIT = NEXTHINK_MAX_TIMEOUT_SECONDS + 120
 if CELERY_BROKER_URL.startswith("redis"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Longer than any task and any retry countdown, so Redis does not redeliver a task that runs.
-        "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
+        "visibility_timeout": config.get_int(
+            "REDIS_VISIBILITY_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 600, minimum=1
+        ),
         "socket_connect_timeout": 3,
         "socket_timeout": 10,
         "retry_on_timeout": True,
@@ -191,6 +212,8 @@ RUN_RETRY_MAX_SECONDS = config.get_int("RUN_RETRY_MAX_SECONDS", 60, minimum=1, m
 RUN_REQUEUE_AFTER_SECONDS = config.get_int("RUN_REQUEUE_AFTER_SECONDS", 120, minimum=5)
 # ...and marks runs still sending after their timeout + margins + this grace as outcome unknown.
 RUN_SENDING_GRACE_SECONDS = config.get_int("RUN_SENDING_GRACE_SECONDS", 30, minimum=0)
+# ...and fails runs that could not be sent for this long, rather than send them hours late.
+RUN_QUEUE_MAX_AGE_SECONDS = config.get_int("RUN_QUEUE_MAX_AGE_SECONDS", 3600, minimum=60)
 REAPER_INTERVAL_SECONDS = config.get_int("REAPER_INTERVAL_SECONDS", 60, minimum=5)
 ENGINE_SYNC_INTERVAL_SECONDS = config.get_int("ENGINE_SYNC_INTERVAL_SECONDS", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
@@ -205,6 +228,9 @@ SIMULATOR_URL = "http://127.0.0.1:8765"
 SIMULATOR_USERNAME = "portal"
 SIMULATOR_PASSWORD = "portal-demo"  # noqa: S105 - the simulator's public demo login, not a secret
 NEXTHINK_USES_SIMULATOR = not config.is_set("NEXTHINK_PORTAL_URL")
+if NEXTHINK_USES_SIMULATOR and not DEBUG and not config.get_bool("NEXTHINK_SIMULATOR", False):
+    # A production set-up that forgot NEXTHINK_PORTAL_URL must not quietly talk to the demo simulator.
+    raise ImproperlyConfigured("NEXTHINK_PORTAL_URL is required when DEBUG is off (or set NEXTHINK_SIMULATOR=true).")
 NEXTHINK_PORTAL_URL = config.get_url("NEXTHINK_PORTAL_URL", SIMULATOR_URL).rstrip("/")
 NEXTHINK_USERNAME = config.get_str("NEXTHINK_USERNAME", SIMULATOR_USERNAME if NEXTHINK_USES_SIMULATOR else "")
 NEXTHINK_PASSWORD = config.get_secret("NEXTHINK_PASSWORD", SIMULATOR_PASSWORD if NEXTHINK_USES_SIMULATOR else "")
@@ -284,3 +310,6 @@ if not NXQL_PLATFORMS or not set(NXQL_PLATFORMS) <= {"windows", "mac_os", "mobil
     raise ImproperlyConfigured(f"NXQL_PLATFORMS must list some of windows, mac_os, mobile, got {NXQL_PLATFORMS!r}.")
 NXQL_TIMEOUT_SECONDS = config.get_int("NXQL_TIMEOUT_SECONDS", 10, minimum=1, maximum=300)
 NXQL_CACHE_TTL_SECONDS = config.get_int("NXQL_CACHE_TTL_SECONDS", 900, minimum=0, maximum=7 * 24 * 3600)
+# After every Engine answered about a user, do not ask again for this long (per process), even when
+# they found nothing: a user without NXQL devices would otherwise query every Engine on every page.
+NXQL_RECHECK_SECONDS = config.get_int("NXQL_RECHECK_SECONDS", 60, minimum=0, maximum=3600)

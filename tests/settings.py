@@ -1,10 +1,18 @@
 """Test settings: the real settings, with a test key and a fast password hasher."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
 os.environ.setdefault("HTTPS", "false")
-os.environ.setdefault("PORTAL_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
+os.environ.setdefault("NEXTHINK_SIMULATOR", "true")
+if "PORTAL_VAR_DIR" not in os.environ:
+    # One folder per test session (SQLite test database, embedded broker), so that two sessions on
+    # one machine never share them. Worker processes started by tests inherit it from the environment.
+    os.environ["PORTAL_VAR_DIR"] = tempfile.mkdtemp(prefix="portal-tests-")
+    atexit.register(shutil.rmtree, os.environ["PORTAL_VAR_DIR"], ignore_errors=True)
 
 from portal.settings import *  # noqa: E402,F403
 
@@ -22,3 +30,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # NXQL goes nowhere unless a test points it at a simulator (port 9 refuses at once).
 NXQL_URL_TEMPLATE = "http://127.0.0.1:9/{database_uid}"
+
+# Each test decides for itself whether NXQL answers are remembered between page views.
+NXQL_RECHECK_SECONDS = 0

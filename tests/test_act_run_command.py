@@ -2,6 +2,10 @@
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -82,6 +86,7 @@ def test_it_reports_a_transport_error_with_null_code(use_simulator, inject_fault
         ["--action", ACTION, "--device", DEVICE, "--param", "novalue"],
         ["--action", ACTION, "--device", DEVICE, "--timeout", "soon"],
         ["--action", ACTION, "--device", DEVICE, "--timeout", "0"],
+        ["--action", ACTION, "--device", DEVICE, "--timeout", "99999999"],
     ],
 )
 def test_it_exits_2_on_bad_arguments_and_sends_nothing(use_simulator, sim_requests, args):
@@ -97,3 +102,20 @@ def test_it_writes_errors_to_stderr_without_json(use_simulator):
 
     assert code == 2 and out == ""
     assert "32 hexadecimal" in err
+
+
+@pytest.mark.parametrize("bad", [["--unknown-flag"], ["--timeout"]])
+def test_it_answers_json_even_for_arguments_argparse_refuses(bad):
+    """From the command line, as an IT admin's script would call it."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "act_run", "--action", ACTION, "--device", DEVICE, "--json", *bad],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=os.environ | {"DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "permanent" and error["message"].startswith("Bad arguments")

@@ -29,3 +29,19 @@ def test_an_employee_cannot_reach_admin(client, alice):
     client.force_login(alice)
 
     assert client.get(reverse("admin:index")).status_code == 302
+
+
+def test_only_superusers_may_change_where_nxql_sends_credentials(client, plain_staff, admin_client):
+    from actions.models import Engine
+
+    engine = Engine.objects.create(database_uid="86acc8511251ec444d3a75bac33a23c7", name="emea", address="10.0.0.5")
+    for codename in ("view_engine", "change_engine"):
+        plain_staff.user_permissions.add(Permission.objects.get(codename=codename))
+    client.force_login(plain_staff)
+    url = reverse("admin:actions_engine_change", args=[engine.pk])
+
+    staff_page = client.get(url).content.decode()
+    admin_page = admin_client.get(url).content.decode()
+
+    assert 'name="address"' not in staff_page and "10.0.0.5" in staff_page
+    assert 'name="address"' in admin_page

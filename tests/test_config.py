@@ -1,6 +1,7 @@
 """Settings fail loud: a malformed variable stops start-up with a message naming it."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def start(env: dict[str, str]) -> subprocess.CompletedProcess:
     """Load the real settings in a fresh interpreter, as `manage.py` would."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEXTHINK_", "DATABASE_", "CELERY_"))}
-    clean |= {"DJANGO_SETTINGS_MODULE": "portal.settings", "SECRET_KEY": "x" * 50} | env
+    clean |= {"DJANGO_SETTINGS_MODULE": "portal.settings", "SECRET_KEY": "x" * 50, "DEBUG": "true"} | env
     code = "import django; django.setup(); from django.conf import settings; print(settings.NEXTHINK_PORTAL_URL)"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
@@ -56,6 +57,44 @@ def test_it_requires_credentials_for_a_real_nexthink():
 
     assert result.returncode != 0
     assert "NEXTHINK_USERNAME and NEXTHINK_PASSWORD" in result.stderr
+
+
+def test_production_refuses_to_talk_to_the_simulator_by_default():
+    result = start({"DEBUG": "false"})
+
+    assert result.returncode != 0
+    assert "NEXTHINK_PORTAL_URL is required when DEBUG is off" in result.stderr
+
+
+def test_it_reads_a_dot_env_file_like_env_example(tmp_path):
+    """.env.example, copied to .env and filled in, is a working configuration."""
+    project = tmp_path / "copy"
+    for name in ("portal", "actions"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    text = (ROOT / ".env.example").read_text()
+    text = text.replace("SECRET_KEY=\n", "SECRET_KEY=from-the-dot-env-file-" + "k" * 40 + "\n")
+    text = text.replace("NEXTHINK_PORTAL_URL=\n", "NEXTHINK_PORTAL_URL=https://nexthink.corp.example\n")
+    text = text.replace("NEXTHINK_USERNAME=\n", "NEXTHINK_USERNAME=portal-api\n")
+    text = text.replace("NEXTHINK_PASSWORD=\n", "NEXTHINK_PASSWORD=from-a-vault\n")
+    (project / ".env").write_text(text + "PORTAL_VAR_DIR=" + str(tmp_path / "var") + "\n")
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DEBUG, s.NEXTHINK_PORTAL_URL, s.SECRET_KEY[:20], s.VAR_DIR, s.DATABASES['default']['NAME'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        env=clean | {"DJANGO_SETTINGS_MODULE": "portal.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    debug, url, key, var_dir, database = result.stdout.split()
+    assert (debug, url, key) == ("False", "https://nexthink.corp.example", "from-the-dot-env-fil")
+    assert var_dir == str(tmp_path / "var") and database == str(tmp_path / "var" / "portal.sqlite3")
 
 
 def test_it_talks_to_the_simulator_when_no_nexthink_is_configured():

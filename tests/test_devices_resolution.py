@@ -122,6 +122,25 @@ def test_it_reuses_the_nxql_answer_within_the_ttl(nxql_engines, alice):
     assert nxql_engines.query_count() == 2
 
 
+def test_a_user_nxql_finds_nothing_for_is_not_asked_about_on_every_page(nxql_engines, bob, settings):
+    from django.core.cache import cache
+
+    settings.NXQL_USER_NAME_TEMPLATE = "CORP\\nobody-{username}"  # no device has this user
+    settings.NXQL_RECHECK_SECONDS = 60
+    cache.clear()
+    try:
+        first = [uids(resolve_devices_for(bob)) for _ in range(3)]
+        asked = nxql_engines.query_count()
+        cache.clear()  # the recheck period is over
+        resolve_devices_for(bob)
+    finally:
+        cache.clear()
+
+    assert first == [[], [], []]
+    assert asked == 2  # once per Engine, not once per page view
+    assert nxql_engines.query_count() == 4
+
+
 def test_it_asks_again_once_the_ttl_has_passed(nxql_engines, alice, settings):
     resolve_devices_for(alice)
     backdate_nxql_cache(alice, settings.NXQL_CACHE_TTL_SECONDS + 1)

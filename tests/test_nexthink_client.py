@@ -64,7 +64,8 @@ def test_it_uses_the_read_timeout_of_nexthink_plus_a_margin(simulator, monkeypat
     monkeypatch.setattr(client.session, "request", spy)
     client.run(remote_action_uid=ACTION, device_uids=[DEVICE], timeout_seconds=20)
 
-    assert seen["timeout"] == (3, 27)
+    timeout = seen["timeout"]
+    assert (timeout.connect_timeout, timeout.read_timeout, timeout.total) == (3, 27, 30)
 
 
 def test_it_verifies_tls_unless_told_not_to():

@@ -206,7 +206,7 @@ def test_the_run_url_answers_get_with_404(act_client):
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("status", [502, 503])
+@pytest.mark.parametrize("status", [502, 503])  # the proxy could not pass the request on
 def test_it_classifies_a_proxy_page_as_retryable(act_client, inject_fault, status):
     inject_fault(f"html_{status}")
 
@@ -260,16 +260,30 @@ def test_it_classifies_a_refused_connection_as_retryable():
     assert (error.reason, error.kind) == ("CONNECTION_FAILED", ErrorKind.RETRYABLE)
 
 
-def test_it_classifies_an_answer_that_is_not_json_as_unknown(simulator):
-    client = client_for(simulator)
+def test_it_classifies_a_gateway_timeout_page_as_unknown(act_client, inject_fault, sim_requests):
+    inject_fault("html_504")  # the proxy passed the request on, then stopped waiting: it may have run
 
-    error = error_of(lambda: client._json_or_raise(client.session.get(simulator.url + "/_sim/health/x", timeout=5)))
-    assert error.kind is ErrorKind.PERMANENT  # a 404 page: wrong URL
+    error = error_of(lambda: act_client.run(remote_action_uid=ACTION, device_uids=DEVICES))
 
-    response = client.session.get(simulator.url + "/_sim/health", timeout=5)
-    response._content = b"<html>maintenance</html>"
-    error = error_of(lambda: client._json_or_raise(response))
-    assert (error.reason, error.kind) == ("BAD_RESPONSE", ErrorKind.UNKNOWN)
+    assert (error.code, error.reason, error.http_status, error.kind) == (None, "TIMEOUT", 504, ErrorKind.UNKNOWN)
+    assert len(sim_requests()) == 1
+
+
+def test_it_classifies_a_200_that_is_not_json_as_unknown(act_client, inject_fault):
+    inject_fault("html_200")
+
+    error = error_of(lambda: act_client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.reason, error.http_status, error.kind) == ("BAD_RESPONSE", 200, ErrorKind.UNKNOWN)
+
+
+def test_it_refuses_uids_with_a_trailing_newline_without_sending(act_client, sim_requests):
+    with pytest.raises(ActApiError):
+        act_client.run(remote_action_uid=ACTION + "\n", device_uids=DEVICES)
+    with pytest.raises(ActApiError):
+        act_client.run(remote_action_uid=ACTION, device_uids=[DEVICES[0] + "\n"])
+
+    assert sim_requests() == []
 
 
 # --- Secrets ---------------------------------------------------------------------------------

@@ -4,11 +4,13 @@ from django.urls import reverse
 
 from actions.models import Run
 from actions.services import run_submit
-from tests.factories import make_device, make_sim_action
+from tests.factories import make_device, make_parameter, make_sim_action
 
 
 def failed_run(user, action=None):
-    action = action or make_sim_action()
+    if action is None:
+        action = make_sim_action()
+        make_parameter(action, name="Mode", label="Mode")
     run = run_submit(user=user, action=action, device=make_device(user), params={"Mode": "x"})
     Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error_code="UNAVAILABLE")
     return run
@@ -25,6 +27,20 @@ def test_retry_makes_a_new_linked_run_for_the_same_user(admin_client, admin_user
     new = Run.objects.exclude(pk=old.pk).get()
     assert (new.retry_of_id, new.user, new.requested_by, new.status) == (old.pk, alice, admin_user, "queued")
     assert new.params == {"Mode": "x"}
+
+
+def test_retry_refuses_parameters_the_action_no_longer_has(admin_client, alice):
+    old = failed_run(alice)
+    old.action.parameters.all().delete()
+
+    response = admin_client.post(
+        reverse("admin:actions_run_changelist"),
+        {"action": "retry_runs", "_selected_action": [str(old.pk)]},
+        follow=True,
+    )
+
+    assert Run.objects.count() == 1
+    assert "has no parameter Mode" in response.content.decode()
 
 
 def test_retry_skips_runs_that_did_not_fail(admin_client, alice):

@@ -9,15 +9,18 @@ from django.utils import timezone
 
 from actions import services
 from actions.models import EngineResult, Run, RunAttempt
+from actions.nexthink import simulator as sim
 from actions.services import RunRefused, run_dispatch, run_submit, runs_reap
-from tests.factories import EMEA, make_device, make_sim_action
+from tests.factories import EMEA, make_device, make_parameter, make_sim_action
 
 Status = Run.Status
 
 
 @pytest.fixture
 def action(db):
-    return make_sim_action()
+    action = make_sim_action()
+    make_parameter(action, name="Mode", label="Mode")
+    return action
 
 
 @pytest.fixture
@@ -230,7 +233,7 @@ def test_it_fails_with_the_reason_after_its_last_retry(alice, action, laptop, us
 
 def test_a_permanent_failure_is_not_retried(alice, laptop, use_simulator, sim_requests):
     action = make_sim_action(nexthink_uid="e6bb97be-0957-49e0-9922-1a684d093858")  # no manual execution
-    run = submit(alice, action, laptop)
+    run = submit(alice, action, laptop, params={})
 
     result = run_dispatch(run_id=run.pk)
 
@@ -317,3 +320,170 @@ def test_the_reaper_marks_runs_stuck_in_sending_as_unknown(alice, action, laptop
     assert (stuck.status, stuck.error_code) == (Status.UNKNOWN, "WORKER_LOST")
     assert Run.objects.get(pk=busy.pk).status == Status.SENDING
     assert run_dispatch(run_id=stuck.pk) is None  # and it is never resent
+
+
+# --- Review follow-ups ---------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_double_submits_make_one_run(alice, laptop):
+    action = make_sim_action()
+    results, errors = [], []
+
+    def post():
+        try:
+            results.append(run_submit(user=alice, action=action, device=laptop, params={}, idempotency_key="same").pk)
+        except Exception as exc:  # an IntegrityError here is the bug this test guards against
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(set(results)) == 1 and Run.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_submits_on_two_devices_keep_the_daily_limit(alice, laptop):
+    action = make_sim_action(daily_limit_per_user=1)
+    desktop = make_device(alice)
+    outcomes = []
+
+    def post(device):
+        try:
+            run_submit(user=alice, action=action, device=device, params={})
+            outcomes.append("ok")
+        except RunRefused:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(d,)) for d in (laptop, desktop)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["ok", "refused"]
+    assert Run.objects.count() == 1
+
+
+def test_it_refuses_parameters_the_action_does_not_define(alice, laptop):
+    action = make_sim_action()
+
+    with pytest.raises(services.InvalidParams, match="has no parameter Typo"):
+        run_submit(user=alice, action=action, device=laptop, params={"Typo": "x"})
+    assert not Run.objects.exists()
+
+
+def test_it_targets_the_devices_own_engine_when_known(alice, action):
+    from actions.models import Engine
+
+    emea = Engine.objects.create(database_uid=EMEA, name="engine-emea")
+    device = make_device(alice, engine=emea)
+
+    run = run_submit(user=alice, action=action, device=device, params={})
+
+    assert run.engine_uids == [EMEA]
+
+
+def test_an_engine_code_longer_than_expected_is_stored_not_a_crash(alice, laptop, settings):
+    long_code = "a_new_code_" + "x" * 140
+    config = sim.load_config()
+    config["engines"][0] |= {"answer": long_code}
+    odd = sim.start_in_thread(config=config)  # a Nexthink that invented a long Engine code
+    settings.NEXTHINK_PORTAL_URL, settings.NEXTHINK_USERNAME, settings.NEXTHINK_PASSWORD = (
+        odd.url,
+        "portal",
+        "portal-demo",
+    )
+    try:
+        run = run_submit(user=alice, action=make_sim_action(), device=laptop, params={})
+        result = run_dispatch(run_id=run.pk)
+    finally:
+        odd.shutdown()
+        odd.server_close()
+
+    run.refresh_from_db()
+    assert result.status == run.status == Status.PARTIAL
+    assert run.engine_results.first().code == long_code[:100]
+
+
+def test_it_does_not_send_after_the_user_lost_access(alice, action, laptop, use_simulator, sim_requests, staff_group):
+    action.groups.add(staff_group)
+    alice.groups.add(staff_group)
+    run = submit(alice, action, laptop)
+    alice.groups.remove(staff_group)
+
+    run_dispatch(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (Status.FAILED, "ACTION_WITHDRAWN")
+    assert sim_requests() == []
+
+
+def test_it_does_not_send_for_a_deactivated_user(alice, action, laptop, use_simulator, sim_requests):
+    run = submit(alice, action, laptop)
+    alice.is_active = False
+    alice.save()
+
+    run_dispatch(run_id=run.pk)
+
+    assert Run.objects.get(pk=run.pk).error_code == "ACTION_WITHDRAWN"
+    assert sim_requests() == []
+
+
+def test_an_unknown_run_does_not_start_a_cooldown(alice, action, laptop):
+    action.cooldown_minutes = 10
+    action.save()
+    Run.objects.filter(pk=submit(alice, action, laptop).pk).update(status=Status.UNKNOWN)
+
+    assert submit(alice, action, laptop).status == Status.QUEUED
+
+
+def test_the_task_schedules_its_own_retry(alice, action, laptop, use_simulator, inject_fault, broker_queue):
+    from actions.tasks import dispatch_run
+
+    inject_fault("internal_error")
+    run = submit(alice, action, laptop)
+
+    assert dispatch_run(str(run.pk)) == Status.RETRYING
+
+    assert broker_queue() == [str(run.pk)]
+
+
+def test_the_reaper_does_not_pile_up_tasks_for_one_run(alice, action, laptop, broker_queue, settings):
+    run = submit(alice, action, laptop)
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+
+    reports = [runs_reap() for _ in range(3)]
+
+    assert [r.requeued for r in reports] == [1, 0, 0]
+    assert broker_queue() == [str(run.pk)]
+
+
+def test_the_reaper_requeues_an_overdue_retry(alice, action, laptop, broker_queue):
+    run = submit(alice, action, laptop)
+    Run.objects.filter(pk=run.pk).update(
+        status=Status.RETRYING, next_attempt_at=timezone.now() - timedelta(minutes=5), enqueued_at=None
+    )
+
+    assert runs_reap().requeued == 1
+    assert broker_queue() == [str(run.pk)]
+
+
+def test_the_reaper_fails_runs_that_could_not_be_sent_for_too_long(alice, action, laptop, settings):
+    run = submit(alice, action, laptop)
+    Run.objects.filter(pk=run.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.RUN_QUEUE_MAX_AGE_SECONDS + 1)
+    )
+
+    report = runs_reap()
+
+    run.refresh_from_db()
+    assert report.expired == 1
+    assert (run.status, run.error_code) == (Status.FAILED, "NOT_SENT")
+    assert run_dispatch(run_id=run.pk) is None

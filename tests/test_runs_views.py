@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from actions.models import EngineResult, Run
 from actions.services import run_submit
-from tests.factories import make_device, make_sim_action
+from tests.factories import make_device, make_parameter, make_sim_action
 
 Status = Run.Status
 
@@ -15,6 +15,7 @@ Status = Run.Status
 @pytest.fixture
 def alice_run(alice):
     action = make_sim_action(slug="clear-teams-cache")
+    make_parameter(action, name="Mode", label="Mode")
     return run_submit(
         user=alice, action=action, device=make_device(alice, name="LAPTOP-ALICE"), params={"Mode": "full"}
     )
@@ -171,3 +172,17 @@ def test_a_broker_outage_at_submit_keeps_the_run_and_says_it_will_be_sent(client
     assert run.status == Status.QUEUED
     assert response.redirect_chain[-1][0] == run.get_absolute_url()
     assert "will be sent to Nexthink shortly" in response.content.decode()
+
+
+def test_a_retrying_run_says_which_attempt_comes_next(client, alice, alice_run):
+    Run.objects.filter(pk=alice_run.pk).update(
+        status=Status.RETRYING,
+        attempts=1,
+        error_message="Nexthink is unavailable right now. The portal will try again.",
+    )
+    client.force_login(alice)
+
+    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+
+    assert "retrying (attempt 2 of 5)" in data["summary"]
+    assert data["final"] is False

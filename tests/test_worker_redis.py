@@ -6,13 +6,15 @@ when Redis is unreachable, except under CI=true, where that is a failure.
 
 import os
 import signal
+import time
+from datetime import timedelta
 
 import pytest
 import redis
 from django.urls import reverse
 
 from actions.models import Run
-from actions.services import run_dispatch, runs_reap
+from actions.services import run_submit, runs_reap
 from tests.factories import EMEA, make_device, make_parameter, make_sim_action
 from tests.worker import Worker, wait_for
 
@@ -77,26 +79,31 @@ def test_a_form_post_travels_through_redis_and_a_worker_to_nexthink_and_back(cli
 
 
 def test_a_killed_worker_leaves_the_run_unknown_and_it_is_never_resent(
-    alice, redis_broker, use_simulator, inject_fault, sim_requests, tmp_path, settings
+    alice, redis_broker, use_simulator, inject_fault, sim_requests, tmp_path
 ):
     inject_fault("hang", seconds=30)
-    action = make_sim_action()
     device = make_device(alice, uid="da2add909a144e8235453f88dc45172f")
-    from actions.services import run_submit
-
     first = Worker(use_simulator.url, tmp_path / "first.log", broker_url=REDIS_URL)
-    run = run_submit(user=alice, action=action, device=device, params={})
+    run = run_submit(user=alice, action=make_sim_action(), device=device, params={})
     wait_for(lambda: Run.objects.get(pk=run.pk).status == Run.Status.SENDING)
-    first.stop(signal.SIGKILL)
-    second = Worker(use_simulator.url, tmp_path / "second.log", broker_url=REDIS_URL)
-    try:
-        sending_at = Run.objects.get(pk=run.pk).sending_at
-        from datetime import timedelta
 
+    first.stop(signal.SIGKILL)  # mid-call: the task was never acknowledged
+    time.sleep(2)  # let the unacknowledged message pass the second worker's visibility timeout
+    second = Worker(
+        use_simulator.url,
+        tmp_path / "second.log",
+        broker_url=REDIS_URL,
+        extra_env={"REDIS_VISIBILITY_TIMEOUT_SECONDS": "1"},
+    )
+    try:
+        # Redis gives the task back; the second worker takes it and finds the run already claimed.
+        wait_for(lambda: f"run {run.pk} not claimed" in second.log_path.read_text())
+        sending_at = Run.objects.get(pk=run.pk).sending_at
         report = runs_reap(now=sending_at + timedelta(seconds=run.timeout_seconds + 3600))
-        run.refresh_from_db()
-        assert report.marked_unknown == 1 and run.status == Run.Status.UNKNOWN
-        assert run_dispatch(run_id=run.pk) is None
-        assert len(sim_requests()) == 1
     finally:
         second.stop()
+
+    run.refresh_from_db()
+    assert report.marked_unknown == 1
+    assert (run.status, run.error_code) == (Run.Status.UNKNOWN, "WORKER_LOST")
+    assert len(sim_requests()) == 1

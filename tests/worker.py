@@ -41,21 +41,25 @@ def wait_for(predicate, timeout=30.0):
 class Worker:
     """`celery -A portal worker` in a subprocess; the constructor returns once it is ready."""
 
-    def __init__(self, simulator_url: str, log_path: Path, *, broker_url: str):
+    def __init__(self, simulator_url: str, log_path: Path, *, broker_url: str, extra_env: dict | None = None):
         from django.conf import settings
 
-        env = os.environ | {
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            # The same var folder as this process: same embedded broker folder, same test files.
-            "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-            "DATABASE_URL": database_url(),
-            "CELERY_BROKER_URL": broker_url,
-            "NEXTHINK_PORTAL_URL": simulator_url,
-            "NEXTHINK_USERNAME": "portal",
-            "NEXTHINK_PASSWORD": "portal-demo",
-            "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "5",
-            "NEXTHINK_READ_MARGIN_SECONDS": "2",
-        }
+        env = (
+            os.environ
+            | {
+                "DJANGO_SETTINGS_MODULE": "tests.settings",
+                # The same var folder as this process: same embedded broker folder, same test files.
+                "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+                "DATABASE_URL": database_url(),
+                "CELERY_BROKER_URL": broker_url,
+                "NEXTHINK_PORTAL_URL": simulator_url,
+                "NEXTHINK_USERNAME": "portal",
+                "NEXTHINK_PASSWORD": "portal-demo",
+                "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "5",
+                "NEXTHINK_READ_MARGIN_SECONDS": "2",
+            }
+            | (extra_env or {})
+        )
         self.log_path = log_path
         self.log = log_path.open("w")
         command = [

@@ -33,6 +33,13 @@ class EngineAdmin(admin.ModelAdmin):
     readonly_fields = ["last_synced_at"]
     fields = ["name", "database_uid", "address", "port", "nxql_port", "status", "last_synced_at"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # NXQL sends the portal's Nexthink credentials to this address: only superusers may point it
+        # elsewhere; otherwise it comes from the List Engines API (sync).
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return [*self.readonly_fields, "address", "port", "nxql_port"]
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_device_count=Count("devices"))
 

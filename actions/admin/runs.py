@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 
 from actions.models import EngineResult, Run, RunAttempt
-from actions.services import RunRefused, run_submit
+from actions.services import InvalidParams, RunRefused, run_submit
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -106,7 +106,7 @@ class RunAdmin(admin.ModelAdmin):
                         retry_of=run,
                     )
                 made += 1
-            except RunRefused as refusal:
+            except (RunRefused, InvalidParams) as refusal:
                 skipped.append(f"{run.action_name}: {refusal}")
         if made:
             self.message_user(request, f"{made} new run(s) queued.", messages.SUCCESS)

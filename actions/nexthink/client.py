@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import requests
+import urllib3
 import urllib3.exceptions
 
 from .errors import API_ERROR_STATUS, TRANSPORT_REASONS, ActApiError, ActInputError, ErrorKind
@@ -23,7 +24,10 @@ ENGINES_PATH = "/api/configuration/v1/engines"
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DEVICE_UID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 ENGINE_UID_RE = DEVICE_UID_RE
-PROXY_STATUSES = {502, 503, 504}
+# A proxy's own page: 502/503 say it could not hand the request on. 504 says it did, then gave up
+# waiting, so the action may run: that one is "unknown", never resent.
+PROXY_STATUSES = {502, 503}
+GATEWAY_TIMEOUT = 504
 
 
 class EngineCode(StrEnum):
@@ -182,7 +186,7 @@ class ActClient:
         started = time.monotonic()
         try:
             response = self.session.request(
-                method, url, timeout=(self.connect_timeout, read_timeout), allow_redirects=False, **kwargs
+                method, url, timeout=call_timeout(self.connect_timeout, read_timeout), allow_redirects=False, **kwargs
             )
         except requests.RequestException as exc:
             error = classify_transport_error(exc)
@@ -205,6 +209,12 @@ class ActClient:
 
 
 _NOT_JSON = object()
+
+
+def call_timeout(connect: float, read: float) -> urllib3.Timeout:
+    # `total` bounds the whole call too: an answer that trickles in cannot hold a worker thread for
+    # ever (Celery's time limits do not apply to the threads pool).
+    return urllib3.Timeout(connect=connect, read=read, total=connect + read)
 
 
 def _json_body(response: requests.Response) -> Any:
@@ -235,12 +245,12 @@ def build_run_body(
     request_uid: str,
 ) -> dict[str, Any]:
     """The JSON body of a run, validated so that a request Nexthink would refuse is never sent."""
-    if not isinstance(remote_action_uid, str) or not GUID_RE.match(remote_action_uid):
+    if not isinstance(remote_action_uid, str) or not GUID_RE.fullmatch(remote_action_uid):
         raise ActInputError(f"The remote action UID must be a GUID, got {remote_action_uid!r}.")
     if isinstance(device_uids, str) or not device_uids:
         raise ActInputError("At least one device UID is needed.")
     for uid in device_uids:
-        if not isinstance(uid, str) or not DEVICE_UID_RE.match(uid):
+        if not isinstance(uid, str) or not DEVICE_UID_RE.fullmatch(uid):
             raise ActInputError(f"A device UID must be 32 hexadecimal characters, got {uid!r}.")
     if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int) or timeout_seconds < 1:
         raise ActInputError(f"The timeout must be a positive whole number of seconds, got {timeout_seconds!r}.")
@@ -252,7 +262,7 @@ def build_run_body(
     }
     if engine_uids:
         for uid in engine_uids:
-            if not isinstance(uid, str) or not ENGINE_UID_RE.match(uid):
+            if not isinstance(uid, str) or not ENGINE_UID_RE.fullmatch(uid):
                 raise ActInputError(f"An Engine UID must be 32 hexadecimal characters, got {uid!r}.")
         body["engineDatabaseUids"] = list(engine_uids)
     if params:
@@ -300,6 +310,8 @@ def classify_http_error(status: int, data: Any) -> ActApiError:
         reason, kind = "NOT_FOUND", ErrorKind.PERMANENT
     elif status in PROXY_STATUSES or status == 429:
         reason, kind = "UNAVAILABLE", ErrorKind.RETRYABLE
+    elif status == GATEWAY_TIMEOUT:
+        reason, kind = "TIMEOUT", ErrorKind.UNKNOWN
     elif status >= 500:
         reason, kind = "HTTP_ERROR", ErrorKind.RETRYABLE
     else:  # other 4xx and any 3xx: a configuration problem that sending again will not fix

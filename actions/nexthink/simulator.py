@@ -5,9 +5,10 @@ thread of a test. It follows ../shared/reference/act-api-v2.txt: every request r
 with its HTTP status, the per-Engine answer list and Engine targeting. Faults can be injected per
 action (in the JSON config) or at run time through the /_sim/ control endpoints:
 
-    POST /_sim/faults   {"fault": "internal_error"|"html_502"|"html_503"|"close"|"drop"|"hang"|"latency",
+    POST /_sim/faults   {"fault": "internal_error"|"html_502"|"html_503"|"html_504"|"html_200"|"close"|"drop"|"hang"|"latency",
                          "action": "<uid>" or "*", "times": 1 (0: until reset), "seconds": 5}
-    GET  /_sim/requests the Act API requests received (no credentials), oldest first
+    GET  /_sim/requests the Act API requests received (no credentials), oldest first, each with
+                        `received_at` and, once answered, `answered_at` (Unix time, seconds)
     POST /_sim/reset    forget requests and faults (and NXQL changes, below)
 
 It also answers an Engine's NXQL API (`GET /2/query?query=...&platform=windows&format=json`) from the
@@ -41,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("simulator_default.json")
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 HEX32_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-FAULTS = {"internal_error", "html_502", "html_503", "close", "drop", "hang", "latency"}
+FAULTS = {"internal_error", "html_502", "html_503", "html_504", "html_200", "close", "drop", "hang", "latency"}
 
 ERROR_TEXT = {
     "INVALID_REQUEST_JSON": "Request body is not valid JSON",
@@ -143,6 +144,11 @@ class SimulatorState:
     def record(self, entry: dict[str, Any]) -> None:
         with self.lock:
             self.requests.append(entry)
+
+    def answered(self, entry: dict[str, Any]) -> None:
+        """Note when the answer was written (or the connection cut), beside `received_at`."""
+        with self.lock:
+            entry["answered_at"] = time.time()
 
     def user(self, username: str, password: str) -> dict[str, Any] | None:
         for user in self.config.get("users", []):
@@ -265,15 +271,20 @@ class Handler(BaseHTTPRequestHandler):
         try:
             request = self._validate(user, raw)
         except ApiError as exc:
-            state.record(entry | {"body": None, "error": exc.code})
+            entry |= {"body": None, "error": exc.code}
+            state.record(entry)
             self._json(ERROR_STATUS[exc.code], {"code": exc.code, "error": ERROR_TEXT[exc.code]})
+            state.answered(entry)
             return
-        state.record(entry | {"body": request})
+        entry["body"] = request
+        state.record(entry)
         fault = state.take_fault(request["remoteActionUid"])
         if fault and self._apply_fault(fault):
+            state.answered(entry)
             return
         latency = fault["seconds"] if fault and fault["fault"] == "latency" else 0
         self._json(200, self._answers(user, request, extra_delay=latency))
+        state.answered(entry)
 
     def _validate(self, user: dict[str, Any], raw: bytes) -> dict[str, Any]:
         if not user.get("api_access"):
@@ -296,14 +307,14 @@ class Handler(BaseHTTPRequestHandler):
         action_uid = request.get("remoteActionUid")
         if not action_uid:
             raise ApiError("NO_REMOTE_ACTION_UID")
-        if not GUID_RE.match(action_uid):
+        if not GUID_RE.fullmatch(action_uid):
             raise ApiError("INVALID_ACTION_UID")
         devices = request.get("deviceUids") or []
         if not devices:
             raise ApiError("NO_DEVICES")
         if len(devices) > self.server.state.config.get("max_devices", 10000):
             raise ApiError("TOO_MANY_DEVICES")
-        if not all(HEX32_RE.match(uid) for uid in devices):
+        if not all(HEX32_RE.fullmatch(uid) for uid in devices):
             raise ApiError("INVALID_DEVICE_UID")
         action = self.server.state.action(action_uid)
         if action is None or not action.get("enabled", True):
@@ -368,9 +379,11 @@ class Handler(BaseHTTPRequestHandler):
         kind = fault["fault"]
         if kind == "internal_error":
             self._json(500, {"code": "INTERNAL_ERROR", "error": ERROR_TEXT["INTERNAL_ERROR"]})
-        elif kind in ("html_502", "html_503"):
+        elif kind in ("html_502", "html_503", "html_504", "html_200"):
             status = int(kind[-3:])
-            reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable"}[status]
+            reason = {200: "OK", 502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[
+                status
+            ]
             self._send(status, PROXY_PAGE.format(status=status, reason=reason).encode(), "text/html")
         elif kind == "close":  # the connection closes with no answer at all
             self.close_connection = True

@@ -60,6 +60,12 @@
   function poll() {
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
+        var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+        if (response.redirected || !json || response.status === 404) {
+          // Signed out (sent to the sign-in page) or the run is gone: polling again cannot help.
+          setText("summary", "Updates stopped: reload the page (you may need to sign in again).");
+          throw new Error("stop");
+        }
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
       })
@@ -69,7 +75,8 @@
           window.setTimeout(poll, delay);
         }
       })
-      .catch(function () {
+      .catch(function (error) {
+        if (error.message === "stop") return;
         delay = Math.min(delay * 2, 15000);  // the server or network hiccupped: keep trying, more slowly
         window.setTimeout(poll, delay);
       });

@@ -1,6 +1,7 @@
 import json
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from actions.nexthink.client import client_from_settings
@@ -12,6 +13,21 @@ class Command(BaseCommand):
         "Send one run to the Act API v2 now, through the portal's client, and print what each Engine "
         "answered. Exit 0 on a 200, 1 on an API or transport error, 2 on bad arguments (nothing sent)."
     )
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parse_args = parser.parse_args
+
+        def remember_json(args=None, namespace=None):
+            self._wants_json = "--json" in (sys.argv[1:] if args is None else args)
+            return parse_args(args, namespace)
+
+        parser.parse_args = remember_json
+        parser.error = self._usage_error  # so that --json holds even for arguments argparse refuses
+        return parser
+
+    def _usage_error(self, message: str):
+        self._fail(ActInputError(f"Bad arguments: {message}."), getattr(self, "_wants_json", False), exit_code=2)
 
     def add_arguments(self, parser):
         # Checked in handle(), not by argparse, so that --json reports every bad argument as JSON.
@@ -70,6 +86,11 @@ def parse_timeout(raw: str | None) -> int | None:
     if raw is None:
         return None
     try:
-        return int(raw)
+        timeout = int(raw)
     except ValueError:
         raise ActInputError(f"--timeout must be a whole number of seconds, got {raw!r}.") from None
+    if not 1 <= timeout <= settings.NEXTHINK_MAX_TIMEOUT_SECONDS:
+        raise ActInputError(
+            f"--timeout must be from 1 to {settings.NEXTHINK_MAX_TIMEOUT_SECONDS} seconds, got {timeout}."
+        )
+    return timeout

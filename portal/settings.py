@@ -94,6 +94,10 @@ else:
             "timeout": 30,  # seconds a thread waits for a free connection before the request or task fails
             "check": ConnectionPool.check_connection,  # a connection the server dropped is replaced, not used
         }
+        # Pooled connections go straight to PostgreSQL, so prepared statements may be kept on them.
+        # Django's cursors bind parameters on the client and never prepare; the catalog's query asks
+        # for it (actions.selectors._catalog_cursor). None, Django's default, would forbid it.
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
     else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", config.get_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
         DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)

@@ -169,6 +169,9 @@ class SimulatorState:
 class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a burst of calls from a worker's 100 threads would
+    # see some connections dropped and retried a second later, a delay the real API does not add.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], config: dict[str, Any], ssl_context: ssl.SSLContext | None = None):
         super().__init__(address, Handler)

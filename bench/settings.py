@@ -1,0 +1,21 @@
+"""Bench-only settings: the production settings, plus a bare signed-in "hello" view (bench/urls.py).
+
+Everything else comes from the environment exactly as in production (bench/harness.py sets it).
+"""
+
+import os
+
+from portal.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench.urls"
+
+# The harness needs to know when a Celery worker is ready without raising its log level (the
+# production command logs at WARNING, which prints nothing at start-up): the worker touches a file.
+if os.environ.get("BENCH_READY_FILE"):
+    from pathlib import Path
+
+    from celery.signals import worker_ready
+
+    @worker_ready.connect(weak=False)
+    def _touch_ready_file(**_kwargs):
+        Path(os.environ["BENCH_READY_FILE"]).touch()

@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from actions.forms import parameter_definition_errors, remote_action_errors
+from actions.forms import PARAMETER_FIELDS, parameter_definition_errors, remote_action_errors
 from actions.models import ActionParameter, Category, Engine, RemoteAction
 
 FORMAT = "fix-my-device-catalog"
@@ -37,21 +37,6 @@ ACTION_FIELDS = [
     "daily_limit_per_user",
     "message_before",
     "message_after",
-]
-PARAMETER_FIELDS = [
-    "name",
-    "label",
-    "help_text",
-    "kind",
-    "choices",
-    "default",
-    "required",
-    "max_length",
-    "min_value",
-    "max_value",
-    "regex",
-    "regex_message",
-    "display_order",
 ]
 ACTION_KEYS = {"nexthink_uid", "category", "groups", "engines", "parameters", *ACTION_FIELDS}
 

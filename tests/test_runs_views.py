@@ -186,3 +186,13 @@ def test_a_retrying_run_says_which_attempt_comes_next(client, alice, alice_run):
 
     assert "retrying (attempt 2 of 5)" in data["summary"]
     assert data["final"] is False
+
+
+def test_run_again_is_offered_only_for_an_action_still_visible_to_the_user(client, alice, alice_run, staff_group):
+    finish(alice_run, Status.SUCCEEDED)
+    client.force_login(alice)
+    assert "?again=" in client.get(alice_run.get_absolute_url()).content.decode()
+
+    alice_run.action.groups.add(staff_group)  # now for another team only
+
+    assert "?again=" not in client.get(alice_run.get_absolute_url()).content.decode()

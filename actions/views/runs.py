@@ -19,10 +19,11 @@ def _own_run(request, pk) -> Run:
 def run_detail(request, pk):
     run = _own_run(request, pk)
     results = [(result, engine_explanation(result)) for result in run.engine_results.all()]
+    can_run_again = selectors.actions_visible_to(request.user).filter(pk=run.action_id).exists()
     return render(
         request,
         "actions/run_detail.html",
-        {"run": run, "summary": status_summary(run), "results": results},
+        {"run": run, "summary": status_summary(run), "results": results, "can_run_again": can_run_again},
     )
 
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -25,8 +26,6 @@ PARAMETER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Without a curator's max length, a text value is still bounded.
 TEXT_MAX_LENGTH = 1000
 TEXTAREA_MAX_LENGTH = 4000
-# The settings bound NEXTHINK_DEFAULT_TIMEOUT_SECONDS to an hour; an action's override is bounded alike.
-MAX_TIMEOUT_SECONDS = 3600
 DEVICE_UID_RE = re.compile(r"^[0-9a-f]{32}$")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 # "Duplicate" gives the copy a UID of this shape until the curator sets the real one (see catalog admin).
@@ -194,8 +193,8 @@ def remote_action_errors(action: RemoteAction) -> dict[str, str]:
         errors["nexthink_uid"] = (
             "This is a placeholder from “Duplicate”: set the remote action's real UID before enabling it."
         )
-    if action.timeout_seconds is not None and action.timeout_seconds > MAX_TIMEOUT_SECONDS:
-        errors["timeout_seconds"] = f"At most {MAX_TIMEOUT_SECONDS} seconds (one hour)."
+    if action.timeout_seconds is not None and action.timeout_seconds > settings.NEXTHINK_MAX_TIMEOUT_SECONDS:
+        errors["timeout_seconds"] = f"At most {settings.NEXTHINK_MAX_TIMEOUT_SECONDS} seconds."
     return errors
 
 

@@ -182,3 +182,21 @@ def nxql_engines(db, settings, nxql_servers):
     yield NxqlEngines(nxql_servers, engines)
     for server in nxql_servers.values():
         requests.post(server.url + "/_sim/reset", timeout=5)
+
+
+@pytest.fixture
+def use_broker(monkeypatch):
+    """Call with a broker URL to make this process publish there for the rest of the test."""
+    from portal.celery import app
+
+    def point_at(url: str):
+        monkeypatch.setattr(app.conf, "broker_url", url)
+        monkeypatch.setattr(app, "_pool", None)
+        monkeypatch.setattr(app.amqp, "_producer_pool", None)
+        return app
+
+    yield point_at
+    app._pool = app.amqp._producer_pool = None  # connections made to that broker are not reused
+
+
+BROKER_DOWN = "redis://127.0.0.1:9/0"  # nothing listens there: the connection is refused at once

@@ -124,7 +124,7 @@ def test_it_refuses_a_second_action_with_the_same_remote_action_uid(admin_client
 def test_it_refuses_a_timeout_over_an_hour(admin_client):
     response = admin_client.post(ADD_URL, form_data(timeout_seconds="3601"))
 
-    assert response.context["adminform"].form.errors["timeout_seconds"] == ["At most 3600 seconds (one hour)."]
+    assert response.context["adminform"].form.errors["timeout_seconds"] == ["At most 3600 seconds."]
 
 
 # --- List tools --------------------------------------------------------------------------------

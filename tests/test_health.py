@@ -2,6 +2,8 @@ import json
 
 from django.urls import reverse
 
+from tests.conftest import BROKER_DOWN
+
 
 def test_it_reports_healthy_without_signing_in(client, db):
     response = client.get(reverse("healthz"))
@@ -10,15 +12,10 @@ def test_it_reports_healthy_without_signing_in(client, db):
     assert response.json() == {"status": "ok", "checks": {"database": True, "broker": True}}
 
 
-def test_it_reports_an_unreachable_broker_with_503(client, db, monkeypatch):
-    from portal.celery import app
+def test_it_reports_an_unreachable_broker_with_503(client, db, use_broker):
+    use_broker(BROKER_DOWN)
 
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:9/0")
-    monkeypatch.setattr(app, "_pool", None)
-    try:
-        response = client.get(reverse("healthz"))
-    finally:
-        app._pool = None
+    response = client.get(reverse("healthz"))
 
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": True, "broker": False}

@@ -11,6 +11,7 @@ from actions import services
 from actions.models import EngineResult, Run, RunAttempt
 from actions.nexthink import simulator as sim
 from actions.services import RunRefused, run_dispatch, run_submit, runs_reap
+from tests.conftest import BROKER_DOWN
 from tests.factories import EMEA, make_device, make_parameter, make_sim_action
 
 Status = Run.Status
@@ -34,6 +35,22 @@ def submit(alice, action, laptop, **kwargs):
 
 def make_due(run):
     Run.objects.filter(pk=run.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+
+def at_once(calls) -> None:
+    """Run the calls in threads started together; each thread closes its own database connection."""
+
+    def run(call):
+        try:
+            call()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 # --- Submit ------------------------------------------------------------------------------------
@@ -68,19 +85,12 @@ def test_it_enqueues_the_run_only_after_commit(alice, action, laptop, broker_que
 
 
 def test_it_keeps_the_run_queued_when_the_broker_is_down(
-    alice, action, laptop, django_capture_on_commit_callbacks, monkeypatch
+    alice, action, laptop, django_capture_on_commit_callbacks, use_broker
 ):
-    from portal.celery import app
+    use_broker(BROKER_DOWN)
 
-    # A Redis broker on a port where nothing listens: the connection is refused at once.
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:9/0")
-    monkeypatch.setattr(app, "_pool", None)
-    monkeypatch.setattr(app.amqp, "_producer_pool", None)
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            run = submit(alice, action, laptop)
-    finally:
-        app._pool = app.amqp._producer_pool = None
+    with django_capture_on_commit_callbacks(execute=True):
+        run = submit(alice, action, laptop)
 
     assert run.enqueued is False
     assert Run.objects.get(pk=run.pk).status == Status.QUEUED
@@ -176,17 +186,7 @@ def test_two_workers_at_once_make_one_call(alice, action, laptop, use_simulator,
     run = submit(alice, action, laptop)
     results = []
 
-    def worker():
-        try:
-            results.append(run_dispatch(run_id=run.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once([lambda: results.append(run_dispatch(run_id=run.pk))] * 4)
 
     assert sum(result is not None for result in results) == 1
     assert len(sim_requests()) == 1
@@ -273,14 +273,31 @@ def test_it_rechecks_the_device_owner_before_sending(alice, bob, action, laptop,
     assert any("device_not_owned" in r.getMessage() and laptop.uid in r.getMessage() for r in caplog.records)
 
 
-def test_it_does_not_send_an_action_withdrawn_after_submit(alice, action, laptop, use_simulator, sim_requests):
-    run = submit(alice, action, laptop)
+def _disable_action(alice, action, group):
     action.enabled = False
     action.save()
 
+
+def _move_action_to_another_team(alice, action, group):
+    action.groups.add(group)
+
+
+def _deactivate_employee(alice, action, group):
+    alice.is_active = False
+    alice.save()
+
+
+@pytest.mark.parametrize("withdraw", [_disable_action, _move_action_to_another_team, _deactivate_employee])
+def test_it_does_not_send_what_the_employee_may_no_longer_run(
+    alice, action, laptop, use_simulator, sim_requests, staff_group, withdraw
+):
+    run = submit(alice, action, laptop)
+    withdraw(alice, action, staff_group)
+
     run_dispatch(run_id=run.pk)
 
-    assert Run.objects.get(pk=run.pk).error_code == "ACTION_WITHDRAWN"
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (Status.FAILED, "ACTION_WITHDRAWN")
     assert sim_requests() == []
 
 
@@ -333,14 +350,8 @@ def test_simultaneous_double_submits_make_one_run(alice, laptop):
             results.append(run_submit(user=alice, action=action, device=laptop, params={}, idempotency_key="same").pk)
         except Exception as exc:  # an IntegrityError here is the bug this test guards against
             errors.append(exc)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=post) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once([post] * 4)
 
     assert errors == []
     assert len(set(results)) == 1 and Run.objects.count() == 1
@@ -358,14 +369,8 @@ def test_simultaneous_submits_on_two_devices_keep_the_daily_limit(alice, laptop)
             outcomes.append("ok")
         except RunRefused:
             outcomes.append("refused")
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=post, args=(d,)) for d in (laptop, desktop)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once([lambda: post(laptop), lambda: post(desktop)])
 
     assert sorted(outcomes) == ["ok", "refused"]
     assert Run.objects.count() == 1
@@ -410,30 +415,6 @@ def test_an_engine_code_longer_than_expected_is_stored_not_a_crash(alice, laptop
     run.refresh_from_db()
     assert result.status == run.status == Status.PARTIAL
     assert run.engine_results.first().code == long_code[:100]
-
-
-def test_it_does_not_send_after_the_user_lost_access(alice, action, laptop, use_simulator, sim_requests, staff_group):
-    action.groups.add(staff_group)
-    alice.groups.add(staff_group)
-    run = submit(alice, action, laptop)
-    alice.groups.remove(staff_group)
-
-    run_dispatch(run_id=run.pk)
-
-    run.refresh_from_db()
-    assert (run.status, run.error_code) == (Status.FAILED, "ACTION_WITHDRAWN")
-    assert sim_requests() == []
-
-
-def test_it_does_not_send_for_a_deactivated_user(alice, action, laptop, use_simulator, sim_requests):
-    run = submit(alice, action, laptop)
-    alice.is_active = False
-    alice.save()
-
-    run_dispatch(run_id=run.pk)
-
-    assert Run.objects.get(pk=run.pk).error_code == "ACTION_WITHDRAWN"
-    assert sim_requests() == []
 
 
 def test_an_unknown_run_does_not_start_a_cooldown(alice, action, laptop):

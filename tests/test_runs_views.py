@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from actions.models import EngineResult, Run
 from actions.services import run_submit
+from tests.conftest import BROKER_DOWN
 from tests.factories import make_device, make_parameter, make_sim_action
 
 Status = Run.Status
@@ -151,22 +152,16 @@ def test_run_again_ignores_another_users_run(client, alice, bob):
 
 
 @pytest.mark.django_db(transaction=True)  # real commits, so on_commit runs inside the request as in production
-def test_a_broker_outage_at_submit_keeps_the_run_and_says_it_will_be_sent(client, alice, monkeypatch):
-    from portal.celery import app
-
+def test_a_broker_outage_at_submit_keeps_the_run_and_says_it_will_be_sent(client, alice, use_broker):
     action = make_sim_action(slug="flush")
     device = make_device(alice)
     client.force_login(alice)
     key = client.get(reverse("action_detail", args=["flush"])).context["form"]["idempotency_key"].value()
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:9/0")
-    monkeypatch.setattr(app, "_pool", None)
-    monkeypatch.setattr(app.amqp, "_producer_pool", None)
-    try:
-        response = client.post(
-            reverse("action_detail", args=["flush"]), {"device": device.uid, "idempotency_key": key}, follow=True
-        )
-    finally:
-        app._pool = app.amqp._producer_pool = None
+    use_broker(BROKER_DOWN)
+
+    response = client.post(
+        reverse("action_detail", args=["flush"]), {"device": device.uid, "idempotency_key": key}, follow=True
+    )
 
     run = Run.objects.get(action=action)
     assert run.status == Status.QUEUED

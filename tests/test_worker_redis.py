@@ -34,16 +34,10 @@ def redis_or_skip() -> redis.Redis:
 
 
 @pytest.fixture
-def redis_broker(monkeypatch):
+def redis_broker(use_broker):
     """This process publishes to Redis for the test, as the portal does in production."""
-    from portal.celery import app
-
     redis_or_skip().flushdb()
-    monkeypatch.setattr(app.conf, "broker_url", REDIS_URL)
-    monkeypatch.setattr(app, "_pool", None)
-    monkeypatch.setattr(app.amqp, "_producer_pool", None)
-    yield app
-    app._pool = app.amqp._producer_pool = None
+    return use_broker(REDIS_URL)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .client import ActClient
+from .client import DEVICE_UID_RE, ActClient
 from .errors import ActApiError, ErrorKind
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 NXQL_PATH = "/2/query"
 PLATFORMS = ("windows", "mac_os", "mobile")
 DEVICE_FIELDS = ("device_uid", "name", "last_logged_on_user", "last_seen")
-HEX32_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 GUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
 # Fields an Engine URL template may use (NXQL_URL_TEMPLATE).
 ENGINE_URL_FIELDS = frozenset({"address", "nxql_port", "port", "name", "database_uid"})
@@ -103,7 +102,7 @@ def normalise_device_uid(raw: Any) -> str | None:
     raw = raw.strip()
     if GUID_RE.fullmatch(raw):
         raw = raw.strip("{}").replace("-", "")
-    return raw.lower() if HEX32_RE.fullmatch(raw) else None
+    return raw.lower() if DEVICE_UID_RE.fullmatch(raw) else None
 
 
 def parse_nxql_datetime(raw: Any) -> datetime | None:

@@ -2,11 +2,15 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
 
 HEX32 = RegexValidator(r"^[0-9a-f]{32}$", "Enter 32 lowercase hexadecimal characters.")
+# Bounds of a curator's numbers: whatever is typed, a submit can compute with it.
+MAX_TIMEOUT_SECONDS = 3600
+MAX_COOLDOWN_MINUTES = 7 * 24 * 60
+MAX_DAILY_LIMIT = 100
 
 
 class Engine(models.Model):
@@ -70,21 +74,23 @@ class RemoteAction(models.Model):
     timeout_seconds = models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
-        help_text="Overrides NEXTHINK_DEFAULT_TIMEOUT_SECONDS for this action.",
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TIMEOUT_SECONDS)],
+        help_text="1 to 3,600 seconds. Overrides NEXTHINK_DEFAULT_TIMEOUT_SECONDS for this action.",
     )
     engines = models.ManyToManyField(
         Engine, blank=True, related_name="remote_actions", help_text="Engines to target. None: all Engines."
     )
     confirmation_text = models.TextField(blank=True, help_text="Shown before running; the employee must confirm.")
     cooldown_minutes = models.PositiveIntegerField(
-        default=0, help_text="Not again on the same device within this many minutes. 0: no cooldown."
+        default=0,
+        validators=[MaxValueValidator(MAX_COOLDOWN_MINUTES)],
+        help_text="Not again on the same device within this many minutes (at most a week: 10,080). 0: no cooldown.",
     )
     daily_limit_per_user = models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
-        help_text="Runs per employee per day. Empty: no limit.",
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAILY_LIMIT)],
+        help_text="Runs per employee per day, 1 to 100. Empty: no limit.",
     )
     message_before = models.TextField(blank=True, help_text="Shown on the action page, above the form.")
     message_after = models.TextField(blank=True, help_text="Shown on the run page once the run is sent.")
@@ -166,12 +172,10 @@ class Run(models.Model):
         QUEUED = "queued", "Queued"
         SENDING = "sending", "Sending"
         RETRYING = "retrying", "Retrying"
-        SUCCEEDED = "succeeded", "Succeeded"
-        PARTIAL = "partial", "Partly succeeded"
-        FAILED = "failed", "Failed"
+        SENT = "sent", "Sent"  # Nexthink accepted it for the device: not proof that it ran
+        PARTIAL = "partial", "Partly sent"
+        FAILED = "failed", "Not sent"
         UNKNOWN = "unknown", "Outcome unknown"
-
-    FINAL = frozenset({Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.UNKNOWN})
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
@@ -231,7 +235,9 @@ class Run(models.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in self.FINAL
+        from actions.runs.lifecycle import FINAL  # the lifecycle owns which statuses are final
+
+        return self.status in FINAL
 
 
 class RunAttempt(models.Model):

@@ -3,7 +3,7 @@
     .venv/bin/python bench/burst.py [--runs 500] [--reps 3] [--concurrency N] [--prefork-batch 20]
                                     [--no-prefork] [--prefork-same-concurrency]
 
-The runs are made with actions.services.run_submit (what the form POST calls), back to back from this
+The runs are made with actions.runs.submit.run_submit (what the form POST calls), back to back from this
 process, while the worker is already running: "submitted at once". Then they go the real path:
 Redis -> `celery worker` -> simulator over HTTP (the simulator's "latency" fault, times=0, seconds=2:
 every call answers after 2 s) -> PostgreSQL. The clock starts before the first submit and stops at

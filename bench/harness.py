@@ -459,12 +459,13 @@ def login(session=None):
 def wait_final(run_ids: Iterable, *, timeout: float, poll: float = 0.05) -> tuple[int, int]:
     """Wait until every run is final (or `timeout`); returns (final, total)."""
     from actions.models import Run
+    from actions.runs.lifecycle import FINAL
 
     ids = [str(i) for i in run_ids]
     deadline = time.monotonic() + timeout
     final = 0
     while time.monotonic() < deadline:
-        final = Run.objects.filter(pk__in=ids, status__in=Run.FINAL).count()
+        final = Run.objects.filter(pk__in=ids, status__in=FINAL).count()
         if final == len(ids):
             break
         time.sleep(poll)
@@ -655,8 +656,8 @@ def arg_float(name: str, default: float) -> float:
 
 
 def submit_runs(data: dict, count: int) -> tuple[list[str], float, float]:
-    """`count` runs through actions.services.run_submit, back to back; (ids, started, ended) in Unix time."""
-    from actions.services import run_submit
+    """`count` runs through actions.runs.submit.run_submit, back to back; (ids, started, ended) in Unix time."""
+    from actions.runs.submit import run_submit
 
     started = time.time()
     ids = []

@@ -3,7 +3,7 @@ PostgreSQL (and the same simulator), and where the time goes.
 
     .venv/bin/python bench/scale_out.py [--runs 1000] [--reps 3] [--slow-runs 1000] [--concurrency N]
 
-Two workloads, each with the runs queued first (actions.services.run_submit, no worker running),
+Two workloads, each with the runs queued first (actions.runs.submit.run_submit, no worker running),
 then the worker process(es) started; throughput = runs ÷ (last finished_at - first sending_at):
   fast API  the simulator answers at once: the portal's own cost per run (worker CPU, PostgreSQL,
             Redis) is all there is, so this shows what limits throughput next.

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from kombu import Queue
 
 from portal import config
 
@@ -96,7 +97,7 @@ else:
         }
         # Pooled connections go straight to PostgreSQL, so prepared statements may be kept on them.
         # Django's cursors bind parameters on the client and never prepare; the catalog's query asks
-        # for it (actions.selectors._catalog_cursor). None, Django's default, would forbid it.
+        # for it (actions.catalog.selectors._catalog_cursor). None, Django's default, would forbid it.
         DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
     else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", config.get_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
@@ -181,7 +182,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # At-least-once delivery: a task is acknowledged when done, and given back if its worker dies.
-# The run's atomic claim makes a second delivery a no-op (actions.services.run_dispatch).
+# The run's atomic claim makes a second delivery a no-op (actions.runs.lifecycle.claim).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -220,9 +221,26 @@ RUN_SENDING_GRACE_SECONDS = config.get_int("RUN_SENDING_GRACE_SECONDS", 30, mini
 RUN_QUEUE_MAX_AGE_SECONDS = config.get_int("RUN_QUEUE_MAX_AGE_SECONDS", 3600, minimum=60)
 REAPER_INTERVAL_SECONDS = config.get_int("REAPER_INTERVAL_SECONDS", 60, minimum=5)
 ENGINE_SYNC_INTERVAL_SECONDS = config.get_int("ENGINE_SYNC_INTERVAL_SECONDS", 3600, minimum=60)
+# Runs on the default queue; the reaper and the Engine sync on their own, and a copy that waited
+# longer than its period is dropped: a backlog of runs can neither delay them nor pile them up.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+MAINTENANCE_QUEUE = "maintenance"
+CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(MAINTENANCE_QUEUE)]
+CELERY_TASK_ROUTES = {
+    "actions.tasks.reap_runs": {"queue": MAINTENANCE_QUEUE},
+    "actions.tasks.sync_engines_task": {"queue": MAINTENANCE_QUEUE},
+}
 CELERY_BEAT_SCHEDULE = {
-    "reap-runs": {"task": "actions.tasks.reap_runs", "schedule": REAPER_INTERVAL_SECONDS},
-    "sync-engines": {"task": "actions.tasks.sync_engines_task", "schedule": ENGINE_SYNC_INTERVAL_SECONDS},
+    "reap-runs": {
+        "task": "actions.tasks.reap_runs",
+        "schedule": REAPER_INTERVAL_SECONDS,
+        "options": {"expires": REAPER_INTERVAL_SECONDS},
+    },
+    "sync-engines": {
+        "task": "actions.tasks.sync_engines_task",
+        "schedule": ENGINE_SYNC_INTERVAL_SECONDS,
+        "options": {"expires": ENGINE_SYNC_INTERVAL_SECONDS},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -272,7 +290,7 @@ LOGGING = {
 }
 
 # --- Device resolution ------------------------------------------------------------------------
-# Which resolvers find an employee's devices, in order of precedence (actions/devices.py):
+# Which resolvers find an employee's devices, in order of precedence (actions/devices/resolution.py):
 # "directory" (devices assigned in the admin or imported with import_devices) and "nxql" (asked
 # of each connected Engine, cached in Device rows for NXQL_CACHE_TTL_SECONDS).
 DEVICE_RESOLVER_NAMES = ("directory", "nxql")

@@ -178,10 +178,10 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
     page.evaluate("() => { window.__marker = 1; }")
 
-    # A real worker takes the run from the broker; the page turns to succeeded by itself.
+    # A real worker takes the run from the broker; the page turns to sent by itself.
     worker = Worker(use_simulator.url, tmp_path / "worker.log", broker_url=FILESYSTEM_BROKER)
     try:
-        expect(status).to_have_text("Succeeded", timeout=LIVE_UPDATE_TIMEOUT_MS)
+        expect(status).to_have_text("Sent", timeout=LIVE_UPDATE_TIMEOUT_MS)
         rows = page.locator("#engine-results tr")
         expect(rows).to_have_count(1)
         expect(rows.first.locator("td")).to_have_text(
@@ -203,10 +203,10 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     assert sent["body"]["remoteActionUid"] == SIM_ACTION and sent["body"]["requestUid"] == str(run.pk)
     assert sent["body"]["deviceUids"] == [ALICE_DEVICE] and sent["body"]["params"] == {"Mode": "full"}
     run.refresh_from_db()
-    assert run.status == Run.Status.SUCCEEDED
+    assert run.status == Run.Status.SENT
     assert [(r.engine_name, r.code) for r in run.engine_results.all()] == [("engine-emea", "ok")]
     own_status = page.request.get(reverse("run_status", args=[run.pk]))
-    assert own_status.status == 200 and own_status.json()["status"] == "succeeded"
+    assert own_status.status == 200 and own_status.json()["status"] == "sent"
 
     # Bob, signed in in his own browser context, cannot open Alice's run nor its status.
     bob_page = sign_in(browser, base, "bob", "bob-pass")

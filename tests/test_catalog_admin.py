@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from actions.forms import is_placeholder_uid
+from actions.catalog.parameters import is_placeholder_uid
 from actions.models import ActionParameter, Category, RemoteAction
 from tests.factories import make_action, make_parameter
 

@@ -7,8 +7,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from actions import devices, services
+from actions.devices.resolution import Resolution
 from actions.models import ActionParameter, Category, Run
+from actions.runs import submit
+from actions.views import catalog as catalog_views
 from tests.factories import make_action, make_device, make_parameter
 
 Kind = ActionParameter.Kind
@@ -144,9 +146,9 @@ def test_it_explains_what_to_do_without_a_device_and_shows_no_form(alice_client,
 
 def test_it_names_the_engines_that_could_not_be_asked(alice_client, action, laptop, monkeypatch):
     monkeypatch.setattr(
-        devices,
+        catalog_views,
         "resolve_devices_for",
-        lambda user: devices.Resolution(devices=[laptop], unreachable_engines=["engine-apac", "engine-us"]),
+        lambda user: Resolution(devices=[laptop], unreachable_engines=["engine-apac", "engine-us"]),
     )
 
     page = html(alice_client.get(action.get_absolute_url()))
@@ -235,9 +237,9 @@ def test_it_answers_404_and_stores_nothing_for_a_device_of_someone_else(alice_cl
 
 def test_it_rejects_a_malformed_device_uid_before_any_lookup(alice_client, action, laptop, monkeypatch):
     looked_up = []
-    monkeypatch.setattr(devices, "device_for_user", lambda *a, **kw: looked_up.append(a))
+    monkeypatch.setattr(catalog_views, "device_for_user", lambda *a, **kw: looked_up.append(a))
 
-    response = post(alice_client, action, device="C" * 32, param_Days="7", param_Folder="Temp")
+    response = post(alice_client, action, device="z" * 32, param_Days="7", param_Folder="Temp")
 
     assert response.status_code == 200
     assert "Choose one of your devices." in html(response)
@@ -246,9 +248,9 @@ def test_it_rejects_a_malformed_device_uid_before_any_lookup(alice_client, actio
 
 def test_it_shows_why_the_service_refused_the_run(alice_client, action, laptop, monkeypatch):
     def refuse(**kwargs):
-        raise services.RunRefused("You can run it again at 10:42.")
+        raise submit.RunRefused("You can run it again at 10:42.")
 
-    monkeypatch.setattr(services, "run_submit", refuse)
+    monkeypatch.setattr(submit, "run_submit", refuse)
 
     response = post(alice_client, action, param_Days="7", param_Folder="Temp")
 

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Group
 from django.urls import reverse
 
+from actions.catalog.selectors import actions_visible_to, catalog_sections
 from actions.models import Category, Run
-from actions.selectors import actions_visible_to, catalog_sections
 from tests.factories import make_action, make_device
 
 

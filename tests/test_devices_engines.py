@@ -5,7 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from actions.devices import ENGINE_NOT_LISTED, connected_engines, engines_sync
+from actions.devices.engines import ENGINE_NOT_LISTED, connected_engines, engines_sync
 from actions.models import Engine
 from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient

@@ -9,7 +9,8 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from actions.devices import device_for_user, device_is_owned_by, resolve_devices_for
+from actions.devices.ownership import device_for_user, device_is_owned_by
+from actions.devices.resolution import resolve_devices_for
 from actions.models import Device, Engine, Run
 from tests.factories import make_action, make_device
 

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.utils import timezone
 
-from actions.devices import nexthink_user_name, resolve_devices_for
+from actions.devices.resolution import nexthink_user_name, resolve_devices_for
 from actions.models import Device, Engine
 from actions.nexthink.nxql import devices_of_user_query
 from tests.factories import make_device
@@ -186,7 +186,7 @@ def test_an_engine_that_does_not_answer_does_not_stop_the_others(nxql_engines, a
         nxql_port=closed_port(),
         status="CONNECTED",
     )
-    with caplog.at_level(logging.WARNING, logger="actions.devices"):
+    with caplog.at_level(logging.WARNING, logger="actions.devices.resolution"):
         resolution = resolve_devices_for(alice)
 
     assert uids(resolution) == [ALICE_LAPTOP]

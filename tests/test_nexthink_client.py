@@ -3,7 +3,7 @@
 import pytest
 
 from actions.nexthink.client import ActClient, classify_http_error
-from actions.nexthink.errors import API_ERROR_STATUS, EMPLOYEE_SENTENCES, ActInputError, ErrorKind
+from actions.nexthink.errors import API_ERROR_STATUS, WHAT_HAPPENED, ActInputError, ErrorKind
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 DEVICE = "da2add909a144e8235453f88dc45172f"
@@ -39,14 +39,14 @@ def test_it_refuses_invalid_input_without_sending(simulator, sim_requests, kwarg
 def test_every_documented_code_has_an_employee_sentence():
     assert len(API_ERROR_STATUS) == 14
     for code in API_ERROR_STATUS:
-        assert EMPLOYEE_SENTENCES[code].endswith(".")
+        assert WHAT_HAPPENED[code].endswith(".")
 
 
 @pytest.mark.parametrize(("code", "status"), sorted(API_ERROR_STATUS.items()))
 def test_it_gives_each_documented_code_its_kind(code, status):
     error = classify_http_error(status, {"code": code, "error": "text"})
 
-    expected = ErrorKind.RETRYABLE if code == "INTERNAL_ERROR" else ErrorKind.PERMANENT
+    expected = ErrorKind.UNKNOWN if code == "INTERNAL_ERROR" else ErrorKind.PERMANENT
     assert (error.code, error.http_status, error.kind, error.message) == (code, status, expected, "text")
 
 

@@ -5,12 +5,13 @@ import json
 import logging
 import socket
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient, EngineCode
-from actions.nexthink.errors import ActApiError, ErrorKind
+from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 NOT_MANUAL = "e6bb97be-0957-49e0-9922-1a684d093858"
@@ -146,7 +147,7 @@ def test_it_classifies_malformed_requests_as_permanent(act_client, body, content
     error = error_of(lambda: raw_post(act_client, body, content_type))
 
     assert (error.code, error.http_status, error.kind) == (code, 400, ErrorKind.PERMANENT)
-    assert error.employee_message and code not in error.employee_message
+    assert what_happened(error.reason) and code not in what_happened(error.reason)
 
 
 @pytest.mark.parametrize(
@@ -175,12 +176,53 @@ def test_it_classifies_too_many_devices_as_permanent(act_client):
     assert (error.code, error.http_status, error.kind) == ("TOO_MANY_DEVICES", 400, ErrorKind.PERMANENT)
 
 
-def test_it_classifies_internal_error_as_retryable(act_client, inject_fault):
+def test_it_classifies_internal_error_as_unknown(act_client, inject_fault):
+    # Nexthink may answer INTERNAL_ERROR after it asked the Engines: the action may run.
     inject_fault("internal_error")
 
     error = error_of(lambda: act_client.run(remote_action_uid=ACTION, device_uids=DEVICES))
 
-    assert (error.code, error.http_status, error.kind) == ("INTERNAL_ERROR", 500, ErrorKind.RETRYABLE)
+    assert (error.code, error.http_status, error.kind) == ("INTERNAL_ERROR", 500, ErrorKind.UNKNOWN)
+
+
+def test_it_classifies_a_bare_server_error_as_unknown(act_client, inject_fault):
+    inject_fault("html_500")
+
+    error = error_of(lambda: act_client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.code, error.reason, error.http_status, error.kind) == (None, "SERVER_ERROR", 500, ErrorKind.UNKNOWN)
+
+
+@pytest.mark.parametrize(("header", "expected"), [("7", 7.0), (None, None), ("soon", None)])
+def test_it_reads_retry_after_on_a_429(act_client, inject_fault, header, expected):
+    inject_fault("too_many", retry_after=header)
+
+    error = error_of(lambda: act_client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.http_status, error.kind, error.retry_after) == (429, ErrorKind.RETRYABLE, expected)
+
+
+def test_it_reads_retry_after_given_as_a_date():
+    from email.utils import format_datetime
+
+    from actions.nexthink.client import parse_retry_after
+
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+
+    assert 55 <= parse_retry_after(in_a_minute) <= 60
+    assert parse_retry_after("99999999") == 3600  # capped
+
+
+def test_a_server_that_trickles_its_answer_cannot_hold_the_call(simulator, inject_fault, sim_requests):
+    # Every byte arrives well within the read timeout, so only a wall-clock deadline ends the call.
+    inject_fault("trickle", seconds=0.3)
+    client = client_for(simulator, read_margin=1, connect_timeout=1)
+
+    error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES, timeout_seconds=1))
+
+    assert (error.reason, error.kind) == ("TIMEOUT", ErrorKind.UNKNOWN)
+    assert "no complete answer within 3 s" in error.message
+    assert len(sim_requests()) == 1
 
 
 # --- HTTP and transport failures -----------------------------------------------------------
@@ -383,7 +425,8 @@ def test_it_refuses_a_certificate_it_cannot_verify(tls_simulator):
 
     error = error_of(lambda: client_for(tls_simulator).run(remote_action_uid=ACTION, device_uids=DEVICES))
 
-    assert (error.reason, error.kind) == ("TLS_ERROR", ErrorKind.PERMANENT)
+    # The handshake fails before the request is sent: nothing can have been accepted.
+    assert (error.reason, error.kind) == ("TLS_ERROR", ErrorKind.RETRYABLE)
 
 
 def test_it_trusts_a_certificate_signed_by_the_configured_ca_bundle(tls_simulator, tls_files):

@@ -3,7 +3,7 @@
 from django.urls import reverse
 
 from actions.models import Run
-from actions.services import run_submit
+from actions.runs.submit import run_submit
 from tests.factories import make_device, make_parameter, make_sim_action
 
 

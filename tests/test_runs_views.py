@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from actions.models import EngineResult, Run
-from actions.services import run_submit
+from actions.runs.submit import run_submit
 from tests.conftest import BROKER_DOWN
 from tests.factories import make_device, make_parameter, make_sim_action
 
@@ -36,8 +36,8 @@ def test_it_shows_each_engine_answer_in_plain_words(client, alice, alice_run):
 
     page = client.get(alice_run.get_absolute_url()).content.decode()
 
-    assert "Partly succeeded" in page
-    assert "Your device isn&#x27;t connected to Nexthink right now. Switch it on" in page
+    assert "Partly sent" in page
+    assert "Your device isn&#x27;t connected to Nexthink right now, so the action was not sent to it." in page
     assert "device offline" in page and "engine-aaaa" in page
     assert "Mode" in page and "full" in page
     assert 'data-final="true"' in page
@@ -55,14 +55,14 @@ def test_a_run_in_progress_polls_and_offers_no_run_again_yet(client, alice, alic
 
 
 def test_the_status_endpoint_gives_the_run_as_json(client, alice, alice_run):
-    finish(alice_run, Status.SUCCEEDED, ("a" * 32, "ok", ""))
+    finish(alice_run, Status.SENT, ("a" * 32, "ok", ""))
     client.force_login(alice)
 
     response = client.get(reverse("run_status", args=[alice_run.pk]))
 
     data = response.json()
     assert response["Cache-Control"] == "no-store"
-    assert (data["id"], data["status"], data["final"]) == (str(alice_run.pk), "succeeded", True)
+    assert (data["id"], data["status"], data["final"]) == (str(alice_run.pk), "sent", True)
     assert data["engine_results"][0]["code"] == "ok"
     assert data["engine_results"][0]["explanation"].startswith("Nexthink accepted the action")
 
@@ -173,18 +173,18 @@ def test_a_retrying_run_says_which_attempt_comes_next(client, alice, alice_run):
     Run.objects.filter(pk=alice_run.pk).update(
         status=Status.RETRYING,
         attempts=1,
-        error_message="Nexthink is unavailable right now. The portal will try again.",
+        error_message="Nexthink was busy or unavailable and did not take the request.",
     )
     client.force_login(alice)
 
     data = client.get(reverse("run_status", args=[alice_run.pk])).json()
 
-    assert "retrying (attempt 2 of 5)" in data["summary"]
+    assert "the portal tries again shortly (attempt 2 of 5)" in data["summary"]
     assert data["final"] is False
 
 
 def test_run_again_is_offered_only_for_an_action_still_visible_to_the_user(client, alice, alice_run, staff_group):
-    finish(alice_run, Status.SUCCEEDED)
+    finish(alice_run, Status.SENT)
     client.force_login(alice)
     assert "?again=" in client.get(alice_run.get_absolute_url()).content.decode()
 

@@ -14,7 +14,8 @@ import redis
 from django.urls import reverse
 
 from actions.models import Run
-from actions.services import run_submit, runs_reap
+from actions.runs.reaper import runs_reap
+from actions.runs.submit import run_submit
 from tests.factories import EMEA, make_device, make_parameter, make_sim_action
 from tests.worker import Worker, wait_for
 
@@ -64,12 +65,12 @@ def test_a_form_post_travels_through_redis_and_a_worker_to_nexthink_and_back(cli
     assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
     wait_for(lambda: Run.objects.get(pk=run.pk).is_final)
     run.refresh_from_db()
-    assert run.status == Run.Status.SUCCEEDED
+    assert run.status == Run.Status.SENT
     assert [(r.engine_name, r.code) for r in run.engine_results.all()] == [("engine-emea", "ok")]
     [sent] = sim_requests()
     assert sent["body"]["requestUid"] == str(run.pk) and sent["body"]["params"] == {"Mode": "full"}
     page = client.get(run.get_absolute_url()).content.decode()
-    assert "Succeeded" in page and "engine-emea" in page
+    assert "Sent" in page and "engine-emea" in page
 
 
 def test_a_killed_worker_leaves_the_run_unknown_and_it_is_never_resent(
@@ -91,9 +92,10 @@ def test_a_killed_worker_leaves_the_run_unknown_and_it_is_never_resent(
     )
     try:
         # Redis gives the task back; the second worker takes it and finds the run already claimed.
-        wait_for(lambda: f"run {run.pk} not claimed" in second.log_path.read_text())
+        wait_for(lambda: f"run {run.pk} not moved to sending" in second.log_path.read_text())
         sending_at = Run.objects.get(pk=run.pk).sending_at
-        report = runs_reap(now=sending_at + timedelta(seconds=run.timeout_seconds + 3600))
+        Run.objects.filter(pk=run.pk).update(sending_at=sending_at - timedelta(seconds=run.timeout_seconds + 3600))
+        report = runs_reap()
     finally:
         second.stop()
 

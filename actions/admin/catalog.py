@@ -10,13 +10,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from actions.forms import (
-    ActionParameterAdminForm,
-    ActionParameterFormSet,
-    RemoteActionAdminForm,
-    is_placeholder_uid,
-    placeholder_uid,
-)
+from actions.catalog.forms import ActionParameterAdminForm, ActionParameterFormSet, RemoteActionAdminForm
+from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
 from actions.models import ActionParameter, Category, RemoteAction
 from actions.views.catalog import action_preview
 

@@ -14,11 +14,11 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from actions.devices import engines_sync
-from actions.forms import ActionRunForm
+from actions.catalog.forms import ActionRunForm
+from actions.devices.engines import engines_sync
 from actions.models import Device, Engine, RemoteAction
 from actions.nexthink.errors import ActApiError
-from actions.services import RunRefused, run_submit
+from actions.runs.submit import RunRefused, run_submit
 
 security_log = logging.getLogger("actions.security")
 

@@ -3,8 +3,9 @@
 from django.contrib import admin, messages
 from django.db import transaction
 
+from actions.catalog.parameters import InvalidParams
 from actions.models import EngineResult, Run, RunAttempt
-from actions.services import InvalidParams, RunRefused, run_submit
+from actions.runs.submit import RunRefused, run_submit
 
 
 class ReadOnlyInline(admin.TabularInline):

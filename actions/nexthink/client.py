@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import email.utils
 import logging
-import re
+import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import requests
+import requests.adapters
 import urllib3
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 
-from .errors import API_ERROR_STATUS, TRANSPORT_REASONS, ActApiError, ActInputError, ErrorKind
+from .errors import TRANSPORT_REASONS, ActApiError, ActInputError, ErrorKind
+from .uids import DEVICE_UID_RE, ENGINE_UID_RE, GUID_RE
 
 log = logging.getLogger(__name__)
 
 RUN_PATH = "/api/remoteaction/v2/run"
 ENGINES_PATH = "/api/configuration/v1/engines"
-GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-DEVICE_UID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-ENGINE_UID_RE = DEVICE_UID_RE
-# A proxy's own page: 502/503 say it could not hand the request on. 504 says it did, then gave up
-# waiting, so the action may run: that one is "unknown", never resent.
-PROXY_STATUSES = {502, 503}
+# 502/503 say that the request was not handed on (a proxy's page, or a server refusing work), 429
+# that it was refused: nothing can have been accepted. Any other 5xx may come after the Engines were
+# asked (INTERNAL_ERROR, a proxy's 504 Gateway Timeout): the action may run, so it is never resent.
+NOT_ACCEPTED_STATUSES = {429, 502, 503}
 GATEWAY_TIMEOUT = 504
+# The longest Retry-After the client passes on; a longer one is cut to this.
+MAX_RETRY_AFTER_SECONDS = 3600
 
 
 class EngineCode(StrEnum):
@@ -89,7 +97,7 @@ class ActClient:
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout
         self.read_margin = read_margin
-        self.session = requests.Session()
+        self.session = _session()
         self.session.auth = (username, password)
         self.session.verify = verify
         self.session.trust_env = False  # no proxy or netrc from the environment: what is configured is used
@@ -166,7 +174,7 @@ class ActClient:
         other.base_url = base_url.rstrip("/")
         if default_timeout is not None:
             other.default_timeout = default_timeout
-        other.session = requests.Session()
+        other.session = _session()
         other.session.auth = (username, password or "") if username is not None else self.session.auth
         other.session.verify = self.session.verify
         other.session.trust_env = self.session.trust_env
@@ -182,14 +190,21 @@ class ActClient:
 
     # --- HTTP -------------------------------------------------------------------------------
     def _send(self, method: str, path: str, *, read_timeout: float, **kwargs: Any) -> requests.Response:
+        """One HTTP call, over within connect + read timeout of wall-clock time whatever the server does."""
         url = self.base_url + path
         started = time.monotonic()
+        deadline = Deadline(self.connect_timeout + read_timeout)
         try:
-            response = self.session.request(
-                method, url, timeout=call_timeout(self.connect_timeout, read_timeout), allow_redirects=False, **kwargs
-            )
+            with deadline:
+                response = self.session.request(
+                    method,
+                    url,
+                    timeout=call_timeout(self.connect_timeout, read_timeout),
+                    allow_redirects=False,
+                    **kwargs,
+                )
         except requests.RequestException as exc:
-            error = classify_transport_error(exc)
+            error = deadline_error(deadline.seconds) if deadline.expired else classify_transport_error(exc)
             log.warning("Nexthink %s %s failed: %s", method, path, error)
             raise error from None
         log.info(
@@ -205,7 +220,7 @@ class ActClient:
                 # The request was taken; an unreadable answer says nothing about what ran.
                 raise _bad_response("the answer was not JSON", status)
             return data
-        raise classify_http_error(status, data)
+        raise classify_http_error(status, data, retry_after=parse_retry_after(response.headers.get("Retry-After")))
 
 
 _NOT_JSON = object()
@@ -294,37 +309,66 @@ def parse_engine_answers(data: Any) -> list[EngineAnswer]:
     return answers
 
 
-def classify_http_error(status: int, data: Any) -> ActApiError:
+def classify_http_error(status: int, data: Any, *, retry_after: float | None = None) -> ActApiError:
     """An HTTP answer other than 200, as an ActApiError of the right kind."""
-    if isinstance(data, dict) and isinstance(data.get("code"), str):
-        code = data["code"]
-        message = str(data.get("error") or data.get("message") or code)
-        if code in API_ERROR_STATUS:
-            kind = ErrorKind.RETRYABLE if status >= 500 else ErrorKind.PERMANENT
-            return ActApiError(code=code, message=message, http_status=status, kind=kind)
-        kind = ErrorKind.RETRYABLE if status >= 500 or status == 429 else ErrorKind.PERMANENT
-        return ActApiError(code=code, message=message, http_status=status, kind=kind)
-    if status == 401:
-        reason, kind = "UNAUTHORIZED", ErrorKind.PERMANENT
-    elif status == 404:
-        reason, kind = "NOT_FOUND", ErrorKind.PERMANENT
-    elif status in PROXY_STATUSES or status == 429:
-        reason, kind = "UNAVAILABLE", ErrorKind.RETRYABLE
-    elif status == GATEWAY_TIMEOUT:
-        reason, kind = "TIMEOUT", ErrorKind.UNKNOWN
+    if status in NOT_ACCEPTED_STATUSES:
+        kind = ErrorKind.RETRYABLE
     elif status >= 500:
-        reason, kind = "HTTP_ERROR", ErrorKind.RETRYABLE
-    else:  # other 4xx and any 3xx: a configuration problem that sending again will not fix
-        reason, kind = "HTTP_ERROR", ErrorKind.PERMANENT
+        kind = ErrorKind.UNKNOWN
+    else:  # 4xx and any 3xx: a refusal or a configuration problem that sending again will not fix
+        kind = ErrorKind.PERMANENT
+    after = retry_after if kind is ErrorKind.RETRYABLE else None
+    if isinstance(data, dict) and isinstance(data.get("code"), str):
+        code = data["code"][:100]
+        message = str(data.get("error") or data.get("message") or code)
+        return ActApiError(code=code, message=message, http_status=status, kind=kind, retry_after=after)
+    if status == 401:
+        reason = "UNAUTHORIZED"
+    elif status == 404:
+        reason = "NOT_FOUND"
+    elif status in NOT_ACCEPTED_STATUSES:
+        reason = "UNAVAILABLE"
+    elif status == GATEWAY_TIMEOUT:
+        reason = "TIMEOUT"
+    elif status >= 500:
+        reason = "SERVER_ERROR"
+    else:
+        reason = "HTTP_ERROR"
     return ActApiError(
-        code=None, reason=reason, message=f"{TRANSPORT_REASONS[reason]} (HTTP {status})", http_status=status, kind=kind
+        code=None,
+        reason=reason,
+        message=f"{TRANSPORT_REASONS[reason]} (HTTP {status})",
+        http_status=status,
+        kind=kind,
+        retry_after=after,
     )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (a number, or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 def classify_transport_error(exc: requests.RequestException) -> ActApiError:
     """No HTTP answer: was the request sent (the action may have run) or not?"""
     if isinstance(exc, requests.exceptions.SSLError):
-        reason, kind = "TLS_ERROR", ErrorKind.PERMANENT
+        # The TLS handshake comes before the request: nothing was sent.
+        reason, kind = "TLS_ERROR", ErrorKind.RETRYABLE
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         reason, kind = "CONNECTION_FAILED", ErrorKind.RETRYABLE
     elif isinstance(exc, requests.exceptions.ReadTimeout):
@@ -361,6 +405,100 @@ def _failed_before_sending(exc: requests.exceptions.ConnectionError) -> bool:
             return False
         cause = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else cause.__cause__
     return False
+
+
+# --- The wall-clock deadline -----------------------------------------------------------------------
+# urllib3's timeouts bound each wait on the socket, not the whole call: a server that trickles one
+# byte at a time could hold a worker thread for ever. Every socket a call uses is registered with
+# the call's Deadline, which shuts it down when the time is up.
+_current = threading.local()
+
+
+class Deadline:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        _current.deadline = None
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if self.expired:
+                _shut(sock)
+            else:
+                self._sockets.append(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def deadline_error(seconds: float) -> ActApiError:
+    return ActApiError(
+        code=None,
+        reason="TIMEOUT",
+        message=f"{TRANSPORT_REASONS['TIMEOUT']} (no complete answer within {seconds:.0f} s)",
+        http_status=None,
+        kind=ErrorKind.UNKNOWN,
+    )
+
+
+class _WatchedConnectionMixin:
+    def getresponse(self, *args, **kwargs):
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _HTTPConnection(_WatchedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    adapter = _WatchedAdapter(max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def client_from_settings() -> ActClient:

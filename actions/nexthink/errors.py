@@ -7,8 +7,8 @@ from enum import StrEnum
 
 class ErrorKind(StrEnum):
     PERMANENT = "permanent"  # sending again gives the same answer
-    RETRYABLE = "retryable"  # nothing ran; sending again may work
-    UNKNOWN = "unknown"  # the request was sent and no answer came: the action may have run
+    RETRYABLE = "retryable"  # nothing can have been accepted; sending again may work
+    UNKNOWN = "unknown"  # the request reached Nexthink and no usable answer came: the action may have run
 
 
 # The 14 error codes of the Act API v2, with the HTTP status Nexthink gives each.
@@ -36,6 +36,7 @@ TRANSPORT_REASONS = {
     "HTTP_ERROR": "Nexthink gave an unexpected answer.",
     "BAD_RESPONSE": "Nexthink's answer could not be read.",
     "UNAVAILABLE": "Nexthink is unavailable right now.",
+    "SERVER_ERROR": "Nexthink answered with a server error.",
     "CONNECTION_FAILED": "The portal could not reach Nexthink.",
     "TLS_ERROR": "The portal could not verify Nexthink's certificate.",
     "TIMEOUT": "Nexthink did not answer in time.",
@@ -43,43 +44,55 @@ TRANSPORT_REASONS = {
     "INVALID_INPUT": "The request was not valid, so it was not sent.",
 }
 
-# What an employee reads when a run fails with an Act API error code.
-EMPLOYEE_SENTENCES: dict[str, str] = {
-    "INVALID_REQUEST_JSON": "The portal sent Nexthink a request it could not read. IT has been told; please try again later.",
-    "INVALID_REQUEST_CONTENT": "The portal sent Nexthink a request with missing or wrong details. Please contact IT.",
-    "INTERNAL_ERROR": "Nexthink had an internal problem. The portal will try again; if it keeps failing, contact IT.",
-    "CONTENT_TYPE": "The portal sent Nexthink a request in the wrong format. Please contact IT.",
-    "ENCODING": "The portal sent Nexthink text in an encoding it does not accept. Please contact IT.",
-    "NO_REMOTE_ACTION_UID": "The request did not say which action to run. Please contact IT.",
-    "NO_DEVICES": "The request did not name your device. Please contact IT.",
-    "TOO_MANY_DEVICES": "The request named more devices than Nexthink accepts at once. Please contact IT.",
-    "INVALID_ACTION_UID": "This action is set up with an invalid identifier. Please contact IT.",
-    "INVALID_DEVICE_UID": "Your device's identifier is not valid in Nexthink. Please contact IT.",
-    "NO_PERMISSION": "The portal is not allowed to run actions in Nexthink. Please contact IT.",
-    "UNKNOWN_OR_DISABLED_REMOTE_ACTION": "This action no longer exists in Nexthink or has been switched off. Please contact IT.",
-    "NO_MANUAL_EXECUTION": "This action cannot be started on request in Nexthink. Please contact IT.",
-    "NO_ENGINES_TO_TARGET": "Nexthink has no server it may send this action to. Please contact IT.",
-    "UNAUTHORIZED": "The portal could not sign in to Nexthink. Please contact IT.",
-    "NOT_FOUND": "The portal could not find Nexthink at its configured address. Please contact IT.",
-    "HTTP_ERROR": "Nexthink gave an unexpected answer. Please try again later or contact IT.",
+# What happened, in an employee's words, for each API code and transport reason. The next step
+# (wait, run it again, contact IT) depends on the run's outcome and is added by the run lifecycle.
+WHAT_HAPPENED: dict[str, str] = {
+    "INVALID_REQUEST_JSON": "Nexthink could not read the portal's request.",
+    "INVALID_REQUEST_CONTENT": "Nexthink refused the request: details were missing or wrong.",
+    "INTERNAL_ERROR": "Nexthink reported an internal problem after it received the request.",
+    "CONTENT_TYPE": "Nexthink refused the request's format.",
+    "ENCODING": "Nexthink refused the request's text encoding.",
+    "NO_REMOTE_ACTION_UID": "The request did not say which action to run.",
+    "NO_DEVICES": "The request did not name your device.",
+    "TOO_MANY_DEVICES": "The request named more devices than Nexthink accepts at once.",
+    "INVALID_ACTION_UID": "This action is set up with an identifier Nexthink does not accept.",
+    "INVALID_DEVICE_UID": "Nexthink does not accept your device's identifier.",
+    "NO_PERMISSION": "Nexthink does not allow the portal to run actions.",
+    "UNKNOWN_OR_DISABLED_REMOTE_ACTION": "This action no longer exists in Nexthink or has been switched off.",
+    "NO_MANUAL_EXECUTION": "Nexthink does not allow this action to be started on request.",
+    "NO_ENGINES_TO_TARGET": "Nexthink has no server it may send this action to.",
+    "UNAUTHORIZED": "Nexthink refused the portal's credentials.",
+    "NOT_FOUND": "The portal could not find Nexthink at its configured address.",
+    "HTTP_ERROR": "Nexthink gave an unexpected answer.",
+    "SERVER_ERROR": "Nexthink answered with a server error after it received the request.",
     "BAD_RESPONSE": "Nexthink's answer could not be read, so the portal cannot tell whether the action ran.",
-    "UNAVAILABLE": "Nexthink is unavailable right now. The portal will try again.",
-    "CONNECTION_FAILED": "The portal could not reach Nexthink. It will try again.",
-    "TLS_ERROR": "The portal could not verify Nexthink's identity, so it sent nothing. Please contact IT.",
+    "UNAVAILABLE": "Nexthink was busy or unavailable and did not take the request.",
+    "CONNECTION_FAILED": "The portal could not connect to Nexthink.",
+    "TLS_ERROR": "The portal could not verify Nexthink's certificate, so it sent nothing.",
     "TIMEOUT": "Nexthink did not answer in time, so the portal cannot tell whether the action ran.",
-    "CONNECTION_LOST": "The connection to Nexthink broke, so the portal cannot tell whether the action ran.",
-    "INVALID_INPUT": "The request was not valid, so nothing was sent. Please contact IT.",
+    "CONNECTION_LOST": "The connection to Nexthink broke before its answer arrived, so the portal cannot tell "
+    "whether the action ran.",
+    "INVALID_INPUT": "The request was not valid, so the portal did not send it.",
 }
 
 
-def employee_sentence(code: str) -> str:
-    return EMPLOYEE_SENTENCES.get(code, "Something went wrong while sending the action. Please contact IT.")
+def what_happened(reason: str) -> str:
+    return WHAT_HAPPENED.get(reason, "Something went wrong while sending the action.")
 
 
 class ActApiError(Exception):
     """Any failure of a call to Nexthink: an API error code, or a transport failure."""
 
-    def __init__(self, *, code: str | None, message: str, http_status: int | None, kind: ErrorKind, reason: str = ""):
+    def __init__(
+        self,
+        *,
+        code: str | None,
+        message: str,
+        http_status: int | None,
+        kind: ErrorKind,
+        reason: str = "",
+        retry_after: float | None = None,
+    ):
         # code: the Act API's own error code, None when Nexthink gave none (a transport failure).
         # reason: always set: the API code, or one of TRANSPORT_REASONS.
         self.code = code
@@ -87,11 +100,9 @@ class ActApiError(Exception):
         self.message = message
         self.http_status = http_status
         self.kind = ErrorKind(kind)
+        # Seconds Nexthink asked the portal to wait (Retry-After), for a retryable error.
+        self.retry_after = retry_after
         super().__init__(f"{self.reason} ({self.kind}): {message}")
-
-    @property
-    def employee_message(self) -> str:
-        return employee_sentence(self.reason)
 
     def as_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "http_status": self.http_status, "kind": str(self.kind)}

@@ -5,8 +5,12 @@ thread of a test. It follows ../shared/reference/act-api-v2.txt: every request r
 with its HTTP status, the per-Engine answer list and Engine targeting. Faults can be injected per
 action (in the JSON config) or at run time through the /_sim/ control endpoints:
 
-    POST /_sim/faults   {"fault": "internal_error"|"html_502"|"html_503"|"html_504"|"html_200"|"close"|"drop"|"hang"|"latency",
-                         "action": "<uid>" or "*", "times": 1 (0: until reset), "seconds": 5}
+    POST /_sim/faults   {"fault": "internal_error"|"html_500"|"html_502"|"html_503"|"html_504"|"html_200"|"close"|"drop"
+                                  |"hang"|"latency"|"too_many"|"trickle"|"answer",
+                         "action": "<uid>" or "*", "times": 1 (0: until reset), "seconds": 5,
+                         "retry_after": "3" (too_many's Retry-After header),
+                         "status": 400, "body": <JSON> (answer: exactly this answer)}
+                        trickle: a 200 whose answer comes one byte every `seconds` (default 0.5)
     GET  /_sim/requests the Act API requests received (no credentials), oldest first, each with
                         `received_at` and, once answered, `answered_at` (Unix time, seconds)
     POST /_sim/reset    forget requests and faults (and NXQL changes, below)
@@ -42,7 +46,21 @@ from urllib.parse import parse_qs, urlsplit
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("simulator_default.json")
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 HEX32_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-FAULTS = {"internal_error", "html_502", "html_503", "html_504", "html_200", "close", "drop", "hang", "latency"}
+FAULTS = {
+    "internal_error",
+    "html_500",
+    "html_502",
+    "html_503",
+    "html_504",
+    "html_200",
+    "close",
+    "drop",
+    "hang",
+    "latency",
+    "too_many",
+    "trickle",
+    "answer",
+}
 
 ERROR_TEXT = {
     "INVALID_REQUEST_JSON": "Request body is not valid JSON",
@@ -382,12 +400,33 @@ class Handler(BaseHTTPRequestHandler):
         kind = fault["fault"]
         if kind == "internal_error":
             self._json(500, {"code": "INTERNAL_ERROR", "error": ERROR_TEXT["INTERNAL_ERROR"]})
-        elif kind in ("html_502", "html_503", "html_504", "html_200"):
+        elif kind in ("html_500", "html_502", "html_503", "html_504", "html_200"):
             status = int(kind[-3:])
-            reason = {200: "OK", 502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[
-                status
-            ]
+            reason = {
+                200: "OK",
+                500: "Internal Server Error",
+                502: "Bad Gateway",
+                503: "Service Temporarily Unavailable",
+                504: "Gateway Time-out",
+            }[status]
             self._send(status, PROXY_PAGE.format(status=status, reason=reason).encode(), "text/html")
+        elif kind == "too_many":
+            headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
+            self._send(429, b'{"code": "TOO_MANY_REQUESTS", "error": "Too many requests"}', "application/json", headers)
+        elif kind == "answer":
+            self._json(int(fault.get("status", 200)), fault.get("body"))
+        elif kind == "trickle":  # a server that sends its answer one byte at a time
+            body = b"[]" + b" " * 200
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            self.wfile.write(f"Content-Length: {len(body)}\r\n\r\n".encode())
+            try:
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(float(fault.get("seconds") or 0.5))
+            except OSError:
+                pass  # the client hung up: what a deadline does
+            self.close_connection = True
         elif kind == "close":  # the connection closes with no answer at all
             self.close_connection = True
             self.connection.shutdown(2)

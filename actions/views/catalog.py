@@ -13,18 +13,20 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_http_methods
 
-from actions import devices, services
-from actions.forms import ActionRunForm
-from actions.models import ActionParameter, Device, RemoteAction
-from actions.selectors import (
+from actions.catalog.forms import ActionRunForm
+from actions.catalog.selectors import (
     CATALOG_COLUMNS,
     SEARCH_MAX_LENGTH,
     actions_visible_to,
     catalog_rows,
     catalog_sections_from_rows,
     icon_url,
-    runs_of,
 )
+from actions.devices.ownership import device_for_user
+from actions.devices.resolution import Resolution, resolve_devices_for
+from actions.models import ActionParameter, Device, RemoteAction
+from actions.runs import submit
+from actions.runs.selectors import runs_of
 from actions.views.common import client_address
 
 
@@ -57,26 +59,24 @@ def rows_digest(rows: list[tuple]) -> str:
 @require_http_methods(["GET", "POST"])
 def action_detail(request, slug):
     action = get_object_or_404(actions_visible_to(request.user).prefetch_related("parameters"), slug=slug)
-    resolution = devices.resolve_devices_for(request.user)
+    resolution = resolve_devices_for(request.user)
     if request.method == "POST":
         form = ActionRunForm(action, resolution.devices, data=request.POST)
         valid = form.is_valid()
         device = None
         if "device" in form.cleaned_data:
             # Whatever else is wrong, a device that is not the user's own is a 404 and a security event.
-            device = devices.device_for_user(
-                request.user, form.cleaned_data["device"], source_address=client_address(request)
-            )
+            device = device_for_user(request.user, form.cleaned_data["device"], source_address=client_address(request))
         if valid and device is not None:
             try:
-                run = services.run_submit(
+                run = submit.run_submit(
                     user=request.user,
                     action=action,
                     device=device,
                     params=form.nexthink_params(),
                     idempotency_key=form.cleaned_data["idempotency_key"],
                 )
-            except services.RunRefused as exc:
+            except submit.RunRefused as exc:
                 # Cooldown, daily limit...: the message is for the employee, shown above the form.
                 form.add_error(None, str(exc))
             else:
@@ -116,7 +116,7 @@ def action_preview(request, pk):
         raise PermissionDenied
     action = get_object_or_404(RemoteAction.objects.prefetch_related("parameters"), pk=pk)
     sample = Device(uid="0" * 32, name="EMPLOYEE-LAPTOP", last_seen_at=timezone.now())
-    resolution = devices.Resolution(devices=[sample])
+    resolution = Resolution(devices=[sample])
     form = ActionRunForm(action, resolution.devices)
     return render(request, "actions/action_detail.html", page_context(action, form, resolution, preview=True))
 
@@ -126,7 +126,7 @@ def page_context(action: RemoteAction, form: ActionRunForm, resolution, *, previ
         "action": action,
         "form": form,
         "resolution": resolution,
-        "wait": wait_text(services.action_timeout(action)),
+        "wait": wait_text(submit.action_timeout(action)),
         "preview": preview,
     }
 

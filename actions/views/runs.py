@@ -5,21 +5,22 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.http import require_GET
 
-from actions import selectors
+from actions.catalog.selectors import actions_visible_to
 from actions.models import Run
-from actions.wording import engine_explanation, status_summary
+from actions.runs.selectors import runs_of
+from actions.runs.wording import engine_explanation, status_summary
 
 
 def _own_run(request, pk) -> Run:
     # Another user's run is a 404, exactly like a run that does not exist.
-    return get_object_or_404(selectors.runs_of(request.user).prefetch_related("engine_results"), pk=pk)
+    return get_object_or_404(runs_of(request.user).prefetch_related("engine_results"), pk=pk)
 
 
 @require_GET
 def run_detail(request, pk):
     run = _own_run(request, pk)
     results = [(result, engine_explanation(result)) for result in run.engine_results.all()]
-    can_run_again = selectors.actions_visible_to(request.user).filter(pk=run.action_id).exists()
+    can_run_again = actions_visible_to(request.user).filter(pk=run.action_id).exists()
     return render(
         request,
         "actions/run_detail.html",
@@ -72,7 +73,7 @@ def my_runs(request):
     status = request.GET.get("status", "")
     if status not in Run.Status.values:
         status = ""
-    runs = selectors.runs_of(request.user)
+    runs = runs_of(request.user)
     if status:
         runs = runs.filter(status=status)
     page = Paginator(runs.only(*RUN_LIST_FIELDS), 20).get_page(request.GET.get("page"))

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from actions.catalog_transfer import export_catalog
+from actions.catalog.transfer import export_catalog
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from actions.catalog_transfer import import_catalog
+from actions.catalog.transfer import import_catalog
 
 
 class Command(BaseCommand):

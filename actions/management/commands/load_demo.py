@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from actions.catalog_transfer import import_catalog
+from actions.catalog.transfer import import_catalog
 from actions.models import Device, Engine
 from actions.nexthink import simulator
 

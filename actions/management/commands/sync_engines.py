@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from actions.devices import engines_sync
+from actions.devices.engines import engines_sync
 from actions.nexthink.errors import ActApiError
 
 

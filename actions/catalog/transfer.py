@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from actions.forms import PARAMETER_FIELDS, parameter_definition_errors, remote_action_errors
+from actions.catalog.parameters import PARAMETER_FIELDS, parameter_definition_errors, remote_action_errors
 from actions.models import ActionParameter, Category, Engine, RemoteAction
 
 FORMAT = "fix-my-device-catalog"

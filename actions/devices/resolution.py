@@ -21,7 +21,6 @@ when the device is not the user's.
 from __future__ import annotations
 
 import logging
-import re
 import string
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,20 +30,18 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q, QuerySet
-from django.http import Http404
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from actions.devices.engines import connected_engines
 from actions.models import Device, Engine
-from actions.nexthink.client import DEVICE_UID_RE, ActClient, client_from_settings
+from actions.nexthink.client import ActClient, client_from_settings
 from actions.nexthink.errors import ActApiError
 from actions.nexthink.nxql import NxqlDevice, engine_base_url, query_devices_of_user, quote_string
 
 log = logging.getLogger(__name__)
-security_log = logging.getLogger("actions.security")
 
 DIRECTORY_SOURCES = (Device.Source.MANUAL, Device.Source.IMPORT)
-ENGINE_NOT_LISTED = "NOT_LISTED"  # status of an Engine the List Engines API no longer reports
 MAX_PARALLEL_ENGINES = 8
 _FORBIDDEN_USER_FIELDS = {"password"}
 
@@ -68,7 +65,7 @@ def resolve_devices_for(user) -> Resolution:
         if resolver == "directory":
             devices = list(_directory_rows(user))
         elif resolver == "nxql":
-            devices, down = _nxql_resolve(user)
+            devices, down = nxql_resolve(user)
             unreachable.extend(down)
         else:  # settings.py refuses other names; a test override could still slip one in
             raise ValueError(f"unknown device resolver {resolver!r}")
@@ -89,12 +86,12 @@ def _directory_rows(user) -> QuerySet[Device]:
     return Device.objects.filter(owner=user, source__in=DIRECTORY_SOURCES).select_related("engine")
 
 
-def _nxql_fresh_after() -> datetime:
+def nxql_fresh_after() -> datetime:
     return timezone.now() - timedelta(seconds=settings.NXQL_CACHE_TTL_SECONDS)
 
 
-def _nxql_resolve(user, *, force: bool = False) -> tuple[list[Device], list[str]]:
-    fresh_after = _nxql_fresh_after()
+def nxql_resolve(user, *, force: bool = False) -> tuple[list[Device], list[str]]:
+    fresh_after = nxql_fresh_after()
     cached = list(Device.objects.filter(owner=user, source=Device.Source.NXQL).select_related("engine"))
     if not force and cached and all(d.confirmed_at and d.confirmed_at > fresh_after for d in cached):
         return cached, []
@@ -131,11 +128,6 @@ def nexthink_user_name(user) -> str | None:
             return None
         values[name] = str(value).strip()
     return settings.NXQL_USER_NAME_TEMPLATE.format_map(values)
-
-
-def connected_engines() -> QuerySet[Engine]:
-    """Engines NXQL asks: connected as List Engines says, or added by hand (no status yet)."""
-    return Engine.objects.filter(Q(status__iexact="connected") | Q(status=""))
 
 
 def engine_nxql_client(engine: Engine, *, base: ActClient | None = None) -> ActClient:
@@ -238,157 +230,3 @@ def _store_nxql_answers(*, user, answered: list[tuple[Engine, list[NxqlDevice]]]
     )
     if released:
         log.info("NXQL: %d cached device(s) no longer %s's", released, user.get_username())
-
-
-# --- Ownership checks --------------------------------------------------------------------------------
-
-
-def device_for_user(user, uid: str, *, source_address: str = "") -> Device:
-    """The device with this UID if it is the user's own; otherwise Http404 and a security event.
-
-    A UID that is not 32 hexadecimal characters is refused before any lookup. A device known from
-    an NXQL answer older than the TTL is confirmed by asking the Engines again.
-    """
-    if not isinstance(uid, str) or not DEVICE_UID_RE.fullmatch(uid):
-        _security_event("device_uid_invalid", user=user, device=uid, source_address=source_address)
-        raise Http404("No such device.")
-    uid = uid.lower()
-    device = _owned_rows(user).filter(uid=uid).first()
-    if device is None:
-        _security_event("device_not_owned", user=user, device=uid, source_address=source_address)
-        raise Http404("No such device.")
-    if device.source == Device.Source.NXQL and not (device.confirmed_at and device.confirmed_at > _nxql_fresh_after()):
-        _nxql_resolve(user, force=True)
-        device = _owned_rows(user).filter(uid=uid, confirmed_at__gt=_nxql_fresh_after()).first()
-        if device is None:
-            still_theirs = Device.objects.filter(uid=uid, owner=user).exists()
-            _security_event(
-                "device_unconfirmed" if still_theirs else "device_not_owned",
-                user=user,
-                device=uid,
-                source_address=source_address,
-                level=logging.INFO if still_theirs else logging.WARNING,
-            )
-            raise Http404("No such device.")
-    return device
-
-
-def device_is_owned_by(device: Device, user, *, stage: str = "dispatch") -> bool:
-    """Is this device still the user's? For the dispatch-time re-check: reads the owner column, no HTTP.
-
-    Logs a security event when it is not (e.g. a fresh NXQL answer moved the device since submit).
-    """
-    owned = (
-        device is not None
-        and device.pk is not None
-        and Device.objects.filter(pk=device.pk, owner_id=getattr(user, "pk", None)).exists()
-    )
-    if not owned:
-        _security_event(
-            "device_not_owned", user=user, device=getattr(device, "uid", ""), source_address="", stage=stage
-        )
-    return owned
-
-
-def _owned_rows(user) -> QuerySet[Device]:
-    """The user's devices by the same rules resolution uses (only the enabled resolvers' rows)."""
-    sources = []
-    if "directory" in settings.DEVICE_RESOLVERS:
-        sources.extend(DIRECTORY_SOURCES)
-    if "nxql" in settings.DEVICE_RESOLVERS:
-        sources.append(Device.Source.NXQL)
-    return Device.objects.filter(owner=user, source__in=sources).select_related("engine")
-
-
-_PRINTABLE_RE = re.compile(r"[^\x21-\x7e]")
-
-
-def _security_event(
-    event: str, *, user, device, source_address: str, level: int = logging.WARNING, stage: str = "submit"
-) -> None:
-    at = timezone.now().isoformat()
-    username = user.get_username() if getattr(user, "is_authenticated", False) else "-"
-    # The UID may be anything a client sent: bounded and without control characters or spaces.
-    shown = _PRINTABLE_RE.sub("?", str(device)[:64]) if device is not None else "-"
-    source = _PRINTABLE_RE.sub("?", (source_address or "-")[:64])
-    security_log.log(
-        level,
-        "%s user=%s device=%s at=%s source=%s stage=%s",
-        event,
-        username,
-        shown or "-",
-        at,
-        source,
-        stage,
-        extra={
-            "event": event,
-            "user": username,
-            "device": shown,
-            "at": at,
-            "source_address": source,
-            "stage": stage,
-        },
-    )
-
-
-# --- Engines --------------------------------------------------------------------------------------
-
-
-@dataclass
-class EngineSyncResult:
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    not_listed: list[str] = field(default_factory=list)
-    skipped: int = 0
-
-    def as_dict(self) -> dict:
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "not_listed": self.not_listed,
-            "skipped": self.skipped,
-        }
-
-
-def engines_sync(*, client: ActClient | None = None) -> EngineSyncResult:
-    """Make the Engine rows match the List Engines API. Raises ActApiError when Nexthink cannot be asked.
-
-    An Engine no longer listed is kept (actions may target it) with status NOT_LISTED, so that NXQL
-    stops asking it.
-    """
-    infos = (client or client_from_settings()).list_engines()
-    now = timezone.now()
-    result = EngineSyncResult()
-    listed: set[str] = set()
-    with transaction.atomic():
-        for info in infos:
-            uid = info.database_uid.strip().lower()
-            if not DEVICE_UID_RE.fullmatch(uid) or uid in listed:
-                log.warning("List Engines: skipping an Engine with a bad or repeated databaseUID %r", uid[:64])
-                result.skipped += 1
-                continue
-            listed.add(uid)
-            values = {
-                "name": (info.name.strip() or uid)[:200],
-                "address": info.address.strip()[:255],
-                "port": info.port if info.port is not None and 0 < info.port < 65536 else None,
-                "status": info.status.strip()[:40],
-            }
-            engine = Engine.objects.filter(database_uid=uid).first()
-            if engine is None:
-                Engine.objects.create(database_uid=uid, last_synced_at=now, **values)
-                result.created.append(values["name"])
-                continue
-            changed = any(getattr(engine, key) != value for key, value in values.items())
-            for key, value in values.items():
-                setattr(engine, key, value)
-            engine.last_synced_at = now
-            engine.save()
-            (result.updated if changed else result.unchanged).append(engine.name)
-        gone = Engine.objects.exclude(database_uid__in=listed).exclude(status=ENGINE_NOT_LISTED)
-        result.not_listed = list(gone.values_list("name", flat=True))
-        gone.update(status=ENGINE_NOT_LISTED)
-    log.info("Engines synced: %s", result.as_dict())
-    return result

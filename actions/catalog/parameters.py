@@ -1,39 +1,31 @@
-"""Forms: the employee's run form built from an action's parameters, and the curators' admin forms.
+"""Parameter rules: one ActionParameter becomes one form field, and the rules a definition must meet.
 
-One function, `parameter_field`, turns an ActionParameter into a form field. The employee's form uses
-it to validate what is typed; the admin uses the very same field to check that a parameter's default
-passes its own validation, so what a curator saves is what an employee can submit.
+`parameter_field` turns a parameter into the field that validates what an employee types; the admin
+uses the very same field to check that a default passes, and a run's parameters are checked against
+the action's definition of today with `validate_params` (the employee's form, admin retry, any caller).
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
-from collections.abc import Sequence
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.utils import timezone
-from django.utils.timesince import timesince
 
-from actions.models import ActionParameter, Device, RemoteAction
+from actions.models import ActionParameter, RemoteAction
 
-# A parameter's name is sent to Nexthink as written, and a remote action script reads it as a
 # PowerShell parameter: an identifier, compared without regard to case.
 PARAMETER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Without a curator's max length, a text value is still bounded.
 TEXT_MAX_LENGTH = 1000
 TEXTAREA_MAX_LENGTH = 4000
-DEVICE_UID_RE = re.compile(r"^[0-9a-f]{32}$")
-IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 # "Duplicate" gives the copy a UID of this shape until the curator sets the real one (see catalog admin).
 PLACEHOLDER_UID_PREFIX = "00000000-0000-4000-"
 BOOLEAN_VALUES = {"true": True, "false": False}
 
 TEXT_KINDS = {ActionParameter.Kind.TEXT, ActionParameter.Kind.TEXTAREA}
-
 
 # --- Parameter definitions ---------------------------------------------------------------------
 
@@ -206,50 +198,6 @@ def is_placeholder_uid(uid) -> bool:
     return str(uid or "").lower().startswith(PLACEHOLDER_UID_PREFIX)
 
 
-# --- Admin forms -------------------------------------------------------------------------------
-
-
-class RemoteActionAdminForm(forms.ModelForm):
-    class Meta:
-        model = RemoteAction
-        fields = [
-            "name",
-            "slug",
-            "nexthink_uid",
-            "enabled",
-            "category",
-            "icon",
-            "display_order",
-            "featured",
-            "summary",
-            "description",
-            "groups",
-            "confirmation_text",
-            "message_before",
-            "message_after",
-            "timeout_seconds",
-            "engines",
-            "cooldown_minutes",
-            "daily_limit_per_user",
-        ]
-        help_texts = {
-            "nexthink_uid": "In Finder: right-click the remote action, Export > Remote action Uid to clipboard.",
-            "enabled": "Only enabled actions appear to employees.",
-        }
-
-    def clean(self):
-        cleaned = super().clean()
-        probe = RemoteAction(
-            enabled=cleaned.get("enabled", False),
-            nexthink_uid=cleaned.get("nexthink_uid"),
-            timeout_seconds=cleaned.get("timeout_seconds"),
-        )
-        for field, message in remote_action_errors(probe).items():
-            if field in self.fields and field not in self.errors:
-                self.add_error(field, message)
-        return cleaned
-
-
 PARAMETER_FIELDS = [
     "name",
     "label",
@@ -267,138 +215,37 @@ PARAMETER_FIELDS = [
 ]
 
 
-class ActionParameterAdminForm(forms.ModelForm):
-    class Meta:
-        model = ActionParameter
-        fields = PARAMETER_FIELDS
-        help_texts = {
-            "name": "Exactly as the remote action's script declares it (e.g. DaysToKeep).",
-            "regex": "The whole value must match (text types only). Example: [A-Za-z0-9._-]+",
-            "default": 'Prefilled for the employee. Yes/no: "true" or "false". Must pass the validation below.',
-            "required": "Yes/no parameters always send an answer, so this has no effect for them.",
-        }
-
-    def clean(self):
-        cleaned = super().clean()
-        probe = ActionParameter(**{f: cleaned.get(f) for f in PARAMETER_FIELDS if f in cleaned})
-        for field in ("choices", "default", "regex", "regex_message", "help_text"):
-            if getattr(probe, field) is None:
-                setattr(probe, field, "")
-        if not probe.kind:
-            return cleaned
-        for field, message in parameter_definition_errors(probe).items():
-            if field not in self.errors:
-                self.add_error(field, message)
-        return cleaned
+# --- A run's parameters against the action's definition of today ------------------------------
 
 
-class ActionParameterFormSet(forms.BaseInlineFormSet):
-    """Names are unique per action, compared as the script compares them (without case)."""
-
-    def clean(self):
-        super().clean()
-        seen: dict[str, str] = {}
-        for form in self.forms:
-            if not hasattr(form, "cleaned_data") or form.cleaned_data.get("DELETE"):
-                continue
-            name = form.cleaned_data.get("name")
-            if not name:
-                continue
-            key = name.lower()
-            if key in seen:
-                form.add_error(
-                    "name", f"Another parameter of this action is already named “{seen[key]}” (names ignore case)."
-                )
-            else:
-                seen[key] = name
+class InvalidParams(ValueError):
+    """Parameters that do not pass the action's definition: nothing is stored or sent."""
 
 
-# --- The employee's form -----------------------------------------------------------------------
+def validate_params(action: RemoteAction, params: dict[str, str]) -> dict[str, str]:
+    """The parameters as Nexthink will get them, checked against the action's parameters of today.
 
-
-def new_idempotency_key() -> str:
-    return secrets.token_urlsafe(24)
-
-
-def device_label(device: Device) -> str:
-    if device.last_seen_at:
-        return f"{device.name} (last seen {timesince(device.last_seen_at, timezone.now())} ago)"
-    return device.name
-
-
-class ActionRunForm(forms.Form):
-    """The form of one action: its parameters, the device, a confirmation if asked, an idempotency key.
-
-    Parameter fields are named `param_<Nexthink name>` so they never clash with the form's own fields;
-    `nexthink_params()` maps them back and is the only way values leave the form.
+    Only the action's own names (Nexthink ignores unknown ones, so a typo would silently do
+    nothing), every value a string that passes its field: the same rules as the employee's form, for
+    every caller (the form, the admin's retry of an old run whose choices have since changed).
     """
-
-    PARAM_PREFIX = "param_"
-
-    device = forms.CharField(
-        label="Device",
-        max_length=32,
-        error_messages={"required": "Choose the device to fix."},
-    )
-    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
-
-    def __init__(self, action: RemoteAction, devices: Sequence[Device], data=None, **kwargs):
-        super().__init__(data=data, **kwargs)
-        self.action = action
-        self.devices = list(devices)
-        self.parameters: list[ActionParameter] = list(action.parameters.all())
-        self._build_device_field()
-        self.fields["idempotency_key"].initial = new_idempotency_key()
-        param_fields = {}
-        for param in self.parameters:
-            field = parameter_field(param)
-            field.initial = parameter_initial(param)
-            param_fields[self.PARAM_PREFIX + param.name] = field
-        # Parameters first, in the curator's order; then the device; then the confirmation.
-        device_field = self.fields.pop("device")
-        key_field = self.fields.pop("idempotency_key")
-        self.fields.update(param_fields)
-        self.fields["device"] = device_field
-        if action.confirmation_text:
-            self.fields["confirm"] = forms.BooleanField(
-                label="I understand and want to run this now",
-                help_text=action.confirmation_text,
-                error_messages={"required": "Tick the box to confirm before running this action."},
-            )
-        self.fields["idempotency_key"] = key_field
-
-    def _build_device_field(self) -> None:
-        field = self.fields["device"]
-        if len(self.devices) > 1:
-            field.label = "Device to fix"
-            # Radio buttons among the employee's own devices; the field still accepts any well-formed
-            # UID, and the view asks devices.device_for_user() whether it is really theirs.
-            field.widget = forms.RadioSelect(choices=[(d.uid, device_label(d)) for d in self.devices])
-        else:
-            field.widget = forms.HiddenInput()
-        if self.devices:
-            field.initial = self.devices[0].uid
-
-    def clean_device(self) -> str:
-        uid = self.cleaned_data["device"]
-        if not DEVICE_UID_RE.fullmatch(uid):
-            raise ValidationError("Choose one of your devices.", code="invalid")
-        return uid
-
-    def clean_idempotency_key(self) -> str:
-        key = self.cleaned_data["idempotency_key"]
-        if not IDEMPOTENCY_KEY_RE.fullmatch(key):
-            raise ValidationError("This form has expired; reload the page and try again.", code="invalid")
-        return key
-
-    def parameter_bound_fields(self) -> list[forms.BoundField]:
-        return [self[self.PARAM_PREFIX + p.name] for p in self.parameters]
-
-    def nexthink_params(self) -> dict[str, str]:
-        """The values to send: only this action's parameter names, every value a string."""
-        if not self.is_valid():
-            raise ValueError("nexthink_params() needs a valid form.")
-        return {
-            param.name: as_nexthink_string(param, self.cleaned_data.get(self.PARAM_PREFIX + param.name))
-            for param in self.parameters
-        }
+    definitions = list(action.parameters.all())
+    unknown = sorted(set(params) - {param.name for param in definitions})
+    if unknown:
+        raise InvalidParams(f"“{action.name}” has no parameter {', '.join(unknown)}.")
+    if not all(isinstance(value, str) for value in params.values()):
+        raise InvalidParams("Parameter values are sent to Nexthink as strings.")
+    checked: dict[str, str] = {}
+    for param in definitions:
+        value = params.get(param.name, "")
+        if param.kind == ActionParameter.Kind.BOOLEAN:
+            if value not in BOOLEAN_VALUES:
+                raise InvalidParams(f"{param.label}: a yes/no value is “true” or “false”.")
+            checked[param.name] = value
+            continue
+        try:
+            cleaned = parameter_field(param).clean(value)
+        except ValidationError as exc:
+            raise InvalidParams(f"{param.label}: {' '.join(exc.messages)}") from None
+        checked[param.name] = as_nexthink_string(param, cleaned)
+    return checked

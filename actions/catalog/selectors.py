@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
-from actions.models import RemoteAction, Run
+from actions.models import RemoteAction
 
 SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_WORDS = 8
@@ -185,8 +185,3 @@ def _catalog_cursor():
 class _PreparedCursor(psycopg.Cursor):
     def execute(self, query, params=None, **kwargs):
         return super().execute(query, params, prepare=True, **kwargs)
-
-
-def runs_of(user) -> QuerySet[Run]:
-    """The runs made for this user, newest first: the only runs an employee may ever see."""
-    return Run.objects.filter(user=user).order_by("-created_at")

@@ -1,0 +1,83 @@
+"""Engines: kept in step with the List Engines API; the ones NXQL asks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from actions.models import Engine
+from actions.nexthink.client import ActClient, client_from_settings
+from actions.nexthink.uids import ENGINE_UID_RE
+
+log = logging.getLogger(__name__)
+
+ENGINE_NOT_LISTED = "NOT_LISTED"  # status of an Engine the List Engines API no longer reports
+
+
+def connected_engines() -> QuerySet[Engine]:
+    """Engines NXQL asks: connected as List Engines says, or added by hand (no status yet)."""
+    return Engine.objects.filter(Q(status__iexact="connected") | Q(status=""))
+
+
+@dataclass
+class EngineSyncResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    not_listed: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "not_listed": self.not_listed,
+            "skipped": self.skipped,
+        }
+
+
+def engines_sync(*, client: ActClient | None = None) -> EngineSyncResult:
+    """Make the Engine rows match the List Engines API. Raises ActApiError when Nexthink cannot be asked.
+
+    An Engine no longer listed is kept (actions may target it) with status NOT_LISTED, so that NXQL
+    stops asking it.
+    """
+    infos = (client or client_from_settings()).list_engines()
+    now = timezone.now()
+    result = EngineSyncResult()
+    listed: set[str] = set()
+    with transaction.atomic():
+        for info in infos:
+            uid = info.database_uid.strip().lower()
+            if not ENGINE_UID_RE.fullmatch(uid) or uid in listed:
+                log.warning("List Engines: skipping an Engine with a bad or repeated databaseUID %r", uid[:64])
+                result.skipped += 1
+                continue
+            listed.add(uid)
+            values = {
+                "name": (info.name.strip() or uid)[:200],
+                "address": info.address.strip()[:255],
+                "port": info.port if info.port is not None and 0 < info.port < 65536 else None,
+                "status": info.status.strip()[:40],
+            }
+            engine = Engine.objects.filter(database_uid=uid).first()
+            if engine is None:
+                Engine.objects.create(database_uid=uid, last_synced_at=now, **values)
+                result.created.append(values["name"])
+                continue
+            changed = any(getattr(engine, key) != value for key, value in values.items())
+            for key, value in values.items():
+                setattr(engine, key, value)
+            engine.last_synced_at = now
+            engine.save()
+            (result.updated if changed else result.unchanged).append(engine.name)
+        gone = Engine.objects.exclude(database_uid__in=listed).exclude(status=ENGINE_NOT_LISTED)
+        result.not_listed = list(gone.values_list("name", flat=True))
+        gone.update(status=ENGINE_NOT_LISTED)
+    log.info("Engines synced: %s", result.as_dict())
+    return result

@@ -1,0 +1,74 @@
+"""Ownership: nobody acts on a device that is not their own.
+
+``device_for_user`` at submit time (full rules: resolver enabled, NXQL answer within the TTL, asking
+again if it is older), ``device_is_owned_by`` at dispatch time (the owner column only, no HTTP). Both
+log a security event when the device is not the user's.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import Http404
+
+from actions.devices.resolution import DIRECTORY_SOURCES, nxql_fresh_after, nxql_resolve
+from actions.models import Device
+from actions.nexthink.uids import DEVICE_UID_RE
+from actions.security import security_event
+
+
+def device_for_user(user, uid: str, *, source_address: str = "") -> Device:
+    """The device with this UID if it is the user's own; otherwise Http404 and a security event.
+
+    A UID that is not 32 hexadecimal characters is refused before any lookup. A device known from
+    an NXQL answer older than the TTL is confirmed by asking the Engines again.
+    """
+    if not isinstance(uid, str) or not DEVICE_UID_RE.fullmatch(uid):
+        security_event("device_uid_invalid", user=user, device=uid, source_address=source_address)
+        raise Http404("No such device.")
+    uid = uid.lower()
+    device = _owned_rows(user).filter(uid=uid).first()
+    if device is None:
+        security_event("device_not_owned", user=user, device=uid, source_address=source_address)
+        raise Http404("No such device.")
+    if device.source == Device.Source.NXQL and not (device.confirmed_at and device.confirmed_at > nxql_fresh_after()):
+        nxql_resolve(user, force=True)
+        device = _owned_rows(user).filter(uid=uid, confirmed_at__gt=nxql_fresh_after()).first()
+        if device is None:
+            still_theirs = Device.objects.filter(uid=uid, owner=user).exists()
+            security_event(
+                "device_unconfirmed" if still_theirs else "device_not_owned",
+                user=user,
+                device=uid,
+                source_address=source_address,
+                level=logging.INFO if still_theirs else logging.WARNING,
+            )
+            raise Http404("No such device.")
+    return device
+
+
+def device_is_owned_by(device: Device, user, *, stage: str = "dispatch") -> bool:
+    """Is this device still the user's? For the dispatch-time re-check: reads the owner column, no HTTP.
+
+    Logs a security event when it is not (e.g. a fresh NXQL answer moved the device since submit).
+    """
+    owned = (
+        device is not None
+        and device.pk is not None
+        and Device.objects.filter(pk=device.pk, owner_id=getattr(user, "pk", None)).exists()
+    )
+    if not owned:
+        security_event("device_not_owned", user=user, device=getattr(device, "uid", ""), source_address="", stage=stage)
+    return owned
+
+
+def _owned_rows(user) -> QuerySet[Device]:
+    """The user's devices by the same rules resolution uses (only the enabled resolvers' rows)."""
+    sources = []
+    if "directory" in settings.DEVICE_RESOLVERS:
+        sources.extend(DIRECTORY_SOURCES)
+    if "nxql" in settings.DEVICE_RESOLVERS:
+        sources.append(Device.Source.NXQL)
+    return Device.objects.filter(owner=user, source__in=sources).select_related("engine")

@@ -1,0 +1,95 @@
+"""Dispatching a run: hand it to the broker, then (in a worker) claim it, re-check it and call Nexthink once."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import connection
+from django.db.models.functions import Now
+
+from actions.catalog.selectors import actions_visible_to
+from actions.devices.ownership import device_is_owned_by
+from actions.models import Run, RunAttempt
+from actions.nexthink.client import client_from_settings
+from actions.nexthink.errors import ActApiError
+from actions.runs import lifecycle
+from actions.runs.lifecycle import Outcome
+
+log = logging.getLogger("actions.runs")
+
+
+def run_enqueue(*, run_id, countdown: float | None = None) -> bool:
+    """Hand the run to the broker; False (and a log line) when the broker cannot be reached."""
+    from actions.tasks import dispatch_run
+
+    try:
+        dispatch_run.apply_async((str(run_id),), countdown=countdown)
+    except Exception:  # kombu raises many types for a broker that is down; the run stays stored
+        log.warning("run %s could not be enqueued; the reaper will send it", run_id, exc_info=True)
+        return False
+    Run.objects.filter(pk=run_id).update(enqueued_at=Now())
+    return True
+
+
+def run_dispatch(*, run_id) -> Outcome | None:
+    """Send a run to Nexthink once. None when another worker has it, it is not due, or it was decided meanwhile."""
+    if not lifecycle.claim(run_id):
+        return None
+    run = Run.objects.select_related("action", "device", "user", "requested_by").get(pk=run_id)
+    log.info("run %s sending attempt %s of %s", run.pk, run.attempts, run.max_attempts)
+    attempt = RunAttempt.objects.create(run=run, number=run.attempts, started_at=run.sending_at)
+    answers = []
+    called = False
+    try:
+        refusal = still_allowed(run)
+        if refusal:
+            outcome = lifecycle.refused(*refusal)
+        else:
+            release_db_connection()
+            called = True
+            try:
+                answers = client_from_settings().run(
+                    remote_action_uid=str(run.action_uid),
+                    device_uids=[run.device_uid],
+                    engine_uids=run.engine_uids or None,
+                    timeout_seconds=run.timeout_seconds,
+                    params=run.params or None,
+                    request_uid=str(run.pk),
+                )
+            except ActApiError as error:
+                outcome = lifecycle.outcome_of_error(error, attempt=run.attempts, max_attempts=run.max_attempts)
+            else:
+                outcome = lifecycle.outcome_of_answers(answers)
+        recorded = lifecycle.record(run, attempt, outcome, answers)
+    except Exception:
+        # A bug or a database error must not leave the run in "sending" for the reaper to misname.
+        log.exception("run %s: unexpected error while dispatching", run.pk)
+        outcome = lifecycle.crashed(called=called)
+        recorded = lifecycle.record(run, attempt, outcome)
+    return outcome if recorded else None
+
+
+def release_db_connection() -> None:
+    """Give this thread's database connection back (to the pool) before waiting on Nexthink.
+
+    A call may take up to timeoutSeconds: a worker thread must not hold a connection meanwhile, or
+    the worker's concurrency, not the pool, decides how many PostgreSQL connections it holds. The
+    next query takes one again. Inside a transaction (a test, a caller's atomic block) it is kept.
+    """
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def still_allowed(run: Run) -> tuple[str, str] | None:
+    """Re-check, at send time, what was checked at submit time: (code, employee's words) when refused."""
+    if run.action is None or not run.action.enabled:
+        return "ACTION_WITHDRAWN", "IT withdrew this action before it was sent, so nothing was sent."
+    if run.requested_by_id is None and not actions_visible_to(run.user).filter(pk=run.action_id).exists():
+        return "ACTION_WITHDRAWN", "This action is no longer available to you, so nothing was sent."
+    if run.requested_by_id is not None and not (
+        run.requested_by.is_active and run.requested_by.has_perm("actions.run_action_on_any_device")
+    ):
+        return "ACTION_WITHDRAWN", "The IT staff member who asked for this may no longer do so, so nothing was sent."
+    if run.device is None or run.device.uid != run.device_uid or not device_is_owned_by(run.device, run.user):
+        return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
+    return None

@@ -1,0 +1,323 @@
+"""The run lifecycle: a run's statuses, the moves allowed between them, and what every outcome means.
+
+Nothing else writes ``Run.status``. Every move is a conditional update from the statuses allowed to
+lead to the target, stamped with the database's clock: whichever worker, redelivered task or reaper
+pass gets there first decides, and the others change nothing (and schedule nothing).
+
+    queued ──claim──▶ sending ──answer──▶ sent | partial | failed | unknown
+    retrying ─claim─┘    └──retryable error──▶ retrying (at next_attempt_at)
+    queued, retrying ──reaper: not sent in time──▶ failed
+    sending ──reaper: worker lost──▶ unknown
+
+Final statuses have no way out: an answer that arrives after the reaper's verdict is logged and
+dropped. ``Outcome`` is the one place that turns what happened (Engine answers, an API error, a
+refusal at send time, a crash, the reaper's verdict) into a status, whether it counts towards the
+cooldown and the daily limit, whether it is retried automatically, and the employee's words.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Now
+
+from actions.models import Engine, EngineResult, Run, RunAttempt
+from actions.nexthink.client import EngineAnswer, EngineCode
+from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
+
+log = logging.getLogger("actions.runs")
+Status = Run.Status
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.QUEUED: frozenset({Status.SENDING, Status.FAILED}),
+    Status.RETRYING: frozenset({Status.SENDING, Status.FAILED}),
+    Status.SENDING: frozenset({Status.RETRYING, Status.SENT, Status.PARTIAL, Status.FAILED, Status.UNKNOWN}),
+    Status.SENT: frozenset(),
+    Status.PARTIAL: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.UNKNOWN: frozenset(),
+}
+FINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
+IN_FLIGHT = frozenset({Status.QUEUED, Status.SENDING, Status.RETRYING})
+# Counted towards the cooldown and the daily limit: whatever may reach or may have reached the
+# device. Only a failed run is certain not to have run.
+COUNTED = frozenset(TRANSITIONS) - {Status.FAILED}
+
+# Model field lengths: whatever Nexthink sends is cut to fit, on PostgreSQL as on SQLite.
+CODE_LENGTH = Run._meta.get_field("error_code").max_length
+MESSAGE_LENGTH = 2000
+
+
+def sources_of(target: str) -> list[str]:
+    return [status for status, targets in TRANSITIONS.items() if target in targets]
+
+
+def clip(value: object, length: int) -> str:
+    """Text from outside, safe to store: no NUL (PostgreSQL refuses it), at most `length` characters."""
+    return str(value or "").replace("\x00", "")[:length]
+
+
+# --- Moves ---------------------------------------------------------------------------------------
+
+
+def transition_many(runs: Q, to: str, **fields) -> int:
+    """Move every run matching `runs` that may go to `to`; returns how many moved.
+
+    Stamps ``sending_at`` or ``finished_at`` with the database's clock.
+    """
+    if to not in TRANSITIONS:
+        raise ValueError(f"unknown status {to!r}")
+    stamped = dict(fields)
+    if to == Status.SENDING:
+        stamped.setdefault("sending_at", Now())
+    if to in FINAL:
+        stamped.setdefault("finished_at", Now())
+    return Run.objects.filter(runs, status__in=sources_of(to)).update(status=to, **stamped)
+
+
+def transition(run_id, to: str, *, where: Q | None = None, **fields) -> bool:
+    """Move one run to `to` if its status allows it (and `where` holds). False: nothing changed."""
+    moved = transition_many(Q(pk=run_id) & (where or Q()), to, **fields) == 1
+    if not moved:
+        log.info("run %s not moved to %s: another step decided first", run_id, to)
+    return moved
+
+
+def claim(run_id) -> bool:
+    """queued/retrying → sending, for exactly one caller, and not before a retry is due."""
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
+    return transition(run_id, Status.SENDING, where=due, attempts=F("attempts") + 1)
+
+
+def database_now() -> datetime:
+    """The database's clock, so that every worker and the reaper compare times against one clock."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
+            return datetime.fromisoformat(cursor.fetchone()[0]).replace(tzinfo=UTC)
+        cursor.execute("SELECT CURRENT_TIMESTAMP")
+        return cursor.fetchone()[0]
+
+
+def in_seconds(seconds: float) -> ExpressionWrapper:
+    """The database's now plus `seconds`, as an expression for an update."""
+    return ExpressionWrapper(Now() + Value(timedelta(seconds=seconds)), output_field=DateTimeField())
+
+
+# --- Outcomes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    code: str = ""  # stored on the run: the API's code, a transport reason, or the portal's own
+    kind: str = ""  # an ErrorKind, or "" when Nexthink answered
+    message: str = ""  # what the employee reads: what happened, then the one next step
+    retry_in: float | None = None  # seconds until the automatic retry, when one is planned
+
+    @property
+    def counts(self) -> bool:
+        """Does this run count towards the action's cooldown and daily limit?"""
+        return self.status in COUNTED
+
+    @property
+    def retried(self) -> bool:
+        return self.retry_in is not None
+
+
+# Next steps, said once here so that every final page says the same.
+AGAIN_LATER = "Nothing was sent. Please run it again in a few minutes; if it keeps failing, contact IT."
+CONTACT_IT = "Nothing was sent. Please contact IT."
+CHECK_DEVICE = "Check your device: if the problem is still there, run it again."
+
+ENGINE_FAILURE_TEXT = {
+    EngineCode.NOT_CONNECTED: (
+        "Your device isn't connected to Nexthink right now, so the action was not sent to it. "
+        "Switch it on and connect it to the network, then run it again."
+    ),
+    EngineCode.ENGINE_ERROR: "Nexthink had a problem and did not send the action to your device. " + AGAIN_LATER,
+    EngineCode.EXCLUDED: "Nexthink did not send the action: it does not know the server your device reports to. "
+    + CONTACT_IT,
+    EngineCode.NO_PERMISSION: "Nexthink did not send the action: the portal may not use the server your device "
+    "reports to. " + CONTACT_IT,
+}
+UNCERTAIN_ENGINE_CODES = {EngineCode.TIMEOUT, EngineCode.UNRECOGNISED}
+
+
+def outcome_of_answers(answers: Sequence[EngineAnswer]) -> Outcome:
+    """What the Engines' answers mean for the run.
+
+    Any "ok": sent (all) or partial (some). None ok: if an Engine timed out or answered a code the
+    portal does not know, nobody can tell whether the action will run: unknown (it counts, and the
+    employee is told to check before running it again). Otherwise every Engine said it did not send
+    the action: failed.
+    """
+    ok = sum(answer.ok for answer in answers)
+    if answers and ok == len(answers):
+        return Outcome(Status.SENT)
+    if ok:
+        return Outcome(Status.PARTIAL)
+    uncertain = [answer for answer in answers if answer.code in UNCERTAIN_ENGINE_CODES]
+    if uncertain:
+        code = "ENGINE_TIMEOUT" if uncertain[0].code is EngineCode.TIMEOUT else "ENGINE_UNRECOGNISED"
+        return Outcome(
+            Status.UNKNOWN,
+            code=code,
+            kind=str(ErrorKind.UNKNOWN),
+            message="Nexthink passed the action on but did not hear back in time, so the portal cannot tell "
+            "whether it ran. " + CHECK_DEVICE,
+        )
+    if not answers:
+        return Outcome(
+            Status.FAILED,
+            code="NO_ENGINE_ANSWERED",
+            kind=str(ErrorKind.PERMANENT),
+            message="No Nexthink server took the action. " + CONTACT_IT,
+        )
+    first = answers[0].code
+    permanent = all(answer.code in (EngineCode.EXCLUDED, EngineCode.NO_PERMISSION) for answer in answers)
+    return Outcome(
+        Status.FAILED,
+        code="NO_ENGINE_OK",
+        kind=str(ErrorKind.PERMANENT if permanent else ErrorKind.RETRYABLE),
+        message=ENGINE_FAILURE_TEXT.get(first, "Nexthink did not send the action to your device. " + AGAIN_LATER),
+    )
+
+
+def outcome_of_error(error: ActApiError, *, attempt: int, max_attempts: int) -> Outcome:
+    """An API or transport failure: retried only when nothing can have been accepted."""
+    happened = what_happened(error.reason)
+    if error.kind is ErrorKind.UNKNOWN:
+        return Outcome(Status.UNKNOWN, error.reason, str(error.kind), f"{happened} {CHECK_DEVICE}")
+    if error.kind is ErrorKind.RETRYABLE and attempt < max_attempts:
+        delay = max(retry_delay(attempt), error.retry_after or 0)
+        return Outcome(Status.RETRYING, error.reason, str(error.kind), happened, retry_in=delay)
+    if error.kind is ErrorKind.RETRYABLE:
+        return Outcome(
+            Status.FAILED,
+            error.reason,
+            str(error.kind),
+            f"{happened} The portal tried {attempt} times. {AGAIN_LATER}",
+        )
+    return Outcome(Status.FAILED, error.reason, str(error.kind), f"{happened} {CONTACT_IT}")
+
+
+def refused(code: str, message: str) -> Outcome:
+    """The portal itself declined to send, at send time: nothing went out, and running it again will not help."""
+    return Outcome(Status.FAILED, code, str(ErrorKind.PERMANENT), message)
+
+
+def crashed(*, called: bool) -> Outcome:
+    if called:
+        return Outcome(
+            Status.UNKNOWN,
+            "PORTAL_ERROR",
+            str(ErrorKind.UNKNOWN),
+            "The portal hit an internal problem after sending this, so it cannot tell whether the action ran. "
+            + CHECK_DEVICE,
+        )
+    return Outcome(
+        Status.FAILED,
+        "PORTAL_ERROR",
+        str(ErrorKind.RETRYABLE),
+        "The portal hit an internal problem before sending this. " + AGAIN_LATER,
+    )
+
+
+WORKER_LOST = Outcome(
+    Status.UNKNOWN,
+    "WORKER_LOST",
+    str(ErrorKind.UNKNOWN),
+    "The portal lost track of this run while sending it, so it cannot tell whether the action ran. " + CHECK_DEVICE,
+)
+NOT_SENT = Outcome(
+    Status.FAILED,
+    "NOT_SENT",
+    str(ErrorKind.RETRYABLE),
+    "The portal could not send this to Nexthink in time. " + AGAIN_LATER,
+)
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with jitter: attempt 1 waits half to all of the base, then doubles, capped."""
+    ceiling = min(settings.RUN_RETRY_MAX_SECONDS, settings.RUN_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+# --- Recording a dispatch ------------------------------------------------------------------------
+
+
+def record(run: Run, attempt: RunAttempt, outcome: Outcome, answers: Iterable[EngineAnswer] = ()) -> bool:
+    """Apply a dispatch's outcome: the run's move, its Engine results and its attempt, all or nothing.
+
+    False when the run had already been decided (the reaper marked it unknown meanwhile): then
+    nothing is stored and nothing is scheduled; the late outcome is only logged.
+    """
+    answers = list(answers)
+    fields = {
+        "error_code": clip(outcome.code, CODE_LENGTH),
+        "error_kind": outcome.kind,
+        "error_message": clip(outcome.message, MESSAGE_LENGTH),
+    }
+    if outcome.retried:
+        fields["next_attempt_at"] = in_seconds(outcome.retry_in)
+    with transaction.atomic():
+        if not transition(run.pk, outcome.status, where=Q(status=Status.SENDING), **fields):
+            log.warning(
+                "run %s: late outcome %s dropped (%s); answers: %s",
+                run.pk,
+                outcome.status,
+                outcome.code or "-",
+                ", ".join(f"{a.database_uid[:32]}={a.raw_code[:40]!r}" for a in answers) or "-",
+            )
+            return False
+        if answers:
+            _store_answers(run, answers)
+        RunAttempt.objects.filter(pk=attempt.pk).update(
+            finished_at=Now(),
+            outcome="answered" if answers else outcome.kind or outcome.status,
+            error_code=fields["error_code"],
+            error_message=fields["error_message"],
+        )
+    log.info(
+        "run %s %s%s%s",
+        run.pk,
+        outcome.status,
+        f" ({outcome.code})" if outcome.code else "",
+        f", next attempt in {outcome.retry_in:.1f} s" if outcome.retried else "",
+    )
+    return True
+
+
+def _store_answers(run: Run, answers: list[EngineAnswer]) -> None:
+    uids = {answer.database_uid for answer in answers}
+    names = dict(Engine.objects.filter(database_uid__in=uids).values_list("database_uid", "name"))
+    EngineResult.objects.bulk_create(
+        EngineResult(
+            run=run,
+            database_uid=clip(answer.database_uid, 64),
+            engine_name=clip(names.get(answer.database_uid, ""), 200),
+            code=clip(answer.raw_code, 100),
+            message=clip(answer.message, MESSAGE_LENGTH),
+        )
+        for answer in answers
+    )
+
+
+def reap(runs: Q, verdict: Outcome) -> int:
+    """The reaper's verdict on every run matching `runs` that may still take it."""
+    moved = transition_many(
+        runs,
+        verdict.status,
+        error_code=verdict.code,
+        error_kind=verdict.kind,
+        error_message=verdict.message,
+    )
+    return moved

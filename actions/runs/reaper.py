@@ -1,0 +1,117 @@
+"""The reaper (beat, every REAPER_INTERVAL_SECONDS): no run stays silently stuck.
+
+- runs that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fail ("nothing was sent");
+- runs in "sending" far longer than their call can take are marked unknown (the worker died);
+- runs due to be sent whose message the broker lost are handed to it again, once: while the
+  broker still holds as many waiting messages as there are such runs, they are only waiting in a
+  backlog, and another copy would only multiply the backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.db.models.functions import Now
+
+from actions.models import Run, RunAttempt
+from actions.runs import lifecycle
+from actions.runs.dispatch import run_enqueue
+
+log = logging.getLogger("actions.runs")
+Status = Run.Status
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class ReapReport:
+    requeued: int
+    marked_unknown: int
+    expired: int = 0
+
+
+def runs_reap() -> ReapReport:
+    expired = _expire_unsent()
+    marked = _mark_stuck_sending()
+    requeued = _requeue_lost()
+    if requeued or marked or expired:
+        log.info("reaper: requeued %s, marked unknown %s, expired %s", requeued, marked, expired)
+    return ReapReport(requeued=requeued, marked_unknown=marked, expired=expired)
+
+
+def _expire_unsent() -> int:
+    """A run that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fails, rather than go out hours late."""
+    too_old = Now() - timedelta(seconds=settings.RUN_QUEUE_MAX_AGE_SECONDS)
+    pks = list(
+        Run.objects.filter(status__in=[Status.QUEUED, Status.RETRYING], created_at__lt=too_old).values_list(
+            "pk", flat=True
+        )[:BATCH]
+    )
+    if not pks:
+        return 0
+    expired = lifecycle.reap(Q(pk__in=pks), lifecycle.NOT_SENT)
+    log.warning("reaper: %s run(s) failed: not sent within %s s", expired, settings.RUN_QUEUE_MAX_AGE_SECONDS)
+    return expired
+
+
+def sending_grace() -> int:
+    return (
+        settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS
+        + settings.NEXTHINK_READ_MARGIN_SECONDS
+        + settings.RUN_SENDING_GRACE_SECONDS
+    )
+
+
+def _mark_stuck_sending() -> int:
+    """A run still "sending" after its call's longest possible time: its worker died mid-call."""
+    grace = sending_grace()
+    now = lifecycle.database_now()
+    candidates = Run.objects.filter(status=Status.SENDING, sending_at__lt=now - timedelta(seconds=grace))
+    marked = 0
+    for pk, sending_at, timeout in candidates.values_list("pk", "sending_at", "timeout_seconds")[:BATCH]:
+        if sending_at + timedelta(seconds=timeout + grace) > now:
+            continue
+        # Only this very attempt: a run claimed again since (a new sending_at) is left alone.
+        if lifecycle.reap(Q(pk=pk, sending_at=sending_at), lifecycle.WORKER_LOST):
+            marked += 1
+            RunAttempt.objects.filter(run_id=pk, finished_at__isnull=True).update(
+                finished_at=Now(), outcome="worker_lost"
+            )
+            log.warning("run %s unknown: still sending after %s s", pk, timeout + grace)
+    return marked
+
+
+def _requeue_lost() -> int:
+    """Hand runs due to be sent to the broker again when it can no longer be holding their messages."""
+    stale = Now() - timedelta(seconds=settings.RUN_REQUEUE_AFTER_SECONDS)
+    due = Q(status=Status.QUEUED, created_at__lt=stale) | Q(status=Status.RETRYING, next_attempt_at__lt=stale)
+    not_recently_enqueued = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
+    rows = list(Run.objects.filter(due & not_recently_enqueued).values_list("pk", "enqueued_at")[:BATCH])
+    if not rows:
+        return 0
+    never_handed = [pk for pk, enqueued_at in rows if enqueued_at is None]
+    handed = [pk for pk, enqueued_at in rows if enqueued_at is not None]
+    if handed:
+        waiting = waiting_messages()
+        if waiting is None or waiting >= len(handed):
+            # Broker unreachable, or enough messages waiting to be theirs: a backlog, not a loss.
+            handed = []
+    return sum(run_enqueue(run_id=pk) for pk in never_handed + handed)
+
+
+def waiting_messages() -> int | None:
+    """How many dispatch messages wait in the broker's queue; None when the broker cannot be asked."""
+    from portal.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            with conn.channel() as channel:
+                # Not passive: Redis has no key for an empty queue, and a passive declare calls that missing.
+                return channel.queue_declare(queue=settings.CELERY_TASK_DEFAULT_QUEUE).message_count
+    except Exception:
+        log.warning("reaper: cannot count the broker's waiting messages", exc_info=True)
+        return None

@@ -1,0 +1,163 @@
+"""Submitting a run: the rules checked before anything is stored, then a queued run handed to the broker."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from actions.catalog.parameters import validate_params
+from actions.models import Device, RemoteAction, Run
+from actions.runs import lifecycle
+from actions.runs.dispatch import run_enqueue
+from actions.runs.wording import when_text
+
+log = logging.getLogger("actions.runs")
+
+
+class RunRefused(Exception):
+    """A run the rules do not allow now (cooldown, daily limit, Engine); the message is for the employee."""
+
+
+class IdempotencyConflict(RunRefused):
+    """A form's one-time key came back with another action, device or parameters."""
+
+
+def action_timeout(action: RemoteAction) -> int:
+    return action.timeout_seconds or settings.NEXTHINK_DEFAULT_TIMEOUT_SECONDS
+
+
+def run_submit(
+    *,
+    user,
+    action: RemoteAction,
+    device: Device,
+    params: dict[str, str],
+    idempotency_key: str = "",
+    requested_by=None,
+    retry_of: Run | None = None,
+) -> Run:
+    """Store a queued run with a snapshot of what will be sent, and enqueue it once committed.
+
+    A repeated idempotency key returns the run it first made, if it asked for the same thing.
+    After commit, `run.enqueued` says whether the broker took the task (False: the reaper sends it).
+    """
+    params = validate_params(action, params)
+    engines = target_engines(action, device)
+    with transaction.atomic():
+        # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
+        # limit below are then read and written without a race. (A run's user owns its device.)
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        if idempotency_key:
+            existing = Run.objects.filter(user=user, idempotency_key=idempotency_key).first()
+            if existing:
+                if (existing.action_id, existing.device_id, existing.params) != (action.pk, device.pk, params):
+                    raise IdempotencyConflict(
+                        "This form was already used for another request. Reload the page and submit again."
+                    )
+                existing.enqueued = True
+                return existing
+        limits = run_limits(user=user, action=action, device=device)
+        if not limits.allowed:
+            raise RunRefused(limits.message)
+        run = Run.objects.create(
+            user=user,
+            requested_by=requested_by,
+            action=action,
+            device=device,
+            retry_of=retry_of,
+            idempotency_key=idempotency_key,
+            action_name=action.name,
+            action_uid=action.nexthink_uid,
+            device_uid=device.uid,
+            device_name=device.name,
+            timeout_seconds=action_timeout(action),
+            engine_uids=engines,
+            params=params,
+            max_attempts=settings.RUN_MAX_ATTEMPTS,
+        )
+        run.enqueued = None
+        log.info(
+            "run %s queued action=%s device=%s user=%s by=%s",
+            run.pk,
+            action.nexthink_uid,
+            device.uid,
+            user.get_username(),
+            requested_by.get_username() if requested_by else "-",
+        )
+        transaction.on_commit(lambda: _enqueue_after_commit(run))
+    return run
+
+
+def _enqueue_after_commit(run: Run) -> None:
+    run.enqueued = run_enqueue(run_id=run.pk)
+
+
+def target_engines(action: RemoteAction, device: Device) -> list[str]:
+    """The device's own Engine when it is known, else the action's Engines (none: all).
+
+    A device whose Engine the action does not allow is refused: sending it to other Engines would
+    reach nothing, or the wrong place.
+    """
+    allowed = sorted(engine.database_uid for engine in action.engines.all())
+    if device.engine_id is None:
+        return allowed
+    own = device.engine.database_uid
+    if allowed and own not in allowed:
+        raise RunRefused(
+            f"“{action.name}” is not available for {device.name}: IT has not enabled it for the Nexthink server "
+            "your device reports to."
+        )
+    return [own]
+
+
+@dataclass(frozen=True)
+class Limits:
+    allowed: bool
+    again_at: datetime | None = None  # when it will be allowed, if not now
+    message: str = ""
+
+
+def run_limits(*, user, action: RemoteAction, device: Device, now: datetime | None = None) -> Limits:
+    """May the user run this action on this device now? If not, when, and the words that say so.
+
+    Runs the lifecycle counts (everything but failed runs, so also unknown and in-flight ones) start
+    the cooldown and use up the daily limit.
+    """
+    now = now or timezone.now()
+    counted = Run.objects.filter(status__in=lifecycle.COUNTED)
+    if action.cooldown_minutes:
+        cooldown = timedelta(minutes=action.cooldown_minutes)
+        last = (
+            counted.filter(action=action, device=device, created_at__gt=now - cooldown)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if last:
+            again = last + cooldown
+            return Limits(
+                False,
+                again,
+                f"“{action.name}” ran on {device.name} recently. You can run it again from {when_text(again)}.",
+            )
+    if action.daily_limit_per_user:
+        local_now = timezone.localtime(now)
+        day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+        used = counted.filter(action=action, user=user, created_at__gte=day_start).count()
+        if used >= action.daily_limit_per_user:
+            tomorrow = timezone.make_aware(
+                datetime.combine(day_start.date() + timedelta(days=1), datetime.min.time()), local_now.tzinfo
+            )
+            return Limits(
+                False,
+                tomorrow,
+                f"You have run “{action.name}” {used} times today, the daily limit. "
+                f"You can run it again from {when_text(tomorrow)}.",
+            )
+    return Limits(True)

@@ -1,0 +1,65 @@
+"""Plain words for employees: what a run's status and each Engine's answer mean, and when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from actions.models import EngineResult, Run
+
+Status = Run.Status
+
+ENGINE_CODE_TEXT = {
+    "ok": "Nexthink accepted the action for your device. It runs on the device shortly; this is not yet proof it finished.",
+    "timeout": "This Nexthink server did not hear back in time, so the portal cannot tell whether the action will run.",
+    "engine_error": "This Nexthink server had a problem and did not send the action.",
+    "not_connected": "Your device isn't connected to Nexthink right now, so the action was not sent to it.",
+    "excluded": "This Nexthink server was not asked: Nexthink does not know it.",
+    "no_permission": "The portal is not allowed to use this Nexthink server. IT needs to fix this.",
+}
+
+# The browser tab's title and the page's heading for each status.
+STATUS_TITLES = {
+    Status.QUEUED: "Waiting to be sent",
+    Status.SENDING: "Sending",
+    Status.RETRYING: "Retrying",
+    Status.SENT: "Sent",
+    Status.PARTIAL: "Partly sent",
+    Status.FAILED: "Not sent",
+    Status.UNKNOWN: "Outcome unknown",
+}
+
+
+def engine_explanation(result: EngineResult) -> str:
+    return ENGINE_CODE_TEXT.get(result.code, f"Nexthink answered “{result.code}”, which the portal does not know.")
+
+
+def when_text(moment: datetime) -> str:
+    """A moment as the site shows dates, in its time zone, with the zone named: "Nov. 29, 2026, 2:35 p.m. UTC"."""
+    local = timezone.localtime(moment)
+    return f"{date_format(local, 'DATETIME_FORMAT')} {local.tzname()}"
+
+
+def status_summary(run: Run) -> str:
+    """What happened and the one next step. A final run never promises more from the portal."""
+    match run.status:
+        case Status.QUEUED:
+            return "Waiting to be sent to Nexthink. This usually takes a few seconds."
+        case Status.SENDING:
+            return "Sending to Nexthink and waiting for its answer."
+        case Status.RETRYING:
+            return (
+                f"{run.error_message} Nothing was sent yet; the portal tries again shortly "
+                f"(attempt {run.attempts + 1} of {run.max_attempts})."
+            ).strip()
+        case Status.SENT:
+            return "Sent. Nexthink accepted the action for your device; it runs there in the next few minutes."
+        case Status.PARTIAL:
+            return "Partly sent: some Nexthink servers accepted the action, others did not (see below)."
+        case Status.FAILED:
+            return run.error_message or "Nexthink did not accept the action, so nothing was sent (see below)."
+        case Status.UNKNOWN:
+            return run.error_message or "The portal cannot tell whether the action ran. Check your device."
+    return run.get_status_display()

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 HEX32 = RegexValidator(r"^[0-9a-f]{32}$", "Enter 32 lowercase hexadecimal characters.")
 # Bounds of a curator's numbers: whatever is typed, a submit can compute with it.
-MAX_TIMEOUT_SECONDS = 3600
+MAX_TIMEOUT_SECONDS = settings.NEXTHINK_MAX_TIMEOUT_SECONDS
 MAX_COOLDOWN_MINUTES = 7 * 24 * 60
 MAX_DAILY_LIMIT = 100
 

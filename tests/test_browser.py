@@ -152,6 +152,11 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     expect(page.locator("main")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="All actions")).to_be_focused()
+    # Submitted without the required Mode: refused, and the error summary takes the focus.
+    tab_to(page, page.get_by_role("button", name="Run “Clear Teams cache”"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#error-summary")).to_be_focused()
+    assert Run.objects.count() == 0
     tab_to(page, page.get_by_label("Mode", exact=True))
     page.keyboard.type("full")
     submit = page.get_by_role("button", name="Run “Clear Teams cache”")
@@ -172,6 +177,7 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     assert broker_queue() == [str(run.pk)]
     status = page.locator("#run-status [data-field=status_label]")
     expect(status).to_have_text("Queued")
+    expect(page).to_have_title(re.compile(r"^Clear Teams cache: Waiting to be sent"))
     expect(page.locator("#engine-results")).to_have_text("No answer yet.")
     expect(page.get_by_role("link", name="Run again")).to_be_hidden()
     navigations = []
@@ -191,6 +197,7 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
         worker.stop()
         print(worker.log_path.read_text())  # shown by pytest when the test fails
     expect(page.get_by_role("link", name="Run again")).to_be_visible()
+    expect(page).to_have_title(re.compile(r"^Clear Teams cache: Sent"))
     assert page.evaluate("() => window.__marker") == 1, "the run page was reloaded"
     assert navigations == [] and page.url == run_url
     screenshot(page, "run")

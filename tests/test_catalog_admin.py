@@ -121,10 +121,29 @@ def test_it_refuses_a_second_action_with_the_same_remote_action_uid(admin_client
     assert "already exists" in " ".join(response.context["adminform"].form.errors["nexthink_uid"])
 
 
-def test_it_refuses_a_timeout_over_an_hour(admin_client):
-    response = admin_client.post(ADD_URL, form_data(timeout_seconds="3601"))
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timeout_seconds", "3601"),
+        ("timeout_seconds", "0"),
+        ("cooldown_minutes", "10081"),  # over a week
+        ("daily_limit_per_user", "101"),
+        ("daily_limit_per_user", "0"),
+    ],
+)
+def test_it_bounds_the_numbers_a_submit_computes_with(admin_client, field, value):
+    response = admin_client.post(ADD_URL, form_data(**{field: value}))
 
-    assert response.context["adminform"].form.errors["timeout_seconds"] == ["At most 3600 seconds."]
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert not RemoteAction.objects.exists()
+
+
+def test_a_week_long_cooldown_and_100_runs_a_day_are_allowed(admin_client):
+    response = admin_client.post(ADD_URL, form_data(cooldown_minutes="10080", daily_limit_per_user="100"))
+
+    assert response.status_code == 302
+    assert RemoteAction.objects.get().cooldown_minutes == 10080
 
 
 # --- List tools --------------------------------------------------------------------------------

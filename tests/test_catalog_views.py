@@ -287,3 +287,21 @@ def test_it_escapes_what_curators_typed(alice_client, laptop, db):
 
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>bold</b>" not in page and "<img src=x>" not in page and "<i>Folder</i>" not in page
+
+
+def test_a_form_key_reused_with_other_values_is_a_409_with_a_fresh_key(alice_client, action, laptop):
+    post(alice_client, action, param_Days="7", param_Folder="Temp")
+
+    response = post(alice_client, action, param_Days="8", param_Folder="Temp")
+
+    assert response.status_code == 409
+    assert "already sent once with other details" in html(response)
+    assert response.context["form"]["idempotency_key"].value() != KEY
+    assert Run.objects.count() == 1
+
+
+def test_the_error_summary_takes_the_focus(alice_client, action, laptop):
+    response = post(alice_client, action, param_Days="99")
+
+    assert 'id="error-summary"' in html(response) and 'tabindex="-1"' in html(response)
+    assert "js/form-errors.js" in html(response)

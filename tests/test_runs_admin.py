@@ -70,3 +70,46 @@ def test_runs_are_searchable_by_request_uid(admin_client, alice):
     response = admin_client.get(reverse("admin:actions_run_changelist"), {"q": str(run.pk)})
 
     assert [r.pk for r in response.context["cl"].result_list] == [run.pk]
+
+
+def test_retry_needs_the_permission_dispatch_checks(client, alice, carol):
+    # A curator may view runs, but may not run an action on someone's device: no retry for them.
+    from django.contrib.auth.models import Permission
+
+    carol.user_permissions.add(Permission.objects.get(codename="add_run"))
+    old = failed_run(alice)
+    client.force_login(carol)
+
+    client.post(reverse("admin:actions_run_changelist"), {"action": "retry_runs", "_selected_action": [str(old.pk)]})
+
+    assert Run.objects.count() == 1
+
+
+def test_retry_by_it_staff_with_the_permission_makes_a_run_dispatch_accepts(client, alice, carol):
+    from django.contrib.auth.models import Permission
+
+    carol.user_permissions.add(Permission.objects.get(codename="run_action_on_any_device"))
+    old = failed_run(alice)
+    client.force_login(carol)
+
+    client.post(reverse("admin:actions_run_changelist"), {"action": "retry_runs", "_selected_action": [str(old.pk)]})
+
+    new = Run.objects.exclude(pk=old.pk).get()
+    assert (new.requested_by, new.retry_of_id) == (carol, old.pk)
+
+
+def test_retry_revalidates_parameters_against_todays_choices(admin_client, alice):
+    action = make_sim_action()
+    make_parameter(action, name="Mode", label="Mode", kind="choice", choices="quick\nfull", required=True)
+    old = run_submit(user=alice, action=action, device=make_device(alice), params={"Mode": "full"})
+    Run.objects.filter(pk=old.pk).update(status=Run.Status.FAILED)
+    action.parameters.update(choices="quick\ndeep")  # "full" is no longer offered
+
+    response = admin_client.post(
+        reverse("admin:actions_run_changelist"),
+        {"action": "retry_runs", "_selected_action": [str(old.pk)]},
+        follow=True,
+    )
+
+    assert Run.objects.count() == 1
+    assert "Mode: Choose one of the options in the list." in response.content.decode()

@@ -191,3 +191,59 @@ def test_run_again_is_offered_only_for_an_action_still_visible_to_the_user(clien
     alice_run.action.groups.add(staff_group)  # now for another team only
 
     assert "?again=" not in client.get(alice_run.get_absolute_url()).content.decode()
+
+
+def test_run_again_waits_for_the_cooldown_and_says_when_with_the_time_zone(client, alice, alice_run, settings):
+    settings.TIME_ZONE = "Europe/Zurich"
+    alice_run.action.cooldown_minutes = 60
+    alice_run.action.save()
+    finish(alice_run, Status.SENT)
+    client.force_login(alice)
+
+    page = client.get(alice_run.get_absolute_url()).content.decode()
+    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+
+    assert "?again=" not in page
+    assert "You can run it again from " in page and ("CET" in page or "CEST" in page)
+    assert data["run_again"]["allowed"] is False and "You can run it again from" in data["run_again"]["text"]
+
+
+def test_run_again_is_not_offered_after_a_permanent_refusal(client, alice, alice_run):
+    Run.objects.filter(pk=alice_run.pk).update(
+        status=Status.FAILED, error_kind="permanent", error_code="NO_MANUAL_EXECUTION", error_message="No. Contact IT."
+    )
+    client.force_login(alice)
+
+    page = client.get(alice_run.get_absolute_url()).content.decode()
+
+    assert "?again=" not in page
+    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["run_again"]["allowed"] is False
+
+
+def test_a_final_run_never_says_no_answer_yet(client, alice, alice_run):
+    Run.objects.filter(pk=alice_run.pk).update(status=Status.UNKNOWN, error_message="Cannot tell. Check your device.")
+    client.force_login(alice)
+
+    page = client.get(alice_run.get_absolute_url()).content.decode()
+    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+
+    assert "No answer yet" not in page and "No Nexthink server answered for this run." in page
+    assert data["results_empty"] == "No Nexthink server answered for this run."
+
+
+def test_the_tab_title_follows_the_status(client, alice, alice_run):
+    client.force_login(alice)
+    assert "<title>Clear Teams cache: Waiting to be sent" in client.get(alice_run.get_absolute_url()).content.decode()
+
+    finish(alice_run, Status.SENT)
+
+    assert "<title>Clear Teams cache: Sent" in client.get(alice_run.get_absolute_url()).content.decode()
+    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["title"] == "Clear Teams cache: Sent"
+
+
+def test_my_runs_labels_every_column_for_phone_width(client, alice, alice_run):
+    client.force_login(alice)
+
+    page = client.get(reverse("my_runs")).content.decode()
+
+    assert '<table class="stack">' in page and 'data-label="Status"' in page

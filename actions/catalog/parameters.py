@@ -11,7 +11,6 @@ import re
 import uuid
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from actions.models import ActionParameter, RemoteAction
@@ -185,8 +184,6 @@ def remote_action_errors(action: RemoteAction) -> dict[str, str]:
         errors["nexthink_uid"] = (
             "This is a placeholder from “Duplicate”: set the remote action's real UID before enabling it."
         )
-    if action.timeout_seconds is not None and action.timeout_seconds > settings.NEXTHINK_MAX_TIMEOUT_SECONDS:
-        errors["timeout_seconds"] = f"At most {settings.NEXTHINK_MAX_TIMEOUT_SECONDS} seconds."
     return errors
 
 

@@ -46,6 +46,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 FINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
 IN_FLIGHT = frozenset({Status.QUEUED, Status.SENDING, Status.RETRYING})
+# Nexthink accepted the action for the device (on at least one Engine).
+REACHED_DEVICE = frozenset({Status.SENT, Status.PARTIAL})
 # Counted towards the cooldown and the daily limit: whatever may reach or may have reached the
 # device. Only a failed run is certain not to have run.
 COUNTED = frozenset(TRANSITIONS) - {Status.FAILED}

@@ -58,7 +58,8 @@ def run_submit(
             if existing:
                 if (existing.action_id, existing.device_id, existing.params) != (action.pk, device.pk, params):
                     raise IdempotencyConflict(
-                        "This form was already used for another request. Reload the page and submit again."
+                        "This form was already sent once with other details, so nothing new was run. "
+                        "Check the details below and submit again to run it with them."
                     )
                 existing.enqueued = True
                 return existing

@@ -63,3 +63,16 @@ def status_summary(run: Run) -> str:
         case Status.UNKNOWN:
             return run.error_message or "The portal cannot tell whether the action ran. Check your device."
     return run.get_status_display()
+
+
+NO_RESULTS_YET = "No answer yet."
+NO_RESULTS_FINAL = "No Nexthink server answered for this run."
+
+
+def results_empty_text(run: Run) -> str:
+    return NO_RESULTS_FINAL if run.is_final else NO_RESULTS_YET
+
+
+def status_title(run: Run) -> str:
+    """The browser tab's title: the action and where it stands, kept current by the live page."""
+    return f"{run.action_name}: {STATUS_TITLES.get(run.status, run.get_status_display())}"

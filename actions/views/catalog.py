@@ -13,7 +13,8 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_http_methods
 
-from actions.catalog.forms import ActionRunForm
+from actions.catalog.forms import ActionRunForm, new_idempotency_key
+from actions.catalog.parameters import InvalidParams
 from actions.catalog.selectors import (
     CATALOG_COLUMNS,
     SEARCH_MAX_LENGTH,
@@ -60,6 +61,7 @@ def rows_digest(rows: list[tuple]) -> str:
 def action_detail(request, slug):
     action = get_object_or_404(actions_visible_to(request.user).prefetch_related("parameters"), slug=slug)
     resolution = resolve_devices_for(request.user)
+    status = 200
     if request.method == "POST":
         form = ActionRunForm(action, resolution.devices, data=request.POST)
         valid = form.is_valid()
@@ -76,8 +78,15 @@ def action_detail(request, slug):
                     params=form.nexthink_params(),
                     idempotency_key=form.cleaned_data["idempotency_key"],
                 )
-            except submit.RunRefused as exc:
-                # Cooldown, daily limit...: the message is for the employee, shown above the form.
+            except submit.IdempotencyConflict as exc:
+                # The form's one-time key came back with other values: refuse, and hand out a fresh key
+                # so that submitting the form as it now stands is a new request.
+                form.data = form.data.copy()
+                form.data["idempotency_key"] = new_idempotency_key()
+                form.add_error(None, str(exc))
+                status = 409
+            except (submit.RunRefused, InvalidParams) as exc:
+                # Cooldown, daily limit, Engine...: the message is for the employee, shown above the form.
                 form.add_error(None, str(exc))
             else:
                 if getattr(run, "enqueued", None) is False:
@@ -86,7 +95,7 @@ def action_detail(request, slug):
     else:
         initial = rerun_initial(request.user, action, request.GET.get("again", ""))
         form = ActionRunForm(action, resolution.devices, initial=initial)
-    return render(request, "actions/action_detail.html", page_context(action, form, resolution))
+    return render(request, "actions/action_detail.html", page_context(action, form, resolution), status=status)
 
 
 def rerun_initial(user, action: RemoteAction, run_id: str) -> dict:

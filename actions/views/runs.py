@@ -5,33 +5,46 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.http import require_GET
 
-from actions.catalog.selectors import actions_visible_to
 from actions.models import Run
+from actions.runs.again import run_again
+from actions.runs.lifecycle import REACHED_DEVICE
 from actions.runs.selectors import runs_of
-from actions.runs.wording import engine_explanation, status_summary
+from actions.runs.wording import engine_explanation, results_empty_text, status_summary, status_title
 
 
 def _own_run(request, pk) -> Run:
     # Another user's run is a 404, exactly like a run that does not exist.
-    return get_object_or_404(runs_of(request.user).prefetch_related("engine_results"), pk=pk)
+    return get_object_or_404(
+        runs_of(request.user).select_related("action", "device").prefetch_related("engine_results"), pk=pk
+    )
 
 
 @require_GET
 def run_detail(request, pk):
     run = _own_run(request, pk)
     results = [(result, engine_explanation(result)) for result in run.engine_results.all()]
-    can_run_again = actions_visible_to(request.user).filter(pk=run.action_id).exists()
     return render(
         request,
         "actions/run_detail.html",
-        {"run": run, "summary": status_summary(run), "results": results, "can_run_again": can_run_again},
+        {
+            "run": run,
+            "summary": status_summary(run),
+            "title": status_title(run),
+            "results": results,
+            "results_empty": results_empty_text(run),
+            "again": run_again(run, request.user),
+            "reached_device": run.status in REACHED_DEVICE,
+        },
     )
 
 
 @require_GET
 def run_status(request, pk):
     run = _own_run(request, pk)
-    return JsonResponse(run_as_json(run), headers={"Cache-Control": "no-store"})
+    data = run_as_json(run)
+    if run.is_final:
+        data["run_again"] = run_again(run, request.user).as_dict()
+    return JsonResponse(data, headers={"Cache-Control": "no-store"})
 
 
 def run_as_json(run: Run) -> dict:
@@ -45,7 +58,9 @@ def run_as_json(run: Run) -> dict:
         "id": str(run.pk),
         "status": run.status,
         "status_label": run.get_status_display(),
+        "title": status_title(run),
         "final": run.is_final,
+        "reached_device": run.status in REACHED_DEVICE,
         "summary": status_summary(run),
         "attempts": run.attempts,
         "max_attempts": run.max_attempts,
@@ -60,6 +75,7 @@ def run_as_json(run: Run) -> dict:
             }
             for r in run.engine_results.all()
         ],
+        "results_empty": results_empty_text(run),
         "created_at": when(run.created_at),
         "sending_at": when(run.sending_at),
         "finished_at": when(run.finished_at),

@@ -40,8 +40,19 @@
     });
   }
 
+  function showRunAgain(again) {
+    var button = document.querySelector('[data-field="run_again"]');
+    var text = document.querySelector('[data-field="run_again_text"]');
+    if (!again || !button || !text) return;
+    button.hidden = !again.allowed;
+    if (again.allowed) button.href = again.url;
+    text.textContent = again.text || "";
+    text.hidden = !again.text;
+  }
+
   function apply(data) {
     var label = box.querySelector('[data-field="status_label"]');
+    if (data.title) document.title = data.title + " · IT self-service";
     label.className = "status status-" + data.status;
     label.textContent = data.status_label;
     setText("summary", data.summary);
@@ -49,7 +60,10 @@
     setText("sending_at", data.sending_at_text);
     setText("finished_at", data.finished_at_text);
     renderResults(data.engine_results);
+    setText("results_empty", data.results_empty);
+    document.querySelectorAll("[data-show-when-sent]").forEach(function (el) { el.hidden = !data.reached_device; });
     if (data.final) {
+      showRunAgain(data.run_again);
       box.dataset.final = "true";
       document.querySelectorAll("[data-show-when-final]").forEach(function (el) { el.hidden = false; });
       document.querySelectorAll("[data-hide-when-final]").forEach(function (el) { el.hidden = true; });

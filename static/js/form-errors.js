@@ -1,0 +1,13 @@
+// After a refused submit, move the focus to the error summary, so that a screen reader reads it and
+// a phone scrolls to it (the form may start below the fold). Not `autofocus`: browsers skip that when
+// the address has a #fragment (the skip link leaves #main there), and they focus the fragment's
+// target once the page has loaded; so this runs after that.
+(function () {
+  "use strict";
+  function focusSummary() {
+    var summary = document.getElementById("error-summary");
+    if (summary) summary.focus();
+  }
+  if (document.readyState === "complete") focusSummary();
+  else window.addEventListener("load", function () { window.setTimeout(focusSummary, 0); });
+})();

@@ -192,6 +192,9 @@ class Bench:
             # NXQL asks the simulator's per-Engine endpoint: no traffic ever leaves loopback.
             "NXQL_URL_TEMPLATE": SIM_URL + "/_sim/engines/{database_uid}",
             "NXQL_USER_NAME_TEMPLATE": "CORP\\{username}",
+            # A burst from one seeded employee measures the portal, not the fair-use limits.
+            "RUN_MAX_IN_FLIGHT_PER_USER": "100000",
+            "RUN_RATE_LIMIT_COUNT": "1000000",
         }
         os.environ.update(self.env)
         self.services: list[Service] = []

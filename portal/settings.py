@@ -211,6 +211,11 @@ if CELERY_BROKER_URL.startswith("redis"):
 
 # --- Runs -------------------------------------------------------------------------------------
 RUN_MAX_ATTEMPTS = config.get_int("RUN_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
+# Fair use, for every employee and every action: runs waiting or being sent at once, and runs
+# started per window. One employee's burst then cannot delay everyone else's runs.
+RUN_MAX_IN_FLIGHT_PER_USER = config.get_int("RUN_MAX_IN_FLIGHT_PER_USER", 3, minimum=1)
+RUN_RATE_LIMIT_COUNT = config.get_int("RUN_RATE_LIMIT_COUNT", 10, minimum=1)
+RUN_RATE_LIMIT_WINDOW_SECONDS = config.get_int("RUN_RATE_LIMIT_WINDOW_SECONDS", 600, minimum=1, maximum=86400)
 RUN_RETRY_BASE_SECONDS = config.get_int("RUN_RETRY_BASE_SECONDS", 2, minimum=1, maximum=600)
 RUN_RETRY_MAX_SECONDS = config.get_int("RUN_RETRY_MAX_SECONDS", 60, minimum=1, maximum=3600)
 # The reaper re-enqueues runs left queued (or overdue for a retry) this long: the broker lost them.

@@ -322,3 +322,37 @@ def test_the_reaper_and_engine_sync_have_their_own_queue_and_expire(settings):
 def test_outcomes_say_whether_they_count():
     assert Outcome(Status.UNKNOWN).counts and Outcome(Status.PARTIAL).counts and Outcome(Status.SENT).counts
     assert not Outcome(Status.FAILED).counts
+
+
+# --- Fair use ------------------------------------------------------------------------------------
+def test_one_employee_cannot_fill_the_queue(alice, bob, action, laptop, settings):
+    settings.RUN_MAX_IN_FLIGHT_PER_USER = 2
+    submit(alice, action, laptop)
+    submit(alice, action, laptop)
+
+    with pytest.raises(RunRefused, match="You already have 2 runs waiting or being sent"):
+        submit(alice, action, laptop)
+    assert run_submit(user=bob, action=action, device=make_device(bob), params={"Mode": "x"}).status == Status.QUEUED
+
+
+def test_finished_runs_free_a_place_in_flight(alice, action, laptop, settings):
+    settings.RUN_MAX_IN_FLIGHT_PER_USER = 1
+    first = submit(alice, action, laptop)
+    Run.objects.filter(pk=first.pk).update(status=Status.SENT)
+
+    assert submit(alice, action, laptop).status == Status.QUEUED
+
+
+def test_each_employee_has_a_rate_limit_across_actions(alice, action, laptop, settings):
+    settings.RUN_RATE_LIMIT_COUNT, settings.RUN_RATE_LIMIT_WINDOW_SECONDS = 2, 600
+    other = make_action()
+    run_submit(user=alice, action=other, device=laptop, params={})
+    Run.objects.update(status=Status.SENT)
+    submit(alice, action, laptop)
+    Run.objects.update(status=Status.SENT)
+
+    with pytest.raises(RunRefused, match="You have started 2 runs in the last 10 minutes.*You can start another from"):
+        submit(alice, action, laptop)
+
+    Run.objects.update(created_at=timezone.now() - timedelta(minutes=11))
+    assert submit(alice, action, laptop).status == Status.QUEUED

@@ -131,6 +131,9 @@ def run_limits(*, user, action: RemoteAction, device: Device, now: datetime | No
     the cooldown and use up the daily limit.
     """
     now = now or timezone.now()
+    fair = fair_use(user=user, now=now)
+    if not fair.allowed:
+        return fair
     counted = Run.objects.filter(status__in=lifecycle.COUNTED)
     if action.cooldown_minutes:
         cooldown = timedelta(minutes=action.cooldown_minutes)
@@ -161,4 +164,34 @@ def run_limits(*, user, action: RemoteAction, device: Device, now: datetime | No
                 f"You have run “{action.name}” {used} times today, the daily limit. "
                 f"You can run it again from {when_text(tomorrow)}.",
             )
+    return Limits(True)
+
+
+def fair_use(*, user, now: datetime) -> Limits:
+    """The portal's own limits for every employee and action, so that one employee's burst cannot
+    hold up everyone else's runs: at most RUN_MAX_IN_FLIGHT_PER_USER runs waiting or being sent at
+    once, and at most RUN_RATE_LIMIT_COUNT runs started per RUN_RATE_LIMIT_WINDOW_SECONDS."""
+    mine = Run.objects.filter(user=user)
+    in_flight = mine.filter(status__in=lifecycle.IN_FLIGHT).count()
+    if in_flight >= settings.RUN_MAX_IN_FLIGHT_PER_USER:
+        return Limits(
+            False,
+            None,
+            f"You already have {in_flight} runs waiting or being sent. "
+            "You can start another as soon as one of them has finished (see My runs).",
+        )
+    window = timedelta(seconds=settings.RUN_RATE_LIMIT_WINDOW_SECONDS)
+    recent = list(
+        mine.filter(created_at__gt=now - window)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[: settings.RUN_RATE_LIMIT_COUNT]
+    )
+    if len(recent) >= settings.RUN_RATE_LIMIT_COUNT:
+        again = recent[-1] + window
+        return Limits(
+            False,
+            again,
+            f"You have started {len(recent)} runs in the last {round(window.total_seconds() / 60)} minutes, "
+            f"the most the portal allows. You can start another from {when_text(again)}.",
+        )
     return Limits(True)

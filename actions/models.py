@@ -211,6 +211,13 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     sending_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The employee's side: did they see the final status, and did it fix their problem?
+    final_seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the employee's page first showed the run as final."
+    )
+    fixed = models.BooleanField("fixed the problem", null=True, blank=True)
+    feedback_comment = models.TextField(blank=True, max_length=1000)
+    feedback_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -271,3 +278,19 @@ class EngineResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.engine_name or self.database_uid}: {self.code}"
+
+
+class Preferences(models.Model):
+    """An employee's own choices: a row only once they change a default."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences")
+    email_when_run_ends = models.BooleanField(
+        "e-mail me when a run ends after I left its page",
+        default=True,
+    )
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from actions.devices.engines import engines_sync
 from actions.runs.dispatch import run_dispatch, run_enqueue
+from actions.runs.notify import run_notify
 from actions.runs.reaper import runs_reap
 
 
@@ -25,3 +26,8 @@ def reap_runs() -> dict:
 def sync_engines_task() -> dict:
     """Periodic: update the Engines from the List Engines API."""
     return engines_sync().as_dict()
+
+
+@shared_task(ignore_result=True)
+def notify_run_ended(run_id: str) -> bool:
+    return run_notify(run_id=run_id)

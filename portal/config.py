@@ -103,6 +103,46 @@ def get_db(name: str, default: str) -> dict:
     return config
 
 
+EMAIL_SCHEMES = ("smtp", "smtps", "smtp+tls", "smtp+ssl", "consolemail", "filemail", "memorymail", "dummymail")
+
+
+def get_mailer(name: str, default: str) -> dict:
+    """A MAILERS entry from one URL (django-environ's e-mail schemes), refused if malformed.
+
+    smtp://user:password@host:587 (smtp+tls://, smtps:// ...), filemail:///path, consolemail://, dummymail://.
+    """
+    raw = get_str(name) or default
+    scheme = raw.split(":", 1)[0]
+    if scheme not in EMAIL_SCHEMES:
+        raise ImproperlyConfigured(f"{name} must start with one of {', '.join(s + '://' for s in EMAIL_SCHEMES)}.")
+    try:
+        parsed = env.email_url_config(raw)
+    except Exception as exc:  # django-environ raises several types for a bad URL
+        raise ImproperlyConfigured(f"{name} is not an e-mail URL ({exc}).") from None
+    options = {
+        option: parsed[key]
+        for key, option in _MAILER_OPTIONS.items()
+        if parsed.get(key) not in (None, "") and key != "EMAIL_FILE_PATH"
+    }
+    if scheme == "filemail":
+        # django-environ drops the leading "/" of an absolute path; take it as written.
+        options["file_path"] = raw.split("://", 1)[1] or "."
+    if scheme.startswith("smtp"):
+        options["timeout"] = 10
+    return {"BACKEND": parsed["EMAIL_BACKEND"], "OPTIONS": options}
+
+
+_MAILER_OPTIONS = {
+    "EMAIL_HOST": "host",
+    "EMAIL_PORT": "port",
+    "EMAIL_HOST_USER": "username",
+    "EMAIL_HOST_PASSWORD": "password",
+    "EMAIL_USE_TLS": "use_tls",
+    "EMAIL_USE_SSL": "use_ssl",
+    "EMAIL_FILE_PATH": "file_path",
+}
+
+
 def local_secret_key(path: Path) -> str:
     """A random key kept in var/ for development; never used when DEBUG is off."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -249,6 +249,26 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# --- E-mail and links to the portal -----------------------------------------------------------------
+# Where links in e-mails point: the address employees open the portal at.
+PORTAL_BASE_URL = config.get_url("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if config.is_set("EMAIL_URL") and not DEBUG and not config.is_set("PORTAL_BASE_URL"):
+    raise ImproperlyConfigured("PORTAL_BASE_URL is required with EMAIL_URL: e-mails link to the portal.")
+# EMAIL_URL: smtp://user:password@host:587 (django-environ's schemes). Without it nothing is mailed
+# (no mailer at all, so nothing can fall back to a local SMTP server); with DEBUG on, mails are
+# written as files under var/mail (the demo).
+MAILERS = {}
+if config.is_set("EMAIL_URL") or DEBUG:
+    MAILERS["default"] = config.get_mailer("EMAIL_URL", f"filemail://{VAR_DIR / 'mail'}")
+else:
+    SILENCED_SYSTEM_CHECKS = ["mail.W001"]  # no mailer on purpose; the code checks before sending
+DEFAULT_FROM_EMAIL = config.get_str("DEFAULT_FROM_EMAIL", "Fix my device <fix-my-device@localhost>")
+# "Did this fix it?" can be answered, and changed, for this long after a run ends.
+RUN_FEEDBACK_DAYS = 7
+# A run that ends is mailed about only if its page has not shown the end this long afterwards
+# (an open page polls at least every 5 s).
+RUN_NOTIFY_DELAY_SECONDS = 20
+
 # --- Nexthink ---------------------------------------------------------------------------------
 # With no NEXTHINK_PORTAL_URL the portal talks to the built-in simulator (act_simulator).
 SIMULATOR_URL = "http://127.0.0.1:8765"

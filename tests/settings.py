@@ -37,3 +37,6 @@ NXQL_RECHECK_SECONDS = 0
 # Tests make many runs for one employee; the fair-use tests set these limits themselves.
 RUN_MAX_IN_FLIGHT_PER_USER = 10_000
 RUN_RATE_LIMIT_COUNT = 10_000
+
+# A mailer, as with EMAIL_URL set; the test runner keeps the mails in memory (mailoutbox).
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

@@ -62,6 +62,16 @@ class MultiLineField(forms.CharField):
         return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
 
 
+# Control characters that have no place in what an employee types: C0 but tab and line breaks, DEL, C1,
+# and the Unicode line and paragraph separators.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def refuse_control_characters(value: str) -> None:
+    if _CONTROL_RE.search(value):
+        raise ValidationError("Remove the invisible control characters from this text.", code="invalid")
+
+
 def single_line(value: str) -> None:
     if "\n" in value or "\r" in value:
         raise ValidationError("Enter a single line.", code="invalid")

@@ -31,6 +31,7 @@ from django.db.models.functions import Now
 from actions.models import Engine, EngineResult, Run, RunAttempt
 from actions.nexthink.client import EngineAnswer, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
+from actions.runs import notify
 
 log = logging.getLogger("actions.runs")
 Status = Run.Status
@@ -85,10 +86,15 @@ def transition_many(runs: Q, to: str, **fields) -> int:
 
 
 def transition(run_id, to: str, *, where: Q | None = None, **fields) -> bool:
-    """Move one run to `to` if its status allows it (and `where` holds). False: nothing changed."""
+    """Move one run to `to` if its status allows it (and `where` holds). False: nothing changed.
+
+    A run that ends is followed up: its employee hears of it if they left its page (notify.py).
+    """
     moved = transition_many(Q(pk=run_id) & (where or Q()), to, **fields) == 1
     if not moved:
         log.info("run %s not moved to %s: another step decided first", run_id, to)
+    elif to in FINAL:
+        notify.schedule(run_id)
     return moved
 
 
@@ -313,13 +319,13 @@ def _store_answers(run: Run, answers: list[EngineAnswer]) -> None:
     )
 
 
-def reap(runs: Q, verdict: Outcome) -> int:
-    """The reaper's verdict on every run matching `runs` that may still take it."""
-    moved = transition_many(
-        runs,
+def reap(run_id, verdict: Outcome, *, where: Q | None = None) -> bool:
+    """The reaper's verdict on a run, if it may still take it."""
+    return transition(
+        run_id,
         verdict.status,
+        where=where,
         error_code=verdict.code,
         error_kind=verdict.kind,
         error_message=verdict.message,
     )
-    return moved

@@ -52,7 +52,7 @@ def _expire_unsent() -> int:
     )
     if not pks:
         return 0
-    expired = lifecycle.reap(Q(pk__in=pks), lifecycle.NOT_SENT)
+    expired = sum(lifecycle.reap(pk, lifecycle.NOT_SENT) for pk in pks)
     log.warning("reaper: %s run(s) failed: not sent within %s s", expired, settings.RUN_QUEUE_MAX_AGE_SECONDS)
     return expired
 
@@ -75,7 +75,7 @@ def _mark_stuck_sending() -> int:
         if sending_at + timedelta(seconds=timeout + grace) > now:
             continue
         # Only this very attempt: a run claimed again since (a new sending_at) is left alone.
-        if lifecycle.reap(Q(pk=pk, sending_at=sending_at), lifecycle.WORKER_LOST):
+        if lifecycle.reap(pk, lifecycle.WORKER_LOST, where=Q(sending_at=sending_at)):
             marked += 1
             RunAttempt.objects.filter(run_id=pk, finished_at__isnull=True).update(
                 finished_at=Now(), outcome="worker_lost"

@@ -55,9 +55,15 @@ def status_summary(run: Run) -> str:
                 f"(attempt {run.attempts + 1} of {run.max_attempts})."
             ).strip()
         case Status.SENT:
-            return "Sent. Nexthink accepted the action for your device; it runs there in the next few minutes."
+            return (
+                "Sent. Nexthink accepted the action for your device; it runs there in the next few minutes. "
+                "Wait a few minutes, then check whether your problem is gone."
+            )
         case Status.PARTIAL:
-            return "Partly sent: some Nexthink servers accepted the action, others did not (see below)."
+            return (
+                "Partly sent: some Nexthink servers accepted the action, others did not (see below). "
+                "Wait a few minutes, then check whether your problem is gone."
+            )
         case Status.FAILED:
             return run.error_message or "Nexthink did not accept the action, so nothing was sent (see below)."
         case Status.UNKNOWN:

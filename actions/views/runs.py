@@ -1,12 +1,16 @@
+from django import forms
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
+from actions.catalog.parameters import refuse_control_characters
 from actions.models import Run
 from actions.runs.again import run_again
+from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
 from actions.runs.lifecycle import REACHED_DEVICE
 from actions.runs.selectors import runs_of
 from actions.runs.wording import engine_explanation, results_empty_text, status_summary, status_title
@@ -22,6 +26,7 @@ def _own_run(request, pk) -> Run:
 @require_GET
 def run_detail(request, pk):
     run = _own_run(request, pk)
+    mark_final_seen(run)
     results = [(result, engine_explanation(result)) for result in run.engine_results.all()]
     return render(
         request,
@@ -34,6 +39,8 @@ def run_detail(request, pk):
             "results_empty": results_empty_text(run),
             "again": run_again(run, request.user),
             "reached_device": run.status in REACHED_DEVICE,
+            "feedback_open": feedback_open(run),
+            "feedback_form": FeedbackForm(initial={"comment": run.feedback_comment}),
         },
     )
 
@@ -41,9 +48,11 @@ def run_detail(request, pk):
 @require_GET
 def run_status(request, pk):
     run = _own_run(request, pk)
+    mark_final_seen(run)
     data = run_as_json(run)
     if run.is_final:
         data["run_again"] = run_again(run, request.user).as_dict()
+        data["feedback_open"] = feedback_open(run)
     return JsonResponse(data, headers={"Cache-Control": "no-store"})
 
 
@@ -93,11 +102,58 @@ def my_runs(request):
     if status:
         runs = runs.filter(status=status)
     page = Paginator(runs.only(*RUN_LIST_FIELDS), 20).get_page(request.GET.get("page"))
+    awaiting_feedback = {run.pk for run in page.object_list if run.fixed is None and feedback_open(run)}
     return render(
         request,
         "actions/my_runs.html",
-        {"page": page, "status": status, "statuses": Run.Status.choices},
+        {"page": page, "status": status, "statuses": Run.Status.choices, "awaiting_feedback": awaiting_feedback},
     )
 
 
-RUN_LIST_FIELDS = ("id", "action_name", "device_name", "device_uid", "status", "created_at", "finished_at", "user")
+RUN_LIST_FIELDS = (
+    "id",
+    "action_name",
+    "device_name",
+    "device_uid",
+    "status",
+    "created_at",
+    "finished_at",
+    "user",
+    "fixed",
+)
+
+
+class FeedbackForm(forms.Form):
+    fixed = forms.TypedChoiceField(
+        choices=[("yes", "Yes"), ("no", "No")],
+        coerce=lambda value: value == "yes",
+        error_messages={"required": "Answer yes or no.", "invalid_choice": "Answer yes or no."},
+    )
+    comment = forms.CharField(
+        label="Anything to add? (optional)",
+        required=False,
+        max_length=COMMENT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_control_characters],
+    )
+
+
+@require_POST
+def run_feedback_view(request, pk):
+    run = _own_run(request, pk)
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(run.get_absolute_url() + "#feedback")
+    try:
+        run_feedback(run=run, fixed=form.cleaned_data["fixed"], comment=form.cleaned_data["comment"])
+    except FeedbackClosed:
+        messages.error(request, "This run can no longer be answered.")
+        return redirect(run.get_absolute_url())
+    if form.cleaned_data["fixed"]:
+        messages.success(request, "Thank you: glad it is fixed.")
+    else:
+        messages.info(request, "Thank you for telling us. If you still need help, ask IT below.")
+    return redirect(run.get_absolute_url() + "#feedback")

@@ -64,6 +64,7 @@
     document.querySelectorAll("[data-show-when-sent]").forEach(function (el) { el.hidden = !data.reached_device; });
     if (data.final) {
       showRunAgain(data.run_again);
+      document.querySelectorAll("[data-show-when-feedback]").forEach(function (el) { el.hidden = !data.feedback_open; });
       box.dataset.final = "true";
       document.querySelectorAll("[data-show-when-final]").forEach(function (el) { el.hidden = false; });
       document.querySelectorAll("[data-hide-when-final]").forEach(function (el) { el.hidden = true; });

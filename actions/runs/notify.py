@@ -1,0 +1,73 @@
+"""Telling employees when a run ends while they are not watching its page, and asking whether it helped."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from actions.models import Preferences, Run
+from actions.runs.wording import STATUS_TITLES, status_summary
+
+log = logging.getLogger("actions.runs")
+
+
+def schedule(run_id) -> None:
+    """Once the run's end is committed, look again in a moment: by then an open page has shown it."""
+
+    def enqueue():
+        from actions.tasks import notify_run_ended
+
+        try:
+            notify_run_ended.apply_async((str(run_id),), countdown=settings.RUN_NOTIFY_DELAY_SECONDS)
+        except Exception:  # the broker is down: the run is final either way; only the e-mail is lost
+            log.warning("run %s: could not schedule its e-mail", run_id, exc_info=True)
+
+    transaction.on_commit(enqueue)
+
+
+def wants_mail(user) -> bool:
+    if "default" not in settings.MAILERS:
+        return False  # EMAIL_URL is not set: the portal sends no e-mail
+    preferences = Preferences.objects.filter(user=user).first()
+    return bool(user.is_active and user.email and (preferences is None or preferences.email_when_run_ends))
+
+
+def run_notify(*, run_id) -> bool:
+    """Mail the employee about their run's end, unless the page showed it or they said no. True if sent."""
+    run = Run.objects.select_related("user").filter(pk=run_id).first()
+    if run is None or not run.is_final:
+        return False
+    if run.final_seen_at is not None:
+        return False  # the page was open and showed the end
+    if not wants_mail(run.user):
+        return False
+    link = settings.PORTAL_BASE_URL + run.get_absolute_url()
+    context = {
+        "run": run,
+        "title": STATUS_TITLES.get(run.status, run.get_status_display()),
+        "summary": status_summary(run),
+        "link": link,
+        "ask_feedback": run.status in feedback_statuses(),
+        "preferences": settings.PORTAL_BASE_URL + reverse("preferences"),
+    }
+    subject = f"{run.action_name} on {run.device_name or run.device_uid}: {context['title']}"
+    send_mail(
+        subject,
+        render_to_string("actions/email/run_ended.txt", context),
+        None,
+        [run.user.email],
+        fail_silently=False,
+    )
+    log.info("run %s: e-mail sent to its employee", run.pk)
+    return True
+
+
+def feedback_statuses() -> frozenset[str]:
+    from actions.runs.lifecycle import REACHED_DEVICE
+
+    return REACHED_DEVICE

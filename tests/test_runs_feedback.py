@@ -1,0 +1,188 @@
+"""Closing the loop: "Did this fix it?", and an e-mail when a run ends after its page was closed."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from actions.models import Preferences, Run
+from actions.runs.dispatch import run_dispatch
+from actions.runs.notify import run_notify
+from actions.runs.submit import run_submit
+from tests.factories import EMEA, make_device, make_sim_action
+
+Status = Run.Status
+
+
+@pytest.fixture
+def action(db):
+    action = make_sim_action(slug="clear-teams-cache")
+    action.engines.create(database_uid=EMEA, name="engine-emea")
+    return action
+
+
+@pytest.fixture
+def alice_run(alice, action):
+    return run_submit(user=alice, action=action, device=make_device(alice, name="LAPTOP-ALICE"), params={})
+
+
+def finish(run, status=Status.SENT, **fields):
+    Run.objects.filter(pk=run.pk).update(status=status, finished_at=timezone.now(), **fields)
+    run.refresh_from_db()
+    return run
+
+
+def answer(client, run, fixed, comment=""):
+    return client.post(reverse("run_feedback", args=[run.pk]), {"fixed": fixed, "comment": comment})
+
+
+# --- "Did this fix it?" --------------------------------------------------------------------------
+def test_a_sent_run_asks_whether_it_fixed_the_problem_and_stores_the_answer(client, alice, alice_run):
+    finish(alice_run)
+    client.force_login(alice)
+    page = client.get(alice_run.get_absolute_url()).content.decode()
+    assert "Did this fix your problem?" in page and "data-show-when-feedback hidden" not in page
+
+    response = answer(client, alice_run, "no", "Teams still crashes")
+
+    alice_run.refresh_from_db()
+    assert response.status_code == 302
+    assert (alice_run.fixed, alice_run.feedback_comment) == (False, "Teams still crashes")
+    assert alice_run.feedback_at is not None
+
+
+def test_the_answer_can_be_changed(client, alice, alice_run):
+    finish(alice_run)
+    client.force_login(alice)
+    answer(client, alice_run, "no")
+
+    answer(client, alice_run, "yes")
+
+    alice_run.refresh_from_db()
+    assert alice_run.fixed is True
+    assert "You said: <strong>yes, it fixed the problem" in client.get(alice_run.get_absolute_url()).content.decode()
+
+
+def test_a_run_that_did_not_reach_the_device_asks_nothing(client, alice, alice_run):
+    finish(alice_run, Status.FAILED, error_message="Nothing was sent.")
+    client.force_login(alice)
+
+    response = answer(client, alice_run, "yes")
+
+    alice_run.refresh_from_db()
+    assert alice_run.fixed is None
+    assert response.status_code == 302
+    assert "data-show-when-feedback hidden" in client.get(alice_run.get_absolute_url()).content.decode()
+
+
+def test_an_answer_after_the_window_is_refused(client, alice, alice_run, settings):
+    finish(alice_run)
+    Run.objects.filter(pk=alice_run.pk).update(
+        finished_at=timezone.now() - timedelta(days=settings.RUN_FEEDBACK_DAYS + 1)
+    )
+    client.force_login(alice)
+
+    answer(client, alice_run, "yes")
+
+    assert Run.objects.get(pk=alice_run.pk).fixed is None
+
+
+def test_nobody_else_may_answer(client, bob, alice_run):
+    finish(alice_run)
+    client.force_login(bob)
+
+    assert answer(client, alice_run, "yes").status_code == 404
+    assert Run.objects.get(pk=alice_run.pk).fixed is None
+
+
+@pytest.mark.parametrize("comment", ["x" * 1001, "bad\x1bescape"])
+def test_a_comment_must_be_bounded_and_printable(client, alice, alice_run, comment):
+    finish(alice_run)
+    client.force_login(alice)
+
+    answer(client, alice_run, "no", comment)
+
+    assert Run.objects.get(pk=alice_run.pk).fixed is None
+
+
+def test_my_runs_links_to_the_question_while_it_is_open(client, alice, alice_run):
+    finish(alice_run)
+    client.force_login(alice)
+
+    assert "Did this fix it?" in client.get(reverse("my_runs")).content.decode()
+
+    answer(client, alice_run, "yes")
+
+    assert "Did this fix it?" not in client.get(reverse("my_runs")).content.decode()
+
+
+# --- E-mail when a run ends after its page was closed ----------------------------------------------
+def test_a_run_that_ends_schedules_a_look_at_whether_to_mail(
+    alice_run, use_simulator, broker_queue, django_capture_on_commit_callbacks, settings
+):
+    import base64
+    import json
+    from pathlib import Path
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run_dispatch(run_id=alice_run.pk)
+
+    tasks = []
+    for message in (Path(settings.BROKER_DIR) / "queue").glob("*.msg"):
+        payload = json.loads(message.read_text())
+        tasks.append((payload["headers"]["task"], json.loads(base64.b64decode(payload["body"]))[0]))
+    assert tasks == [("actions.tasks.notify_run_ended", [str(alice_run.pk)])]
+
+
+def test_it_mails_the_employee_when_the_page_did_not_show_the_end(alice_run, mailoutbox, settings):
+    settings.PORTAL_BASE_URL = "https://fix.corp.example"
+    finish(alice_run)
+
+    assert run_notify(run_id=alice_run.pk) is True
+
+    [mail] = mailoutbox
+    assert mail.to == ["alice@corp.example"]
+    assert mail.subject == "Clear Teams cache on LAPTOP-ALICE: Sent"
+    assert f"https://fix.corp.example/runs/{alice_run.pk}/#feedback" in mail.body
+    assert "Did this fix your problem?" in mail.body and "https://fix.corp.example/preferences/" in mail.body
+
+
+def test_no_mail_when_the_page_showed_the_end(client, alice, alice_run, mailoutbox):
+    finish(alice_run)
+    client.force_login(alice)
+    client.get(reverse("run_status", args=[alice_run.pk]))  # the open page polls and shows it
+
+    assert run_notify(run_id=alice_run.pk) is False
+    assert mailoutbox == []
+
+
+def test_no_mail_for_an_employee_who_opted_out(client, alice, alice_run, mailoutbox):
+    client.force_login(alice)
+    response = client.post(reverse("preferences"), {})  # the box unticked
+    assert response.status_code == 302
+    assert Preferences.objects.get(user=alice).email_when_run_ends is False
+    finish(alice_run)
+
+    assert run_notify(run_id=alice_run.pk) is False
+    assert mailoutbox == []
+
+
+def test_a_failed_run_mail_does_not_ask_whether_it_fixed_anything(alice_run, mailoutbox):
+    finish(alice_run, Status.FAILED, error_message="Nothing was sent. Please contact IT.")
+
+    run_notify(run_id=alice_run.pk)
+
+    assert "Did this fix" not in mailoutbox[0].body and "Nothing was sent. Please contact IT." in mailoutbox[0].body
+
+
+def test_no_mail_before_the_run_ends(alice_run, mailoutbox):
+    assert run_notify(run_id=alice_run.pk) is False
+    assert mailoutbox == []
+
+
+def test_no_mail_without_a_mailer(alice_run, mailoutbox, settings):
+    settings.MAILERS = {}  # production without EMAIL_URL
+    finish(alice_run)
+
+    assert run_notify(run_id=alice_run.pk) is False

@@ -99,3 +99,19 @@ def test_the_periodic_task_syncs_the_engines(use_simulator, db):
 
     assert sorted(summary["created"]) == ["engine-amer", "engine-apac", "engine-emea"]
     assert Engine.objects.count() == 3
+
+
+def test_an_empty_list_of_engines_changes_nothing_and_is_reported(db, caplog):
+    Engine.objects.create(database_uid=EMEA, name="engine-emea", status="CONNECTED")
+    server = sim.start_in_thread(config=sim.load_config() | {"engines": []})
+    try:
+        result = engines_sync(client=ActClient(base_url=server.url, username="portal", password="portal-demo"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert result.empty_answer is True and result.as_dict()["empty_answer"] is True
+    assert result.not_listed == []
+    emea = Engine.objects.get(database_uid=EMEA)
+    assert emea.status == "CONNECTED" and emea in connected_engines()
+    assert "List Engines answered an empty list" in caplog.text

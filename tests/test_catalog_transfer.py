@@ -208,3 +208,37 @@ def test_it_refuses_a_group_that_does_not_exist_rather_than_widen_the_audience(d
         run_import(str(path))
 
     assert RemoteAction.objects.count() == 0
+
+
+def test_it_keeps_the_order_of_parameters_that_share_a_display_order(db, tmp_path):
+    action = make_action(name="Clean up disk", slug="clean-up-disk", nexthink_uid=uuid.UUID(UID))
+    for name in ("Zone", "Mode", "Days"):  # same display order: the portal shows them as created
+        make_parameter(action, name=name, label=name, display_order=5)
+    make_parameter(action, name="Accept", label="Accept", display_order=1)
+    shown = list(action.parameters.values_list("name", flat=True))
+    data, path = export(tmp_path)
+    wipe_catalog()
+
+    run_import(path)
+
+    imported = RemoteAction.objects.get(nexthink_uid=UID)
+    assert list(imported.parameters.values_list("name", flat=True)) == shown == ["Accept", "Zone", "Mode", "Days"]
+    assert [p["display_order"] for p in data["actions"][0]["parameters"]] == [1, 5, 6, 7]
+    assert "0 created, 0 updated, 1 unchanged, 0 rejected." in run_import(path)
+
+
+def test_it_imports_parameters_in_the_order_the_file_lists_them(db, tmp_path):
+    make_action(name="Clean up disk", slug="clean-up-disk", nexthink_uid=uuid.UUID(UID))
+    data, path = export(tmp_path)
+    data["actions"][0]["parameters"] = [
+        {"name": name, "label": name, "kind": "text", "display_order": order}
+        for name, order in (("Zone", 100), ("Mode", 100), ("Days", 50))
+    ]
+    (tmp_path / "catalog.json").write_text(json.dumps(data))
+
+    first = run_import(path)
+    second = run_import(path)
+
+    action = RemoteAction.objects.get(nexthink_uid=UID)
+    assert list(action.parameters.values_list("name", "display_order")) == [("Zone", 100), ("Mode", 101), ("Days", 102)]
+    assert "1 updated" in first and "0 created, 0 updated, 1 unchanged, 0 rejected." in second

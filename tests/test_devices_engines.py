@@ -99,3 +99,38 @@ def test_the_periodic_task_syncs_the_engines(use_simulator, db):
 
     assert sorted(summary["created"]) == ["engine-amer", "engine-apac", "engine-emea"]
     assert Engine.objects.count() == 3
+
+
+def test_an_empty_list_of_engines_changes_nothing_and_is_reported(db, caplog):
+    Engine.objects.create(database_uid=EMEA, name="engine-emea", status="CONNECTED")
+    server = sim.start_in_thread(config=sim.load_config() | {"engines": []})
+    try:
+        result = engines_sync(client=ActClient(base_url=server.url, username="portal", password="portal-demo"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert result.empty_answer is True and result.as_dict()["empty_answer"] is True
+    assert result.not_listed == []
+    emea = Engine.objects.get(database_uid=EMEA)
+    assert emea.status == "CONNECTED" and emea in connected_engines()
+    assert "List Engines answered an empty list" in caplog.text
+
+
+def test_the_command_says_when_nexthink_listed_no_engine(db, settings):
+    Engine.objects.create(database_uid=EMEA, name="engine-emea", status="CONNECTED")
+    server = sim.start_in_thread(config=sim.load_config() | {"engines": []})
+    settings.NEXTHINK_PORTAL_URL, settings.NEXTHINK_USERNAME, settings.NEXTHINK_PASSWORD = (
+        server.url,
+        "portal",
+        "portal-demo",
+    )
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("sync_engines", stdout=out, stderr=err)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert "Nexthink listed no Engine at all; the Engines were left as they are." in err.getvalue()
+    assert Engine.objects.get(database_uid=EMEA).status == "CONNECTED"

@@ -119,3 +119,48 @@ def test_a_missing_file_is_an_error(tmp_path, db):
     _, _, error = run_import(tmp_path / "nope.csv")
 
     assert error is not None and "Cannot read" in str(error)
+
+
+def test_it_accepts_an_empty_last_column_as_spreadsheets_write_it(tmp_path, alice, bob, emea):
+    csv_file = tmp_path / "devices.csv"
+    csv_file.write_text(f"uid,name,owner,engine,\n{UID1},LAPTOP-ALICE,alice,{EMEA},\n{UID2},LAPTOP-BOB,bob,\n")
+
+    out, err, error = run_import(csv_file)
+
+    assert error is None and err == ""
+    assert "2 created" in out
+    assert Device.objects.get(uid=UID1).engine == emea
+    assert Device.objects.get(uid=UID2).engine is None
+
+
+def test_it_reports_the_physical_line_of_the_file_even_after_a_name_spanning_two_lines(tmp_path, alice):
+    csv_file = tmp_path / "devices.csv"
+    csv_file.write_text(
+        "uid,name,owner\n"  # line 1
+        f'{UID1},"LAPTOP\nALICE",alice\n'  # lines 2 and 3: one CSV row
+        "not-a-uid,BROKEN,alice\n"  # line 4
+        f"{UID2},LAPTOP-2,alice\n"  # line 5
+        f"{UID2},LAPTOP-2-AGAIN,alice\n"  # line 6
+    )
+
+    _, err, error = run_import(csv_file)
+
+    assert error is not None
+    assert err.splitlines() == [
+        "line 2: the name contains a control character or line break (U+000A)",
+        "line 4: the device UID must be 32 hexadecimal characters, got 'not-a-uid'",
+        f"line 6: device {UID2} is already on line 5",
+    ]
+    assert list(Device.objects.values_list("uid", flat=True)) == [UID2]
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x7f", "\x85", "\x9b", "\u2028", "\u2029", "\r"])
+def test_it_refuses_a_device_name_with_a_control_character(tmp_path, alice, char):
+    csv_file = tmp_path / "devices.csv"
+    csv_file.write_text(f'{UID1},"LAPTOP{char}ALICE",alice\n', encoding="utf-8", newline="")
+
+    _, err, error = run_import(csv_file)
+
+    assert error is not None
+    assert err.strip() == f"line 1: the name contains a control character or line break (U+{ord(char):04X})"
+    assert Device.objects.count() == 0

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from actions.devices.resolution import nexthink_user_name, resolve_devices_for
 from actions.models import Device, Engine
-from actions.nexthink.nxql import devices_of_user_query
+from actions.nexthink.nxql import DEVICES_OF_USER_QUERY
 from tests.factories import make_device
 
 ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"  # on engine-emea, CORP\alice
@@ -82,7 +82,7 @@ def test_it_finds_the_users_device_with_nxql_and_caches_it(nxql_engines, alice):
     assert device.last_seen_at is not None and device.confirmed_at is not None
     for engine in (nxql_engines.emea, nxql_engines.amer):
         [query] = nxql_engines.queries(engine)
-        assert query["query"] == devices_of_user_query("CORP\\alice")
+        assert query["query"] == DEVICES_OF_USER_QUERY and query["params"] == {"p1": "CORP\\alice"}
         assert query["platforms"] == ["windows"] and query["format"] == "json" and query["user"] == "portal"
 
 
@@ -320,3 +320,27 @@ def test_an_upn_mapping_finds_the_upn_device(nxql_engines, bob, settings):
 
     assert [d.name for d in resolution.devices] == ["DESKTOP-BOB"]
     assert resolution.devices[0].engine == nxql_engines.amer
+
+
+def test_a_user_name_with_quotes_and_backslashes_finds_exactly_their_devices(nxql_engines, alice, settings):
+    settings.NXQL_USER_NAME_TEMPLATE = "{first_name}"
+    tricky = 'CORP\\o"brien \\"x\\'
+    alice.first_name = tricky
+    alice.save()
+    nxql_engines.set_devices(
+        nxql_engines.emea,
+        [
+            sim_device(ALICE_LAPTOP, "LAPTOP-TRICKY", tricky),
+            sim_device(BOB_LAPTOP, "LAPTOP-ESCAPED", tricky.replace("\\", "\\\\").replace('"', '\\"')),
+            sim_device("b1" * 16, "LAPTOP-PREFIX", "CORP\\o"),
+            sim_device("b2" * 16, "LAPTOP-LONGER", tricky + "\\"),
+        ],
+    )
+
+    resolution = resolve_devices_for(alice)
+
+    assert uids(resolution) == [ALICE_LAPTOP]
+    assert resolution.unreachable_engines == []
+    assert list(Device.objects.values_list("uid", flat=True)) == [ALICE_LAPTOP]
+    [query] = nxql_engines.queries(nxql_engines.emea)
+    assert query["query"] == DEVICES_OF_USER_QUERY and query["params"] == {"p1": tricky}

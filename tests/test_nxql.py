@@ -1,4 +1,4 @@
-"""NXQL: the quoting of user names, reading answers, and the simulator's NXQL API over HTTP."""
+"""NXQL: user names as template parameters, reading answers, and the simulator's NXQL API over HTTP."""
 
 import logging
 from datetime import UTC, datetime
@@ -10,13 +10,13 @@ from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient
 from actions.nexthink.errors import ActApiError
 from actions.nexthink.nxql import (
+    DEVICES_OF_USER_QUERY,
     NxqlShapeError,
-    devices_of_user_query,
+    devices_of_user_request,
     normalise_device_uid,
     parse_device_records,
     parse_nxql_datetime,
     query_devices_of_user,
-    quote_string,
 )
 
 ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"
@@ -37,70 +37,70 @@ def nxql_queries(simulator):
     return requests.get(simulator.url + "/_sim/nxql_requests", timeout=5).json()
 
 
-# --- Quoting ---------------------------------------------------------------------------------------
+# --- The user name as a template parameter -------------------------------------------------------
 
 
-def test_it_quotes_a_plain_user_name():
-    assert quote_string("CORP\\alice") == '"CORP\\\\alice"'
+def test_the_user_name_travels_as_p1_and_never_in_the_query_text():
+    tricky = 'CORP\\d"arcy'
 
+    request = devices_of_user_request(tricky)
 
-def test_it_escapes_quotes_and_backslashes():
-    assert quote_string('o"brien\\x') == '"o\\"brien\\\\x"'
-    assert quote_string('\\"') == '"\\\\\\""'
+    assert request == {"query": DEVICES_OF_USER_QUERY, "p1": tricky}
+    assert DEVICES_OF_USER_QUERY == (
+        "(select (device_uid name last_logged_on_user last_seen) (from device (where device "
+        "(eq last_logged_on_user (string %1)))))"
+    )
 
 
 def test_it_refuses_control_characters():
     for bad in ("alice\n", "al\rice", "a\x00b", "tab\there"):
         with pytest.raises(ValueError, match="control characters"):
-            quote_string(bad)
+            devices_of_user_request(bad)
 
 
-def test_it_refuses_an_empty_user_name_in_a_query():
+def test_it_refuses_an_empty_user_name():
     with pytest.raises(ValueError, match="empty"):
-        devices_of_user_query("")
+        devices_of_user_request("")
 
 
-def test_it_builds_the_devices_query_with_the_name_as_a_string_literal():
-    query = devices_of_user_query('x")) (eq name (pattern "*')
+def test_the_simulator_reads_p1_as_one_string_literal_whatever_it_holds():
+    name = 'x")) (eq name (pattern "*\\'
 
-    assert query == (
-        "(select (device_uid name last_logged_on_user last_seen) (from device (where device "
-        '(eq last_logged_on_user (string "x\\")) (eq name (pattern \\"*")))))'
-    )
-    # The simulator's parser reads the name back as one string, whole.
-    fields, conditions = sim.parse_select(query)
+    fields, conditions = sim.parse_select(DEVICES_OF_USER_QUERY, {"p1": name})
+
     assert fields == ["device_uid", "name", "last_logged_on_user", "last_seen"]
     assert len(conditions) == 1
-    assert conditions[0]({"last_logged_on_user": 'x")) (eq name (pattern "*'})
+    assert conditions[0]({"last_logged_on_user": name})
     assert not conditions[0]({"last_logged_on_user": "x"})
 
 
-def test_a_name_with_quotes_and_backslashes_round_trips_over_http(simulator, engine_client):
-    tricky = 'CORP\\d"arcy \\"the\\\\ king'
+def test_the_simulator_refuses_a_placeholder_without_its_parameter():
+    with pytest.raises(sim.NxqlSyntaxError, match="p1 is missing"):
+        sim.parse_select(DEVICES_OF_USER_QUERY, {})
+
+
+@pytest.mark.parametrize("tricky", ['CORP\\d"arcy \\"the\\\\ king', 'CORP\\x"', "CORP\\", '"', "%1", "*"])
+def test_a_name_with_quotes_and_backslashes_round_trips_over_http(simulator, engine_client, tricky):
+    others = ["CORP\\d", "CORP", tricky + "\\", tricky.replace("\\", "\\\\"), tricky.replace('"', '\\"'), "alice"]
     set_devices(
         simulator,
         [
             {
-                "uid": "ab" * 16,
-                "name": "TRICKY",
+                "uid": f"{index:032x}",
+                "name": f"DEVICE-{index}",
                 "engine": "86acc8511251ec444d3a75bac33a23c7",
                 "platform": "windows",
-                "last_logged_on_user": tricky,
-            },
-            {
-                "uid": "cd" * 16,
-                "name": "OTHER",
-                "engine": "86acc8511251ec444d3a75bac33a23c7",
-                "platform": "windows",
-                "last_logged_on_user": "CORP\\d",
-            },
+                "last_logged_on_user": user,
+            }
+            for index, user in enumerate([tricky, *(o for o in others if o != tricky)])
         ],
     )
 
     devices = query_devices_of_user(engine_client, nexthink_user=tricky)
 
-    assert [d.uid for d in devices] == ["ab" * 16]
-    assert nxql_queries(simulator)[-1]["query"] == devices_of_user_query(tricky)
+    assert [d.uid for d in devices] == [f"{0:032x}"]
+    [asked] = nxql_queries(simulator)
+    assert asked["query"] == DEVICES_OF_USER_QUERY and asked["params"] == {"p1": tricky}
 
 
 def test_an_injection_attempt_matches_nobody_instead_of_everybody(simulator, engine_client):
@@ -224,7 +224,7 @@ def test_an_answer_of_the_wrong_shape_raises_a_shape_error(simulator, engine_cli
 def test_the_simulator_refuses_what_it_does_not_understand(simulator):
     auth = ("portal", "portal-demo")
     url = simulator.url + "/2/query"
-    good = devices_of_user_query("CORP\\alice")
+    good = DEVICES_OF_USER_QUERY
 
     assert (
         requests.get(

@@ -68,11 +68,14 @@ class EngineAdmin(admin.ModelAdmin):
         except ActApiError as exc:
             messages.error(request, f"Could not list the Engines: {exc.message}")
         else:
-            messages.success(
-                request,
-                f"Engines synced: {len(result.created)} new, {len(result.updated)} updated, "
-                f"{len(result.unchanged)} unchanged, {len(result.not_listed)} no longer listed.",
-            )
+            if result.empty_answer:
+                messages.warning(request, "Nexthink listed no Engine at all; the Engines were left as they are.")
+            else:
+                messages.success(
+                    request,
+                    f"Engines synced: {len(result.created)} new, {len(result.updated)} updated, "
+                    f"{len(result.unchanged)} unchanged, {len(result.not_listed)} no longer listed.",
+                )
         return HttpResponseRedirect(reverse("admin:actions_engine_changelist"))
 
 

@@ -4,6 +4,11 @@ An action is identified by its Nexthink remote action UID: importing the same fi
 nothing the second time. Groups and Engines are referred to by name and database UID and must exist
 on the receiving side (an action is rejected rather than imported with a wider or different audience).
 Each action is validated as the admin validates it and imported whole or not at all.
+
+Parameters are listed in the order the portal shows them, and that list order is what an import
+reproduces: `display_order` values are made strictly increasing along the list (a tie, or a value
+smaller than the one before, becomes the previous value + 1), on export and on import alike, so two
+parameters that share a display order keep their relative order on the receiving side.
 """
 
 from __future__ import annotations
@@ -69,17 +74,30 @@ def action_as_dict(
     data["category"] = category_name
     data["groups"] = sorted(group_names)
     data["engines"] = sorted(engine_uids)
+    orders = sequential_orders([p.display_order for p in parameters])
     data["parameters"] = [
-        {f: getattr(p, f) for f in PARAMETER_FIELDS}
-        for p in sorted(parameters, key=lambda p: (p.display_order, p.name.lower()))
+        {f: getattr(p, f) for f in PARAMETER_FIELDS} | {"display_order": order}
+        for p, order in zip(parameters, orders, strict=True)
     ]
     return data
+
+
+def sequential_orders(orders: list[int]) -> list[int]:
+    """Display orders that sort exactly in list order: each one at least the previous one + 1.
+
+    The portal orders parameters by display order, then by id; ids are not carried across portals,
+    so a tie would let the receiving side reorder them.
+    """
+    result: list[int] = []
+    for order in orders:
+        result.append(order if not result or order > result[-1] else result[-1] + 1)
+    return result
 
 
 def stored_action_as_dict(action: RemoteAction) -> dict[str, Any]:
     return action_as_dict(
         action,
-        list(action.parameters.all()),
+        list(action.parameters.all()),  # the portal's order: display order, then id
         [g.name for g in action.groups.all()],
         [e.database_uid for e in action.engines.all()],
         action.category.name if action.category else None,
@@ -251,4 +269,6 @@ def _parameters(items: Any, action: RemoteAction) -> list[ActionParameter]:
             raise Rejected(f"parameter {param.name!r} appears twice (names ignore case)")
         seen.add(param.name.lower())
         parameters.append(param)
+    for param, order in zip(parameters, sequential_orders([p.display_order for p in parameters]), strict=True):
+        param.display_order = order
     return parameters

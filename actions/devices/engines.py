@@ -30,6 +30,7 @@ class EngineSyncResult:
     unchanged: list[str] = field(default_factory=list)
     not_listed: list[str] = field(default_factory=list)
     skipped: int = 0
+    empty_answer: bool = False  # Nexthink listed no Engine at all: nothing was changed
 
     def as_dict(self) -> dict:
         return {
@@ -38,6 +39,7 @@ class EngineSyncResult:
             "unchanged": self.unchanged,
             "not_listed": self.not_listed,
             "skipped": self.skipped,
+            "empty_answer": self.empty_answer,
         }
 
 
@@ -45,11 +47,17 @@ def engines_sync(*, client: ActClient | None = None) -> EngineSyncResult:
     """Make the Engine rows match the List Engines API. Raises ActApiError when Nexthink cannot be asked.
 
     An Engine no longer listed is kept (actions may target it) with status NOT_LISTED, so that NXQL
-    stops asking it.
+    stops asking it. An empty list is taken as Nexthink saying nothing (a portal has at least one
+    Engine; an empty answer is far likelier a permissions or proxy problem than every Engine gone),
+    so the Engines are kept as they are and the result says so.
     """
     infos = (client or client_from_settings()).list_engines()
     now = timezone.now()
     result = EngineSyncResult()
+    if not infos:
+        log.warning("List Engines answered an empty list; the Engines are kept as they are")
+        result.empty_answer = True
+        return result
     listed: set[str] = set()
     with transaction.atomic():
         for info in infos:

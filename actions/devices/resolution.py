@@ -37,7 +37,7 @@ from actions.devices.engines import connected_engines
 from actions.models import Device, Engine
 from actions.nexthink.client import ActClient, client_from_settings
 from actions.nexthink.errors import ActApiError
-from actions.nexthink.nxql import NxqlDevice, engine_base_url, query_devices_of_user, quote_string
+from actions.nexthink.nxql import NxqlDevice, check_user_name, engine_base_url, query_devices_of_user
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def nxql_refresh(*, user) -> list[str]:
         log.info("NXQL: no Nexthink user name for %s (NXQL_USER_NAME_TEMPLATE); not asked", user.get_username())
         return []
     try:
-        quote_string(nexthink_user)
+        check_user_name(nexthink_user)
     except ValueError as exc:
         log.warning("NXQL: cannot ask for %s: %s", user.get_username(), exc)
         return []

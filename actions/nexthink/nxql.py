@@ -2,8 +2,9 @@
 
 `GET https://<engine>:1671/2/query?query=...&platform=windows&format=json` with Basic auth. The HTTP
 goes through ActClient (client.py): same session settings, timeouts, TLS verification, User-Agent
-and error classification as the Act API. A user name only ever enters a query through
-`quote_string`, as an NXQL string literal; it is never pasted raw.
+and error classification as the Act API. A user name never enters the query text: the query says
+`%1` where it goes and the name travels as the `p1` parameter, which the Engine substitutes as a
+string literal (the NXQL API's template parameters, `p1`..`pN` for `%1`..`%N`).
 """
 
 from __future__ import annotations
@@ -42,27 +43,31 @@ class NxqlDevice:
 # --- Building queries ----------------------------------------------------------------------------
 
 
-def quote_string(value: str) -> str:
-    """`value` as an NXQL string literal: in double quotes, with `\\` and `"` escaped by a backslash.
+DEVICES_OF_USER_QUERY = (
+    f"(select ({' '.join(DEVICE_FIELDS)}) (from device (where device (eq last_logged_on_user (string %1)))))"
+)
 
-    Control characters (line breaks, NUL...) have no place in a user name and are refused rather
-    than escaped. Inside `(string ...)` an `eq` compares exactly: `*` and `?` are not wildcards.
+
+def check_user_name(value: str) -> None:
+    """Raise ValueError for a name that cannot be a Nexthink user name: empty, or with control characters.
+
+    An empty name would match every device without a user; line breaks, NUL... have no place in one.
     """
     if not isinstance(value, str):
-        raise TypeError(f"an NXQL string must be a str, not {type(value).__name__}")
-    if _CONTROL_RE.search(value):
-        raise ValueError("an NXQL string may not contain control characters")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def devices_of_user_query(nexthink_user: str) -> str:
-    """The devices whose last logged-on user is exactly this name."""
-    if not nexthink_user:
+        raise TypeError(f"an NXQL user name must be a str, not {type(value).__name__}")
+    if not value:
         raise ValueError("an empty user name would match every device without a user")
-    return (
-        f"(select ({' '.join(DEVICE_FIELDS)}) "
-        f"(from device (where device (eq last_logged_on_user (string {quote_string(nexthink_user)})))))"
-    )
+    if _CONTROL_RE.search(value):
+        raise ValueError("an NXQL user name may not contain control characters")
+
+
+def devices_of_user_request(nexthink_user: str) -> dict[str, str]:
+    """The query-string parameters asking for the devices whose last logged-on user is exactly this name.
+
+    Inside `(string ...)` an `eq` compares exactly: `*` and `?` in the name are not wildcards.
+    """
+    check_user_name(nexthink_user)
+    return {"query": DEVICES_OF_USER_QUERY, "p1": nexthink_user}
 
 
 def engine_base_url(
@@ -179,10 +184,10 @@ def query_devices_of_user(
     client: ActClient, *, nexthink_user: str, platforms: Sequence[str] = ("windows",), engine_label: str = ""
 ) -> list[NxqlDevice]:
     """Ask one Engine (the client's base URL) for the user's devices. Raises ActApiError."""
-    query = devices_of_user_query(nexthink_user)
+    request = devices_of_user_request(nexthink_user)
     label = engine_label or client.base_url
     devices: list[NxqlDevice] = []
     for platform in platforms:
-        data = client.get_json(NXQL_PATH, params={"query": query, "platform": platform, "format": "json"})
+        data = client.get_json(NXQL_PATH, params={**request, "platform": platform, "format": "json"})
         devices.extend(parse_device_records(data, expected_user=nexthink_user, platform=platform, engine_label=label))
     return devices

@@ -17,14 +17,17 @@ action (in the JSON config) or at run time through the /_sim/ control endpoints:
 
 It also answers an Engine's NXQL API (`GET /2/query?query=...&platform=windows&format=json`) from the
 config's "devices", understanding the small part of NXQL the portal sends (select fields from device,
-where `eq` a field a `(string "...")` or `(pattern "...")`). One instance stands for one Engine when
-the config names it ("nxql_engine": "<databaseUID>"): /2/query then answers with that Engine's devices
-only; without it, /2/query answers with all devices. `/_sim/engines/<databaseUID>/2/query` answers as
-that Engine whatever the config says, so one process can stand for every Engine of the demo.
+where `eq` a field a `(string "...")` or `(pattern "...")`), and its template parameters: a bare `%1`
+in the query stands for the `p1` parameter as one string literal, whatever quotes or backslashes it
+holds (`(string %1)` with `p1=o"brien` compares with exactly `o"brien`). One instance stands for one
+Engine when the config names it ("nxql_engine": "<databaseUID>"): /2/query then answers with that
+Engine's devices only; without it, /2/query answers with all devices.
+`/_sim/engines/<databaseUID>/2/query` answers as that Engine whatever the config says, so one
+process can stand for every Engine of the demo.
 
     POST /_sim/nxql          {"devices": [...]} replaces the devices; {"answer": <JSON>, "status": 200}
                              makes every NXQL query get exactly that answer (null: compute again)
-    GET  /_sim/nxql_requests the NXQL queries received (path, query, platforms, format, user)
+    GET  /_sim/nxql_requests the NXQL queries received (path, query, params p1.., platforms, format, user)
 """
 
 from __future__ import annotations
@@ -467,6 +470,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         params = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
         query = (params.get("query") or [""])[0]
+        template_values = {name: values[0] for name, values in params.items() if TEMPLATE_PARAM_RE.fullmatch(name)}
         platforms = params.get("platform") or []
         output = (params.get("format") or [""])[0]
         with state.lock:
@@ -478,6 +482,7 @@ class Handler(BaseHTTPRequestHandler):
                     "user": user["username"],
                     "user_agent": self.headers.get("User-Agent", ""),
                     "query": query,
+                    "params": template_values,
                     "platforms": platforms,
                     "format": output,
                 }
@@ -496,7 +501,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(400, b"platform must be windows, mac_os or mobile.", "text/plain")
             return
         try:
-            fields, conditions = parse_select(query)
+            fields, conditions = parse_select(query, template_values)
         except NxqlSyntaxError as exc:
             self._send(400, f"NXQL error: {exc}".encode(), "text/plain")
             return
@@ -552,6 +557,8 @@ class Handler(BaseHTTPRequestHandler):
 SIM_ENGINE_QUERY_RE = re.compile(r"^/_sim/engines/([0-9a-fA-F]{32})/2/query$")
 NXQL_PLATFORMS = {"windows", "mac_os", "mobile"}
 NXQL_DEVICE_FIELDS = {"device_uid", "name", "last_logged_on_user", "last_seen", "platform", "engine"}
+TEMPLATE_PARAM_RE = re.compile(r"p[1-9][0-9]*")
+PLACEHOLDER_RE = re.compile(r"%([1-9][0-9]*)")
 
 
 class NxqlSyntaxError(ValueError):
@@ -562,7 +569,9 @@ class NxqlString(str):
     """A quoted string in a query, as opposed to a bare word."""
 
 
-def tokenize_nxql(text: str) -> list[str]:
+def tokenize_nxql(text: str, template_values: dict[str, str] | None = None) -> list[str]:
+    """The tokens of a query; a bare `%N` becomes the string literal of parameter pN, never query text."""
+    template_values = template_values or {}
     tokens: list[str] = []
     i = 0
     while i < len(text):
@@ -594,12 +603,19 @@ def tokenize_nxql(text: str) -> list[str]:
             start = i
             while i < len(text) and not text[i].isspace() and text[i] not in '()"':
                 i += 1
-            tokens.append(text[start:i])
+            word = text[start:i]
+            if (placeholder := PLACEHOLDER_RE.fullmatch(word)) is not None:
+                name = f"p{placeholder.group(1)}"
+                if name not in template_values:
+                    raise NxqlSyntaxError(f"{word} has no value: parameter {name} is missing")
+                tokens.append(NxqlString(template_values[name]))
+            else:
+                tokens.append(word)
     return tokens
 
 
-def parse_sexpr(text: str) -> Any:
-    tokens = tokenize_nxql(text)
+def parse_sexpr(text: str, template_values: dict[str, str] | None = None) -> Any:
+    tokens = tokenize_nxql(text, template_values)
     position = 0
 
     def read() -> Any:
@@ -630,9 +646,12 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.I | re.S)
 
 
-def parse_select(query: str) -> tuple[list[str], list[Any]]:
-    """(select FIELDS (from device (where device (eq FIELD (string|pattern "...")) ...)) (limit N)?)"""
-    expression = parse_sexpr(query)
+def parse_select(query: str, template_values: dict[str, str] | None = None) -> tuple[list[str], list[Any]]:
+    """(select FIELDS (from device (where device (eq FIELD (string|pattern "...")) ...)) (limit N)?)
+
+    `template_values` ({"p1": ...}) fill the query's `%1`.. placeholders, each as a string literal.
+    """
+    expression = parse_sexpr(query, template_values)
     if not isinstance(expression, list) or len(expression) < 3 or expression[0] != "select":
         raise NxqlSyntaxError("expected (select ...)")
     fields = expression[1] if isinstance(expression[1], list) else [expression[1]]

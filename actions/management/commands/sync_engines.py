@@ -12,6 +12,9 @@ class Command(BaseCommand):
             result = engines_sync()
         except ActApiError as exc:
             raise CommandError(f"Could not list the Engines: {exc.message}") from None
+        if result.empty_answer:
+            self.stderr.write("Nexthink listed no Engine at all; the Engines were left as they are.")
+            return
         for label, names in (
             ("created", result.created),
             ("updated", result.updated),

@@ -40,3 +40,7 @@ RUN_RATE_LIMIT_COUNT = 10_000
 
 # A mailer, as with EMAIL_URL set; the test runner keeps the mails in memory (mailoutbox).
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+
+# Worker processes started by tests wait less for Nexthink's answer than production does.
+if os.environ.get("TEST_NEXTHINK_READ_MARGIN_SECONDS"):
+    NEXTHINK_READ_MARGIN_SECONDS = int(os.environ["TEST_NEXTHINK_READ_MARGIN_SECONDS"])

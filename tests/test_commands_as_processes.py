@@ -44,7 +44,7 @@ def manage(*args: str, simulator=None, password: str = "portal-demo") -> subproc
             "NEXTHINK_USERNAME": "portal",
             "NEXTHINK_PASSWORD": password,
             "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "5",
-            "NEXTHINK_READ_MARGIN_SECONDS": "2",
+            "TEST_NEXTHINK_READ_MARGIN_SECONDS": "2",
         }
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120

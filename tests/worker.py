@@ -56,7 +56,7 @@ class Worker:
                 "NEXTHINK_USERNAME": "portal",
                 "NEXTHINK_PASSWORD": "portal-demo",
                 "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "5",
-                "NEXTHINK_READ_MARGIN_SECONDS": "2",
+                "TEST_NEXTHINK_READ_MARGIN_SECONDS": "2",
             }
             | (extra_env or {})
         )

@@ -63,6 +63,12 @@ class RemoteAction(models.Model):
         "long description", blank=True, help_text="What it does, how long it takes, what the employee will notice."
     )
     nexthink_uid = models.UUIDField("Nexthink remote action UID", unique=True)
+    nql_id = models.CharField(
+        "Nexthink NQL ID",
+        max_length=255,
+        blank=True,
+        help_text="Nexthink Infinity: the remote action's ID, e.g. #clear_teams_cache. Not used on classic.",
+    )
     enabled = models.BooleanField(default=False)
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions")
     icon = models.CharField(max_length=20, choices=Icon.choices, default=Icon.WRENCH)
@@ -99,6 +105,9 @@ class RemoteAction(models.Model):
 
     class Meta:
         ordering = ["display_order", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["nql_id"], condition=~models.Q(nql_id=""), name="unique_nql_id_when_set")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -176,6 +185,11 @@ class Run(models.Model):
         PARTIAL = "partial", "Partly sent"
         FAILED = "failed", "Not sent"
         UNKNOWN = "unknown", "Outcome unknown"
+        # A platform that reports the device's own result (Nexthink Infinity) follows the run up.
+        FOLLOWING = "following", "Sent, waiting for the device"
+        DONE = "done", "Done on the device"
+        DEVICE_FAILED = "device_failed", "Failed on the device"
+        EXPIRED = "expired", "Expired"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
@@ -194,13 +208,14 @@ class Run(models.Model):
     # Snapshot: what was sent, as it was at submit time.
     action_name = models.CharField(max_length=120)
     action_uid = models.UUIDField()
+    action_nql_id = models.CharField(max_length=255, blank=True)
     device_uid = models.CharField(max_length=32)
     device_name = models.CharField(max_length=255, blank=True)
     timeout_seconds = models.PositiveIntegerField()
     engine_uids = models.JSONField(default=list, blank=True)
     params = models.JSONField(default=dict, blank=True)
     # Progress.
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=5)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -211,6 +226,14 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     sending_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The device's own result, where the platform reports it (Nexthink Infinity).
+    request_id = models.CharField("Nexthink request ID", max_length=64, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="When Nexthink stops waiting for the device.")
+    device_status = models.CharField(max_length=40, blank=True, help_text="The execution's status, as Nexthink says.")
+    device_status_details = models.TextField(blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    checks = models.PositiveIntegerField(default=0)
     # The employee's side: did they see the final status, and did it fix their problem?
     final_seen_at = models.DateTimeField(
         null=True, blank=True, help_text="When the employee's page first showed the run as final."
@@ -225,6 +248,8 @@ class Run(models.Model):
             models.Index(fields=["user", "-created_at"]),
             models.Index(fields=["device", "action", "-created_at"]),
             models.Index(fields=["status", "created_at"]),
+            # The follow-up's due runs, and only those.
+            models.Index(fields=["next_check_at"], condition=models.Q(status="following"), name="run_follow_up_due"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from actions.devices.engines import engines_sync
 from actions.runs.dispatch import run_dispatch, run_enqueue
+from actions.runs.follow_up import runs_follow_up
 from actions.runs.notify import run_notify
 from actions.runs.reaper import runs_reap
 
@@ -31,3 +32,9 @@ def sync_engines_task() -> dict:
 @shared_task(ignore_result=True)
 def notify_run_ended(run_id: str) -> bool:
     return run_notify(run_id=run_id)
+
+
+@shared_task(ignore_result=True)
+def follow_up_runs() -> int:
+    """Periodic: read the device's result of runs on a platform that reports it."""
+    return runs_follow_up()

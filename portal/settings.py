@@ -225,6 +225,8 @@ RUN_SENDING_GRACE_SECONDS = 30
 # ...and fails runs that could not be sent for this long, rather than send them hours late.
 RUN_QUEUE_MAX_AGE_SECONDS = config.get_int("RUN_QUEUE_MAX_AGE_SECONDS", 3600, minimum=60)
 REAPER_INTERVAL_SECONDS = 60
+# Infinity: how often beat looks for runs whose device result is due to be read again.
+FOLLOW_UP_INTERVAL_SECONDS = 10
 ENGINE_SYNC_INTERVAL_SECONDS = config.get_int("ENGINE_SYNC_INTERVAL_SECONDS", 3600, minimum=60)
 # Runs on the default queue; the reaper and the Engine sync on their own, and a copy that waited
 # longer than its period is dropped: a backlog of runs can neither delay them nor pile them up.
@@ -234,12 +236,18 @@ CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(MAINTENANCE_QUEUE)
 CELERY_TASK_ROUTES = {
     "actions.tasks.reap_runs": {"queue": MAINTENANCE_QUEUE},
     "actions.tasks.sync_engines_task": {"queue": MAINTENANCE_QUEUE},
+    "actions.tasks.follow_up_runs": {"queue": MAINTENANCE_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-runs": {
         "task": "actions.tasks.reap_runs",
         "schedule": REAPER_INTERVAL_SECONDS,
         "options": {"expires": REAPER_INTERVAL_SECONDS},
+    },
+    "follow-up-runs": {
+        "task": "actions.tasks.follow_up_runs",
+        "schedule": FOLLOW_UP_INTERVAL_SECONDS,
+        "options": {"expires": FOLLOW_UP_INTERVAL_SECONDS},
     },
     "sync-engines": {
         "task": "actions.tasks.sync_engines_task",
@@ -270,6 +278,13 @@ RUN_FEEDBACK_DAYS = 7
 RUN_NOTIFY_DELAY_SECONDS = 20
 
 # --- Nexthink ---------------------------------------------------------------------------------
+# classic: the Act API v2 of a Nexthink web interface (V6); infinity: Nexthink Infinity's API.
+NEXTHINK_PLATFORM = config.get_str("NEXTHINK_PLATFORM", "classic").lower()
+if NEXTHINK_PLATFORM not in ("classic", "infinity"):
+    raise ImproperlyConfigured(f"NEXTHINK_PLATFORM must be classic or infinity, got {NEXTHINK_PLATFORM!r}.")
+# Infinity: how long Nexthink waits for an offline device before the run expires (60 to 10080).
+NEXTHINK_EXPIRES_MINUTES = config.get_int("NEXTHINK_EXPIRES_MINUTES", 60, minimum=60, maximum=10080)
+
 # With no NEXTHINK_PORTAL_URL the portal talks to the built-in simulator (act_simulator).
 SIMULATOR_URL = "http://127.0.0.1:8765"
 SIMULATOR_USERNAME = "portal"

@@ -46,7 +46,16 @@ def dispatched(run) -> Run:
 
 # --- The table ---------------------------------------------------------------------------------
 def test_final_statuses_have_no_way_out():
-    assert {Status.SENT, Status.PARTIAL, Status.FAILED, Status.UNKNOWN} == lifecycle.FINAL
+    final = {
+        Status.SENT,
+        Status.PARTIAL,
+        Status.FAILED,
+        Status.UNKNOWN,
+        Status.DONE,
+        Status.DEVICE_FAILED,
+        Status.EXPIRED,
+    }
+    assert final == lifecycle.FINAL
     assert all(not TRANSITIONS[status] for status in lifecycle.FINAL)
     assert set(TRANSITIONS) == set(Status.values)
 

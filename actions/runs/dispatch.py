@@ -10,7 +10,7 @@ from django.db.models.functions import Now
 from actions.catalog.selectors import actions_visible_to
 from actions.devices.ownership import device_is_owned_by
 from actions.models import Run, RunAttempt
-from actions.nexthink.client import client_from_settings
+from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
 from actions.runs import lifecycle
 from actions.runs.lifecycle import Outcome
@@ -48,18 +48,12 @@ def run_dispatch(*, run_id) -> Outcome | None:
             release_db_connection()
             called = True
             try:
-                answers = client_from_settings().run(
-                    remote_action_uid=str(run.action_uid),
-                    device_uids=[run.device_uid],
-                    engine_uids=run.engine_uids or None,
-                    timeout_seconds=run.timeout_seconds,
-                    params=run.params or None,
-                    request_uid=str(run.pk),
-                )
+                sent = platform.current().send(run)
             except ActApiError as error:
                 outcome = lifecycle.outcome_of_error(error, attempt=run.attempts, max_attempts=run.max_attempts)
             else:
-                outcome = lifecycle.outcome_of_answers(answers)
+                answers = list(sent.answers)
+                outcome = lifecycle.outcome_of_sent(sent)
         recorded = lifecycle.record(run, attempt, outcome, answers)
     except Exception:
         # A bug or a database error must not leave the run in "sending" for the reaper to misname.

@@ -5,7 +5,9 @@ lead to the target, stamped with the database's clock: whichever worker, redeliv
 pass gets there first decides, and the others change nothing (and schedule nothing).
 
     queued ──claim──▶ sending ──answer──▶ sent | partial | failed | unknown
-    retrying ─claim─┘    └──retryable error──▶ retrying (at next_attempt_at)
+    retrying ─claim─┘    ├──retryable error──▶ retrying (at next_attempt_at)
+                         └──accepted, the platform reports the device's result──▶ following
+    following ──follow-up──▶ done | device_failed | expired | unknown
     queued, retrying ──reaper: not sent in time──▶ failed
     sending ──reaper: worker lost──▶ unknown
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -31,6 +33,7 @@ from django.db.models.functions import Now
 from actions.models import Engine, EngineResult, Run, RunAttempt
 from actions.nexthink.client import EngineAnswer, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
+from actions.nexthink.platform import EXPIRED, FAILURE, SUCCESS, WAITING, DeviceResult, Sent
 from actions.runs import notify
 
 log = logging.getLogger("actions.runs")
@@ -39,19 +42,26 @@ Status = Run.Status
 TRANSITIONS: dict[str, frozenset[str]] = {
     Status.QUEUED: frozenset({Status.SENDING, Status.FAILED}),
     Status.RETRYING: frozenset({Status.SENDING, Status.FAILED}),
-    Status.SENDING: frozenset({Status.RETRYING, Status.SENT, Status.PARTIAL, Status.FAILED, Status.UNKNOWN}),
+    Status.SENDING: frozenset(
+        {Status.RETRYING, Status.SENT, Status.PARTIAL, Status.FAILED, Status.UNKNOWN, Status.FOLLOWING}
+    ),
+    Status.FOLLOWING: frozenset({Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED, Status.UNKNOWN}),
     Status.SENT: frozenset(),
     Status.PARTIAL: frozenset(),
     Status.FAILED: frozenset(),
     Status.UNKNOWN: frozenset(),
+    Status.DONE: frozenset(),
+    Status.DEVICE_FAILED: frozenset(),
+    Status.EXPIRED: frozenset(),
 }
 FINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
 IN_FLIGHT = frozenset({Status.QUEUED, Status.SENDING, Status.RETRYING})
-# Nexthink accepted the action for the device (on at least one Engine).
-REACHED_DEVICE = frozenset({Status.SENT, Status.PARTIAL})
+# Nexthink accepted the action for the device (on at least one Engine), or the device did it: the
+# employee is asked whether it fixed their problem.
+REACHED_DEVICE = frozenset({Status.SENT, Status.PARTIAL, Status.DONE})
 # Counted towards the cooldown and the daily limit: whatever may reach or may have reached the
-# device. Only a failed run is certain not to have run.
-COUNTED = frozenset(TRANSITIONS) - {Status.FAILED}
+# device. Only a run that was not sent, or that expired before the device took it, surely did not run.
+COUNTED = frozenset(TRANSITIONS) - {Status.FAILED, Status.EXPIRED}
 
 # Model field lengths: whatever Nexthink sends is cut to fit, on PostgreSQL as on SQLite.
 CODE_LENGTH = Run._meta.get_field("error_code").max_length
@@ -129,6 +139,7 @@ class Outcome:
     kind: str = ""  # an ErrorKind, or "" when Nexthink answered
     message: str = ""  # what the employee reads: what happened, then the one next step
     retry_in: float | None = None  # seconds until the automatic retry, when one is planned
+    fields: dict = field(default_factory=dict)  # more of the run's fields to set with the move
 
     @property
     def counts(self) -> bool:
@@ -197,6 +208,89 @@ def outcome_of_answers(answers: Sequence[EngineAnswer]) -> Outcome:
         kind=str(ErrorKind.PERMANENT if permanent else ErrorKind.RETRYABLE),
         message=ENGINE_FAILURE_TEXT.get(first, "Nexthink did not send the action to your device. " + AGAIN_LATER),
     )
+
+
+def outcome_of_sent(sent: Sent) -> Outcome:
+    """What Nexthink's answer to a send means: each Engine's answer (classic), or a request whose
+    device result the portal follows up (Infinity): "following", first look in a few seconds."""
+    if not sent.request_id:
+        return outcome_of_answers(sent.answers)
+    return Outcome(
+        Status.FOLLOWING,
+        fields={
+            "request_id": clip(sent.request_id, 64),
+            "expires_at": in_seconds(sent.expires_in_minutes * 60),
+            "next_check_at": in_seconds(FIRST_CHECK_SECONDS),
+            "device_status": WAITING,
+        },
+    )
+
+
+# The device's result is read back with a bounded, backed-off schedule: 5 s, 10 s, 20 s ... 5 min.
+FIRST_CHECK_SECONDS = 5
+MAX_CHECK_SECONDS = 300
+# Nexthink may take a moment to record an execution as expired: look once more after this.
+EXPIRY_GRACE_SECONDS = 300
+
+DEVICE_FINAL = {
+    SUCCESS: Status.DONE,
+    FAILURE: Status.DEVICE_FAILED,
+    EXPIRED: Status.EXPIRED,
+}
+
+
+def check_delay(checks: int) -> float:
+    return min(MAX_CHECK_SECONDS, FIRST_CHECK_SECONDS * 2**checks)
+
+
+def outcome_of_device_result(result: DeviceResult | None, *, expired: bool) -> Outcome | None:
+    """A follow-up's reading: a final outcome, or None while the device has not finished.
+
+    `expired`: Nexthink's wait for the device is over (plus a grace). Then a run still waiting is
+    expired (the device never took it), and a run Nexthink still has no record of is unknown.
+    """
+    if result is not None and result.status in DEVICE_FINAL:
+        return device_outcome(DEVICE_FINAL[result.status], result)
+    if not expired:
+        return None
+    if result is None:
+        return Outcome(
+            Status.UNKNOWN,
+            "NO_EXECUTION",
+            str(ErrorKind.UNKNOWN),
+            "Nexthink accepted the action, but the portal could not read what happened on your device. " + CHECK_DEVICE,
+        )
+    if result.status == WAITING:
+        return device_outcome(Status.EXPIRED, result)
+    return Outcome(
+        Status.UNKNOWN,
+        "DEVICE_NO_RESULT",
+        str(ErrorKind.UNKNOWN),
+        "Your device started the action but did not report how it ended. " + CHECK_DEVICE,
+    )
+
+
+def device_outcome(status: str, result: DeviceResult) -> Outcome:
+    messages = {
+        Status.DONE: "",
+        Status.DEVICE_FAILED: "Your device ran the action, but it did not succeed. Run it again, or get help from IT.",
+        Status.EXPIRED: "Your device did not come online in time, so the action never ran. Switch it on, connect "
+        "it to the network, then run the action again.",
+    }
+    return Outcome(
+        status,
+        code="" if status == Status.DONE else status.upper(),
+        message=messages[status],
+        fields=device_fields(result),
+    )
+
+
+def device_fields(result: DeviceResult) -> dict:
+    return {
+        "device_status": clip(result.status, 40),
+        "device_status_details": clip(result.details, MESSAGE_LENGTH),
+        "outputs": {clip(key, 100): clip(value, MESSAGE_LENGTH) for key, value in result.outputs.items()},
+    }
 
 
 def outcome_of_error(error: ActApiError, *, attempt: int, max_attempts: int) -> Outcome:
@@ -273,6 +367,7 @@ def record(run: Run, attempt: RunAttempt, outcome: Outcome, answers: Iterable[En
         "error_code": clip(outcome.code, CODE_LENGTH),
         "error_kind": outcome.kind,
         "error_message": clip(outcome.message, MESSAGE_LENGTH),
+        **outcome.fields,
     }
     if outcome.retried:
         fields["next_attempt_at"] = in_seconds(outcome.retry_in)
@@ -302,6 +397,34 @@ def record(run: Run, attempt: RunAttempt, outcome: Outcome, answers: Iterable[En
         f", next attempt in {outcome.retry_in:.1f} s" if outcome.retried else "",
     )
     return True
+
+
+def record_follow_up(run: Run, outcome: Outcome | None, result: DeviceResult | None) -> bool:
+    """Apply a follow-up's reading: the device's final result, or the next look when it has none yet.
+
+    False when the run was no longer being followed (another reading decided first).
+    """
+    if outcome is not None:
+        moved = transition(
+            run.pk,
+            outcome.status,
+            where=Q(status=Status.FOLLOWING),
+            error_code=clip(outcome.code, CODE_LENGTH),
+            error_kind=outcome.kind,
+            error_message=clip(outcome.message, MESSAGE_LENGTH),
+            next_check_at=None,
+            **outcome.fields,
+        )
+        if moved:
+            log.info("run %s %s on the device", run.pk, outcome.status)
+        return moved
+    progress = device_fields(result) if result is not None else {}
+    return (
+        Run.objects.filter(pk=run.pk, status=Status.FOLLOWING).update(
+            next_check_at=in_seconds(check_delay(run.checks)), checks=F("checks") + 1, **progress
+        )
+        == 1
+    )
 
 
 def _store_answers(run: Run, answers: list[EngineAnswer]) -> None:

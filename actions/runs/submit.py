@@ -75,6 +75,7 @@ def run_submit(
             idempotency_key=idempotency_key,
             action_name=action.name,
             action_uid=action.nexthink_uid,
+            action_nql_id=action.nql_id,
             device_uid=device.uid,
             device_name=device.name,
             timeout_seconds=action_timeout(action),

@@ -29,7 +29,24 @@ STATUS_TITLES = {
     Status.PARTIAL: "Partly sent",
     Status.FAILED: "Not sent",
     Status.UNKNOWN: "Outcome unknown",
+    Status.FOLLOWING: "Sent, waiting for the device",
+    Status.DONE: "Done on the device",
+    Status.DEVICE_FAILED: "Failed on the device",
+    Status.EXPIRED: "Expired",
 }
+
+# What the device is doing, where the platform says (Nexthink Infinity).
+DEVICE_STATUS_TEXT = {
+    "waiting": "Waiting for your device to come online and take the action.",
+    "in_progress": "Your device is running the action.",
+    "success": "Your device ran the action successfully.",
+    "failure": "Your device ran the action, but it did not succeed.",
+    "expired": "Your device did not come online in time; the action never ran.",
+}
+
+
+def device_status_text(run: Run) -> str:
+    return DEVICE_STATUS_TEXT.get(run.device_status, "")
 
 
 def engine_explanation(result: EngineResult) -> str:
@@ -68,6 +85,12 @@ def status_summary(run: Run) -> str:
             return run.error_message or "Nexthink did not accept the action, so nothing was sent (see below)."
         case Status.UNKNOWN:
             return run.error_message or "The portal cannot tell whether the action ran. Check your device."
+        case Status.FOLLOWING:
+            return f"Sent. Nexthink accepted the action. {device_status_text(run)}".strip()
+        case Status.DONE:
+            return "Done: your device ran the action. Check whether your problem is gone."
+        case Status.DEVICE_FAILED | Status.EXPIRED:
+            return run.error_message
     return run.get_status_display()
 
 

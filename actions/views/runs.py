@@ -13,7 +13,13 @@ from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
 from actions.runs.lifecycle import REACHED_DEVICE
 from actions.runs.selectors import runs_of
-from actions.runs.wording import engine_explanation, results_empty_text, status_summary, status_title
+from actions.runs.wording import (
+    device_status_text,
+    engine_explanation,
+    results_empty_text,
+    status_summary,
+    status_title,
+)
 
 
 def _own_run(request, pk) -> Run:
@@ -39,6 +45,7 @@ def run_detail(request, pk):
             "results_empty": results_empty_text(run),
             "again": run_again(run, request.user),
             "reached_device": run.status in REACHED_DEVICE,
+            "device_status_text": device_status_text(run),
             "feedback_open": feedback_open(run),
             "feedback_form": FeedbackForm(initial={"comment": run.feedback_comment}),
         },
@@ -85,6 +92,9 @@ def run_as_json(run: Run) -> dict:
             for r in run.engine_results.all()
         ],
         "results_empty": results_empty_text(run),
+        "device_status": run.device_status,
+        "device_status_text": device_status_text(run),
+        "outputs": run.outputs,
         "created_at": when(run.created_at),
         "sending_at": when(run.sending_at),
         "finished_at": when(run.finished_at),

@@ -50,6 +50,21 @@
     text.hidden = !again.text;
   }
 
+  function renderOutputs(outputs) {
+    var list = document.getElementById("device-outputs");
+    if (!list || !outputs) return;
+    var names = Object.keys(outputs);
+    list.textContent = "";
+    names.forEach(function (name) {
+      var term = document.createElement("dt");
+      term.textContent = name;
+      var value = document.createElement("dd");
+      value.textContent = outputs[name] || "(empty)";
+      list.append(term, value);
+    });
+    list.hidden = names.length === 0;
+  }
+
   function apply(data) {
     var label = box.querySelector('[data-field="status_label"]');
     if (data.title) document.title = data.title + " · IT self-service";
@@ -61,6 +76,8 @@
     setText("finished_at", data.finished_at_text);
     renderResults(data.engine_results);
     setText("results_empty", data.results_empty);
+    if (data.device_status_text) setText("device_status_text", data.device_status_text);
+    renderOutputs(data.outputs);
     document.querySelectorAll("[data-show-when-sent]").forEach(function (el) { el.hidden = !data.reached_device; });
     if (data.final) {
       showRunAgain(data.run_again);

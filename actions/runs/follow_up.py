@@ -1,0 +1,51 @@
+"""Following runs up on a platform that reports the device's own result (Nexthink Infinity).
+
+Beat runs `runs_follow_up` every few seconds. Each due run is claimed by moving its next look
+forward (a conditional update: two passes never read the same run at once), then read once through
+the platform; a final reading ends the run through the lifecycle, any other schedules the next look,
+backed off from 5 s to 5 minutes, until Nexthink's own wait for the device is over.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db.models.functions import Now
+
+from actions.models import Run
+from actions.nexthink import platform
+from actions.nexthink.errors import ActApiError
+from actions.runs import lifecycle
+
+log = logging.getLogger("actions.runs")
+Status = Run.Status
+BATCH = 100
+LEASE_SECONDS = 120  # a pass that dies mid-read leaves the run to be read again after this
+
+
+def runs_follow_up() -> int:
+    """Read the device's result of every due run; returns how many were read."""
+    due = Run.objects.filter(status=Status.FOLLOWING, next_check_at__lte=Now()).order_by("next_check_at")
+    read = 0
+    for pk, next_check_at in due.values_list("pk", "next_check_at")[:BATCH]:
+        claimed = Run.objects.filter(pk=pk, status=Status.FOLLOWING, next_check_at=next_check_at).update(
+            next_check_at=lifecycle.in_seconds(LEASE_SECONDS)
+        )
+        if claimed:
+            run_follow_up(Run.objects.get(pk=pk))
+            read += 1
+    return read
+
+
+def run_follow_up(run: Run) -> None:
+    try:
+        result = platform.current().device_result(run)
+    except ActApiError as error:
+        log.warning("run %s: the device's result could not be read: %s", run.pk, error)
+        lifecycle.record_follow_up(run, None, None)  # look again later, backed off
+        return
+    expired = run.expires_at is not None and lifecycle.database_now() > run.expires_at + timedelta(
+        seconds=lifecycle.EXPIRY_GRACE_SECONDS
+    )
+    lifecycle.record_follow_up(run, lifecycle.outcome_of_device_result(result, expired=expired), result)

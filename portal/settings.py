@@ -244,11 +244,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": REAPER_INTERVAL_SECONDS,
         "options": {"expires": REAPER_INTERVAL_SECONDS},
     },
-    "follow-up-runs": {
-        "task": "actions.tasks.follow_up_runs",
-        "schedule": FOLLOW_UP_INTERVAL_SECONDS,
-        "options": {"expires": FOLLOW_UP_INTERVAL_SECONDS},
-    },
     "sync-engines": {
         "task": "actions.tasks.sync_engines_task",
         "schedule": ENGINE_SYNC_INTERVAL_SECONDS,
@@ -284,6 +279,12 @@ if NEXTHINK_PLATFORM not in ("classic", "infinity"):
     raise ImproperlyConfigured(f"NEXTHINK_PLATFORM must be classic or infinity, got {NEXTHINK_PLATFORM!r}.")
 # Infinity: how long Nexthink waits for an offline device before the run expires (60 to 10080).
 NEXTHINK_EXPIRES_MINUTES = config.get_int("NEXTHINK_EXPIRES_MINUTES", 60, minimum=60, maximum=10080)
+if NEXTHINK_PLATFORM == "infinity":  # only Infinity reports the device's result, to be read back
+    CELERY_BEAT_SCHEDULE["follow-up-runs"] = {
+        "task": "actions.tasks.follow_up_runs",
+        "schedule": FOLLOW_UP_INTERVAL_SECONDS,
+        "options": {"expires": FOLLOW_UP_INTERVAL_SECONDS},
+    }
 
 # With no NEXTHINK_PORTAL_URL the portal talks to the built-in simulator (act_simulator).
 SIMULATOR_URL = "http://127.0.0.1:8765"

@@ -192,7 +192,8 @@ class Run(models.Model):
         EXPIRED = "expired", "Expired"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
+    # No index of their own for user, device, status: the composite indexes below start with them.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs", db_index=False)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -202,7 +203,7 @@ class Run(models.Model):
         help_text="The IT staff member who ran it for the user, if not the user.",
     )
     action = models.ForeignKey(RemoteAction, null=True, on_delete=models.SET_NULL, related_name="runs")
-    device = models.ForeignKey(Device, null=True, on_delete=models.SET_NULL, related_name="runs")
+    device = models.ForeignKey(Device, null=True, on_delete=models.SET_NULL, related_name="runs", db_index=False)
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
     idempotency_key = models.CharField(max_length=64, blank=True)
     # Snapshot: what was sent, as it was at submit time.
@@ -215,7 +216,7 @@ class Run(models.Model):
     engine_uids = models.JSONField(default=list, blank=True)
     params = models.JSONField(default=dict, blank=True)
     # Progress.
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=5)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -248,6 +249,10 @@ class Run(models.Model):
             models.Index(fields=["user", "-created_at"]),
             models.Index(fields=["device", "action", "-created_at"]),
             models.Index(fields=["status", "created_at"]),
+            # The runs admin's searches: a device UID exactly, device and action names by their start.
+            models.Index(fields=["device_uid"], name="run_device_uid"),
+            models.Index(fields=["device_name"], name="run_device_name_prefix", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["action_name"], name="run_action_name_prefix", opclasses=["varchar_pattern_ops"]),
             # The follow-up's due runs, and only those.
             models.Index(fields=["next_check_at"], condition=models.Q(status="following"), name="run_follow_up_due"),
         ]

@@ -113,3 +113,32 @@ def test_retry_revalidates_parameters_against_todays_choices(admin_client, alice
 
     assert Run.objects.count() == 1
     assert "Mode: Choose one of the options in the list." in response.content.decode()
+
+
+def test_runs_are_searchable_by_user_device_and_action(admin_client, alice, bob):
+    mine = failed_run(alice)
+    theirs = failed_run(bob, mine.action)
+    changelist = reverse("admin:actions_run_changelist")
+
+    def found(term):
+        return {r.pk for r in admin_client.get(changelist, {"q": term}).context["cl"].result_list}
+
+    assert found("alice") == {mine.pk} and found("BOB@corp.example") == {theirs.pk}
+    assert found(mine.device_uid.upper()) == {mine.pk}
+    assert found(theirs.device_name[:7]) >= {theirs.pk}
+    assert found("Clear Teams") == {mine.pk, theirs.pk}
+    assert found("nobody-at-all") == set()
+
+
+def test_the_runs_list_counts_no_more_than_it_shows(admin_client, alice, monkeypatch):
+    from actions.admin import runs as runs_admin
+
+    monkeypatch.setattr(runs_admin, "COUNT_CAP", 3)
+    first = failed_run(alice)
+    for _ in range(4):
+        failed_run(alice, first.action)
+
+    response = admin_client.get(reverse("admin:actions_run_changelist"))
+
+    assert response.context["cl"].result_count == 3
+    assert response.status_code == 200

@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from actions.models import EngineResult, Run
 from actions.runs.submit import run_submit
@@ -96,13 +97,24 @@ def test_my_runs_lists_only_my_runs_newest_first_and_pages(client, alice, bob):
     run_submit(user=bob, action=action, device=make_device(bob, name="BOBS-PC"), params={})
     client.force_login(alice)
 
+    Run.objects.filter(user=alice).update(created_at=timezone.now())  # ties in time: the id orders them
     first = client.get(reverse("my_runs"))
-    second = client.get(reverse("my_runs") + "?page=2")
+    second = client.get(reverse("my_runs") + f"?before={first.context['page'].older}")
+    back = client.get(reverse("my_runs") + f"?after={second.context['page'].newer}")
 
-    runs = list(first.context["page"].object_list) + list(second.context["page"].object_list)
-    assert len(runs) == 23
-    assert [r.created_at for r in runs] == sorted((r.created_at for r in runs), reverse=True)
+    runs = list(first.context["page"].runs) + list(second.context["page"].runs)
+    assert (len(first.context["page"].runs), len(second.context["page"].runs)) == (20, 3)
+    assert len({r.pk for r in runs}) == 23
+    assert [r.pk for r in back.context["page"].runs] == [r.pk for r in first.context["page"].runs]
+    assert second.context["page"].older == "" and first.context["page"].newer == ""
     assert "BOBS-PC" not in first.content.decode() + second.content.decode()
+    assert 'rel="next"' in first.content.decode() and 'rel="prev"' in second.content.decode()
+
+
+def test_my_runs_ignores_a_malformed_cursor(client, alice):
+    client.force_login(alice)
+
+    assert client.get(reverse("my_runs") + "?before=zz_zz&after=1_nothex").status_code == 200
 
 
 def test_my_runs_filters_by_status(client, alice):
@@ -116,8 +128,8 @@ def test_my_runs_filters_by_status(client, alice):
     response = client.get(reverse("my_runs") + "?status=failed")
     bogus = client.get(reverse("my_runs") + "?status=<script>")
 
-    assert [r.pk for r in response.context["page"].object_list] == [failed.pk]
-    assert len(bogus.context["page"].object_list) == 2
+    assert [r.pk for r in response.context["page"].runs] == [failed.pk]
+    assert len(bogus.context["page"].runs) == 2
 
 
 def test_run_again_prefills_the_form_as_the_run_was_sent(client, alice):

@@ -1,10 +1,68 @@
 """Reads of runs: only ever the runs made for the signed-in employee."""
 
-from django.db.models import QuerySet
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db.models import Q, QuerySet
 
 from actions.models import Run
+
+PAGE_SIZE = 20
 
 
 def runs_of(user) -> QuerySet[Run]:
     """The runs made for this user, newest first: the only runs an employee may ever see."""
-    return Run.objects.filter(user=user).order_by("-created_at")
+    return Run.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    older: str = ""  # cursor of the next page back in time, if there is one
+    newer: str = ""
+
+
+def cursor_of(run: Run) -> str:
+    return f"{int(run.created_at.timestamp() * 1_000_000)}_{run.pk.hex}"
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
+    micros, _, pk = cursor.partition("_")
+    try:
+        return datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC), uuid.UUID(hex=pk)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def runs_page(runs: QuerySet[Run], *, before: str = "", after: str = "") -> RunPage:
+    """One page of `runs` (newest first) by keyset, not OFFSET: as fast on the last page as on the first.
+
+    `before`: the runs older than that cursor; `after`: the runs newer than it (the page before).
+    """
+    runs = runs.order_by("-created_at", "-id")
+    if after and (position := parse_cursor(after)):
+        created, pk = position
+        newer = runs.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=pk))
+        rows = list(newer.order_by("created_at", "id")[: PAGE_SIZE + 1])
+        more_newer = len(rows) > PAGE_SIZE
+        page = list(reversed(rows[:PAGE_SIZE]))
+        return RunPage(
+            page,
+            older=cursor_of(page[-1]) if page else "",
+            newer=cursor_of(page[0]) if page and more_newer else "",
+        )
+    has_newer = False
+    if before and (position := parse_cursor(before)):
+        created, pk = position
+        runs = runs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
+        has_newer = True
+    rows = list(runs[: PAGE_SIZE + 1])
+    page = rows[:PAGE_SIZE]
+    return RunPage(
+        page,
+        older=cursor_of(page[-1]) if len(rows) > PAGE_SIZE else "",
+        newer=cursor_of(page[0]) if page and has_newer else "",
+    )

@@ -1,6 +1,5 @@
 from django import forms
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -12,7 +11,7 @@ from actions.models import Run
 from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
 from actions.runs.lifecycle import REACHED_DEVICE
-from actions.runs.selectors import runs_of
+from actions.runs.selectors import runs_of, runs_page
 from actions.runs.wording import (
     device_status_text,
     engine_explanation,
@@ -111,8 +110,10 @@ def my_runs(request):
     runs = runs_of(request.user)
     if status:
         runs = runs.filter(status=status)
-    page = Paginator(runs.only(*RUN_LIST_FIELDS), 20).get_page(request.GET.get("page"))
-    awaiting_feedback = {run.pk for run in page.object_list if run.fixed is None and feedback_open(run)}
+    page = runs_page(
+        runs.only(*RUN_LIST_FIELDS), before=request.GET.get("before", "")[:80], after=request.GET.get("after", "")[:80]
+    )
+    awaiting_feedback = {run.pk for run in page.runs if run.fixed is None and feedback_open(run)}
     return render(
         request,
         "actions/my_runs.html",

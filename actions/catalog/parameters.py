@@ -67,14 +67,36 @@ class MultiLineField(forms.CharField):
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+class PlainTextMixin:
+    """A refused value is shown back to the employee without its control characters: an ESC must
+    not reach the page raw."""
+
+    def format_value(self, value):
+        value = super().format_value(value)
+        return _CONTROL_RE.sub("\N{REPLACEMENT CHARACTER}", value) if isinstance(value, str) else value
+
+
+class PlainTextInput(PlainTextMixin, forms.TextInput):
+    pass
+
+
+class PlainTextarea(PlainTextMixin, forms.Textarea):
+    pass
+
+
 def refuse_control_characters(value: str) -> None:
     if _CONTROL_RE.search(value):
         raise ValidationError("Remove the invisible control characters from this text.", code="invalid")
 
 
 def single_line(value: str) -> None:
+    """One line of plain text: no line break, and no other control character either (ESC, BEL,
+    backspace... would reach the device's script and the page as they are)."""
     if "\n" in value or "\r" in value:
         raise ValidationError("Enter a single line.", code="invalid")
+    if "\t" in value:
+        raise ValidationError("Remove the tab from this text.", code="invalid")
+    refuse_control_characters(value)
 
 
 def parameter_field(param: ActionParameter) -> forms.Field:
@@ -84,7 +106,7 @@ def parameter_field(param: ActionParameter) -> forms.Field:
     if kind in TEXT_KINDS:
         is_textarea = kind == ActionParameter.Kind.TEXTAREA
         cap = TEXTAREA_MAX_LENGTH if is_textarea else TEXT_MAX_LENGTH
-        validators = [] if is_textarea else [single_line]
+        validators = [refuse_control_characters] if is_textarea else [single_line]
         if param.regex:
             validators.append(
                 FullMatchRegexValidator(param.regex, param.regex_message or "Enter a value in the expected format.")
@@ -92,7 +114,7 @@ def parameter_field(param: ActionParameter) -> forms.Field:
         field_class = MultiLineField if is_textarea else forms.CharField
         return field_class(
             max_length=min(param.max_length or cap, cap),
-            widget=forms.Textarea(attrs={"rows": 4}) if is_textarea else forms.TextInput(),
+            widget=PlainTextarea(attrs={"rows": 4}) if is_textarea else PlainTextInput(),
             validators=validators,
             **common,
         )

@@ -7,6 +7,7 @@ import uuid
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import get_script_prefix
 from django.utils import timezone
@@ -28,11 +29,15 @@ from actions.devices.resolution import Resolution, resolve_devices_for
 from actions.models import ActionParameter, Device, RemoteAction
 from actions.runs import submit
 from actions.runs.selectors import runs_of
+from actions.security import security_event
 from actions.views.common import client_address
 
 
 def catalog(request):
     query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
+    if "\x00" in query:
+        # PostgreSQL refuses NUL in text: a clean 400, never a 500 with a traceback.
+        return HttpResponseBadRequest("The search may not contain a NUL character.", content_type="text/plain")
     rows = catalog_rows(request.user, query)
     context = {
         # Built only if the cards are not in the cache already (the template's {% cache %}).
@@ -69,6 +74,14 @@ def action_detail(request, slug):
         if "device" in form.cleaned_data:
             # Whatever else is wrong, a device that is not the user's own is a 404 and a security event.
             device = device_for_user(request.user, form.cleaned_data["device"], source_address=client_address(request))
+        elif request.POST.get("device"):
+            # Not even the shape of a device UID (too long, other characters): nobody's form sends that.
+            security_event(
+                "device_uid_invalid",
+                user=request.user,
+                device=request.POST["device"],
+                source_address=client_address(request),
+            )
         if valid and device is not None:
             try:
                 run = submit.run_submit(

@@ -1,8 +1,9 @@
 import pytest
 from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from actions.models import Device, RemoteAction
+from actions.models import Device, RemoteAction, Run
 
 
 def test_it_loads_the_demo_users_devices_and_catalog_twice_without_change(db, settings):
@@ -26,3 +27,36 @@ def test_it_refuses_outside_the_demo(db, settings):
     with pytest.raises(CommandError, match="demo only"):
         call_command("load_demo")
     assert not RemoteAction.objects.exists()
+
+
+def test_a_restarted_demo_keeps_what_a_curator_changed(db, settings):
+    settings.DEBUG = True
+    call_command("load_demo", stdout=None)
+    teams = RemoteAction.objects.get(slug="clear-teams-cache")
+    teams.name, teams.enabled = "Clear Teams cache (IT's version)", False
+    teams.save()
+    teams.parameters.all().delete()
+    alice = User.objects.get(username="alice")
+    alice.set_password("changed-by-alice")
+    alice.save()
+
+    call_command("load_demo", stdout=None)
+
+    teams.refresh_from_db()
+    assert (teams.name, teams.enabled, teams.parameters.count()) == ("Clear Teams cache (IT's version)", False, 0)
+    assert authenticate(username="alice", password="changed-by-alice") is not None
+
+
+def test_a_spare_simulator_action_curated_in_admin_runs_end_to_end(db, settings, alice, use_simulator, sim_requests):
+    from actions.runs.dispatch import run_dispatch
+    from actions.runs.submit import run_submit
+    from tests.factories import make_action, make_device
+
+    spare = make_action(name="Restart Windows Explorer", nexthink_uid="6c1e8f2a-3b4d-4e5f-9a0b-1c2d3e4f5a60")
+    run = run_submit(user=alice, action=spare, device=make_device(alice), params={})
+
+    run_dispatch(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.status in (Run.Status.SENT, Run.Status.PARTIAL)
+    assert sim_requests()[0]["body"]["remoteActionUid"] == "6c1e8f2a-3b4d-4e5f-9a0b-1c2d3e4f5a60"

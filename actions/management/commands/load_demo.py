@@ -1,4 +1,7 @@
-"""Demo users, Engines, devices and catalog, matching the built-in simulator. Never in production."""
+"""Demo users, Engines, devices and catalog, matching the built-in simulator. Never in production.
+
+Only what is missing is loaded: a restarted demo keeps whatever a curator changed or added.
+"""
 
 import json
 from datetime import timedelta
@@ -11,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from actions.catalog.transfer import import_catalog
-from actions.models import Device, Engine
+from actions.models import Device, Engine, RemoteAction
 from actions.nexthink import simulator
 
 CATALOG = Path(__file__).resolve().parents[2] / "demo" / "catalog.json"
@@ -37,26 +40,28 @@ class Command(BaseCommand):
                 owner = next((u for u, names in DEVICES.items() if device["name"] in names), None)
                 if owner:
                     self._device(device, users[owner], engines.get(device["engine"]))
-            report = import_catalog(json.loads(CATALOG.read_text()))
+            report = import_catalog(missing_actions(json.loads(CATALOG.read_text())))
         if report.rejected:
             raise CommandError(f"The demo catalog was rejected: {report.rejected}")
         self.stdout.write(
             f"Demo data ready: {len(users)} users, {len(engines)} Engines, "
-            f"{sum(map(len, DEVICES.values()))} devices, {len(report.created) + len(report.updated) + len(report.unchanged)} actions."
+            f"{sum(map(len, DEVICES.values()))} devices; {len(report.created)} demo action(s) added, "
+            "existing ones left as they are."
         )
 
     @staticmethod
     def _user(name: str, password: str, first_name: str, superuser: bool) -> User:
-        user, _ = User.objects.get_or_create(username=name)
-        user.first_name, user.email = first_name, f"{name}@corp.example"
-        user.is_staff = user.is_superuser = superuser
-        user.set_password(password)
-        user.save()
+        user, created = User.objects.get_or_create(username=name)
+        if created:
+            user.first_name, user.email = first_name, f"{name}@corp.example"
+            user.is_staff = user.is_superuser = superuser
+            user.set_password(password)
+            user.save()
         return user
 
     @staticmethod
     def _engine(item: dict) -> Engine:
-        engine, _ = Engine.objects.update_or_create(
+        engine, _ = Engine.objects.get_or_create(
             database_uid=item["databaseUID"],
             defaults={
                 "name": item["name"],
@@ -71,7 +76,7 @@ class Command(BaseCommand):
     @staticmethod
     def _device(item: dict, owner: User, engine: Engine | None) -> None:
         now = timezone.now()
-        Device.objects.update_or_create(
+        Device.objects.get_or_create(
             uid=item["uid"],
             defaults={
                 "name": item["name"],
@@ -83,3 +88,9 @@ class Command(BaseCommand):
                 "confirmed_at": now,
             },
         )
+
+
+def missing_actions(document: dict) -> dict:
+    """The demo catalog less the actions the database already has (matched by Nexthink UID)."""
+    known = {str(uid) for uid in RemoteAction.objects.values_list("nexthink_uid", flat=True)}
+    return {**document, "actions": [a for a in document["actions"] if a["nexthink_uid"] not in known]}

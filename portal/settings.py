@@ -377,3 +377,7 @@ NXQL_CACHE_TTL_SECONDS = config.get_int("NXQL_CACHE_TTL_SECONDS", 900, minimum=0
 # After every Engine answered about a user, do not ask again for this long (per process), even when
 # they found nothing: a user without NXQL devices would otherwise query every Engine on every page.
 NXQL_RECHECK_SECONDS = 60
+# One page waits at most this long for all Engines together; an Engine that failed or was late is
+# not asked again for NXQL_ENGINE_REST_SECONDS (per process).
+NXQL_PAGE_BUDGET_SECONDS = config.get_int("NXQL_PAGE_BUDGET_SECONDS", 2, minimum=1, maximum=30)
+NXQL_ENGINE_REST_SECONDS = config.get_int("NXQL_ENGINE_REST_SECONDS", 60, minimum=0, maximum=3600)

@@ -149,6 +149,9 @@ class NxqlEngines:
     def set_devices(self, engine, devices: list[dict]) -> None:
         requests.post(self.url(engine) + "/_sim/nxql", json={"devices": devices}, timeout=5).raise_for_status()
 
+    def hang(self, engine, seconds: float) -> None:
+        requests.post(self.url(engine) + "/_sim/nxql", json={"hang_seconds": seconds}, timeout=5).raise_for_status()
+
     def set_answer(self, engine, answer, status: int = 200) -> None:
         response = requests.post(self.url(engine) + "/_sim/nxql", json={"answer": answer, "status": status}, timeout=5)
         response.raise_for_status()

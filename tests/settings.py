@@ -33,6 +33,7 @@ NXQL_URL_TEMPLATE = "http://127.0.0.1:9/{database_uid}"
 
 # Each test decides for itself whether NXQL answers are remembered between page views.
 NXQL_RECHECK_SECONDS = 0
+NXQL_ENGINE_REST_SECONDS = 0
 
 # Tests make many runs for one employee; the fair-use tests set these limits themselves.
 RUN_MAX_IN_FLIGHT_PER_USER = 10_000

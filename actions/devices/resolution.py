@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import string
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -162,6 +162,35 @@ def nxql_refresh(*, user) -> list[str]:
     engines = list(connected_engines())
     if not engines:
         return []
+    resting = [engine for engine in engines if engine_resting(engine)]
+    asked = [engine for engine in engines if engine not in resting]
+    answers = ask_engines(asked, nexthink_user) if asked else {}
+    answered = [(engine, answers[engine.pk]) for engine in asked if answers.get(engine.pk) is not None]
+    _store_nxql_answers(user=user, answered=answered, now=timezone.now())
+    return [engine.name for engine in engines if answers.get(engine.pk) is None]
+
+
+# --- Asking Engines without letting one hold a page -------------------------------------------------
+# A failed or late Engine is not asked again for NXQL_ENGINE_REST_SECONDS (per process: Django's
+# cache), and all Engines together get NXQL_PAGE_BUDGET_SECONDS: a page never waits longer than that
+# for NXQL, however many Engines hang. An answer that comes after the budget is dropped.
+
+
+def engine_resting(engine: Engine) -> bool:
+    return bool(cache.get(_rest_key(engine)))
+
+
+def rest_engine(engine: Engine) -> None:
+    cache.set(_rest_key(engine), True, timeout=settings.NXQL_ENGINE_REST_SECONDS)
+    log.warning("NXQL: Engine %s not asked again for %s s", engine.name, settings.NXQL_ENGINE_REST_SECONDS)
+
+
+def _rest_key(engine: Engine) -> str:
+    return f"nxql-rest:{engine.pk}"
+
+
+def ask_engines(engines: list[Engine], nexthink_user: str) -> dict[int, list[NxqlDevice] | None]:
+    """Each Engine's answer (None: no usable answer), asked in parallel within the page's budget."""
     base = client_from_settings()
 
     def ask(engine: Engine) -> list[NxqlDevice] | None:
@@ -178,11 +207,18 @@ def nxql_refresh(*, user) -> list[str]:
             log.exception("NXQL: Engine %s failed unexpectedly", engine.name)
         return None
 
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_ENGINES, len(engines))) as pool:
-        answers = list(pool.map(ask, engines))
-    answered = [(engine, devices) for engine, devices in zip(engines, answers, strict=True) if devices is not None]
-    _store_nxql_answers(user=user, answered=answered, now=timezone.now())
-    return [engine.name for engine, devices in zip(engines, answers, strict=True) if devices is None]
+    pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_ENGINES, len(engines)), thread_name_prefix="nxql")
+    futures = {pool.submit(ask, engine): engine for engine in engines}
+    done, late = wait(futures, timeout=settings.NXQL_PAGE_BUDGET_SECONDS)
+    pool.shutdown(wait=False, cancel_futures=True)  # late calls end on their own timeouts; nobody waits
+    answers: dict[int, list[NxqlDevice] | None] = {}
+    for future, engine in futures.items():
+        answers[engine.pk] = future.result() if future in done else None
+        if answers[engine.pk] is None:
+            rest_engine(engine)
+    if late:
+        log.warning("NXQL: %s Engine(s) did not answer within %s s", len(late), settings.NXQL_PAGE_BUDGET_SECONDS)
+    return answers
 
 
 def _directory_has_precedence() -> bool:

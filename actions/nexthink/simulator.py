@@ -25,7 +25,8 @@ Engine's devices only; without it, /2/query answers with all devices.
 `/_sim/engines/<databaseUID>/2/query` answers as that Engine whatever the config says, so one
 process can stand for every Engine of the demo.
 
-    POST /_sim/nxql          {"devices": [...]} replaces the devices; {"answer": <JSON>, "status": 200}
+    POST /_sim/nxql          {"devices": [...]} replaces the devices; {"hang_seconds": 5} holds each
+                             query that long before answering; {"answer": <JSON>, "status": 200}
                              makes every NXQL query get exactly that answer (null: compute again)
     GET  /_sim/nxql_requests the NXQL queries received (path, query, params p1.., platforms, format, user)
 """
@@ -109,6 +110,7 @@ class SimulatorState:
         self.initial_devices = copy.deepcopy(config.get("devices", []))
         self.nxql_requests: list[dict[str, Any]] = []
         self.nxql_answer: dict[str, Any] | None = None  # {"answer": ..., "status": ...} overrides NXQL
+        self.nxql_hang = 0.0
 
     def reset(self) -> None:
         with self.lock:
@@ -116,6 +118,7 @@ class SimulatorState:
             self.faults.clear()
             self.nxql_requests.clear()
             self.nxql_answer = None
+            self.nxql_hang = 0.0
             self.config["devices"] = copy.deepcopy(self.initial_devices)
 
     def set_nxql(self, change: dict[str, Any]) -> None:
@@ -126,6 +129,8 @@ class SimulatorState:
                 if not isinstance(change["devices"], list) or not all(isinstance(d, dict) for d in change["devices"]):
                     raise ValueError("devices must be a list of objects")
                 self.config["devices"] = copy.deepcopy(change["devices"])
+            if "hang_seconds" in change:  # accept the connection, then answer nothing for this long
+                self.nxql_hang = float(change["hang_seconds"] or 0)
             if "answer" in change:
                 status = change.get("status", 200)
                 if not isinstance(status, int) or not 100 <= status <= 599:
@@ -464,6 +469,13 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- NXQL API (an Engine's Web API v2) --------------------------------------------------------
     def _nxql(self, engine_uid: str | None) -> None:
+        entry: dict[str, Any] = {}
+        try:
+            self._nxql_answer(engine_uid, entry)
+        finally:
+            entry["answered_at"] = time.time()  # what a test reads to see whether the answer came yet
+
+    def _nxql_answer(self, engine_uid: str | None, entry: dict[str, Any]) -> None:
         state = self.server.state
         user = self._authenticate()
         if user is None:
@@ -474,7 +486,7 @@ class Handler(BaseHTTPRequestHandler):
         platforms = params.get("platform") or []
         output = (params.get("format") or [""])[0]
         with state.lock:
-            state.nxql_requests.append(
+            entry.update(
                 {
                     "received_at": time.time(),
                     "path": self.path.split("?", 1)[0],
@@ -487,7 +499,11 @@ class Handler(BaseHTTPRequestHandler):
                     "format": output,
                 }
             )
+            state.nxql_requests.append(entry)
             override = copy.deepcopy(state.nxql_answer)
+            hang = state.nxql_hang
+        if hang:
+            time.sleep(hang)
         if not user.get("nxql_access", True):
             self._send(403, b"Forbidden", "text/plain")
             return

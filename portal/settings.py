@@ -200,6 +200,13 @@ NEXTHINK_MAX_TIMEOUT_SECONDS = 3600
 # Prefork only: no call outlives the Act API's own timeout plus our margin.
 CELERY_TASK_TIME_LIMIT = NEXTHINK_MAX_TIMEOUT_SECONDS + 120
 if CELERY_BROKER_URL.startswith("redis"):
+    # kombu's Redis transport with a fix for a crash when Redis restarts (see the module).
+    CELERY_BROKER_TRANSPORT = "portal.redis_transport:Transport"
+    if CELERY_BROKER_URL.startswith("rediss"):
+        import ssl
+
+        # TLS to Redis, with the server's certificate verified (kombu alone would not verify it).
+        CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Longer than any task and any retry countdown, so Redis does not redeliver a task that runs.
         "visibility_timeout": config.get_int(

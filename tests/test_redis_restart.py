@@ -1,0 +1,111 @@
+"""A Redis restart under a real worker: a run in flight and a retry pending both end, nothing is sent twice.
+
+The test starts its own redis-server on a free port (never the machine's shared one), kills it while
+the worker holds unacknowledged messages, and starts it again on the same port.
+"""
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from actions.models import Run
+from actions.runs.reaper import runs_reap
+from actions.runs.submit import run_submit
+from tests.factories import EMEA, make_device, make_sim_action
+from tests.worker import Worker, wait_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OwnRedis:
+    """A redis-server of this test's own, that keeps nothing on disk (like a restart losing memory)."""
+
+    def __init__(self, port: int, folder):
+        self.port, self.folder = port, folder
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self.answers, timeout=10)
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    server = OwnRedis(free_port(), tmp_path)
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.kill()
+
+
+def test_a_redis_restart_does_not_stop_the_worker(
+    alice, own_redis, use_simulator, inject_fault, sim_requests, tmp_path, settings
+):
+    settings.RUN_REQUEUE_AFTER_SECONDS = 1  # the reaper below re-sends what the restart lost, at once
+    broker = f"redis://127.0.0.1:{own_redis.port}/0"
+    action = make_sim_action()
+    action.engines.create(database_uid=EMEA, name="engine-emea")
+    device = make_device(alice, uid="da2add909a144e8235453f88dc45172f")
+    inject_fault("latency", seconds=4)  # the first run: in flight while Redis restarts
+    worker = Worker(use_simulator.url, tmp_path / "worker.log", broker_url=broker)
+    try:
+        from portal.celery import app
+
+        app.conf.broker_url = broker
+        app._pool = app.amqp._producer_pool = None
+        in_flight = run_submit(user=alice, action=action, device=device, params={})
+        wait_for(lambda: Run.objects.get(pk=in_flight.pk).status == Run.Status.SENDING)
+        inject_fault("html_503", times=1)  # the second run: refused once, so a retry waits on its countdown
+        retried = run_submit(user=alice, action=action, device=make_device(alice), params={})
+        wait_for(lambda: Run.objects.get(pk=retried.pk).status == Run.Status.RETRYING)
+
+        own_redis.kill()
+        time.sleep(2)
+        own_redis.start()
+
+        def both_sent() -> bool:
+            runs_reap()  # what beat does every minute: a retry whose message Redis lost is sent again
+            return Run.objects.filter(pk__in=[in_flight.pk, retried.pk], status=Run.Status.SENT).count() == 2
+
+        final = wait_for(both_sent, timeout=60)
+    finally:
+        log = (tmp_path / "worker.log").read_text() if (tmp_path / "worker.log").exists() else ""
+        worker.stop()
+        print(log)  # shown when the test fails
+    assert final
+    assert worker.process.returncode in (0, -15)  # it kept running until asked to stop
+    assert "Unrecoverable error" not in log
+    sent = [r["body"]["requestUid"] for r in sim_requests()]
+    assert sent.count(str(in_flight.pk)) == 1
+    assert sent.count(str(retried.pk)) == 2  # refused once (nothing accepted), then sent once
+    requests.post(use_simulator.url + "/_sim/reset", timeout=5)

@@ -16,3 +16,19 @@ class NoStoreForSignedInMiddleware:
             add_never_cache_headers(response)
             patch_cache_control(response, private=True)
         return response
+
+
+class HealthzMiddleware:
+    """Answer the load balancer's probe of /healthz whatever its Host header (probes use the
+    machine's address), before anything checks ALLOWED_HOSTS or redirects to https. Every other
+    request goes through the usual checks, unchanged."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == "/healthz" and request.method in ("GET", "HEAD"):
+            from actions.views.health import healthz
+
+            return healthz(request)
+        return self.get_response(request)

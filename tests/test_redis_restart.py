@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from actions.models import Run
+from actions.models import Heartbeat, Run
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import run_submit
 from tests.factories import EMEA, make_device, make_sim_action
@@ -103,6 +103,7 @@ def test_a_redis_restart_does_not_stop_the_worker(
         worker.stop()
         print(log)  # shown when the test fails
     assert final
+    assert Heartbeat.objects.filter(name="worker").exists()  # /healthz sees the worker alive
     assert worker.process.returncode in (0, -15)  # it kept running until asked to stop
     assert "Unrecoverable error" not in log
     sent = [r["body"]["requestUid"] for r in sim_requests()]

@@ -3,10 +3,13 @@ import logging
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from actions.models import Heartbeat
 from portal.celery import app
+from portal.heartbeat import STALE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +34,31 @@ def _broker_ok() -> bool:
         return False
 
 
+def _alive(names: tuple[str, ...]) -> dict[str, dict]:
+    """Whether each background process wrote its heartbeat lately (portal/heartbeat.py)."""
+    try:
+        seen = dict(Heartbeat.objects.filter(name__in=names).values_list("name", "seen_at"))
+    except Exception:
+        log.exception("healthz: heartbeats unreadable")
+        seen = {}
+    now = timezone.now()
+    report = {}
+    for name in names:
+        ago = (now - seen[name]).total_seconds() if name in seen else None
+        report[name] = {"alive": ago is not None and ago <= STALE_SECONDS, "seen_seconds_ago": ago and round(ago)}
+    return report
+
+
 @login_not_required
 @never_cache
 @require_GET
 def healthz(request):
-    """For load balancers: 200 when the database and the broker answer, 503 otherwise. No secrets."""
+    """For load balancers and operators. 200 when the web side can serve (database and broker
+    answer), 503 otherwise; and whether a worker and beat were alive lately ("degraded" if not: runs
+    wait, but pages still work). No secrets, no sign-in, whatever the Host header."""
     checks = {"database": _database_ok(), "broker": _broker_ok()}
-    healthy = all(checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
-    )
+    processes = _alive(("worker", "beat")) if checks["database"] else {}
+    serving = all(checks.values())
+    running = serving and all(process["alive"] for process in processes.values())
+    status = "ok" if running else "degraded" if serving else "unavailable"
+    return JsonResponse({"status": status, "checks": checks, "processes": processes}, status=200 if serving else 503)

@@ -41,28 +41,47 @@ class Command(BaseCommand):
             "beat": [*celery, "beat", "--loglevel", "INFO"],
             "web": [*manage, "runserver", "--noreload", f"{options['host']}:{options['port']}"],
         }
-        children = {
-            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=os.environ.copy())  # noqa: S603 - our own programs
-            for name, cmd in programs.items()
-            if cmd
-        }
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(self.style.SUCCESS(f"\nFix my device is starting at {url}"))
         self.stdout.write(
             "Sign in as alice / alice-demo (one device), bob / bob-demo (two devices), admin / admin-demo (IT)."
         )
         self.stdout.write("Press Ctrl-C to stop everything.\n")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        try:
-            while True:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        raise CommandError(f"{name} stopped (exit {child.returncode}); stopping the others.")
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            self.stdout.write("\nStopping...")
-        finally:
-            stop_all(children.values())
+        supervise({name: cmd for name, cmd in programs.items() if cmd}, cwd=settings.BASE_DIR, out=self.stdout)
+
+
+def supervise(programs: dict[str, list[str]], *, cwd, out, poll: float = 0.5) -> None:
+    """Run the programs until Ctrl-C or SIGTERM; a program that dies is started again, after a pause
+    that doubles (1 s up to 30 s) while it keeps dying. Children get their own process group, so a
+    Ctrl-C in the terminal reaches only this supervisor, which then stops them in order."""
+    children = {name: start(cmd, cwd) for name, cmd in programs.items()}
+    pause = dict.fromkeys(programs, 1.0)
+    restart_at: dict[str, float] = {}
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    try:
+        while not stopping:
+            now = time.monotonic()
+            for name, child in children.items():
+                if name in restart_at:
+                    if now >= restart_at[name]:
+                        children[name] = start(programs[name], cwd)
+                        del restart_at[name]
+                        out.write(f"{name} started again.")
+                elif child.poll() is not None:
+                    restart_at[name] = now + pause[name]
+                    out.write(f"{name} stopped (exit {child.returncode}); starting it again in {pause[name]:.0f} s.")
+                    pause[name] = min(pause[name] * 2, 30.0)
+            time.sleep(poll)
+    finally:
+        out.write("\nStopping...")
+        stop_all(children.values())
+
+
+def start(cmd: list[str], cwd) -> subprocess.Popen:
+    # Our own programs; a session of their own so that the terminal's Ctrl-C is ours to pass on.
+    return subprocess.Popen(cmd, cwd=cwd, env=os.environ.copy(), start_new_session=True)  # noqa: S603
 
 
 def stop_all(children) -> None:

@@ -38,6 +38,7 @@ from .client import (
     parse_retry_after,
 )
 from .errors import ActApiError, ActInputError, ErrorKind
+from .uids import NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,11 @@ REMOTE_ACTIONS_PATH = "/api/v1/act/remote-action"
 NQL_PATH = "/api/v2/nql/execute"
 TOKEN_SCOPE = "service:integration"  # noqa: S105 - an OAuth2 scope, not a secret
 
-# NQL query ids: the pattern of the NQL API's own schema.
-NQL_ID_RE = re.compile(r"^#[a-z0-9_]{2,255}$")
-# Remote action ids: the Remote Actions API documents only "a string, at least 1 character", with
-# the example "#ExampleRA" (capitals). A `#`, then letters, digits and underscores: anything else is
-# refused before sending. Nexthink's own NQL ids are lower case, which this accepts too.
-REMOTE_ACTION_ID_RE = re.compile(r"^#[A-Za-z0-9_]{1,255}$")
+# NQL query ids: the pattern of the NQL API's own schema. Remote action ids: the Remote Actions API
+# documents only "a string, at least 1 character", with the example "#ExampleRA" (capitals); anything
+# but `#` and letters, digits, underscores is refused before sending.
+NQL_ID_RE = NQL_QUERY_ID_RE
+REMOTE_ACTION_ID_RE = NQL_ACTION_ID_RE
 # Collector UIDs are UUIDs in every example seen; the documentation says only "string". The client
 # refuses what cannot be an identifier (empty, spaces, control characters) and leaves the rest to Nexthink.
 COLLECTOR_UID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")

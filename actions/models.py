@@ -6,6 +6,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.urls import reverse
 
+from actions.nexthink.uids import NQL_ACTION_ID_RE
+
 HEX32 = RegexValidator(r"^[0-9a-f]{32}$", "Enter 32 lowercase hexadecimal characters.")
 # Bounds of a curator's numbers: whatever is typed, a submit can compute with it.
 MAX_TIMEOUT_SECONDS = settings.NEXTHINK_MAX_TIMEOUT_SECONDS
@@ -63,11 +65,15 @@ class RemoteAction(models.Model):
         "long description", blank=True, help_text="What it does, how long it takes, what the employee will notice."
     )
     nexthink_uid = models.UUIDField("Nexthink remote action UID", unique=True)
+    # Nexthink Infinity runs an action by its NQL id ("#clear_teams_cache"); nexthink_uid then holds the
+    # action's uuid from the Remote Actions API. Blank for a classic-only action.
     nql_id = models.CharField(
-        "Nexthink NQL ID",
-        max_length=255,
+        "Nexthink Infinity NQL id",
+        max_length=256,
         blank=True,
-        help_text="Nexthink Infinity: the remote action's ID, e.g. #clear_teams_cache. Not used on classic.",
+        default="",
+        validators=[RegexValidator(NQL_ACTION_ID_RE, "Enter the NQL id, like #clear_teams_cache.")],
+        help_text="Infinity: the remote action's NQL id, as import_remote_actions sets it.",
     )
     enabled = models.BooleanField(default=False)
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions")

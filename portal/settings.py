@@ -1,5 +1,6 @@
 """Settings for the fix-my-device portal. Every value comes from the environment (.env.example)."""
 
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -283,31 +284,25 @@ RUN_FEEDBACK_DAYS = 7
 RUN_NOTIFY_DELAY_SECONDS = 20
 
 # --- Nexthink ---------------------------------------------------------------------------------
-# classic: the Act API v2 of a Nexthink web interface (V6); infinity: Nexthink Infinity's API.
-NEXTHINK_PLATFORM = config.get_str("NEXTHINK_PLATFORM", "classic").lower()
-if NEXTHINK_PLATFORM not in ("classic", "infinity"):
-    raise ImproperlyConfigured(f"NEXTHINK_PLATFORM must be classic or infinity, got {NEXTHINK_PLATFORM!r}.")
-# Infinity: how long Nexthink waits for an offline device before the run expires (60 to 10080).
-NEXTHINK_EXPIRES_MINUTES = config.get_int("NEXTHINK_EXPIRES_MINUTES", 60, minimum=60, maximum=10080)
-if NEXTHINK_PLATFORM == "infinity":  # only Infinity reports the device's result, to be read back
-    CELERY_BEAT_SCHEDULE["follow-up-runs"] = {
-        "task": "actions.tasks.follow_up_runs",
-        "schedule": FOLLOW_UP_INTERVAL_SECONDS,
-        "options": {"expires": FOLLOW_UP_INTERVAL_SECONDS},
-    }
-
-# With no NEXTHINK_PORTAL_URL the portal talks to the built-in simulator (act_simulator).
 SIMULATOR_URL = "http://127.0.0.1:8765"
 SIMULATOR_USERNAME = "portal"
 SIMULATOR_PASSWORD = "portal-demo"  # noqa: S105 - the simulator's public demo login, not a secret
-NEXTHINK_USES_SIMULATOR = not config.is_set("NEXTHINK_PORTAL_URL")
+# Which Nexthink API the portal speaks: "classic" (Act API v2, Basic auth) or "infinity" (OAuth2,
+# Remote Actions API and NQL API). The other platform's settings are read but not used.
+NEXTHINK_PLATFORM = config.get_str("NEXTHINK_PLATFORM", "classic").lower()
+if NEXTHINK_PLATFORM not in ("classic", "infinity"):
+    raise ImproperlyConfigured(f"NEXTHINK_PLATFORM must be classic or infinity, got {NEXTHINK_PLATFORM!r}.")
+_CLASSIC_SIMULATED = not config.is_set("NEXTHINK_PORTAL_URL")
+_INFINITY_SIMULATED = not config.is_set("NEXTHINK_API_URL")
+NEXTHINK_USES_SIMULATOR = _INFINITY_SIMULATED if NEXTHINK_PLATFORM == "infinity" else _CLASSIC_SIMULATED
 if NEXTHINK_USES_SIMULATOR and not DEBUG and not config.get_bool("NEXTHINK_SIMULATOR", False):
-    # A production set-up that forgot NEXTHINK_PORTAL_URL must not quietly talk to the demo simulator.
-    raise ImproperlyConfigured("NEXTHINK_PORTAL_URL is required when DEBUG is off (or set NEXTHINK_SIMULATOR=true).")
+    # A production set-up that forgot the Nexthink address must not quietly talk to the demo simulator.
+    _address = "NEXTHINK_API_URL" if NEXTHINK_PLATFORM == "infinity" else "NEXTHINK_PORTAL_URL"
+    raise ImproperlyConfigured(f"{_address} is required when DEBUG is off (or set NEXTHINK_SIMULATOR=true).")
 NEXTHINK_PORTAL_URL = config.get_url("NEXTHINK_PORTAL_URL", SIMULATOR_URL).rstrip("/")
-NEXTHINK_USERNAME = config.get_str("NEXTHINK_USERNAME", SIMULATOR_USERNAME if NEXTHINK_USES_SIMULATOR else "")
-NEXTHINK_PASSWORD = config.get_secret("NEXTHINK_PASSWORD", SIMULATOR_PASSWORD if NEXTHINK_USES_SIMULATOR else "")
-if not NEXTHINK_USES_SIMULATOR and not (NEXTHINK_USERNAME and NEXTHINK_PASSWORD):
+NEXTHINK_USERNAME = config.get_str("NEXTHINK_USERNAME", SIMULATOR_USERNAME if _CLASSIC_SIMULATED else "")
+NEXTHINK_PASSWORD = config.get_secret("NEXTHINK_PASSWORD", SIMULATOR_PASSWORD if _CLASSIC_SIMULATED else "")
+if NEXTHINK_PLATFORM == "classic" and not _CLASSIC_SIMULATED and not (NEXTHINK_USERNAME and NEXTHINK_PASSWORD):
     raise ImproperlyConfigured(
         "NEXTHINK_USERNAME and NEXTHINK_PASSWORD (or NEXTHINK_PASSWORD_FILE) are required with NEXTHINK_PORTAL_URL."
     )
@@ -321,6 +316,57 @@ NEXTHINK_DEFAULT_TIMEOUT_SECONDS = config.get_int(
 NEXTHINK_CONNECT_TIMEOUT_SECONDS = 5
 # The portal waits this much longer than Nexthink's own timeout, so it never gives up first.
 NEXTHINK_READ_MARGIN_SECONDS = 15
+
+# --- Nexthink Infinity (NEXTHINK_PLATFORM=infinity; see README "Nexthink Infinity") ----------------
+# With no NEXTHINK_API_URL the portal talks to the built-in simulator, which serves Infinity too.
+SIMULATOR_TOKEN_PATH = "/oauth2/default/v1/token"  # noqa: S105 - a URL path, not a secret
+SIMULATOR_NQL_DEVICES_QUERY = "#portal_devices_of_user"
+SIMULATOR_NQL_EXECUTIONS_QUERY = "#portal_remote_action_executions"
+NEXTHINK_API_URL = config.get_url("NEXTHINK_API_URL", SIMULATOR_URL).rstrip("/")
+NEXTHINK_TOKEN_URL = config.get_str(
+    "NEXTHINK_TOKEN_URL", SIMULATOR_URL + SIMULATOR_TOKEN_PATH if _INFINITY_SIMULATED else ""
+)
+if NEXTHINK_TOKEN_URL:
+    config.check_url("NEXTHINK_TOKEN_URL", NEXTHINK_TOKEN_URL, ("http", "https"))
+NEXTHINK_CLIENT_ID = config.get_str("NEXTHINK_CLIENT_ID", SIMULATOR_USERNAME if _INFINITY_SIMULATED else "")
+NEXTHINK_CLIENT_SECRET = config.get_secret("NEXTHINK_CLIENT_SECRET", SIMULATOR_PASSWORD if _INFINITY_SIMULATED else "")
+NEXTHINK_NQL_DEVICES_QUERY = config.get_str(
+    "NEXTHINK_NQL_DEVICES_QUERY", SIMULATOR_NQL_DEVICES_QUERY if _INFINITY_SIMULATED else ""
+)
+NEXTHINK_NQL_EXECUTIONS_QUERY = config.get_str(
+    "NEXTHINK_NQL_EXECUTIONS_QUERY", SIMULATOR_NQL_EXECUTIONS_QUERY if _INFINITY_SIMULATED else ""
+)
+for _name, _query in (
+    ("NEXTHINK_NQL_DEVICES_QUERY", NEXTHINK_NQL_DEVICES_QUERY),
+    ("NEXTHINK_NQL_EXECUTIONS_QUERY", NEXTHINK_NQL_EXECUTIONS_QUERY),
+):
+    if _query and not re.fullmatch(r"#[a-z0-9_]{2,255}", _query):
+        raise ImproperlyConfigured(f"{_name} must be an NQL query id like #my_query (#[a-z0-9_]), got {_query!r}.")
+if NEXTHINK_PLATFORM == "infinity" and not _INFINITY_SIMULATED:
+    _missing = [
+        name
+        for name, value in (
+            ("NEXTHINK_TOKEN_URL", NEXTHINK_TOKEN_URL),
+            ("NEXTHINK_CLIENT_ID", NEXTHINK_CLIENT_ID),
+            ("NEXTHINK_CLIENT_SECRET (or NEXTHINK_CLIENT_SECRET_FILE)", NEXTHINK_CLIENT_SECRET),
+            ("NEXTHINK_NQL_EXECUTIONS_QUERY", NEXTHINK_NQL_EXECUTIONS_QUERY),
+        )
+        if not value
+    ]
+    if _missing:
+        raise ImproperlyConfigured(f"With NEXTHINK_PLATFORM=infinity and NEXTHINK_API_URL, set {', '.join(_missing)}.")
+# How long Nexthink keeps a request for a device that is offline (expiresInMinutes, 60 to 10,080).
+NEXTHINK_EXPIRES_MINUTES = config.get_int("NEXTHINK_EXPIRES_MINUTES", 60, minimum=60, maximum=10080)
+# One Infinity API call (token, execute, NQL) is given up after connect + this many seconds.
+NEXTHINK_API_TIMEOUT_SECONDS = config.get_int("NEXTHINK_API_TIMEOUT_SECONDS", 30, minimum=1, maximum=300)
+# An NQL read answered 429 waits its Retry-After and asks once more when it is at most this long.
+NEXTHINK_NQL_RETRY_WAIT_SECONDS = config.get_int("NEXTHINK_NQL_RETRY_WAIT_SECONDS", 5, minimum=0, maximum=60)
+if NEXTHINK_PLATFORM == "infinity":  # only Infinity reports the device's result, to be read back
+    CELERY_BEAT_SCHEDULE["follow-up-runs"] = {
+        "task": "actions.tasks.follow_up_runs",
+        "schedule": FOLLOW_UP_INTERVAL_SECONDS,
+        "options": {"expires": FOLLOW_UP_INTERVAL_SECONDS},
+    }
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = config.get_str("LOG_LEVEL", "INFO").upper()

@@ -203,3 +203,61 @@ def use_broker(monkeypatch):
 
 
 BROKER_DOWN = "redis://127.0.0.1:9/0"  # nothing listens there: the connection is refused at once
+
+
+# --- Nexthink Infinity: the same simulator serves the token, Remote Actions and NQL APIs ----------
+INFINITY_DEVICES_QUERY = "#portal_devices_of_user"
+INFINITY_EXECUTIONS_QUERY = "#portal_remote_action_executions"
+
+
+class InfinitySim:
+    """Controls of the simulator's Infinity part (see actions/nexthink/simulator_infinity.py)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.url = server.url
+        self.token_url = server.url + "/oauth2/default/v1/token"
+
+    def requests(self, path: str | None = None) -> list[dict]:
+        received = requests.get(self.url + "/_sim/infinity/requests", timeout=5).json()
+        return [r for r in received if path is None or r["path"] == path]
+
+    def token_requests(self) -> list[dict]:
+        return self.requests("/oauth2/default/v1/token")
+
+    def executions(self) -> list[dict]:
+        return requests.get(self.url + "/_sim/infinity/executions", timeout=5).json()
+
+    def fault(self, target: str, fault: str, **options) -> None:
+        body = {"target": target, "fault": fault, **options}
+        requests.post(self.url + "/_sim/faults", json=body, timeout=5).raise_for_status()
+
+    def advance(self, seconds: float) -> None:
+        requests.post(self.url + "/_sim/infinity", json={"advance_seconds": seconds}, timeout=5).raise_for_status()
+
+    def expire_tokens(self) -> None:
+        requests.post(self.url + "/_sim/infinity", json={"expire_tokens": True}, timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def infinity_sim(simulator):
+    return InfinitySim(simulator)
+
+
+@pytest.fixture
+def use_infinity(settings, infinity_sim):
+    """NEXTHINK_PLATFORM=infinity, pointed at the test simulator, with the process's token cache empty."""
+    from actions.nexthink.infinity import TOKENS
+
+    settings.NEXTHINK_PLATFORM = "infinity"
+    settings.NEXTHINK_API_URL = infinity_sim.url
+    settings.NEXTHINK_TOKEN_URL = infinity_sim.token_url
+    settings.NEXTHINK_CLIENT_ID = "portal"
+    settings.NEXTHINK_CLIENT_SECRET = "portal-demo"
+    settings.NEXTHINK_NQL_DEVICES_QUERY = INFINITY_DEVICES_QUERY
+    settings.NEXTHINK_NQL_EXECUTIONS_QUERY = INFINITY_EXECUTIONS_QUERY
+    settings.NEXTHINK_API_TIMEOUT_SECONDS = 5
+    settings.NEXTHINK_NQL_RETRY_WAIT_SECONDS = 0
+    TOKENS.clear()
+    yield infinity_sim
+    TOKENS.clear()

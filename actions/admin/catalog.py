@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, QuerySet
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
 from actions.catalog.forms import ActionParameterAdminForm, ActionParameterFormSet, RemoteActionAdminForm
+from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
 from actions.models import ActionParameter, Category, RemoteAction
+from actions.nexthink.errors import ActApiError
+from actions.nexthink.infinity import infinity_client_from_settings
 from actions.views.catalog import action_preview
 
 
@@ -81,14 +86,14 @@ class RemoteActionAdmin(admin.ModelAdmin):
     list_display = ["name", "category", "enabled", "featured", "display_order", "visible_to", "nexthink_uid"]
     list_display_links = ["name"]
     list_filter = ["enabled", "featured", "category", "groups"]
-    search_fields = ["name", "slug", "summary", "description", "nexthink_uid"]
+    search_fields = ["name", "slug", "summary", "description", "nexthink_uid", "nql_id"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["groups", "engines"]
     actions = ["enable_actions", "disable_actions", "duplicate_actions"]
     view_on_site = False  # the employee's page 404s for a disabled action; see "Preview employee form"
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "nexthink_uid", "enabled"]}),
+        (None, {"fields": ["name", "slug", "nexthink_uid", "nql_id", "enabled"]}),
         ("In the catalog", {"fields": ["category", "icon", "display_order", "featured", "summary", "description"]}),
         ("Who may see and run it", {"fields": ["groups"]}),
         (
@@ -114,8 +119,44 @@ class RemoteActionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(action_preview),
                 name="actions_remoteaction_preview",
             ),
+            path(
+                "import-from-nexthink/",
+                self.admin_site.admin_view(self.import_from_nexthink_view),
+                name="actions_remoteaction_import_from_nexthink",
+            ),
             *super().get_urls(),
         ]
+
+    def _can_import(self, request) -> bool:
+        return (
+            settings.NEXTHINK_PLATFORM == "infinity"
+            and self.has_add_permission(request)
+            and self.has_change_permission(request)
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_import_from_nexthink": self._can_import(request)}
+        return super().changelist_view(request, extra_context)
+
+    def import_from_nexthink_view(self, request):
+        """POST: what `manage.py import_remote_actions` does; new actions arrive disabled."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self._can_import(request):
+            raise PermissionDenied
+        try:
+            remote = infinity_client_from_settings().remote_actions()
+        except ActApiError as exc:
+            messages.error(request, f"Could not read Nexthink's remote actions: {exc.message}")
+        else:
+            report = remote_actions_import(remote)
+            level = messages.WARNING if report.rejected else messages.SUCCESS
+            self.message_user(request, f"Imported from Nexthink: {report.summary()}", level)
+            if report.created:
+                self.message_user(request, "New actions are disabled: set who may see them, then enable them.")
+            for label, reason in report.rejected:
+                self.message_user(request, f"Rejected {label}: {reason}", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:actions_remoteaction_changelist"))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:

@@ -35,6 +35,7 @@ class RemoteActionAdminForm(forms.ModelForm):
             "name",
             "slug",
             "nexthink_uid",
+            "nql_id",
             "enabled",
             "category",
             "icon",

@@ -76,9 +76,9 @@ class InfinityPlatform:
     follows_up = True
 
     def send(self, run: Run) -> Sent:
-        from .infinity import client_from_settings as infinity_client
+        from .infinity import infinity_client_from_settings
 
-        accepted = infinity_client().execute(
+        accepted = infinity_client_from_settings().execute(
             remote_action_id=run.action_nql_id,
             devices=[run.device_uid],
             params=run.params or {},
@@ -88,27 +88,41 @@ class InfinityPlatform:
         return Sent(request_id=accepted.request_id, expires_in_minutes=accepted.expires_in_minutes)
 
     def device_result(self, run: Run) -> DeviceResult | None:
-        from .infinity import client_from_settings as infinity_client
+        from .infinity import infinity_client_from_settings
 
-        executions = infinity_client().executions(request_id=run.request_id, device=run.device_uid)
+        executions = infinity_client_from_settings().executions(run.request_id, run.device_uid)
         if not executions:
-            return None
+            return None  # Nexthink has not recorded the request yet
         latest = executions[-1]
         return DeviceResult(
-            status=latest.status if latest.status in DEVICE_STATUSES else IN_PROGRESS,
+            status=EXECUTION_STATUS.get(str(latest.status), IN_PROGRESS),
             raw_status=latest.raw_status,
             details=latest.status_details,
             outputs=dict(latest.outputs),
         )
 
 
-def trigger_info(run: Run) -> dict[str, str]:
+# The Infinity client's execution statuses, as the run lifecycle reads them. A cancelled execution
+# did not do its job on the device; a status nobody knows is still in progress until expiry.
+EXECUTION_STATUS = {
+    "waiting": WAITING,
+    "in_progress": IN_PROGRESS,
+    "success": SUCCESS,
+    "failure": FAILURE,
+    "expired": EXPIRED,
+    "cancelled": FAILURE,
+}
+
+
+def trigger_info(run: Run):
     """Who asked, for Nexthink's audit: the employee, and the IT staff member who ran it for them."""
+    from .infinity import TriggerInfo
+
     employee = run.user.get_full_name() or run.user.get_username()
     reason = f"Requested by {employee} ({run.user.get_username()}) in the self-service portal"
     if run.requested_by_id and run.requested_by_id != run.user_id:
         reason += f", run for them by IT staff {run.requested_by.get_username()}"
-    return {"externalSource": EXTERNAL_SOURCE, "reason": reason[:500], "externalReference": str(run.pk)}
+    return TriggerInfo(external_source=EXTERNAL_SOURCE, reason=reason, external_reference=str(run.pk))
 
 
 def current() -> Platform:

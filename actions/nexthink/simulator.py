@@ -29,6 +29,9 @@ process can stand for every Engine of the demo.
                              query that long before answering; {"answer": <JSON>, "status": 200}
                              makes every NXQL query get exactly that answer (null: compute again)
     GET  /_sim/nxql_requests the NXQL queries received (path, query, params p1.., platforms, format, user)
+
+The same server also answers the Nexthink Infinity API (token, Remote Actions, NQL): see
+simulator_infinity.py, to which the routing below hands those paths and any fault with a "target".
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from . import simulator_infinity
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("simulator_default.json")
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -202,6 +207,7 @@ class SimulatorServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], config: dict[str, Any], ssl_context: ssl.SSLContext | None = None):
         super().__init__(address, Handler)
         self.state = SimulatorState(config)
+        self.infinity = simulator_infinity.InfinityState(config.get("infinity"))  # the Infinity API
         self.scheme = "https" if ssl_context else "http"
         if ssl_context:
             self.socket = ssl_context.wrap_socket(self.socket, server_side=True)
@@ -248,6 +254,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, list(self.server.state.requests))
         elif path == "/_sim/health":
             self._json(200, {"ok": True})
+        elif simulator_infinity.handles(path):
+            simulator_infinity.handle(self, "GET", path, b"")
         else:  # GET on the run URL is a 404 too, as the article says
             self._not_found()
 
@@ -258,12 +266,18 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path == "/api/remoteaction/v2/run":
             self._run(body)
+        elif simulator_infinity.handles(path):
+            simulator_infinity.handle(self, "POST", path, body)
         elif path == "/_sim/reset":
             self.server.state.reset()
+            self.server.infinity.reset()
             self._json(200, {"ok": True})
         elif path == "/_sim/faults":
             try:
-                self.server.state.add_fault(json.loads(body))
+                fault = json.loads(body)
+                # A fault with a "target" is for the Infinity API (simulator_infinity.py).
+                state = self.server.infinity if isinstance(fault, dict) and "target" in fault else self.server.state
+                state.add_fault(fault)
             except (ValueError, TypeError, AttributeError) as exc:
                 self._json(400, {"error": str(exc)})
                 return

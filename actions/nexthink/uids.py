@@ -7,3 +7,8 @@ GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 # A classic device UID, and an Engine's database UID: 32 hexadecimal characters.
 DEVICE_UID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 ENGINE_UID_RE = DEVICE_UID_RE
+# Nexthink Infinity: a remote action's NQL id. The Remote Actions API documents only "a string", with
+# the example "#ExampleRA": a `#`, then letters, digits and underscores.
+NQL_ACTION_ID_RE = re.compile(r"^#[A-Za-z0-9_]{1,255}$")
+# A saved NQL API query's id: the NQL API's own pattern.
+NQL_QUERY_ID_RE = re.compile(r"^#[a-z0-9_]{2,255}$")

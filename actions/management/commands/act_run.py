@@ -1,18 +1,18 @@
+import getpass
 import json
 import sys
+import uuid
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from actions.nexthink.client import client_from_settings
 from actions.nexthink.errors import ActApiError, ActInputError
+from actions.nexthink.infinity import TriggerInfo, infinity_client_from_settings
 
 
-class Command(BaseCommand):
-    help = (
-        "Send one run to the Act API v2 now, through the portal's client, and print what each Engine "
-        "answered. Exit 0 on a 200, 1 on an API or transport error, 2 on bad arguments (nothing sent)."
-    )
+class JsonCommand(BaseCommand):
+    """A command whose --json holds for every outcome, argparse's own refusals included (exit 2)."""
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -29,18 +29,53 @@ class Command(BaseCommand):
     def _usage_error(self, message: str):
         self._fail(ActInputError(f"Bad arguments: {message}."), getattr(self, "_wants_json", False), exit_code=2)
 
+    def _fail(self, exc: ActApiError, as_json: bool, exit_code: int):
+        if as_json:
+            self.stdout.write(json.dumps({"error": self._error_document(exc)}))
+        else:
+            status = f" (HTTP {exc.http_status})" if exc.http_status else ""
+            self.stderr.write(f"{exc.code or exc.reason}{status}, {exc.kind}: {exc.message}")
+        sys.exit(exit_code)
+
+    def _error_document(self, exc: ActApiError) -> dict:
+        if settings.NEXTHINK_PLATFORM == "infinity":
+            return exc.as_dict() | {"reason": exc.reason}
+        return exc.as_dict()
+
+
+class Command(JsonCommand):
+    help = (
+        "Send one run to Nexthink now, through the portal's client (NEXTHINK_PLATFORM picks the API). "
+        "Classic: print what each Engine answered. Infinity: print the request id. Exit 0 when Nexthink "
+        "accepted it, 1 on an API or transport error, 2 on bad arguments (nothing sent)."
+    )
+
     def add_arguments(self, parser):
         # Checked in handle(), not by argparse, so that --json reports every bad argument as JSON.
-        parser.add_argument("--action", default="", metavar="GUID", help="remote action UID (required)")
-        parser.add_argument("--device", action="append", default=[], metavar="UID", help="device UID (repeat)")
-        parser.add_argument("--engine", action="append", default=[], metavar="UID", help="Engine database UID")
+        parser.add_argument(
+            "--action", default="", metavar="ID", help="remote action: a GUID (classic) or '#nql_id' (infinity)"
+        )
+        parser.add_argument(
+            "--device", action="append", default=[], metavar="UID", help="device UID or Collector UID (repeat)"
+        )
+        parser.add_argument(
+            "--engine", action="append", default=[], metavar="UID", help="Engine database UID (classic)"
+        )
         parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="parameter (repeat)")
-        parser.add_argument("--timeout", metavar="SECONDS", help="timeoutSeconds (default: settings)")
+        parser.add_argument("--timeout", metavar="SECONDS", help="timeoutSeconds (classic; default: settings)")
+        parser.add_argument(
+            "--expires-minutes", metavar="N", help="expiresInMinutes (infinity, 60 to 10080; default: settings)"
+        )
         parser.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
 
     def handle(self, *args, **options):
+        if settings.NEXTHINK_PLATFORM == "infinity":
+            self._handle_infinity(options)
+            return
         as_json = options["json"]
         try:
+            if options["expires_minutes"] is not None:
+                raise ActInputError("--expires-minutes is for NEXTHINK_PLATFORM=infinity; use --timeout.")
             params = parse_params(options["param"])
             timeout = parse_timeout(options["timeout"])
             answers = client_from_settings().run(
@@ -61,13 +96,55 @@ class Command(BaseCommand):
             line = f"{answer.database_uid}  {answer.raw_code}"
             self.stdout.write(line + (f"  {answer.message}" if answer.message else ""))
 
-    def _fail(self, exc: ActApiError, as_json: bool, exit_code: int):
+    def _handle_infinity(self, options):
+        as_json = options["json"]
+        try:
+            if options["engine"] or options["timeout"] is not None:
+                raise ActInputError(
+                    "--engine and --timeout are for the classic API; on Infinity use --expires-minutes."
+                )
+            params = parse_params(options["param"])
+            expires = parse_expires(options["expires_minutes"])
+            accepted = infinity_client_from_settings().execute(
+                remote_action_id=options["action"],
+                devices=options["device"],
+                params=params,
+                expires_in_minutes=expires,
+                trigger_info=TriggerInfo(
+                    reason=f"Tried by hand with manage.py act_run by {_local_user()}",
+                    external_reference=f"act_run-{uuid.uuid4()}",
+                ),
+            )
+        except ActInputError as exc:
+            self._fail(exc, as_json, exit_code=2)
+        except ActApiError as exc:
+            self._fail(exc, as_json, exit_code=1)
         if as_json:
-            self.stdout.write(json.dumps({"error": exc.as_dict()}))
-        else:
-            status = f" (HTTP {exc.http_status})" if exc.http_status else ""
-            self.stderr.write(f"{exc.code or exc.reason}{status}, {exc.kind}: {exc.message}")
-        sys.exit(exit_code)
+            self.stdout.write(json.dumps(accepted.as_dict()))
+            return
+        self.stdout.write(
+            f"Accepted: request {accepted.request_id}, expires in {accepted.expires_in_minutes} minutes "
+            f"(follow it up with manage.py act_status --request {accepted.request_id} --device ...)"
+        )
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return "an administrator"
+
+
+def parse_expires(raw: str | None) -> int:
+    if raw is None:
+        return settings.NEXTHINK_EXPIRES_MINUTES
+    try:
+        minutes = int(raw)
+    except ValueError:
+        raise ActInputError(f"--expires-minutes must be a whole number of minutes, got {raw!r}.") from None
+    if not 60 <= minutes <= 10080:
+        raise ActInputError(f"--expires-minutes must be from 60 to 10080, got {minutes}.")
+    return minutes
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

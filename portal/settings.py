@@ -408,7 +408,7 @@ LOGIN_FAILURE_LIMIT = config.get_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximu
 LOGIN_LOCKOUT_SECONDS = config.get_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=60, maximum=7 * 24 * 3600)
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
-AXES_USE_ATTEMPT_EXPIRATION = True  # failures older than the lock-out time no longer count: a window
+# The window: failures are forgotten LOGIN_LOCKOUT_SECONDS after the last one; a lock-out lasts as long.
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "actions.views.common.client_address"

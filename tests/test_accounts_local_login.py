@@ -10,7 +10,7 @@ from axes.models import AccessAttempt
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.oidc import CLIENT_ID, CLIENT_SECRET
+from tests.oidc import FORGED_ISSUER, Forger, configure, start_sign_in
 
 LOCKED = "Password sign-in is paused"
 
@@ -86,15 +86,19 @@ def test_failures_older_than_the_window_no_longer_count(client, alice, settings)
     assert attempt(client, "alice", "alice-pass").status_code == 302
 
 
-def test_the_company_sign_in_is_not_counted_nor_locked_by_password_failures(client, alice, settings):
-    settings.OIDC_ENABLED, settings.OIDC_RP_CLIENT_ID, settings.OIDC_RP_CLIENT_SECRET = True, CLIENT_ID, CLIENT_SECRET
-    for _ in range(2):
-        attempt(client, "alice", "wrong", "127.0.0.1")
-    for _ in range(5):
-        client.get(reverse("oidc_authentication_callback") + "?code=c&state=unknown")
+def test_an_address_locked_for_passwords_still_signs_in_with_the_company_account(client, alice, settings, monkeypatch):
+    configure(settings, FORGED_ISSUER)
+    forger = Forger(monkeypatch)
+    for name in ("carol", "dave", "erin"):
+        attempt(client, name, "guess", "127.0.0.1")
+    assert attempt(client, "alice", "alice-pass", "127.0.0.1").status_code == 429
+    request = start_sign_in(client)
+    forger.id_token = forger.sign(forger.claims(request["nonce"]))
 
-    assert AccessAttempt.objects.get().failures_since_start == 2
-    assert attempt(client, "alice", "alice-pass", "127.0.0.1").status_code == 302
+    response = client.get(reverse("oidc_authentication_callback") + f"?code=c&state={request['state']}")
+
+    assert response.status_code == 302 and client.session["_auth_user_id"]
+    assert AccessAttempt.objects.filter(username="dana").count() == 0
 
 
 def test_password_sign_in_is_refused_while_local_login_is_off(client, alice, settings, caplog):

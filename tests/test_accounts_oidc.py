@@ -33,7 +33,8 @@ def refused(response, words: str = "could not verify"):
 
 
 # --- Through the real provider -------------------------------------------------------------------
-def test_it_signs_in_with_the_company_account_and_creates_the_user_with_its_groups(client, db, oidc_provider):
+def test_it_signs_in_with_the_company_account_and_creates_the_user_with_its_groups(client, db, oidc_provider, settings):
+    settings.OIDC_GROUP_MAP = {"Finance": "Finance"}
     oidc_provider.set_user(
         "sub-dana",
         {"preferred_username": "dana", "email": "dana@corp.example", "name": "Dana Scully", "groups": ["Finance"]},
@@ -47,6 +48,7 @@ def test_it_signs_in_with_the_company_account_and_creates_the_user_with_its_grou
     dana = User.objects.get(username="dana")
     assert (dana.email, dana.first_name, dana.last_name) == ("dana@corp.example", "Dana", "Scully")
     assert not dana.has_usable_password()
+    assert names(dana) == {"Finance"}
     assert client.get(reverse("catalog")).context["user"] == dana
 
 

@@ -18,7 +18,7 @@ LOCKED_OUT_MESSAGE = (
 def is_not_a_password_attempt(request, credentials) -> bool:
     """Axes counts and locks password sign-ins only: the company account and the proxy header are the
     provider's to throttle, and a shared office address must not lock them out."""
-    return "password" not in (credentials or {})
+    return not (credentials or {}).get("password")
 
 
 def lockout_response(request, original_response=None, credentials=None):

@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class ActionsConfig(AppConfig):
     name = "actions"
+
+    def ready(self):
+        from django.contrib.auth.signals import user_logged_in
+
+        from actions.accounts.middleware import start_session_clock
+
+        user_logged_in.connect(start_session_clock, dispatch_uid="actions.accounts.start_session_clock")

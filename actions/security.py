@@ -37,3 +37,27 @@ def security_event(
             "stage": stage,
         },
     )
+
+
+def sign_in_event(
+    event: str, *, username: str, source_address: str, reason: str = "", level: int = logging.WARNING
+) -> None:
+    """A sign-in event (lock-out, refused token, ignored proxy header...): who tried, from where, why.
+
+    The user name is what was typed or claimed, bounded and printable; it says nothing of whether
+    such a user exists.
+    """
+    at = timezone.now().isoformat()
+    shown = _PRINTABLE_RE.sub("?", (username or "-")[:150])
+    source = _PRINTABLE_RE.sub("?", (source_address or "-")[:64])
+    why = _PRINTABLE_RE.sub("_", reason[:200]) or "-"
+    security_log.log(
+        level,
+        "%s user=%s at=%s source=%s reason=%s",
+        event,
+        shown,
+        at,
+        source,
+        why,
+        extra={"event": event, "user": shown, "at": at, "source_address": source, "reason": why, "stage": "sign-in"},
+    )

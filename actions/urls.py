@@ -1,11 +1,13 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from actions.accounts import views as accounts
 from actions.views import catalog, health, preferences, runs
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", accounts.LoginView.as_view(), name="login"),
+    path("logout/", accounts.logout, name="logout"),
+    path("oidc/authenticate/", accounts.AuthenticateView.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", accounts.CallbackView.as_view(), name="oidc_authentication_callback"),
     path("", catalog.catalog, name="catalog"),
     path("actions/<slug:slug>/", catalog.action_detail, name="action_detail"),
     path("healthz", health.healthz, name="healthz"),

@@ -167,3 +167,17 @@ def get_template(name: str, default: str, *, allowed: set[str] | None = None) ->
         if allowed is not None and field not in allowed:
             raise ImproperlyConfigured(f"{name}: unknown field {{{field}}}; use {', '.join(sorted(allowed))}.")
     return template
+
+
+def get_map(name: str) -> dict[str, str]:
+    """Comma-separated `key=value` pairs; a bare `key` maps to itself. Keys and values are trimmed."""
+    mapping: dict[str, str] = {}
+    for item in get_list(name, []):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), (value.strip() if sep else key.strip())
+        if not key or not value:
+            raise ImproperlyConfigured(f"{name}: {item!r} must be `value` or `value=group name`.")
+        if key in mapping:
+            raise ImproperlyConfigured(f"{name}: {key!r} is listed twice.")
+        mapping[key] = value
+    return mapping

@@ -1,7 +1,9 @@
 """Settings for the fix-my-device portal. Every value comes from the environment (.env.example)."""
 
 import re
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
@@ -436,3 +438,92 @@ NXQL_RECHECK_SECONDS = 60
 # not asked again for NXQL_ENGINE_REST_SECONDS (per process).
 NXQL_PAGE_BUDGET_SECONDS = config.get_int("NXQL_PAGE_BUDGET_SECONDS", 2, minimum=1, maximum=30)
 NXQL_ENGINE_REST_SECONDS = config.get_int("NXQL_ENGINE_REST_SECONDS", 60, minimum=0, maximum=3600)
+
+# --- Sign-in ----------------------------------------------------------------------------------
+# The company account through OpenID Connect (mozilla-django-oidc, actions/accounts/); local
+# passwords for the demo and break-glass admins, throttled by django-axes; optionally an SSO
+# proxy's header. Sessions end after an idle time and an absolute lifetime. README "Sign-in".
+INSTALLED_APPS.append("axes")
+# The proxy header is read right after the session's user is known; the session limits are checked
+# after the messages are set up; axes, last, turns a lock-out into its page.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "actions.accounts.middleware.ProxyHeaderMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
+    "actions.accounts.middleware.SessionLimitsMiddleware",
+)
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "actions.accounts.backends.PasswordThrottleBackend",  # axes, first: refuses a locked-out password sign-in before any check
+    "actions.accounts.backends.LocalLoginBackend",
+    "actions.accounts.backends.PortalOIDCBackend",
+    "actions.accounts.backends.ProxyHeaderBackend",
+]
+
+OIDC_ISSUER = config.get_str("OIDC_ISSUER").rstrip("/")
+OIDC_ENABLED = OIDC_ISSUER != ""
+OIDC_RP_CLIENT_ID = config.get_str("OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = config.get_secret("OIDC_CLIENT_SECRET")
+if OIDC_ENABLED:
+    config.check_url("OIDC_ISSUER", OIDC_ISSUER, ("http", "https"))
+    if OIDC_ISSUER.startswith("http://") and urlsplit(OIDC_ISSUER).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ImproperlyConfigured(f"OIDC_ISSUER must use https:// (http:// only on loopback), got {OIDC_ISSUER!r}.")
+    if not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+        raise ImproperlyConfigured(
+            "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET (or OIDC_CLIENT_SECRET_FILE) are required with OIDC_ISSUER."
+        )
+    # Sign-out posts a form that ends on the provider's end_session_endpoint: CSP must allow it.
+    SECURE_CSP["form-action"].append("{0.scheme}://{0.netloc}".format(urlsplit(OIDC_ISSUER)))
+OIDC_RP_SCOPES = config.get_str("OIDC_SCOPES", "openid email profile")
+if "openid" not in OIDC_RP_SCOPES.split():
+    raise ImproperlyConfigured(f"OIDC_SCOPES must include openid, got {OIDC_RP_SCOPES!r}.")
+OIDC_RP_SIGN_ALGO = config.get_str("OIDC_SIGN_ALGO", "RS256")
+if OIDC_RP_SIGN_ALGO not in {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}:
+    raise ImproperlyConfigured(
+        f"OIDC_SIGN_ALGO must be an asymmetric JWS algorithm such as RS256, got {OIDC_RP_SIGN_ALGO!r}."
+    )
+OIDC_USERNAME_CLAIM = config.get_str("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_EMAIL_CLAIM = config.get_str("OIDC_EMAIL_CLAIM", "email")
+OIDC_NAME_CLAIM = config.get_str("OIDC_NAME_CLAIM", "name")
+OIDC_GROUPS_CLAIM = config.get_str("OIDC_GROUPS_CLAIM", "groups")
+# Which directory groups the portal manages: `claim value=Django group`, comma-separated ("Field
+# staff" alone means the same name on both sides). Only these follow the directory at each sign-in.
+OIDC_GROUP_MAP = config.get_map("OIDC_GROUP_MAP")
+OIDC_CURATOR_GROUP = config.get_str("OIDC_CURATOR_GROUP")  # claim value: staff + "Portal curators"
+OIDC_ANY_DEVICE_GROUP = config.get_str("OIDC_ANY_DEVICE_GROUP")  # claim value: may run on any device
+OIDC_TIMEOUT = config.get_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# mozilla-django-oidc: code flow with PKCE (S256), state and nonce; the ID token is kept in the
+# session for RP-initiated logout. Discovery replaces its OIDC_OP_* endpoint settings.
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True
+OIDC_CREATE_USER = True
+OIDC_VERIFY_SSL = True
+ALLOW_LOGOUT_GET_METHOD = False
+
+# Password sign-in: on for the demo, off by default in production once the company account works.
+LOCAL_LOGIN = config.get_bool("LOCAL_LOGIN", DEBUG or not OIDC_ENABLED)
+LOGIN_FAILURE_LIMIT = config.get_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+LOGIN_LOCKOUT_SECONDS = config.get_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=60, maximum=7 * 24 * 3600)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
+# The window: failures are forgotten LOGIN_LOCKOUT_SECONDS after the last one; a lock-out lasts as long.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "actions.views.common.client_address"
+AXES_WHITELIST_CALLABLE = "actions.accounts.throttle.is_not_a_password_attempt"
+AXES_LOCKOUT_CALLABLE = "actions.accounts.throttle.lockout_response"
+AXES_VERBOSE = False  # the lock-out is logged once, as a security event (actions.security)
+
+# Sessions: signed out after this long without activity, and this long after signing in at most.
+SESSION_IDLE_TIMEOUT_SECONDS = config.get_int("SESSION_IDLE_TIMEOUT_SECONDS", 3600, minimum=60)
+SESSION_MAX_AGE_SECONDS = config.get_int("SESSION_MAX_AGE_SECONDS", 10 * 3600, minimum=300)
+SESSION_COOKIE_AGE = SESSION_MAX_AGE_SECONDS
+
+# An SSO proxy's header (e.g. X-Remote-User), trusted only behind the TLS proxy and from its addresses.
+REMOTE_USER_HEADER = config.get_str("REMOTE_USER_HEADER")
+REMOTE_USER_PROXY_ADDRESSES = config.get_list("REMOTE_USER_PROXY_ADDRESSES", [])
+if REMOTE_USER_HEADER and not REMOTE_USER_PROXY_ADDRESSES:
+    raise ImproperlyConfigured("REMOTE_USER_HEADER needs REMOTE_USER_PROXY_ADDRESSES (the proxy's own addresses).")

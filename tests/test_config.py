@@ -152,3 +152,97 @@ def test_production_settings_pass_the_deploy_checks():
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+# --- Sign-in ----------------------------------------------------------------------------------------
+OIDC_ENV = {
+    "OIDC_ISSUER": "https://login.corp.example/tenant/v2.0",
+    "OIDC_CLIENT_ID": "portal",
+    "OIDC_CLIENT_SECRET": "s",
+}
+
+
+def settings_of(env: dict[str, str], *names: str) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEXTHINK_", "DATABASE_", "CELERY_", "OIDC_"))}
+    clean |= {"DJANGO_SETTINGS_MODULE": "portal.settings", "SECRET_KEY": "x" * 50, "DEBUG": "true"} | env
+    code = "import django; django.setup(); from django.conf import settings as s; " + "; ".join(
+        f"print(repr(s.{name}))" for name in names
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"OIDC_ISSUER": "login.corp.example"}, "OIDC_ISSUER"),
+        (OIDC_ENV | {"OIDC_ISSUER": "http://login.corp.example"}, "OIDC_ISSUER must use https"),
+        ({"OIDC_ISSUER": "https://login.corp.example"}, "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"),
+        (OIDC_ENV | {"OIDC_SCOPES": "email profile"}, "OIDC_SCOPES"),
+        (OIDC_ENV | {"OIDC_SIGN_ALGO": "HS256"}, "OIDC_SIGN_ALGO"),
+        ({"OIDC_GROUP_MAP": "=Finance"}, "OIDC_GROUP_MAP"),
+        ({"LOCAL_LOGIN": "perhaps"}, "LOCAL_LOGIN"),
+        ({"SESSION_IDLE_TIMEOUT_SECONDS": "10"}, "SESSION_IDLE_TIMEOUT_SECONDS"),
+        ({"REMOTE_USER_HEADER": "X-Remote-User"}, "REMOTE_USER_PROXY_ADDRESSES"),
+    ],
+)
+def test_it_stops_start_up_on_a_malformed_sign_in_setting(env, named):
+    result = start(env)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and named in result.stderr.strip().splitlines()[-1]
+
+
+def test_without_a_provider_sign_in_is_local_only():
+    assert settings_of({"DEBUG": "false", "NEXTHINK_SIMULATOR": "true"}, "OIDC_ENABLED", "LOCAL_LOGIN") == [
+        "False",
+        "True",
+    ]
+
+
+def test_with_a_provider_production_turns_local_sign_in_off_and_the_demo_keeps_it():
+    production = {"DEBUG": "false", "NEXTHINK_SIMULATOR": "true"} | OIDC_ENV
+
+    assert settings_of(production, "OIDC_ENABLED", "LOCAL_LOGIN") == ["True", "False"]
+    assert settings_of(production | {"LOCAL_LOGIN": "true"}, "LOCAL_LOGIN") == ["True"]
+    assert settings_of(OIDC_ENV, "LOCAL_LOGIN") == ["True"]  # DEBUG
+
+
+def test_with_a_provider_sign_out_may_end_on_its_page():
+    [form_action] = settings_of(OIDC_ENV, "SECURE_CSP['form-action']")
+
+    assert form_action == "[<CSP.SELF: \"'self'\">, 'https://login.corp.example']"
+
+
+def test_the_group_map_reads_pairs_and_bare_names(monkeypatch):
+    monkeypatch.setenv("SOME_MAP", " 0b1c-id = Finance , Field staff ")
+
+    assert config.get_map("SOME_MAP") == {"0b1c-id": "Finance", "Field staff": "Field staff"}
+
+
+def test_production_settings_with_a_provider_pass_the_deploy_checks():
+    env = (
+        os.environ
+        | OIDC_ENV
+        | {
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": "k" * 20 + "Qx7-pR2_vT9#mZ4!wL6&" + "a1b2c3d4e5f6g7h8i9j0",
+            "ALLOWED_HOSTS": "portal.corp.example",
+            "NEXTHINK_SIMULATOR": "true",
+        }
+    )
+    env.pop("HTTPS", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr

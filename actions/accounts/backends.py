@@ -1,0 +1,172 @@
+"""Authentication backends: the company account (OpenID Connect), local passwords, the SSO proxy's header."""
+
+from __future__ import annotations
+
+import jwt
+from axes.backends import AxesStandaloneBackend
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend, RemoteUserBackend
+from django.core.exceptions import SuspiciousOperation
+from django.db import transaction
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+
+from actions.accounts import provider
+from actions.accounts.groups import claim_values, directory_groups_sync
+
+# Clocks of the provider and the portal may differ this much (seconds) when exp and iat are checked.
+CLOCK_SKEW_SECONDS = 60
+
+
+class SignInRefused(Exception):
+    """The provider's answer is genuine but names no account the portal may sign in."""
+
+
+class PortalOIDCBackend(OIDCAuthenticationBackend):
+    """mozilla-django-oidc's code flow, with discovery, audience and issuer checks and the directory's groups.
+
+    mozilla-django-oidc checks the signature, expiry and nonce of the ID token; it checks neither
+    audience nor issuer (5.0), which this class adds. Its HTTP goes through actions.accounts.provider.
+    """
+
+    def __init__(self, *args, **kwargs):
+        # Nothing here may call the provider: Django builds every backend for every sign-in,
+        # local ones included, and a provider that is down must not stop a password sign-in.
+        self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
+        self.OIDC_RP_CLIENT_SECRET = settings.OIDC_RP_CLIENT_SECRET
+        self.OIDC_RP_SIGN_ALGO = settings.OIDC_RP_SIGN_ALGO
+        self.OIDC_RP_IDP_SIGN_KEY = None
+        self.UserModel = get_user_model()
+
+    def authenticate(self, request, **kwargs):
+        if not settings.OIDC_ENABLED:
+            return None
+        return super().authenticate(request, **kwargs)
+
+    def get_user(self, user_id):
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
+
+    # --- The provider's HTTP, through the one seam --------------------------------------------
+    def get_token(self, payload):
+        response = provider.post_token(payload, None)
+        self.raise_token_response_error(response)
+        return response.json()
+
+    def retrieve_matching_jwk(self, token):
+        header = jwt.get_unverified_header(token)
+        for key in provider.fetch_jwks().get("keys", []):
+            if key.get("kid") == header.get("kid") and key.get("alg", header.get("alg")) == header.get("alg"):
+                return jwt.PyJWK(key)
+        raise SuspiciousOperation("no key of the provider's JWKS matches the ID token's kid")
+
+    def get_userinfo(self, access_token, id_token, payload):
+        """The ID token's claims, completed by the userinfo endpoint where there is one.
+
+        Entra ID, for one, sends groups only in the ID token, so the token's claims stay the base.
+        """
+        info = provider.fetch_userinfo(access_token) if access_token else None
+        if info is None:
+            return dict(payload)
+        if info.get("sub") != payload.get("sub"):
+            raise SuspiciousOperation("the userinfo answer is about another subject than the ID token")
+        return {**payload, **info}
+
+    # --- The ID token ---------------------------------------------------------------------------
+    def _verify_jws(self, payload, key):
+        alg = jwt.get_unverified_header(payload).get("alg")
+        if alg != self.OIDC_RP_SIGN_ALGO:
+            raise SuspiciousOperation(f"the ID token is signed with {alg!r}, not {self.OIDC_RP_SIGN_ALGO}")
+        try:
+            claims = jwt.decode(
+                payload,
+                key,
+                algorithms=[alg],
+                audience=self.OIDC_RP_CLIENT_ID,
+                issuer=settings.OIDC_ISSUER,
+                leeway=CLOCK_SKEW_SECONDS,
+                options={"require": ["exp", "iat", "aud", "iss", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise SuspiciousOperation("the ID token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise SuspiciousOperation("the ID token is meant for another client (audience)") from None
+        except jwt.InvalidIssuerError:
+            raise SuspiciousOperation("the ID token comes from another issuer") from None
+        except jwt.InvalidSignatureError:
+            raise SuspiciousOperation("the ID token's signature does not verify") from None
+        except jwt.InvalidTokenError as exc:
+            raise SuspiciousOperation(f"the ID token is not valid: {exc}") from None
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if len(audiences) > 1 and claims.get("azp") != self.OIDC_RP_CLIENT_ID:
+            raise SuspiciousOperation("the ID token has several audiences and another authorized party")
+        return claims
+
+    # --- The account ----------------------------------------------------------------------------
+    @transaction.atomic
+    def get_or_create_user(self, access_token, id_token, payload):
+        claims = self.get_userinfo(access_token, id_token, payload)
+        username = claims.get(settings.OIDC_USERNAME_CLAIM)
+        if not isinstance(username, str) or not username.strip():
+            raise SignInRefused(f"the provider sent no {settings.OIDC_USERNAME_CLAIM} claim")
+        username = username.strip()[: self.UserModel._meta.get_field("username").max_length]
+        users = list(self.UserModel.objects.select_for_update().filter(username__iexact=username)[:2])
+        if len(users) > 1:
+            raise SignInRefused(f"several portal accounts are named {username!r} (differing in case)")
+        if users and users[0].has_usable_password():
+            # A local account (demo, break-glass admin) is never taken over by a directory name.
+            raise SignInRefused(f"{username!r} is a local account with a password")
+        user = users[0] if users else self.UserModel(username=username)
+        if user.pk is None:
+            user.set_unusable_password()
+        self._copy_profile(user, claims)
+        user.save()
+        directory_groups_sync(user=user, values=claim_values(claims.get(settings.OIDC_GROUPS_CLAIM)))
+        return user
+
+    @staticmethod
+    def _copy_profile(user, claims) -> None:
+        email = claims.get(settings.OIDC_EMAIL_CLAIM)
+        if isinstance(email, str):
+            user.email = email.strip()[:254]
+        name = claims.get(settings.OIDC_NAME_CLAIM)
+        given, family = claims.get("given_name"), claims.get("family_name")
+        if isinstance(given, str) or isinstance(family, str):
+            user.first_name, user.last_name = (given or "")[:150], (family or "")[:150]
+        elif isinstance(name, str):
+            first, _, last = name.strip().partition(" ")
+            user.first_name, user.last_name = first[:150], last[:150]
+
+
+class PasswordThrottleBackend(AxesStandaloneBackend):
+    """django-axes' lock-out check, for web sign-ins: a call without a request (a script, a shell)
+    is not a guess over the network, and axes would refuse it outright."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+class LocalLoginBackend(ModelBackend):
+    """User name and password, while LOCAL_LOGIN is on (demo users, break-glass admins)."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if not settings.LOCAL_LOGIN:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+class ProxyHeaderBackend(RemoteUserBackend):
+    """The user name an SSO proxy put in REMOTE_USER_HEADER; the middleware decides whether to trust it."""
+
+    def authenticate(self, request, remote_user):
+        if not settings.REMOTE_USER_HEADER:
+            return None
+        return super().authenticate(request, remote_user)
+
+    def configure_user(self, request, user, created=True):
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        return user

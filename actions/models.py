@@ -9,6 +9,11 @@ from django.urls import reverse
 from actions.nexthink.uids import NQL_ACTION_ID_RE
 
 HEX32 = RegexValidator(r"^[0-9a-f]{32}$", "Enter 32 lowercase hexadecimal characters.")
+# Classic: 32 hexadecimal characters; Infinity: the Collector UID, a UUID. Stored in lower case.
+DEVICE_UID = RegexValidator(
+    r"^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$",
+    "Enter the device UID (32 hexadecimal characters) or the Collector UID (a UUID), in lower case.",
+)
 # Bounds of a curator's numbers: whatever is typed, a submit can compute with it.
 MAX_TIMEOUT_SECONDS = settings.NEXTHINK_MAX_TIMEOUT_SECONDS
 MAX_COOLDOWN_MINUTES = 7 * 24 * 60
@@ -160,8 +165,9 @@ class Device(models.Model):
         MANUAL = "manual", "Manual"
         IMPORT = "import", "Import"
         NXQL = "nxql", "NXQL"
+        NQL = "nql", "NQL (Nexthink Infinity)"
 
-    uid = models.CharField("device UID", max_length=32, unique=True, validators=[HEX32])
+    uid = models.CharField("device UID", max_length=36, unique=True, validators=[DEVICE_UID])
     name = models.CharField(max_length=255)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
@@ -216,7 +222,7 @@ class Run(models.Model):
     action_name = models.CharField(max_length=120)
     action_uid = models.UUIDField()
     action_nql_id = models.CharField(max_length=255, blank=True)
-    device_uid = models.CharField(max_length=32)
+    device_uid = models.CharField(max_length=36)
     device_name = models.CharField(max_length=255, blank=True)
     timeout_seconds = models.PositiveIntegerField()
     engine_uids = models.JSONField(default=list, blank=True)

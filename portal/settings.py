@@ -392,15 +392,18 @@ LOGGING = {
 # Which resolvers find an employee's devices, in order of precedence (actions/devices/resolution.py):
 # "directory" (devices assigned in the admin or imported with import_devices) and "nxql" (asked
 # of each connected Engine, cached in Device rows for NXQL_CACHE_TTL_SECONDS).
-DEVICE_RESOLVER_NAMES = ("directory", "nxql")
-DEVICE_RESOLVERS = config.get_list("DEVICE_RESOLVERS", ["directory", "nxql"])
+# On Infinity, "nql" asks the saved NEXTHINK_NQL_DEVICES_QUERY instead of each Engine's NXQL.
+DEVICE_RESOLVER_NAMES = ("directory", "nxql", "nql")
+DEVICE_RESOLVERS = config.get_list(
+    "DEVICE_RESOLVERS", ["directory", "nql"] if NEXTHINK_PLATFORM == "infinity" else ["directory", "nxql"]
+)
 if (
     not DEVICE_RESOLVERS
     or len(set(DEVICE_RESOLVERS)) != len(DEVICE_RESOLVERS)
     or not set(DEVICE_RESOLVERS) <= set(DEVICE_RESOLVER_NAMES)
 ):
     raise ImproperlyConfigured(
-        f"DEVICE_RESOLVERS must list some of directory, nxql once each, got {DEVICE_RESOLVERS!r}."
+        f"DEVICE_RESOLVERS must list some of directory, nxql, nql once each, got {DEVICE_RESOLVERS!r}."
     )
 
 

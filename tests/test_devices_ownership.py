@@ -58,7 +58,7 @@ def test_an_unknown_device_is_a_404_and_a_security_event(alice, security_log):
 
 
 @pytest.mark.parametrize(
-    "uid", ["", "f" * 31, "f" * 33, "g" * 32, "f" * 31 + "\n", "' OR 1=1 --", "da2add90-9a14-4e82-3545-3f88dc45172f"]
+    "uid", ["", "f" * 31, "f" * 33, "g" * 32, "f" * 31 + "\n", "' OR 1=1 --", "{da2add90-9a14-4e82-3545-3f88dc45172f}"]
 )
 def test_a_malformed_uid_is_refused_before_any_lookup(alice, uid, security_log, django_assert_num_queries):
     with django_assert_num_queries(0), pytest.raises(Http404):

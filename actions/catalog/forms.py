@@ -140,7 +140,7 @@ class ActionRunForm(forms.Form):
 
     device = forms.CharField(
         label="Device",
-        max_length=32,
+        max_length=36,
         error_messages={"required": "Choose the device to fix."},
     )
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)

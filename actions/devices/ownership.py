@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404
 
-from actions.devices.resolution import DIRECTORY_SOURCES, nxql_fresh_after, nxql_resolve
+from actions.devices.resolution import DIRECTORY_SOURCES, nql_resolve, nxql_fresh_after, nxql_resolve
 from actions.models import Device
 from actions.nexthink.uids import DEVICE_UID_RE
 from actions.security import security_event
@@ -33,8 +33,9 @@ def device_for_user(user, uid: str, *, source_address: str = "") -> Device:
     if device is None:
         security_event("device_not_owned", user=user, device=uid, source_address=source_address)
         raise Http404("No such device.")
-    if device.source == Device.Source.NXQL and not (device.confirmed_at and device.confirmed_at > nxql_fresh_after()):
-        nxql_resolve(user, force=True)
+    cached = device.source in (Device.Source.NXQL, Device.Source.NQL)
+    if cached and not (device.confirmed_at and device.confirmed_at > nxql_fresh_after()):
+        (nql_resolve if device.source == Device.Source.NQL else nxql_resolve)(user, force=True)
         device = _owned_rows(user).filter(uid=uid, confirmed_at__gt=nxql_fresh_after()).first()
         if device is None:
             still_theirs = Device.objects.filter(uid=uid, owner=user).exists()
@@ -71,4 +72,6 @@ def _owned_rows(user) -> QuerySet[Device]:
         sources.extend(DIRECTORY_SOURCES)
     if "nxql" in settings.DEVICE_RESOLVERS:
         sources.append(Device.Source.NXQL)
+    if "nql" in settings.DEVICE_RESOLVERS:
+        sources.append(Device.Source.NQL)
     return Device.objects.filter(owner=user, source__in=sources).select_related("engine")

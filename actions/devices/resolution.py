@@ -25,19 +25,21 @@ import string
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from actions.devices.engines import connected_engines
 from actions.models import Device, Engine
 from actions.nexthink.client import ActClient, client_from_settings
 from actions.nexthink.errors import ActApiError
 from actions.nexthink.nxql import NxqlDevice, check_user_name, engine_base_url, query_devices_of_user
+from actions.nexthink.uids import COLLECTOR_UID_RE
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ def resolve_devices_for(user) -> Resolution:
             devices = list(_directory_rows(user))
         elif resolver == "nxql":
             devices, down = nxql_resolve(user)
+            unreachable.extend(down)
+        elif resolver == "nql":
+            devices, down = nql_resolve(user)
             unreachable.extend(down)
         else:  # settings.py refuses other names; a test override could still slip one in
             raise ValueError(f"unknown device resolver {resolver!r}")
@@ -266,3 +271,56 @@ def _store_nxql_answers(*, user, answered: list[tuple[Engine, list[NxqlDevice]]]
     )
     if released:
         log.info("NXQL: %d cached device(s) no longer %s's", released, user.get_username())
+
+
+# --- NQL (Nexthink Infinity) -----------------------------------------------------------------------
+NEXTHINK_NAME = "Nexthink"  # what the page names when Infinity's NQL API did not answer
+
+
+def nql_resolve(user, *, force: bool = False) -> tuple[list[Device], list[str]]:
+    """The user's devices from Infinity's saved devices query, cached like NXQL's answers."""
+    fresh_after = nxql_fresh_after()
+    cached = list(Device.objects.filter(owner=user, source=Device.Source.NQL))
+    if not force and cached and all(d.confirmed_at and d.confirmed_at > fresh_after for d in cached):
+        return cached, []
+    nexthink_user = nexthink_user_name(user)
+    if not nexthink_user:
+        return [], []
+    from actions.nexthink.infinity import infinity_client_from_settings
+
+    try:
+        found = infinity_client_from_settings().devices_of_user(nexthink_user)
+    except ActApiError as exc:
+        log.warning("NQL: the devices of %s could not be read: %s", user.get_username(), exc)
+        return [d for d in cached if d.confirmed_at and d.confirmed_at > fresh_after], [NEXTHINK_NAME]
+    _store_nql_answer(user=user, found=found, now=timezone.now())
+    return list(Device.objects.filter(owner=user, source=Device.Source.NQL, confirmed_at__gt=fresh_after)), []
+
+
+@transaction.atomic
+def _store_nql_answer(*, user, found, now: datetime) -> None:
+    listed = set()
+    directory_first = _directory_has_precedence()
+    for device in found:
+        uid = device.collector_uid.lower()
+        if not COLLECTOR_UID_RE.fullmatch(uid):
+            log.warning("NQL: skipping a device whose Collector UID is not a UUID: %r", uid[:64])
+            continue
+        existing = Device.objects.select_for_update().filter(uid=uid).first()
+        if existing is not None and existing.source in DIRECTORY_SOURCES and directory_first:
+            continue
+        listed.add(uid)
+        values = {
+            "name": device.name[:255] or uid,
+            "owner": user,
+            "platform": device.platform[:40],
+            "source": Device.Source.NQL,
+            "confirmed_at": now,
+        }
+        seen = parse_datetime(device.last_seen or "") if device.last_seen else None
+        if seen is not None:
+            values["last_seen_at"] = seen if timezone.is_aware(seen) else timezone.make_aware(seen, UTC)
+        Device.objects.update_or_create(uid=uid, defaults=values)
+    Device.objects.filter(owner=user, source=Device.Source.NQL).exclude(uid__in=listed).update(
+        owner=None, confirmed_at=now
+    )

@@ -23,7 +23,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 
 from .errors import TRANSPORT_REASONS, ActApiError, ActInputError, ErrorKind
-from .uids import DEVICE_UID_RE, ENGINE_UID_RE, GUID_RE
+from .uids import CLASSIC_DEVICE_UID_RE, ENGINE_UID_RE, GUID_RE
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def build_run_body(
     if isinstance(device_uids, str) or not device_uids:
         raise ActInputError("At least one device UID is needed.")
     for uid in device_uids:
-        if not isinstance(uid, str) or not DEVICE_UID_RE.fullmatch(uid):
+        if not isinstance(uid, str) or not CLASSIC_DEVICE_UID_RE.fullmatch(uid):
             raise ActInputError(f"A device UID must be 32 hexadecimal characters, got {uid!r}.")
     if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int) or timeout_seconds < 1:
         raise ActInputError(f"The timeout must be a positive whole number of seconds, got {timeout_seconds!r}.")

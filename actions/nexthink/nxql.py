@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .client import DEVICE_UID_RE, ActClient
+from .client import ActClient
 from .errors import ActApiError, ErrorKind
+from .uids import CLASSIC_DEVICE_UID_RE
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def normalise_device_uid(raw: Any) -> str | None:
     raw = raw.strip()
     if GUID_RE.fullmatch(raw):
         raw = raw.strip("{}").replace("-", "")
-    return raw.lower() if DEVICE_UID_RE.fullmatch(raw) else None
+    return raw.lower() if CLASSIC_DEVICE_UID_RE.fullmatch(raw) else None
 
 
 def parse_nxql_datetime(raw: Any) -> datetime | None:

@@ -5,8 +5,12 @@ import re
 # A remote action UID (classic): a GUID with dashes.
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # A classic device UID, and an Engine's database UID: 32 hexadecimal characters.
-DEVICE_UID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-ENGINE_UID_RE = DEVICE_UID_RE
+CLASSIC_DEVICE_UID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+ENGINE_UID_RE = CLASSIC_DEVICE_UID_RE
+# An Infinity device is named by its Collector UID: a UUID in every one of Nexthink's examples.
+COLLECTOR_UID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# A device UID the portal stores and accepts from a form: either of the two.
+DEVICE_UID_RE = re.compile(rf"{CLASSIC_DEVICE_UID_RE.pattern}|{COLLECTOR_UID_RE.pattern}")
 # Nexthink Infinity: a remote action's NQL id. The Remote Actions API documents only "a string", with
 # the example "#ExampleRA": a `#`, then letters, digits and underscores.
 NQL_ACTION_ID_RE = re.compile(r"^#[A-Za-z0-9_]{1,255}$")

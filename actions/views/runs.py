@@ -141,7 +141,7 @@ class FeedbackForm(forms.Form):
         error_messages={"required": "Answer yes or no.", "invalid_choice": "Answer yes or no."},
     )
     comment = forms.CharField(
-        label="Anything to add? (optional)",
+        label="Anything to add?",
         required=False,
         max_length=COMMENT_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -76,7 +76,12 @@
     setText("finished_at", data.finished_at_text);
     renderResults(data.engine_results);
     setText("results_empty", data.results_empty);
-    if (data.device_status_text) setText("device_status_text", data.device_status_text);
+    if (data.device_status) {
+      // The platform reports the device's own result: show it instead of per-Engine answers.
+      document.querySelectorAll("[data-show-when-device]").forEach(function (el) { el.hidden = false; });
+      document.querySelectorAll("[data-hide-when-device]").forEach(function (el) { el.hidden = true; });
+      setText("device_status_text", data.device_status_text);
+    }
     renderOutputs(data.outputs);
     document.querySelectorAll("[data-show-when-sent]").forEach(function (el) { el.hidden = !data.reached_device; });
     if (data.final) {

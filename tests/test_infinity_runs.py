@@ -1,0 +1,127 @@
+"""A run on Nexthink Infinity, through the real seam and simulator: found by NQL, sent, followed up to
+the device's own result."""
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from actions.devices.ownership import device_for_user
+from actions.devices.resolution import resolve_devices_for
+from actions.models import Device, Run
+from actions.runs.dispatch import run_dispatch
+from actions.runs.follow_up import runs_follow_up
+from actions.runs.submit import run_submit
+from tests.factories import make_action
+
+Status = Run.Status
+ALICE_LAPTOP = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"  # the simulator's; CORP\alice
+
+
+@pytest.fixture
+def infinity(use_infinity, settings):
+    settings.DEVICE_RESOLVERS = ["directory", "nql"]
+    settings.NXQL_USER_NAME_TEMPLATE = "CORP\\{username}"
+    return use_infinity
+
+
+@pytest.fixture
+def teams(db):
+    return make_action(name="Clear Teams cache", nql_id="#clear_teams_cache")
+
+
+def follow_up_until_final(run, infinity, *, steps=10):
+    for _ in range(steps):
+        infinity.advance(5)
+        Run.objects.filter(pk=run.pk).update(next_check_at=timezone.now())  # due now
+        runs_follow_up()
+        run.refresh_from_db()
+        if run.is_final:
+            break
+    return run
+
+
+def test_it_finds_the_employees_devices_with_nql(infinity, alice):
+    resolution = resolve_devices_for(alice)
+
+    assert sorted(d.name for d in resolution.devices) == ["LAPTOP-ALICE", "MACBOOK-ALICE"]
+    assert Device.objects.get(uid=ALICE_LAPTOP).source == Device.Source.NQL
+    assert device_for_user(alice, ALICE_LAPTOP.upper()).uid == ALICE_LAPTOP
+
+
+def test_a_run_is_sent_then_done_on_the_device_with_its_outputs(infinity, alice, teams):
+    resolve_devices_for(alice)
+    run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+
+    run_dispatch(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.status == Status.FOLLOWING and run.request_id and not run.is_final
+    [execute] = infinity.requests("/api/v1/act/execute")
+    assert execute["body"]["remoteActionId"] == "#clear_teams_cache"
+    assert execute["body"]["devices"] == [ALICE_LAPTOP]
+    assert execute["body"]["triggerInfo"]["externalReference"] == str(run.pk)
+    assert "alice" in execute["body"]["triggerInfo"]["reason"]
+
+    run = follow_up_until_final(run, infinity)
+
+    assert (run.status, run.device_status) == (Status.DONE, "success")
+    assert run.outputs == {"CacheSizeMB": "812"}
+
+
+def test_the_run_page_shows_the_devices_status_and_outputs(infinity, alice, teams, client):
+    resolve_devices_for(alice)
+    run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+    run_dispatch(run_id=run.pk)
+    client.force_login(alice)
+
+    waiting = client.get(reverse("run_status", args=[run.pk])).json()
+    run = follow_up_until_final(run, infinity)
+    page = client.get(run.get_absolute_url()).content.decode()
+
+    assert waiting["status_label"] == "Sent, waiting for the device" and waiting["final"] is False
+    assert "Done on the device" in page and "Your device ran the action successfully." in page
+    assert "CacheSizeMB" in page and "812" in page
+    assert "Did this fix your problem?" in page
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_an_infinity_run_goes_through_a_real_worker(infinity, alice, teams, tmp_path, use_broker):
+    from tests.test_worker_redis import REDIS_URL, redis_or_skip
+    from tests.worker import Worker, wait_for
+
+    redis_or_skip().flushdb()
+    use_broker(REDIS_URL)
+    resolve_devices_for(alice)
+    worker = Worker(
+        infinity.url,
+        tmp_path / "worker.log",
+        broker_url=REDIS_URL,
+        extra_env={
+            "NEXTHINK_PLATFORM": "infinity",
+            "NEXTHINK_API_URL": infinity.url,
+            "NEXTHINK_TOKEN_URL": infinity.token_url,
+            "NEXTHINK_CLIENT_ID": "portal",
+            "NEXTHINK_CLIENT_SECRET": "portal-demo",
+            "NEXTHINK_NQL_DEVICES_QUERY": "#portal_devices_of_user",
+            "NEXTHINK_NQL_EXECUTIONS_QUERY": "#portal_remote_action_executions",
+        },
+    )
+    try:
+        run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+        wait_for(lambda: Run.objects.get(pk=run.pk).status == Status.FOLLOWING)
+        from actions.tasks import follow_up_runs
+
+        def done() -> bool:
+            infinity.advance(5)
+            Run.objects.filter(pk=run.pk, status=Status.FOLLOWING).update(next_check_at=timezone.now())
+            follow_up_runs.delay()  # what beat sends every few seconds; the worker reads the result
+            return Run.objects.get(pk=run.pk).status == Status.DONE
+
+        wait_for(done, timeout=60)
+    finally:
+        worker.stop()
+        print((tmp_path / "worker.log").read_text())
+    run.refresh_from_db()
+    assert run.outputs == {"CacheSizeMB": "812"}
+    assert len(infinity.requests("/api/v1/act/execute")) == 1

@@ -60,6 +60,14 @@ def test_it_answers_the_load_balancers_probe_whatever_the_host(client, db):
     assert other.status_code == 400  # every other page still checks ALLOWED_HOSTS
 
 
+@override_settings(ALLOWED_HOSTS=["portal.corp.example"])
+def test_it_answers_a_head_probe_too(client, db):
+    # Some load balancers probe with HEAD; the middleware lets HEAD through, so the view must too.
+    probe = client.head("/healthz", HTTP_HOST="10.1.2.3:8000")
+
+    assert probe.status_code == 200
+
+
 def test_beat_writes_its_heartbeat(transactional_db, tmp_path):
     import os
     import subprocess

@@ -5,7 +5,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from actions.models import Heartbeat
 from portal.celery import app
@@ -51,7 +51,7 @@ def _alive(names: tuple[str, ...]) -> dict[str, dict]:
 
 @login_not_required
 @never_cache
-@require_GET
+@require_safe  # GET or HEAD: load balancers probe with either
 def healthz(request):
     """For load balancers and operators. 200 when the web side can serve (database and broker
     answer), 503 otherwise; and whether a worker and beat were alive lately ("degraded" if not: runs

@@ -60,3 +60,17 @@ def test_a_spare_simulator_action_curated_in_admin_runs_end_to_end(db, settings,
     run.refresh_from_db()
     assert run.status in (Run.Status.SENT, Run.Status.PARTIAL)
     assert sim_requests()[0]["body"]["remoteActionUid"] == "6c1e8f2a-3b4d-4e5f-9a0b-1c2d3e4f5a60"
+
+
+def test_the_infinity_demo_loads_users_and_enabled_actions_twice_without_change(db, settings):
+    settings.DEBUG, settings.NEXTHINK_PLATFORM = True, "infinity"
+
+    call_command("load_demo", stdout=None)
+    teams = RemoteAction.objects.get(nql_id="#clear_teams_cache")
+    teams.name = "Teams, curated"
+    teams.save()
+    call_command("load_demo", stdout=None)
+
+    assert authenticate(username="bob", password="bob-demo") is not None
+    assert RemoteAction.objects.get(nql_id="#clear_teams_cache").name == "Teams, curated"
+    assert RemoteAction.objects.filter(enabled=True).exclude(nql_id="").count() >= 3

@@ -13,9 +13,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.transfer import import_catalog
 from actions.models import Device, Engine, RemoteAction
-from actions.nexthink import simulator
+from actions.nexthink import simulator, simulator_infinity
+from actions.nexthink.infinity import parse_remote_action
 
 CATALOG = Path(__file__).resolve().parents[2] / "demo" / "catalog.json"
 USERS = [  # user name, password, first name, superuser
@@ -32,6 +34,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not (settings.DEBUG and settings.NEXTHINK_USES_SIMULATOR):
             raise CommandError("Demo data is for the demo only: DEBUG=true and no NEXTHINK_PORTAL_URL.")
+        if settings.NEXTHINK_PLATFORM == "infinity":
+            self._infinity()
+            return
         config = simulator.load_config()
         with transaction.atomic():
             users = {name: self._user(name, password, first, su) for name, password, first, su in USERS}
@@ -47,6 +52,23 @@ class Command(BaseCommand):
             f"Demo data ready: {len(users)} users, {len(engines)} Engines, "
             f"{sum(map(len, DEVICES.values()))} devices; {len(report.created)} demo action(s) added, "
             "existing ones left as they are."
+        )
+
+    def _infinity(self) -> None:
+        """Nexthink Infinity's demo: the users; the simulator's API-enabled actions, enabled for everyone
+        (only the ones not yet in the portal); devices come from the simulator's NQL at sign-in."""
+        with transaction.atomic():
+            users = [self._user(name, password, first, su) for name, password, first, su in USERS]
+            known = set(RemoteAction.objects.exclude(nql_id="").values_list("nql_id", flat=True))
+            listed = [parse_remote_action(item) for item in simulator_infinity.load_config()["remote_actions"]]
+            new = [action for action in listed if action is not None and action.id not in known]
+            report = remote_actions_import(new)
+            RemoteAction.objects.filter(nql_id__in=[action.id for action in new]).update(enabled=True)
+        if report.rejected:
+            raise CommandError(f"The demo actions were rejected: {report.rejected}")
+        self.stdout.write(
+            f"Demo data ready (Nexthink Infinity): {len(users)} users; {len(report.created)} demo action(s) "
+            "added and enabled, existing ones left as they are; devices are found through NQL."
         )
 
     @staticmethod

@@ -80,6 +80,11 @@ class RemoteAction(models.Model):
         validators=[RegexValidator(NQL_ACTION_ID_RE, "Enter the NQL id, like #clear_teams_cache.")],
         help_text="Infinity: the remote action's NQL id, as import_remote_actions sets it.",
     )
+    output_labels = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Infinity: the label of each of the action's outputs, by output id (set by import_remote_actions).",
+    )
     enabled = models.BooleanField(default=False)
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions")
     icon = models.CharField(max_length=20, choices=Icon.choices, default=Icon.WRENCH)

@@ -28,7 +28,12 @@ def test_an_infinity_run_reaches_done_on_the_device_with_its_outputs(
 ):
     settings.DEVICE_RESOLVERS = ["nql"]
     settings.NXQL_USER_NAME_TEMPLATE = "CORP\\{username}"
-    action = make_action(name="Clear Teams cache", slug="clear-teams-cache", nql_id="#clear_teams_cache")
+    action = make_action(
+        name="Clear Teams cache",
+        slug="clear-teams-cache",
+        nql_id="#clear_teams_cache",
+        output_labels={"CacheSizeMB": "Cache cleared (MB)"},  # as import_remote_actions sets them
+    )
     page = sign_in(browser, server.url, "alice", "alice-pass")
 
     page.goto(reverse("action_detail", args=[action.slug]))
@@ -49,7 +54,7 @@ def test_an_infinity_run_reaches_done_on_the_device_with_its_outputs(
     wait_for(done, timeout=30)
     expect(status).to_have_text("Done on the device", timeout=LIVE_UPDATE_TIMEOUT_MS)
     expect(page.locator("[data-field=device_status_text]")).to_have_text("Your device ran the action successfully.")
-    expect(page.locator("#device-outputs")).to_contain_text("CacheSizeMB")
+    expect(page.locator("#device-outputs")).to_contain_text("Cache cleared (MB)")
     expect(page.locator("#device-outputs")).to_contain_text("812")
     expect(page.get_by_role("heading", name="Did this fix your problem?")).to_be_visible()
     screenshot(page, "run-infinity-done")

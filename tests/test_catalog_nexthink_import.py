@@ -226,3 +226,10 @@ def test_the_import_never_shows_the_client_secret(use_infinity, admin_client, se
         )
         == 0
     )
+
+
+def test_it_keeps_the_names_nexthink_gives_the_outputs(use_infinity):
+    import_remote_actions()
+
+    teams = RemoteAction.objects.get(nql_id="#clear_teams_cache")
+    assert teams.output_labels == {"CacheSizeMB": "Cache cleared (MB)"}

@@ -114,6 +114,9 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
     if action.nql_id != remote.id:
         changes.append(f"NQL id set to {remote.id}")
         action.nql_id = remote.id
+    if action.output_labels != output_labels(remote):
+        changes.append("output labels updated")
+        action.output_labels = output_labels(remote)
     existing = {p.name.lower(): p for p in action.parameters.all()}
     wanted, to_delete = [], []
     for order, item in enumerate(remote.inputs):
@@ -147,8 +150,14 @@ def _new_action(remote: InfinityRemoteAction, uid: uuid.UUID) -> RemoteAction:
         description=description,
         nexthink_uid=uid,
         nql_id=remote.id,
+        output_labels=output_labels(remote),
         enabled=False,  # a curator decides who sees it, and enables it
     )
+
+
+def output_labels(remote: InfinityRemoteAction) -> dict[str, str]:
+    """What the run page calls each output: Nexthink's name for it, by its id."""
+    return {output.id: output.name for output in remote.outputs if output.id and output.name}
 
 
 def _unique_slug(base: str) -> str:

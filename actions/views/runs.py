@@ -45,6 +45,7 @@ def run_detail(request, pk):
             "again": run_again(run, request.user),
             "reached_device": run.status in REACHED_DEVICE,
             "device_status_text": device_status_text(run),
+            "outputs": labelled_outputs(run),
             "feedback_open": feedback_open(run),
             "feedback_form": FeedbackForm(initial={"comment": run.feedback_comment}),
         },
@@ -60,6 +61,12 @@ def run_status(request, pk):
         data["run_again"] = run_again(run, request.user).as_dict()
         data["feedback_open"] = feedback_open(run)
     return JsonResponse(data, headers={"Cache-Control": "no-store"})
+
+
+def labelled_outputs(run: Run) -> dict[str, str]:
+    """The action's outputs under the names Nexthink gives them (their ids where it gives none)."""
+    labels = run.action.output_labels if run.action else {}
+    return {labels.get(key, key): value for key, value in run.outputs.items()}
 
 
 def run_as_json(run: Run) -> dict:
@@ -93,7 +100,7 @@ def run_as_json(run: Run) -> dict:
         "results_empty": results_empty_text(run),
         "device_status": run.device_status,
         "device_status_text": device_status_text(run),
-        "outputs": run.outputs,
+        "outputs": labelled_outputs(run),
         "created_at": when(run.created_at),
         "sending_at": when(run.sending_at),
         "finished_at": when(run.finished_at),

@@ -25,3 +25,13 @@ def reap_runs() -> dict:
 def sync_engines_task() -> dict:
     """Periodic: update the Engines from the List Engines API."""
     return engines_sync().as_dict()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def create_ticket(ticket_id: int) -> None:
+    """Open a run's service desk ticket; a redelivered copy finds it claimed and does nothing."""
+    from actions.ticketing.service import ticket_create
+
+    delay = ticket_create(ticket_id=ticket_id)
+    if delay is not None:
+        create_ticket.apply_async((ticket_id,), countdown=delay)

@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from actions.ticketing import simulator as servicenow_simulator
+
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("simulator_default.json")
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 HEX32_RE = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -221,6 +223,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- routing ----------------------------------------------------------------------------
     def do_GET(self) -> None:
+        if servicenow_simulator.route(self):  # the ServiceNow-like Table API, for TICKETING=servicenow
+            return
         path = self.path.split("?", 1)[0]
         if path == "/api/configuration/v1/engines":
             self._engines()
@@ -244,6 +248,8 @@ class Handler(BaseHTTPRequestHandler):
             self._not_found()
 
     def do_POST(self) -> None:
+        if servicenow_simulator.route(self):
+            return
         path = self.path.split("?", 1)[0]
         body = self._read_body()
         if body is None:

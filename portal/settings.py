@@ -342,21 +342,40 @@ NXQL_CACHE_TTL_SECONDS = config.get_int("NXQL_CACHE_TTL_SECONDS", 900, minimum=0
 NXQL_RECHECK_SECONDS = config.get_int("NXQL_RECHECK_SECONDS", 60, minimum=0, maximum=3600)
 
 # --- E-mail -----------------------------------------------------------------------------------
-# EMAIL_URL (django-environ): smtp://user:pass@host:587 (smtp+tls://, smtp+ssl://), consolemail://,
-# filemail:///path/to/folder. Default: files under var/mail with DEBUG, else the console.
+# EMAIL_URL (django-environ): smtp://user:pass@host:25, smtp+tls://...:587, smtp+ssl://...:465,
+# consolemail://, filemail:////absolute/folder. Default: files under var/mail with DEBUG, else the
+# console. Django 6.1's MAILERS (EMAIL_BACKEND and friends are deprecated).
+EMAIL_TIMEOUT_SECONDS = config.get_int("EMAIL_TIMEOUT_SECONDS", 20, minimum=1, maximum=300)
+DEFAULT_FROM_EMAIL = config.get_str("DEFAULT_FROM_EMAIL", "fix-my-device@localhost")
 if config.is_set("EMAIL_URL"):
     try:
         _email = config.env.email_url("EMAIL_URL")
     except Exception as exc:  # django-environ raises several types for a bad URL
         raise ImproperlyConfigured(f"EMAIL_URL is not an e-mail URL ({exc}).") from None
-    globals().update({k: v for k, v in _email.items() if k.startswith("EMAIL_") and v not in (None, "")})
+    if _email["EMAIL_BACKEND"].endswith("filebased.EmailBackend"):
+        _mail_options = {"file_path": "/" + _email["EMAIL_FILE_PATH"].lstrip("/")}
+    elif _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
+        _mail_options = {
+            "host": _email["EMAIL_HOST"],
+            "port": _email["EMAIL_PORT"] or 25,
+            "username": _email["EMAIL_HOST_USER"] or None,
+            "password": _email["EMAIL_HOST_PASSWORD"] or None,
+            "use_tls": _email.get("EMAIL_USE_TLS", False),
+            "use_ssl": _email.get("EMAIL_USE_SSL", False),
+            "timeout": EMAIL_TIMEOUT_SECONDS,
+        }
+    else:
+        _mail_options = {}
+    MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _mail_options}}
 elif DEBUG:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": str(VAR_DIR / "mail")},
+        }
+    }
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-DEFAULT_FROM_EMAIL = config.get_str("DEFAULT_FROM_EMAIL", "fix-my-device@localhost")
-EMAIL_TIMEOUT = config.get_int("EMAIL_TIMEOUT", 20, minimum=1, maximum=300)
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 
 # --- Service desk tickets ("Get help from IT", actions/ticketing/) -------------------------------
 TICKETING_BACKENDS = ("none", "email", "servicenow", "webhook")

@@ -32,7 +32,7 @@ def open_ticket(content: TicketContent, ticket: Ticket) -> Opened:
         headers={"X-Portal-Run": str(ticket.run_id)},
     )
     try:
-        message.send(fail_silently=False)
+        message.send()
     except smtplib.SMTPServerDisconnected as exc:
         raise TicketError(ErrorKind.UNKNOWN, "The mail server dropped the connection.") from exc
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:

@@ -95,8 +95,11 @@ class ActionFigures:
         return self.share(self.escalated, self.runs)
 
 
-def figures_by_action(period: Period) -> list[ActionFigures]:
-    """One row per action that ran in the period (a deleted action keeps the name it ran under)."""
+COUNTED = ("runs", "sent", "answered", "fixed", "not_fixed", "escalated", "avoided")
+
+
+def action_query(period: Period) -> QuerySet:
+    """The per-action figures: one grouped query (bench/insights.py explains it)."""
     reached = Q(status__in=REACHED)
     not_escalated = Q(ticket__isnull=True)
     # Annotation names differ from the fields they count (Run.fixed): the filters must see the fields.
@@ -109,30 +112,35 @@ def figures_by_action(period: Period) -> list[ActionFigures]:
         "n_escalated": Count("pk", filter=Q(ticket__isnull=False)),
         "n_avoided": Count("pk", filter=reached & not_escalated & (Q(fixed=True) | Q(fixed__isnull=True))),
     }
-    rows = (
+    return (
         runs_in(period)
         .values("action_id")
         .annotate(label=Coalesce(Max("action__name"), Max("action_name")), **counts)
         .order_by()
     )
+
+
+def figures_by_action(period: Period) -> list[ActionFigures]:
+    """One row per action that ran in the period (a deleted action keeps the name it ran under)."""
     return [
-        ActionFigures(action_id=row["action_id"], name=row["label"], **{key[2:]: row[key] for key in counts})
-        for row in rows
+        ActionFigures(action_id=row["action_id"], name=row["label"], **{key: row[f"n_{key}"] for key in COUNTED})
+        for row in action_query(period)
     ]
 
 
 def totals(rows: list[ActionFigures]) -> ActionFigures:
-    fields = ("runs", "sent", "answered", "fixed", "not_fixed", "escalated", "avoided")
-    return ActionFigures(None, "All actions", **{f: sum(getattr(r, f) for r in rows) for f in fields})
+    return ActionFigures(None, "All actions", **{f: sum(getattr(r, f) for r in rows) for f in COUNTED})
+
+
+def day_query(period: Period) -> QuerySet:
+    """Runs per day and outcome: one grouped query."""
+    counts = {key: Count("pk", filter=where) for key, _, _, where in OUTCOMES}
+    return runs_in(period).annotate(day=TruncDate("created_at")).values("day").annotate(**counts).order_by()
 
 
 def runs_per_day(period: Period) -> list[dict]:
     """Every day of the period, oldest first, with its runs per outcome (0 where none)."""
-    counts = {key: Count("pk", filter=where) for key, _, _, where in OUTCOMES}
-    found = {
-        row.pop("day"): row
-        for row in runs_in(period).annotate(day=TruncDate("created_at")).values("day").annotate(**counts).order_by()
-    }
+    found = {row.pop("day"): row for row in day_query(period)}
     empty = {key: 0 for key, *_ in OUTCOMES}
     days = (period.start + timedelta(days=n) for n in range(period.days))
     return [{"day": day, **found.get(day, empty)} for day in days]

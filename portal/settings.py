@@ -343,8 +343,9 @@ NXQL_RECHECK_SECONDS = config.get_int("NXQL_RECHECK_SECONDS", 60, minimum=0, max
 
 # --- E-mail -----------------------------------------------------------------------------------
 # EMAIL_URL (django-environ): smtp://user:pass@host:25, smtp+tls://...:587, smtp+ssl://...:465,
-# consolemail://, filemail:////absolute/folder. Default: files under var/mail with DEBUG, else the
-# console. Django 6.1's MAILERS (EMAIL_BACKEND and friends are deprecated).
+# consolemail://, filemail:////absolute/folder. Default: files under var/mail with DEBUG, else SMTP
+# on localhost:25 (the host's mail relay; `check --deploy` refuses the console backend in
+# production). Django 6.1's MAILERS (EMAIL_BACKEND and friends are deprecated).
 EMAIL_TIMEOUT_SECONDS = config.get_int("EMAIL_TIMEOUT_SECONDS", 20, minimum=1, maximum=300)
 DEFAULT_FROM_EMAIL = config.get_str("DEFAULT_FROM_EMAIL", "fix-my-device@localhost")
 if config.is_set("EMAIL_URL"):
@@ -375,7 +376,12 @@ elif DEBUG:
         }
     }
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "localhost", "port": 25, "timeout": EMAIL_TIMEOUT_SECONDS},
+        }
+    }
 
 # --- Service desk tickets ("Get help from IT", actions/ticketing/) -------------------------------
 TICKETING_BACKENDS = ("none", "email", "servicenow", "webhook")

@@ -137,3 +137,16 @@ def test_the_action_admin_edits_the_ticket_category_and_group(client, admin_user
     client.force_login(admin_user)
     page = client.get(reverse("admin:actions_remoteaction_change", args=[action.pk])).content.decode()
     assert 'name="ticket_category"' in page and 'value="Network L2"' in page
+
+
+def test_it_staff_see_tickets_read_only_in_admin(client, admin_user, alice):
+    run = make_run_needing_help(alice)
+    Ticket.objects.create(
+        run=run, backend="servicenow", state=State.CREATED, number="INC0010042", requested_at=run.created_at
+    )
+    client.force_login(admin_user)
+
+    page = client.get(reverse("admin:actions_ticket_changelist")).content.decode()
+
+    assert "INC0010042" in page
+    assert client.get(reverse("admin:actions_ticket_add")).status_code == 403

@@ -116,6 +116,17 @@ class RemoteAction(models.Model):
     )
     message_before = models.TextField(blank=True, help_text="Shown on the action page, above the form.")
     message_after = models.TextField(blank=True, help_text="Shown on the run page once the run is sent.")
+    ticket_category = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The service desk's category for a ticket about this action (ServiceNow: the incident's "
+        "category value). Empty: TICKETING_DEFAULT_CATEGORY.",
+    )
+    ticket_assignment_group = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="ServiceNow: the assignment group (its name) for tickets about this action. Empty: none set.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -263,6 +274,8 @@ class Run(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # Insights: runs in a period, grouped by action (actions/insights.py).
+            models.Index(fields=["created_at", "action"], name="run_created_action_idx"),
             models.Index(fields=["user", "-created_at"]),
             models.Index(fields=["device", "action", "-created_at"]),
             models.Index(fields=["status", "created_at"]),
@@ -351,3 +364,48 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RunInsight(Run):
+    """Not a table: the admin's "Insights" page hangs on it (actions/admin/insights.py)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "insight"
+        verbose_name_plural = "insights"
+
+
+class Ticket(models.Model):
+    """The service desk ticket an employee asked for about one run: at most one per run."""
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        SENDING = "sending", "Being opened"
+        CREATED = "created", "Created"
+        FAILED = "failed", "Failed"
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="ticket")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
+    backend = models.CharField(max_length=20)
+    number = models.CharField(max_length=100, blank=True, help_text="The service desk's reference, e.g. INC0010001.")
+    external_id = models.CharField(max_length=100, blank=True, help_text="ServiceNow: the incident's sys_id.")
+    attempts = models.PositiveIntegerField(default=0)
+    # A previous attempt may have opened the ticket (no usable answer came): look it up before creating.
+    uncertain = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    run_url = models.URLField(max_length=500, blank=True, help_text="The run's page, as the employee reached it.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(help_text="When the employee last asked (the deadline counts from here).")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "requested_at"], name="ticket_state_requested_idx")]
+
+    def __str__(self) -> str:
+        return self.number or f"ticket for run {self.run_id} ({self.get_state_display()})"

@@ -38,3 +38,13 @@ def notify_run_ended(run_id: str) -> bool:
 def follow_up_runs() -> int:
     """Periodic: read the device's result of runs on a platform that reports it."""
     return runs_follow_up()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def create_ticket(ticket_id: int) -> None:
+    """Open a run's service desk ticket; a redelivered copy finds it claimed and does nothing."""
+    from actions.ticketing.service import ticket_create
+
+    delay = ticket_create(ticket_id=ticket_id)
+    if delay is not None:
+        create_ticket.apply_async((ticket_id,), countdown=delay)

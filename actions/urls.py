@@ -1,7 +1,7 @@
 from django.urls import path
 
 from actions.accounts import views as accounts
-from actions.views import catalog, health, preferences, runs
+from actions.views import catalog, health, preferences, runs, tickets
 
 urlpatterns = [
     path("login/", accounts.LoginView.as_view(), name="login"),
@@ -16,4 +16,5 @@ urlpatterns = [
     path("runs/<uuid:pk>/status.json", runs.run_status, name="run_status"),
     path("runs/<uuid:pk>/feedback", runs.run_feedback_view, name="run_feedback"),
     path("preferences/", preferences.preferences, name="preferences"),
+    path("runs/<uuid:pk>/get-help/", tickets.run_get_help, name="run_get_help"),
 ]

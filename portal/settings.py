@@ -530,3 +530,59 @@ REMOTE_USER_HEADER = config.get_str("REMOTE_USER_HEADER")
 REMOTE_USER_PROXY_ADDRESSES = config.get_list("REMOTE_USER_PROXY_ADDRESSES", [])
 if REMOTE_USER_HEADER and not REMOTE_USER_PROXY_ADDRESSES:
     raise ImproperlyConfigured("REMOTE_USER_HEADER needs REMOTE_USER_PROXY_ADDRESSES (the proxy's own addresses).")
+
+
+# --- Service desk tickets ("Get help from IT", actions/ticketing/) -------------------------------
+TICKETING_BACKENDS = ("none", "email", "servicenow", "webhook")
+TICKETING = config.get_str("TICKETING", "none").lower()
+if TICKETING not in TICKETING_BACKENDS:
+    raise ImproperlyConfigured(f"TICKETING must be one of {', '.join(TICKETING_BACKENDS)}, got {TICKETING!r}.")
+# A ticket is tried this many times, for at most this long after the employee asked; then it fails
+# with a message and a "Try again" button.
+TICKETING_MAX_ATTEMPTS = config.get_int("TICKETING_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
+TICKETING_DEADLINE_MINUTES = config.get_int("TICKETING_DEADLINE_MINUTES", 15, minimum=1, maximum=24 * 60)
+TICKETING_RETRY_BASE_SECONDS = config.get_int("TICKETING_RETRY_BASE_SECONDS", 5, minimum=1, maximum=600)
+TICKETING_RETRY_MAX_SECONDS = config.get_int("TICKETING_RETRY_MAX_SECONDS", 120, minimum=1, maximum=3600)
+TICKETING_CONNECT_TIMEOUT_SECONDS = config.get_int("TICKETING_CONNECT_TIMEOUT_SECONDS", 5, minimum=1, maximum=60)
+TICKETING_READ_TIMEOUT_SECONDS = config.get_int("TICKETING_READ_TIMEOUT_SECONDS", 30, minimum=1, maximum=300)
+TICKETING_DEFAULT_CATEGORY = config.get_str("TICKETING_DEFAULT_CATEGORY", "software")
+# ServiceNow. Unset SERVICENOW_INSTANCE_URL with DEBUG: the ServiceNow-like simulator that the Act API
+# simulator also serves (http://127.0.0.1:8765/api/now/..., Basic portal/portal-demo).
+SERVICENOW_USES_SIMULATOR = TICKETING == "servicenow" and not config.is_set("SERVICENOW_INSTANCE_URL")
+if SERVICENOW_USES_SIMULATOR and not DEBUG and not config.get_bool("NEXTHINK_SIMULATOR", False):
+    raise ImproperlyConfigured("SERVICENOW_INSTANCE_URL is required with TICKETING=servicenow when DEBUG is off.")
+SERVICENOW_INSTANCE_URL = config.get_url("SERVICENOW_INSTANCE_URL", SIMULATOR_URL).rstrip("/")
+SERVICENOW_AUTH = config.get_str("SERVICENOW_AUTH", "basic").lower()
+if SERVICENOW_AUTH not in ("basic", "oauth"):
+    raise ImproperlyConfigured(f"SERVICENOW_AUTH must be basic or oauth, got {SERVICENOW_AUTH!r}.")
+SERVICENOW_USERNAME = config.get_str("SERVICENOW_USERNAME", SIMULATOR_USERNAME if SERVICENOW_USES_SIMULATOR else "")
+SERVICENOW_PASSWORD = config.get_secret("SERVICENOW_PASSWORD", SIMULATOR_PASSWORD if SERVICENOW_USES_SIMULATOR else "")
+SERVICENOW_TOKEN_URL = config.get_url("SERVICENOW_TOKEN_URL", SERVICENOW_INSTANCE_URL + "/oauth_token.do")
+SERVICENOW_CLIENT_ID = config.get_str("SERVICENOW_CLIENT_ID")
+SERVICENOW_CLIENT_SECRET = config.get_secret("SERVICENOW_CLIENT_SECRET")
+# What caller_id carries: the employee's e-mail (or user name when they have none), or the user name.
+SERVICENOW_CALLER_FIELD = config.get_str("SERVICENOW_CALLER_FIELD", "email").lower()
+if SERVICENOW_CALLER_FIELD not in ("email", "username"):
+    raise ImproperlyConfigured(f"SERVICENOW_CALLER_FIELD must be email or username, got {SERVICENOW_CALLER_FIELD!r}.")
+SERVICENOW_VERIFY_TLS = config.get_bool("SERVICENOW_VERIFY_TLS", True)
+TICKETING_WEBHOOK_URL = config.get_str("TICKETING_WEBHOOK_URL")
+TICKETING_WEBHOOK_SECRET = config.get_secret("TICKETING_WEBHOOK_SECRET")
+TICKETING_WEBHOOK_REFERENCE_FIELD = config.get_str("TICKETING_WEBHOOK_REFERENCE_FIELD", "reference")
+TICKETING_EMAIL_TO = config.get_list("TICKETING_EMAIL_TO", [])
+if TICKETING == "servicenow" and not SERVICENOW_USES_SIMULATOR:
+    if SERVICENOW_AUTH == "basic" and not (SERVICENOW_USERNAME and SERVICENOW_PASSWORD):
+        raise ImproperlyConfigured("TICKETING=servicenow needs SERVICENOW_USERNAME and SERVICENOW_PASSWORD(_FILE).")
+    if SERVICENOW_AUTH == "oauth" and not (SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET):
+        raise ImproperlyConfigured(
+            "SERVICENOW_AUTH=oauth needs SERVICENOW_CLIENT_ID and SERVICENOW_CLIENT_SECRET(_FILE)."
+        )
+if TICKETING == "webhook":
+    config.check_url("TICKETING_WEBHOOK_URL", TICKETING_WEBHOOK_URL, ("http", "https"))
+    if not TICKETING_WEBHOOK_SECRET:
+        raise ImproperlyConfigured(
+            "TICKETING=webhook needs TICKETING_WEBHOOK_SECRET (or TICKETING_WEBHOOK_SECRET_FILE)."
+        )
+if TICKETING == "email" and not TICKETING_EMAIL_TO:
+    raise ImproperlyConfigured("TICKETING=email needs TICKETING_EMAIL_TO (the service desk's address).")
+if TICKETING == "email" and "default" not in MAILERS:
+    raise ImproperlyConfigured("TICKETING=email needs EMAIL_URL: without it the portal sends no e-mail.")

@@ -5,6 +5,9 @@ from django.contrib.auth.models import Group, User
 from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient
 
+# Fixtures of the ticketing tests: servicenow (simulator), webhook (a loopback receiver).
+pytest_plugins = ["tests.tickets_support"]
+
 
 @pytest.fixture(scope="session")
 def simulator_server():

@@ -51,6 +51,8 @@ class RemoteActionAdminForm(forms.ModelForm):
             "engines",
             "cooldown_minutes",
             "daily_limit_per_user",
+            "ticket_category",
+            "ticket_assignment_group",
         ]
         help_texts = {
             "nexthink_uid": "In Finder: right-click the remote action, Export > Remote action Uid to clipboard.",

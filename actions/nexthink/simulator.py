@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from actions.ticketing import simulator as servicenow_simulator
+
 from . import simulator_infinity
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("simulator_default.json")
@@ -235,6 +237,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- routing ----------------------------------------------------------------------------
     def do_GET(self) -> None:
+        if servicenow_simulator.route(self):  # the ServiceNow-like Table API, for TICKETING=servicenow
+            return
         path = self.path.split("?", 1)[0]
         if path == "/api/configuration/v1/engines":
             self._engines()
@@ -260,6 +264,8 @@ class Handler(BaseHTTPRequestHandler):
             self._not_found()
 
     def do_POST(self) -> None:
+        if servicenow_simulator.route(self):
+            return
         path = self.path.split("?", 1)[0]
         body = self._read_body()
         if body is None:

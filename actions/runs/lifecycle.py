@@ -56,6 +56,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 FINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
 IN_FLIGHT = frozenset({Status.QUEUED, Status.SENDING, Status.RETRYING})
+# Final runs whose employee is offered help from IT (with an answer "No" to "Did this fix it?", any
+# final run): nothing was sent, nobody can tell what happened, or it failed or never ran on the device.
+NEEDS_HELP = frozenset({Status.FAILED, Status.UNKNOWN, Status.DEVICE_FAILED, Status.EXPIRED})
 # Nexthink accepted the action for the device (on at least one Engine), or the device did it: the
 # employee is asked whether it fixed their problem.
 REACHED_DEVICE = frozenset({Status.SENT, Status.PARTIAL, Status.DONE})

@@ -19,6 +19,7 @@ from actions.runs.wording import (
     status_summary,
     status_title,
 )
+from actions.views.tickets import ticket_as_json
 
 
 def _own_run(request, pk) -> Run:
@@ -60,6 +61,7 @@ def run_status(request, pk):
     if run.is_final:
         data["run_again"] = run_again(run, request.user).as_dict()
         data["feedback_open"] = feedback_open(run)
+        data["ticket"] = ticket_as_json(run)
     return JsonResponse(data, headers={"Cache-Control": "no-store"})
 
 

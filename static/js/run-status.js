@@ -85,6 +85,11 @@
     renderOutputs(data.outputs);
     document.querySelectorAll("[data-show-when-sent]").forEach(function (el) { el.hidden = !data.reached_device; });
     if (data.final) {
+      if (data.ticket && data.ticket.can_request && !document.getElementById("get-help")) {
+        // The run ended in a way IT can help with: the page with the "Get help" form, once.
+        window.location.reload();
+        return true;
+      }
       showRunAgain(data.run_again);
       document.querySelectorAll("[data-show-when-feedback]").forEach(function (el) { el.hidden = !data.feedback_open; });
       box.dataset.final = "true";

@@ -1,0 +1,152 @@
+"""Admin → Insights: per action over a period, what the runs did; a chart per day; a CSV export."""
+
+from __future__ import annotations
+
+import csv
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from actions import insights
+from actions.models import RunInsight
+
+COLUMNS = [  # (?o= key, heading)
+    ("name", "Action"),
+    ("runs", "Runs"),
+    ("sent", "Sent"),
+    ("fixed", "Fixed"),
+    ("escalated", "Escalated"),
+    ("avoided", "Tickets avoided"),
+]
+
+
+class PeriodForm(forms.Form):
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end:
+            if start > end:
+                raise forms.ValidationError("The start must not be after the end.")
+            if (end - start).days + 1 > insights.MAX_DAYS:
+                raise forms.ValidationError(f"Choose at most {insights.MAX_DAYS} days.")
+        return cleaned
+
+
+def period_of(request) -> tuple[PeriodForm, insights.Period]:
+    default = insights.default_period()
+    if "start" in request.GET or "end" in request.GET:
+        form = PeriodForm(request.GET)
+        if form.is_valid():
+            return form, insights.Period(form.cleaned_data["start"], form.cleaned_data["end"])
+        return form, default
+    return PeriodForm(initial={"start": default.start, "end": default.end}), default
+
+
+@admin.register(RunInsight)
+class InsightsAdmin(admin.ModelAdmin):
+    """No rows to edit: the change list is the insights page."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("actions.view_run")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        form, period = period_of(request)
+        rows, order = insights.sort_rows(insights.figures_by_action(period), request.GET.get("o", ""))
+        if request.GET.get("format") == "csv":
+            return csv_response(rows, period)
+        query = {"start": period.start.isoformat(), "end": period.end.isoformat()}
+        here = reverse("admin:actions_runinsight_changelist")
+        headers = []
+        for key, heading in COLUMNS:
+            current = order.lstrip("-") == key
+            # A click on the current column flips it; on another, numbers start high, names at A.
+            flip = ("" if order.startswith("-") else "-") if current else ("" if key == "name" else "-")
+            headers.append(
+                {
+                    "heading": heading,
+                    "url": f"{here}?{urlencode(query | {'o': flip + key})}",
+                    "sorted": ("descending" if order.startswith("-") else "ascending") if current else "",
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Insights",
+            "opts": self.model._meta,
+            "form": form,
+            "period": period,
+            "rows": rows,
+            "total": insights.totals(rows),
+            "headers": headers,
+            "chart": insights.chart(insights.runs_per_day(period)),
+            "csv_url": f"{here}?{urlencode(query | {'o': order, 'format': 'csv'})}",
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/actions/insights.html", context)
+
+
+CSV_HEADER = [
+    "action",
+    "runs",
+    "sent",
+    "sent_share",
+    "answered",
+    "fixed",
+    "fixed_share",
+    "not_fixed",
+    "escalated",
+    "escalated_share",
+    "tickets_avoided",
+]
+
+
+def csv_response(rows, period: insights.Period) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="insights-{period.start}-{period.end}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(CSV_HEADER)
+    for row in [*rows, insights.totals(rows)]:
+        writer.writerow(
+            [
+                safe_cell(row.name),
+                row.runs,
+                row.sent,
+                _ratio(row.sent_share),
+                row.answered,
+                row.fixed,
+                _ratio(row.fixed_share),
+                row.not_fixed,
+                row.escalated,
+                _ratio(row.escalated_share),
+                row.avoided,
+            ]
+        )
+    return response
+
+
+def safe_cell(text: str) -> str:
+    """A curator's text that a spreadsheet would run as a formula starts with a quote instead."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"

@@ -1,0 +1,241 @@
+"""Insights for IT: what the portal's runs did over a period, per action and per day (issue 12, item 5).
+
+Definitions (README, "Insights"):
+- runs: runs created in the period (by the employee or by IT for them);
+- sent: runs that reached the device: Nexthink accepted them on all or some Engines (sent, partial;
+  also "done" where the platform reports the device's own result); share of runs;
+- fixed: runs answered "yes" to "Did this fix it?"; share of the runs answered (yes or no);
+- escalated: runs for which the employee asked IT for help ("Get help from IT": a Ticket row,
+  whatever became of it); share of runs;
+- tickets avoided: runs that reached the device, were not escalated and were not answered "no"
+  (answered "yes", or not answered: the employee did not come back for help).
+
+Each figure set is one grouped query in the database (per action; per day and outcome), whatever
+the number of actions or days; the index (created_at, action) on Run serves the period's filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, Max, Q, QuerySet
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from actions.models import Run
+
+Status = Run.Status
+REACHED = [s for s in ("sent", "partial", "done") if s in Status.values]
+IN_FLIGHT = [Status.QUEUED, Status.SENDING, Status.RETRYING]
+# The chart's outcomes, bottom to top, with their colours (SVG fill attributes: the CSP forbids style).
+OUTCOMES = [
+    ("sent", "Reached the device", "#2e7d32", Q(status__in=REACHED)),
+    ("failed", "Not sent", "#c62828", Q(status=Status.FAILED)),
+    ("unknown", "Outcome unknown", "#f9a825", Q(status=Status.UNKNOWN)),
+    ("in_flight", "In progress", "#90a4ae", Q(status__in=IN_FLIGHT)),
+]
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """[start 00:00, the day after end 00:00) in the site's time zone."""
+        zone = timezone.get_current_timezone()
+        return (
+            datetime.combine(self.start, time.min, tzinfo=zone),
+            datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=zone),
+        )
+
+
+def default_period(today: date | None = None) -> Period:
+    today = today or timezone.localdate()
+    return Period(today - timedelta(days=29), today)
+
+
+def runs_in(period: Period) -> QuerySet[Run]:
+    since, until = period.bounds()
+    return Run.objects.filter(created_at__gte=since, created_at__lt=until)
+
+
+@dataclass
+class ActionFigures:
+    action_id: int | None
+    name: str
+    runs: int
+    sent: int
+    answered: int
+    fixed: int
+    not_fixed: int
+    escalated: int
+    avoided: int
+
+    @staticmethod
+    def share(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    @property
+    def sent_share(self) -> float | None:
+        return self.share(self.sent, self.runs)
+
+    @property
+    def fixed_share(self) -> float | None:
+        return self.share(self.fixed, self.answered)
+
+    @property
+    def escalated_share(self) -> float | None:
+        return self.share(self.escalated, self.runs)
+
+
+COUNTED = ("runs", "sent", "answered", "fixed", "not_fixed", "escalated", "avoided")
+
+
+def action_query(period: Period) -> QuerySet:
+    """The per-action figures: one grouped query (bench/insights.py explains it)."""
+    reached = Q(status__in=REACHED)
+    not_escalated = Q(ticket__isnull=True)
+    # Annotation names differ from the fields they count (Run.fixed): the filters must see the fields.
+    counts = {
+        "n_runs": Count("pk"),
+        "n_sent": Count("pk", filter=reached),
+        "n_answered": Count("pk", filter=Q(fixed__isnull=False)),
+        "n_fixed": Count("pk", filter=Q(fixed=True)),
+        "n_not_fixed": Count("pk", filter=Q(fixed=False)),
+        "n_escalated": Count("pk", filter=Q(ticket__isnull=False)),
+        "n_avoided": Count("pk", filter=reached & not_escalated & (Q(fixed=True) | Q(fixed__isnull=True))),
+    }
+    return (
+        runs_in(period)
+        .values("action_id")
+        .annotate(label=Coalesce(Max("action__name"), Max("action_name")), **counts)
+        .order_by()
+    )
+
+
+def figures_by_action(period: Period) -> list[ActionFigures]:
+    """One row per action that ran in the period (a deleted action keeps the name it ran under)."""
+    return [
+        ActionFigures(action_id=row["action_id"], name=row["label"], **{key: row[f"n_{key}"] for key in COUNTED})
+        for row in action_query(period)
+    ]
+
+
+def totals(rows: list[ActionFigures]) -> ActionFigures:
+    return ActionFigures(None, "All actions", **{f: sum(getattr(r, f) for r in rows) for f in COUNTED})
+
+
+def day_query(period: Period) -> QuerySet:
+    """Runs per day and outcome: one grouped query."""
+    counts = {key: Count("pk", filter=where) for key, _, _, where in OUTCOMES}
+    return runs_in(period).annotate(day=TruncDate("created_at")).values("day").annotate(**counts).order_by()
+
+
+def runs_per_day(period: Period) -> list[dict]:
+    """Every day of the period, oldest first, with its runs per outcome (0 where none)."""
+    found = {row.pop("day"): row for row in day_query(period)}
+    empty = {key: 0 for key, *_ in OUTCOMES}
+    days = (period.start + timedelta(days=n) for n in range(period.days))
+    return [{"day": day, **found.get(day, empty)} for day in days]
+
+
+# --- Sorting ---------------------------------------------------------------------------------------
+
+SORT_KEYS = {
+    "name": lambda r: r.name.lower(),
+    "runs": lambda r: r.runs,
+    "sent": lambda r: r.sent_share or 0,
+    "fixed": lambda r: r.fixed_share or 0,
+    "escalated": lambda r: r.escalated_share or 0,
+    "avoided": lambda r: r.avoided,
+}
+DEFAULT_ORDER = "-runs"
+
+
+def sort_rows(rows: list[ActionFigures], order: str) -> tuple[list[ActionFigures], str]:
+    """Rows in the order ?o= asks for ("runs", "-runs", ...); an unknown order is the default."""
+    key = order.lstrip("-")
+    if key not in SORT_KEYS:
+        order, key = DEFAULT_ORDER, DEFAULT_ORDER.lstrip("-")
+    ordered = sorted(rows, key=lambda r: r.name.lower())  # ties read alphabetically
+    return sorted(ordered, key=SORT_KEYS[key], reverse=order.startswith("-")), order
+
+
+# --- The chart -------------------------------------------------------------------------------------
+
+CHART_WIDTH, CHART_HEIGHT = 760, 260
+PLOT_LEFT, PLOT_TOP, PLOT_BOTTOM = 48, 12, 40
+
+
+def chart(days: list[dict]) -> dict:
+    """Stacked bars, one per day, as plain numbers for the template's SVG (no script, no style)."""
+    plot_width = CHART_WIDTH - PLOT_LEFT - 8
+    plot_height = CHART_HEIGHT - PLOT_TOP - PLOT_BOTTOM
+    highest = max((sum(d[k] for k, *_ in OUTCOMES) for d in days), default=0)
+    top = _nice_ceiling(highest)
+    slot = plot_width / max(len(days), 1)
+    bar_width = max(slot * 0.8, 1)
+    baseline = PLOT_TOP + plot_height
+    bars = []
+    for n, day in enumerate(days):
+        x = PLOT_LEFT + n * slot + (slot - bar_width) / 2
+        y = baseline
+        for key, label, colour, _ in OUTCOMES:
+            height = plot_height * day[key] / top if top else 0
+            if day[key]:
+                y -= height
+                bars.append(
+                    {
+                        "x": round(x, 1),
+                        "y": round(y, 1),
+                        "width": round(bar_width, 1),
+                        "height": round(height, 1),
+                        "fill": colour,
+                        "title": f"{day['day'].isoformat()}: {day[key]} {label.lower()}",
+                    }
+                )
+    ticks = [
+        {"y": round(baseline - plot_height * i / 4, 1), "label": round(top * i / 4)} for i in range(5) if top or i == 0
+    ]
+    step = max(1, len(days) // 8)
+    day_labels = [
+        {"x": round(PLOT_LEFT + n * slot + slot / 2, 1), "label": d["day"].strftime("%b %d")}
+        for n, d in enumerate(days)
+        if n % step == 0
+    ]
+    legend = [
+        {"x": PLOT_LEFT + i * 170, "fill": colour, "label": label} for i, (_, label, colour, _) in enumerate(OUTCOMES)
+    ]
+    return {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "left": PLOT_LEFT,
+        "right": CHART_WIDTH - 8,
+        "baseline": baseline,
+        "label_y": baseline + 16,
+        "legend_y": CHART_HEIGHT - 12,
+        "bars": bars,
+        "ticks": ticks,
+        "days": day_labels,
+        "legend": legend,
+        "total": sum(sum(d[k] for k, *_ in OUTCOMES) for d in days),
+    }
+
+
+def _nice_ceiling(value: int) -> int:
+    """The smallest of 1, 2, 4, 5, 10, 20, 40, 50, 100... that is at least `value` (and divides by 4 nicely)."""
+    if value <= 0:
+        return 0
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 4, 5, 8):
+            if factor * magnitude >= value:
+                return factor * magnitude
+        magnitude *= 10

@@ -1,0 +1,181 @@
+"""The Ticket row's life: asked for by the employee, opened by a worker, at most one per run.
+
+    (none) ──ticket_request──▶ requested ──claim──▶ sending ──▶ created (number)
+                 failed ──ticket_request ("Try again")──┘  └──▶ requested (retry at next_attempt_at)
+                                                          └──▶ failed (permanent, out of attempts or time)
+
+The Ticket row is unique per run, so however often the button is pressed only one request exists;
+the claim (requested → sending, a conditional update) lets exactly one worker call the service desk
+for it, so a redelivered task is a no-op. An attempt whose outcome is unknown marks the ticket
+``uncertain``: the next attempt asks the service desk for the run's incident before opening one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from actions.models import Run, Ticket
+from actions.runs.lifecycle import NEEDS_HELP
+
+from . import mail, servicenow, webhook
+from .base import ErrorKind, TicketError, ticket_content
+
+log = logging.getLogger("actions.ticketing")
+State = Ticket.State
+BACKENDS = {"servicenow": servicenow, "webhook": webhook, "email": mail}
+HELP_STATUSES = NEEDS_HELP
+
+
+def ticketing_enabled() -> bool:
+    return settings.TICKETING in BACKENDS
+
+
+def needs_help(run: Run) -> bool:
+    """A run whose employee may ask IT for help: answered "No", not sent, or with an unknown outcome."""
+    return run.is_final and (run.fixed is False or run.status in HELP_STATUSES)
+
+
+def deadline_of(ticket: Ticket):
+    return ticket.requested_at + timedelta(minutes=settings.TICKETING_DEADLINE_MINUTES)
+
+
+def stale_after() -> timedelta:
+    """A worker that claimed a ticket longer ago than one full call (sign-in, look-up, create) is gone."""
+    call = settings.TICKETING_CONNECT_TIMEOUT_SECONDS + settings.TICKETING_READ_TIMEOUT_SECONDS
+    return timedelta(seconds=3 * call + 30)
+
+
+def is_stuck(ticket: Ticket) -> bool:
+    """Requested or being opened past the deadline: its task was lost; the employee may try again."""
+    return ticket.state in (State.REQUESTED, State.SENDING) and timezone.now() > deadline_of(ticket) + stale_after()
+
+
+def can_try_again(ticket: Ticket) -> bool:
+    return ticket.state == State.FAILED or is_stuck(ticket)
+
+
+def ticket_request(*, run: Run, run_url: str, user) -> tuple[Ticket, bool]:
+    """Ask for the run's ticket (or ask again after a failure). Returns it and whether a task was queued.
+
+    The caller has checked that the run is the employee's and ``needs_help``.
+    """
+    from actions.tasks import create_ticket  # tasks import services, not the other way round
+
+    now = timezone.now()
+    with transaction.atomic():
+        ticket, made = Ticket.objects.get_or_create(
+            run=run,
+            defaults={"backend": settings.TICKETING, "run_url": run_url, "requested_by": user, "requested_at": now},
+        )
+        again = False
+        if not made and can_try_again(ticket):
+            again = (
+                Ticket.objects.filter(pk=ticket.pk, state=ticket.state, updated_at=ticket.updated_at).update(
+                    state=State.REQUESTED,
+                    backend=settings.TICKETING,
+                    attempts=0,
+                    error="",
+                    requested_at=now,
+                    next_attempt_at=None,
+                    claimed_at=None,
+                    updated_at=now,
+                )
+                == 1
+            )
+        queued = made or again
+        if queued:
+            transaction.on_commit(lambda: create_ticket.delay(ticket.pk))
+            log.info("ticket for run %s %s", run.pk, "requested" if made else "requested again")
+    ticket.refresh_from_db()
+    return ticket, queued
+
+
+def claim(ticket_id) -> bool:
+    """requested (and due) → sending, for exactly one worker; also a sending ticket whose worker is gone."""
+    now = timezone.now()
+    due = Q(state=State.REQUESTED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    abandoned = Q(state=State.SENDING, claimed_at__lt=now - stale_after())
+    return (
+        Ticket.objects.filter(Q(pk=ticket_id) & (due | abandoned)).update(
+            state=State.SENDING,
+            attempts=F("attempts") + 1,
+            claimed_at=now,
+            # The gone worker may have opened it: look it up first.
+            uncertain=Case(When(state=State.SENDING, then=Value(True)), default=F("uncertain")),
+            updated_at=now,
+        )
+        == 1
+    )
+
+
+def ticket_create(*, ticket_id) -> float | None:
+    """One attempt at opening the ticket. Returns the seconds until the next attempt, or None."""
+    if not claim(ticket_id):
+        log.info("ticket %s not claimed: done, not due, or another worker has it", ticket_id)
+        return None
+    ticket = Ticket.objects.select_related("run__user", "run__action").get(pk=ticket_id)
+    mine = Q(pk=ticket.pk, state=State.SENDING, attempts=ticket.attempts)
+    backend = BACKENDS.get(ticket.backend)
+    if backend is None:
+        _fail(mine, ticket, f"Ticketing is set to {settings.TICKETING!r}: no service desk to send it to.")
+        return None
+    if timezone.now() > deadline_of(ticket):
+        _fail(mine, ticket, ticket.error or "The service desk did not answer in time.")
+        return None
+    content = ticket_content(ticket.run, run_url=ticket.run_url, default_category=settings.TICKETING_DEFAULT_CATEGORY)
+    try:
+        opened = backend.open_ticket(content, ticket)
+    except TicketError as error:
+        return _after_error(mine, ticket, error)
+    except Exception:  # a bug must not leave the ticket "being opened": it may have gone out
+        log.exception("ticket %s: unexpected error", ticket.pk)
+        return _after_error(mine, ticket, TicketError(ErrorKind.UNKNOWN, "The portal hit an internal problem."))
+    moved = Ticket.objects.filter(mine).update(
+        state=State.CREATED,
+        number=opened.number,
+        external_id=opened.external_id,
+        error="",
+        uncertain=False,
+        updated_at=timezone.now(),
+    )
+    log.info("ticket for run %s created: %s%s", ticket.run_id, opened.number, "" if moved else " (late, dropped)")
+    return None
+
+
+def _after_error(mine: Q, ticket: Ticket, error: TicketError) -> float | None:
+    uncertain = ticket.uncertain or error.kind is ErrorKind.UNKNOWN
+    delay = retry_delay(ticket.attempts)
+    out_of_time = timezone.now() + timedelta(seconds=delay) > deadline_of(ticket)
+    if error.kind is ErrorKind.PERMANENT or ticket.attempts >= settings.TICKETING_MAX_ATTEMPTS or out_of_time:
+        tried = "" if error.kind is ErrorKind.PERMANENT else f" The portal tried {ticket.attempts} times."
+        _fail(mine, ticket, error.message + tried, uncertain=uncertain)
+        return None
+    moved = Ticket.objects.filter(mine).update(
+        state=State.REQUESTED,
+        error=error.message,
+        uncertain=uncertain,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        updated_at=timezone.now(),
+    )
+    log.warning("ticket for run %s: %s (%s); next attempt in %.0f s", ticket.run_id, error.message, error.kind, delay)
+    return delay if moved else None
+
+
+def _fail(mine: Q, ticket: Ticket, message: str, *, uncertain: bool | None = None) -> None:
+    fields = {"state": State.FAILED, "error": message[:2000], "updated_at": timezone.now()}
+    if uncertain is not None:
+        fields["uncertain"] = uncertain
+    Ticket.objects.filter(mine).update(**fields)
+    log.warning("ticket for run %s failed: %s", ticket.run_id, message)
+
+
+def retry_delay(attempt: int) -> float:
+    ceiling = min(settings.TICKETING_RETRY_MAX_SECONDS, settings.TICKETING_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)

@@ -1,0 +1,68 @@
+"""Webhook: a signed JSON POST to TICKETING_WEBHOOK_URL; the reference comes back in the answer.
+
+The body is ``webhook_body`` (README, "Service desk tickets"); the header
+``X-Portal-Signature: sha256=<hex HMAC-SHA256 of the raw body with TICKETING_WEBHOOK_SECRET>`` signs
+it, and ``Idempotency-Key: <run id>`` (also the body's ``id``) lets the receiver drop a repeat: the
+portal sends again after an attempt whose outcome it could not tell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from django.conf import settings
+
+from actions.models import Ticket
+
+from . import http
+from .base import ErrorKind, Opened, TicketContent, TicketError
+
+SIGNATURE_HEADER = "X-Portal-Signature"
+EVENT = "ticket.requested"
+WHAT = "The service desk webhook"
+
+
+def webhook_body(content: TicketContent, ticket: Ticket) -> dict[str, Any]:
+    return {
+        "event": EVENT,
+        "id": str(ticket.run_id),
+        "attempt": ticket.attempts,
+        "short_description": content.short_description,
+        "description": content.description,
+        "category": content.category,
+        "assignment_group": content.assignment_group,
+        **content.facts,
+    }
+
+
+def sign(raw: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def open_ticket(content: TicketContent, ticket: Ticket) -> Opened:
+    raw = json.dumps(webhook_body(content, ticket), separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(raw, settings.TICKETING_WEBHOOK_SECRET),
+        "Idempotency-Key": str(ticket.run_id),
+    }
+    response = http.send(http.session(), "POST", settings.TICKETING_WEBHOOK_URL, what=WHAT, data=raw, headers=headers)
+    reference = dig(http.json_of(response, what=WHAT), settings.TICKETING_WEBHOOK_REFERENCE_FIELD)
+    if reference in (None, ""):
+        raise TicketError(
+            ErrorKind.UNKNOWN,
+            f"{WHAT} answered without a ticket reference at {settings.TICKETING_WEBHOOK_REFERENCE_FIELD!r}.",
+        )
+    return Opened(number=str(reference)[:100])
+
+
+def dig(data: Any, dotted: str) -> Any:
+    """data["a"]["b"] for "a.b"; None where the path does not lead anywhere."""
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data

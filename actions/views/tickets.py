@@ -1,0 +1,57 @@
+"""'Get help from IT': the employee asks for a service desk ticket about one of their runs."""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
+
+from actions.models import Run, Ticket
+from actions.runs.selectors import runs_of
+from actions.ticketing.service import can_try_again, needs_help, ticket_request, ticketing_enabled
+
+
+@require_POST
+def run_get_help(request, pk):
+    # Another employee's run is a 404, exactly like a run that does not exist.
+    run = get_object_or_404(runs_of(request.user).select_related("action"), pk=pk)
+    if not ticketing_enabled():
+        raise Http404("No service desk is connected.")
+    if not needs_help(run):
+        messages.info(request, "This run is not one IT can help with from here: it is still running or it worked.")
+        return redirect(run)
+    ticket, queued = ticket_request(
+        run=run, run_url=request.build_absolute_uri(run.get_absolute_url()), user=request.user
+    )
+    if queued:
+        messages.success(request, "Your request for help is on its way to the service desk. Its number appears here.")
+    elif ticket.state == Ticket.State.CREATED:
+        messages.info(request, f"IT already has a ticket for this run: {ticket.number}.")
+    else:
+        messages.info(request, "Your request for help is already on its way to the service desk.")
+    return redirect(run)
+
+
+def get_help_context(run: Run) -> dict:
+    """What templates/actions/_get_help.html needs (also run_as_json's "ticket")."""
+    ticket = Ticket.objects.filter(run=run).first()
+    return {
+        "ticketing": ticketing_enabled(),
+        "needs_help": needs_help(run),
+        "ticket": ticket,
+        "ticket_try_again": bool(ticket and can_try_again(ticket)),
+    }
+
+
+def ticket_as_json(run: Run) -> dict | None:
+    """The run's ticket for the live page (run_status): state, number and what to do."""
+    ticket = Ticket.objects.filter(run=run).first()
+    if ticket is None:
+        return {"state": None, "can_request": ticketing_enabled() and needs_help(run)}
+    return {
+        "state": ticket.state,
+        "state_label": ticket.get_state_display(),
+        "number": ticket.number,
+        "error": ticket.error if ticket.state == Ticket.State.FAILED else "",
+        "try_again": can_try_again(ticket),
+        "can_request": False,
+    }

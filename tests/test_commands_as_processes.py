@@ -220,7 +220,7 @@ def test_act_simulator_serves_the_list_engines_api_until_interrupted():
         line = process.stdout.readline()
         assert line.startswith("Nexthink simulator listening on http://127.0.0.1:"), process.stderr.read()
         url = line.split(" on ", 1)[1].strip()
-        engines = requests.get(url + "/api/configuration/v1/engines", auth=("portal", "portal-demo"), timeout=5)
+        engines = requests.get(url + "/api/configuration/v1/engines", auth=("portal", "portal-demo"), timeout=30)
         assert engines.status_code == 200 and EMEA in {e["databaseUID"] for e in engines.json()}
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0

@@ -242,3 +242,20 @@ def test_it_imports_parameters_in_the_order_the_file_lists_them(db, tmp_path):
     action = RemoteAction.objects.get(nexthink_uid=UID)
     assert list(action.parameters.values_list("name", "display_order")) == [("Zone", 100), ("Mode", 101), ("Days", 102)]
     assert "1 updated" in first and "0 created, 0 updated, 1 unchanged, 0 rejected." in second
+
+
+def test_it_carries_the_infinity_id_output_names_and_ticket_fields(curated, tmp_path):
+    RemoteAction.objects.filter(nexthink_uid=UID).update(
+        nql_id="#clean_up_disk",
+        output_labels={"FreedMB": "Space freed (MB)"},
+        ticket_category="hardware",
+        ticket_assignment_group="Desktop support",
+    )
+    _, path = export(tmp_path)
+    wipe_catalog()
+
+    run_import(path)
+
+    action = RemoteAction.objects.get(nexthink_uid=UID)
+    assert (action.nql_id, action.output_labels) == ("#clean_up_disk", {"FreedMB": "Space freed (MB)"})
+    assert (action.ticket_category, action.ticket_assignment_group) == ("hardware", "Desktop support")

@@ -42,6 +42,12 @@ ACTION_FIELDS = [
     "daily_limit_per_user",
     "message_before",
     "message_after",
+    # Optional in a file (older exports do not have them): Infinity's id and output names, and
+    # what a ticket about the action says.
+    "nql_id",
+    "output_labels",
+    "ticket_category",
+    "ticket_assignment_group",
 ]
 ACTION_KEYS = {"nexthink_uid", "category", "groups", "engines", "parameters", *ACTION_FIELDS}
 

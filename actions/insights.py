@@ -24,14 +24,18 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from actions.models import Run
+from actions.runs import lifecycle
+from actions.runs.lifecycle import REACHED_DEVICE
 
 Status = Run.Status
-REACHED = [s for s in ("sent", "partial", "done") if s in Status.values]
-IN_FLIGHT = [Status.QUEUED, Status.SENDING, Status.RETRYING]
+# The lifecycle's own sets (actions/runs/lifecycle.py), so that a new status is counted somewhere.
+REACHED = sorted(REACHED_DEVICE)
+IN_FLIGHT = sorted(lifecycle.IN_FLIGHT | {Status.FOLLOWING})
 # The chart's outcomes, bottom to top, with their colours (SVG fill attributes: the CSP forbids style).
 OUTCOMES = [
     ("sent", "Reached the device", "#2e7d32", Q(status__in=REACHED)),
-    ("failed", "Not sent", "#c62828", Q(status=Status.FAILED)),
+    ("device_failed", "Failed on the device", "#6a1b9a", Q(status=Status.DEVICE_FAILED)),
+    ("failed", "Not sent or never ran", "#c62828", Q(status__in=[Status.FAILED, Status.EXPIRED])),
     ("unknown", "Outcome unknown", "#f9a825", Q(status=Status.UNKNOWN)),
     ("in_flight", "In progress", "#90a4ae", Q(status__in=IN_FLIGHT)),
 ]

@@ -78,11 +78,19 @@ def test_runs_per_day_has_every_day_with_its_outcomes(known_runs, django_assert_
     assert len(days) == 30 and days[-1]["day"] == timezone.localdate()
     by_day = {d["day"]: d for d in days}
     today = timezone.localdate()
-    assert by_day[today] | {"day": None} == {"day": None, "sent": 0, "failed": 1, "unknown": 0, "in_flight": 1}
+    assert by_day[today] | {"day": None} == {
+        "day": None,
+        "sent": 0,
+        "device_failed": 0,
+        "failed": 1,
+        "unknown": 0,
+        "in_flight": 1,
+    }
     assert by_day[today - timedelta(days=3)]["sent"] == 1 and by_day[today - timedelta(days=3)]["unknown"] == 1
     assert by_day[today - timedelta(days=10)] | {"day": None} == {
         "day": None,
         "sent": 0,
+        "device_failed": 0,
         "failed": 0,
         "unknown": 0,
         "in_flight": 0,
@@ -155,3 +163,18 @@ def test_a_date_range_the_wrong_way_round_says_so(client, it_viewer, known_runs)
     response = client.get(URL, {"start": "2026-05-10", "end": "2026-05-01"})
     assert "The start must not be after the end." in response.content.decode()
     assert response.context["period"] == insights.default_period()
+
+
+def test_every_status_is_counted_under_one_outcome_of_the_chart():
+    from django.db.models import Q
+
+    from actions.insights import OUTCOMES
+    from actions.models import Run
+
+    covered = []
+    for _key, _label, _colour, condition in OUTCOMES:
+        for child in condition.children:
+            _lookup, value = child
+            covered.extend(value if isinstance(value, list) else [value])
+    assert sorted(covered) == sorted(Run.Status.values)
+    assert all(isinstance(condition, Q) for *_, condition in OUTCOMES)

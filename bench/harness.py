@@ -437,7 +437,7 @@ def truncate_runs() -> None:
 
     tables = ", ".join(m._meta.db_table for m in (EngineResult, RunAttempt, Run))
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {tables}")
+        cursor.execute(f"TRUNCATE {tables} CASCADE")  # and what refers to runs (tickets)
 
 
 def login(session=None):

@@ -1,0 +1,190 @@
+"""Growth: how the pages and jobs an employee, a worker and IT touch behave as runs pile up.
+
+    .venv/bin/python bench/growth.py [--max-runs 1000000] [--reps 15]
+
+Seeds runs through SQL (each with one Engine result and one attempt; statuses, actions and dates
+spread over a year; ~1,000 employees, the bench employee a heavy one with 5 % of all runs) in steps of
+10^3, 10^4, 10^5, 10^6, and after each step measures in this process (Django's test client against
+PostgreSQL, no web server) the median time of each page and job over `reps` calls. Reports each one's
+time at every size and its growth factor (largest / smallest). Target: no growth beyond 2x.
+Bounded: seeding 10^6 runs and measuring take a few minutes on a 2-core machine.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import harness as h
+
+EMPLOYEES = 1000
+HEAVY_SHARE = 0.05  # the bench employee's share of all runs
+
+
+def seed_employees() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
+                                   is_staff, is_active, date_joined)
+            SELECT '!', false, 'bench-user-' || n, 'Employee', n::text, 'bench-user-' || n || '@corp.example',
+                   false, true, now()
+            FROM generate_series(1, %s) AS n
+            ON CONFLICT (username) DO NOTHING
+            """,
+            [EMPLOYEES],
+        )
+
+
+def seed_runs(count: int, heavy_user_id: int, device_id: int) -> None:
+    """`count` more runs, their Engine results and attempts, in one statement each."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE TEMP TABLE new_runs ON COMMIT DROP AS
+            WITH a AS (SELECT array_agg(id) AS ids FROM actions_remoteaction)
+            SELECT gen_random_uuid() AS id,
+                   CASE WHEN random() < %(heavy)s THEN %(heavy_user)s
+                        ELSE (SELECT min(id) FROM auth_user WHERE username LIKE 'bench-user-%%')
+                             + floor(random() * %(employees)s)::int END AS user_id,
+                   a.ids[1 + floor(random() * array_length(a.ids, 1))::int] AS action_id,
+                   (ARRAY['sent','sent','sent','sent','partial','failed','unknown','done','expired'])
+                       [1 + floor(random() * 9)::int] AS status,
+                   now() - random() * interval '365 days' AS created_at
+            FROM generate_series(1, %(count)s) CROSS JOIN a
+            """,
+            {"heavy": HEAVY_SHARE, "heavy_user": heavy_user_id, "employees": EMPLOYEES, "count": count},
+        )
+        cursor.execute(
+            """
+            INSERT INTO actions_run (id, user_id, action_id, device_id, idempotency_key, action_name, action_uid,
+                action_nql_id, device_uid, device_name, timeout_seconds, engine_uids, params, status, attempts,
+                max_attempts, error_code, error_kind, error_message, created_at, sending_at, finished_at,
+                request_id, device_status, device_status_details, outputs, checks, feedback_comment)
+            SELECT r.id, r.user_id, r.action_id, %(device)s, '', 'Bench action ' || left(r.id::text, 4),
+                   gen_random_uuid(), '', md5(r.id::text), 'LAPTOP-' || upper(left(md5(r.user_id::text), 6)),
+                   60, '[]'::jsonb, '{}'::jsonb, r.status, 1, 5, '', '', '', r.created_at,
+                   r.created_at + interval '1 second', r.created_at + interval '3 seconds', '', '', '', '{}'::jsonb,
+                   0, ''
+            FROM new_runs r
+            """,
+            {"device": device_id},
+        )
+        cursor.execute(
+            """
+            INSERT INTO actions_engineresult (run_id, database_uid, engine_name, code, message)
+            SELECT id, '86acc8511251ec444d3a75bac33a23c7', 'engine-emea', 'ok', '' FROM new_runs
+            """
+        )
+        cursor.execute(
+            """
+            INSERT INTO actions_runattempt (run_id, number, started_at, finished_at, outcome, error_code, error_message)
+            SELECT id, 1, created_at, created_at + interval '3 seconds', 'answered', '', '' FROM new_runs
+            """
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def timed(call, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return h.median(times)
+
+
+def measure(data: dict, reps: int) -> dict[str, float]:
+    import secrets
+
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.urls import reverse
+
+    from actions.models import Run
+    from actions.runs.reaper import runs_reap
+    from actions.runs.selectors import cursor_of
+
+    employee = Client(HTTP_HOST="127.0.0.1")
+    employee.force_login(data["user"])
+    admin = Client(HTTP_HOST="127.0.0.1")
+    admin.force_login(User.objects.get(username="bench-admin"))
+    mine = Run.objects.filter(user=data["user"]).order_by("created_at", "id")
+    oldest = list(mine[:21])
+    last_page = f"?before={cursor_of(oldest[-1])}" if len(oldest) > 20 else ""
+    run = mine.last()
+    some_user = User.objects.filter(username__startswith="bench-user-").order_by("pk")[500]
+    changelist = reverse("admin:actions_run_changelist")
+    action_url = reverse("action_detail", args=[h.DISPATCH_SLUG])
+
+    def ok(response):
+        if response.status_code not in (200, 302):
+            h.fail(f"{response.request['PATH_INFO']} answered {response.status_code}")
+        return response
+
+    def submit():
+        form = {"device": data["device"].uid, "idempotency_key": secrets.token_urlsafe(24)}
+        ok(employee.post(action_url, form))
+
+    pages = {
+        "my runs, first page": lambda: ok(employee.get(reverse("my_runs"))),
+        "my runs, last page": lambda: ok(employee.get(reverse("my_runs") + last_page)),
+        "my runs, failed only": lambda: ok(employee.get(reverse("my_runs") + "?status=failed")),
+        "run page": lambda: ok(employee.get(run.get_absolute_url())),
+        "status JSON": lambda: ok(employee.get(reverse("run_status", args=[run.pk]))),
+        "catalog": lambda: ok(employee.get(reverse("catalog"))),
+        "submit (form POST)": submit,
+        "reaper pass": runs_reap,
+        "admin: runs list": lambda: ok(admin.get(changelist)),
+        "admin: status filter": lambda: ok(admin.get(changelist, {"status__exact": "failed"})),
+        "admin: search request UID": lambda: ok(admin.get(changelist, {"q": str(run.pk)})),
+        "admin: search user": lambda: ok(admin.get(changelist, {"q": some_user.username})),
+        "admin: search device name": lambda: ok(admin.get(changelist, {"q": "LAPTOP-" + run.device_name[7:10]})),
+    }
+    return {name: timed(call, reps) for name, call in pages.items()}
+
+
+def main() -> None:
+    import os
+
+    os.environ["DEVICE_RESOLVERS"] = "directory"  # the devices as seeded: no Engine's NXQL to ask here
+    max_runs = h.arg_int("max-runs", 1_000_000)
+    reps = h.arg_int("reps", 15)
+    bench = h.Bench("growth", web=True)  # web: the static files the pages link to
+    from django.contrib.auth.models import User
+
+    data = h.seed(bench, visible=100, hidden=50)
+    User.objects.filter(username="bench-admin").delete()
+    User.objects.create_superuser("bench-admin", "bench-admin@corp.example", "bench-admin-pass")
+    seed_employees()
+    sizes, results, total = [], {}, 0
+    size = 1000
+    while size <= max_runs:
+        h.log(f"seeding up to {size:,} runs")
+        started = time.monotonic()
+        seed_runs(size - total, data["user"].pk, data["device"].pk)
+        total = size
+        h.log(f"seeded in {time.monotonic() - started:.0f} s; measuring")
+        results[size] = measure(data, reps)
+        sizes.append(size)
+        size *= 10
+    names = list(results[sizes[0]])
+    rows = [
+        [
+            name,
+            *(f"{results[s][name]:.1f}" for s in sizes),
+            f"{results[sizes[-1]][name] / results[sizes[0]][name]:.2f}x",
+        ]
+        for name in names
+    ]
+    print(h.table(["page or job (median ms)", *(f"{s:,} runs" for s in sizes), "growth"], rows))
+    bench.save({"sizes": sizes, "median_ms": {str(s): results[s] for s in sizes}, "reps": reps})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,5 @@
 """OpenID Connect for the tests: a real provider process (oidc-provider-mock) on loopback, and a forger
-of ID tokens for the refusal tests, which stands in at the one HTTP seam (actions.accounts.provider)."""
+of ID tokens for the refusal tests, which stands in at the one HTTP seam (actions.integrations.oidc_provider)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.urls import reverse
 
-from actions.accounts import provider
+from actions.integrations import oidc_provider as provider
 
 CLIENT_ID = "fix-my-device"
 CLIENT_SECRET = "test-client-secret"
@@ -114,7 +114,7 @@ FORGED_ISSUER = "https://idp.corp.example"
 
 
 class Forger:
-    """Plays the provider behind actions.accounts.provider: discovery, JWKS, and the token answer."""
+    """Plays the provider behind actions.integrations.oidc_provider: discovery, JWKS, and the token answer."""
 
     def __init__(self, monkeypatch):
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
-from actions.accounts import provider
 from actions.accounts.groups import ANY_DEVICE_GROUP_NAME, CURATORS_GROUP_NAME
+from actions.integrations import oidc_provider as provider
 from tests import oidc
 from tests.oidc import FORGED_ISSUER, Forger, approve_at_provider, configure, start_sign_in
 

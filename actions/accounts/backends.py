@@ -11,8 +11,8 @@ from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
-from actions.accounts import provider
 from actions.accounts.groups import claim_values, directory_groups_sync
+from actions.integrations import oidc_provider as provider
 
 # Clocks of the provider and the portal may differ this much (seconds) when exp and iat are checked.
 CLOCK_SKEW_SECONDS = 60
@@ -26,7 +26,7 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
     """mozilla-django-oidc's code flow, with discovery, audience and issuer checks and the directory's groups.
 
     mozilla-django-oidc checks the signature, expiry and nonce of the ID token; it checks neither
-    audience nor issuer (5.0), which this class adds. Its HTTP goes through actions.accounts.provider.
+    audience nor issuer (5.0), which this class adds. Its HTTP goes through actions.integrations.oidc_provider.
     """
 
     def __init__(self, *args, **kwargs):

@@ -18,9 +18,9 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from actions.accounts import provider
 from actions.accounts.backends import SignInRefused
 from actions.accounts.middleware import SIGNED_OUT_REASON_KEY
+from actions.integrations import oidc_provider as provider
 from actions.security import sign_in_event
 from actions.views.common import client_address
 

@@ -501,14 +501,22 @@ def _session() -> requests.Session:
     return session
 
 
+def tls_verify() -> bool | str:
+    """What `requests` verifies Nexthink's certificate with: the CA bundle when one is set (both platforms)."""
+    from django.conf import settings
+
+    verify: bool | str = settings.NEXTHINK_VERIFY_TLS
+    if verify and settings.NEXTHINK_CA_BUNDLE:
+        verify = settings.NEXTHINK_CA_BUNDLE
+    return verify
+
+
 def client_from_settings() -> ActClient:
     from django.conf import settings
 
     import portal
 
-    verify: bool | str = settings.NEXTHINK_VERIFY_TLS
-    if verify and settings.NEXTHINK_CA_BUNDLE:
-        verify = settings.NEXTHINK_CA_BUNDLE
+    verify = tls_verify()
     return ActClient(
         base_url=settings.NEXTHINK_PORTAL_URL,
         username=settings.NEXTHINK_USERNAME,

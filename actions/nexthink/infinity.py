@@ -36,6 +36,7 @@ from .client import (
     classify_transport_error,
     deadline_error,
     parse_retry_after,
+    tls_verify,
 )
 from .errors import ActApiError, ActInputError, ErrorKind
 from .uids import NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
@@ -668,9 +669,7 @@ def infinity_client_from_settings() -> InfinityClient:
 
     import portal
 
-    verify: bool | str = settings.NEXTHINK_VERIFY_TLS
-    if verify and settings.NEXTHINK_CA_BUNDLE:
-        verify = settings.NEXTHINK_CA_BUNDLE
+    verify = tls_verify()
     return InfinityClient(
         api_url=settings.NEXTHINK_API_URL,
         token_url=settings.NEXTHINK_TOKEN_URL,

@@ -1,0 +1,177 @@
+"""Per-run cost: the SQL queries and the CPU the portal spends on one run, step by step.
+
+    .venv/bin/python bench/run_cost.py [--runs 200] [--reps 3] [--run-seconds 2] [--show-queries]
+
+In this process (Django's test client and the Celery task's body, no web server, no worker) against
+PostgreSQL, Redis and the Act API simulator (its own process, answering at once), `runs` runs go
+through every step an employee's run costs the portal:
+
+- submit: the form POST (`POST /actions/<slug>/`, session and all middleware, the enqueue to Redis);
+- run page: the page the POST redirects to;
+- dispatch: the `dispatch_run` task's body (claim, re-checks, the Act API call, the outcome);
+- poll: the run page's status JSON, while the run waits and once it is final.
+
+For each step: SQL queries (counted by Django), CPU ms of this process (`process_time`; the
+simulator runs elsewhere) and CPU ms of PostgreSQL (every `postgres` process, from /proc: ticks of
+10 ms, hence many runs). Then the whole run: submit + run page + dispatch + the polls the run page
+makes for a run that takes `--run-seconds` (its schedule replayed from `static/js/run-status.js`'s
+numbers, given here) + the Celery and HTTP costs this script does not see, which bench/scale_out.py
+and bench/burst.py measure. Median of `reps` repetitions.
+"""
+
+import secrets
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import harness as h
+
+SHOW_QUERIES = "--show-queries" in sys.argv  # print each step's SQL once
+
+
+def polls_for(run_seconds: float, schedule: list[float]) -> int:
+    """How many status requests the run page makes until it sees a run that ends after `run_seconds`."""
+    elapsed, count = 0.0, 0
+    for delay in schedule:
+        elapsed += delay
+        count += 1
+        if elapsed >= run_seconds:
+            return count
+    return count
+
+
+def page_schedule(seconds: float = 600) -> list[float]:
+    """The run page's delays between polls, in seconds (first 1 s, then x1.3 up to 5 s)."""
+    delays, delay, total = [], 1.0, 0.0
+    while total < seconds:
+        delays.append(delay)
+        total += delay
+        delay = min(delay * 1.3, 5.0)
+    return delays
+
+
+class Meter:
+    """Queries, this process's CPU and PostgreSQL's CPU over a block, summed per step."""
+
+    def __init__(self):
+        self.totals: dict[str, dict[str, float]] = {}
+
+    def measure(self, step: str, call):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        connection.queries_log.clear()  # a full log (9,000) would count nothing
+        postgres = h.pids_named("postgres")
+        pg_before = h.cpu_seconds(postgres)
+        cpu_before = time.process_time()
+        with CaptureQueriesContext(connection) as queries:
+            result = call()
+        cpu = time.process_time() - cpu_before
+        pg = h.cpu_seconds(postgres) - pg_before
+        if SHOW_QUERIES and step not in self.totals:
+            print(f"-- {step}: {len(queries.captured_queries)} queries")
+            for query in queries.captured_queries:
+                print("   ", query["sql"][:160])
+        row = self.totals.setdefault(step, {"count": 0, "queries": 0, "cpu": 0.0, "pg": 0.0})
+        row["count"] += 1
+        row["queries"] += len(queries.captured_queries)
+        row["cpu"] += cpu
+        row["pg"] += pg
+        return result
+
+    def per_call(self) -> dict[str, dict[str, float]]:
+        return {
+            step: {
+                "queries": row["queries"] / row["count"],
+                "cpu_ms": row["cpu"] * 1000 / row["count"],
+                "pg_ms": row["pg"] * 1000 / row["count"],
+            }
+            for step, row in self.totals.items()
+        }
+
+
+def one_rep(data: dict, runs: int) -> dict[str, dict[str, float]]:
+    from django.test import Client
+    from django.urls import reverse
+
+    from actions.models import Run
+    from actions.tasks import dispatch_run
+
+    h.truncate_runs()
+    employee = Client(HTTP_HOST="127.0.0.1")
+    employee.force_login(data["user"])
+    action_url = reverse("action_detail", args=[h.DISPATCH_SLUG])
+    meter = Meter()
+
+    def ok(response, *codes):
+        if response.status_code not in codes:
+            h.fail(f"{response.request['PATH_INFO']} answered {response.status_code}")
+        return response
+
+    for _ in range(runs):
+        form = {"device": data["device"].uid, "idempotency_key": secrets.token_urlsafe(24)}
+        response = meter.measure("submit (form POST)", lambda: ok(employee.post(action_url, form), 302))
+        page = response["Location"]
+        meter.measure("run page", lambda: ok(employee.get(page), 200))
+        run_id = page.rstrip("/").rsplit("/", 1)[-1]
+        status_url = reverse("run_status", args=[run_id])
+        meter.measure("poll, run waiting", lambda: ok(employee.get(status_url), 200))
+        meter.measure("dispatch (task body)", lambda: dispatch_run.run(run_id))
+        meter.measure("poll, run final", lambda: ok(employee.get(status_url), 200))
+    final = Run.objects.filter(status="sent").count()
+    if final != runs:
+        h.fail(f"only {final} of {runs} runs were sent")
+    return meter.per_call()
+
+
+def main() -> None:
+    import os
+
+    os.environ["DEVICE_RESOLVERS"] = "directory"  # the seeded device: no Engine's NXQL asked per submit
+    os.environ["EMAIL_URL"] = ""
+    runs = h.arg_int("runs", 200)
+    reps = h.arg_int("reps", 3)
+    run_seconds = h.arg_float("run-seconds", 2.0)
+    bench = h.Bench("run_cost", web=True)
+    data = h.seed(bench)
+    bench.start_simulator()
+    one_rep(data, 10)  # warm-up: compiled queries, caches, connections
+    results = [one_rep(data, runs) for _ in range(reps)]
+    steps = list(results[0])
+    medians = {
+        step: {key: h.median([r[step][key] for r in results]) for key in ("queries", "cpu_ms", "pg_ms")}
+        for step in steps
+    }
+    polls = polls_for(run_seconds, page_schedule())
+    waiting, final = medians["poll, run waiting"], medians["poll, run final"]
+
+    def per_run(key: str) -> float:
+        fixed = sum(medians[s][key] for s in ("submit (form POST)", "run page", "dispatch (task body)"))
+        return fixed + (polls - 1) * waiting[key] + final[key]
+
+    rows = [[step, f"{m['queries']:.1f}", f"{m['cpu_ms']:.2f}", f"{m['pg_ms']:.2f}"] for step, m in medians.items()]
+    rows.append(
+        [
+            f"one run of {run_seconds:g} s ({polls} polls)",
+            f"{per_run('queries'):.1f}",
+            f"{per_run('cpu_ms'):.2f}",
+            f"{per_run('pg_ms'):.2f}",
+        ]
+    )
+    print(h.table(["step (median per call)", "SQL queries", "CPU ms portal", "CPU ms PostgreSQL"], rows))
+    bench.save(
+        {
+            "runs": runs,
+            "reps": reps,
+            "run_seconds": run_seconds,
+            "polls_per_run": polls,
+            "per_call": medians,
+            "per_run": {key: per_run(key) for key in ("queries", "cpu_ms", "pg_ms")},
+            "repetitions": results,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -552,6 +552,22 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total / ticks
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of PostgreSQL: every live `postgres` process, plus what the ones that exited used
+    (the postmaster's reaped children: cutime + cstime), so a closed connection's CPU is not lost."""
+    pids = pids_named("postgres")
+    ticks = os.sysconf("SC_CLK_TCK")
+    reaped = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) not in pids:  # the postmaster: its parent is not a postgres process
+            reaped += int(fields[13]) + int(fields[14])
+    return cpu_seconds(pids) + reaped / ticks
+
+
 def machine_cpu_seconds() -> float:
     """Busy CPU seconds of the whole machine since boot (all cores; /proc/stat less idle and iowait)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

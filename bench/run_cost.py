@@ -12,8 +12,8 @@ through every step an employee's run costs the portal:
 - poll: the run page's status JSON, while the run waits and once it is final.
 
 For each step: SQL queries (counted by Django), CPU ms of this process (`process_time`; the
-simulator runs elsewhere) and CPU ms of PostgreSQL (every `postgres` process, from /proc: ticks of
-10 ms, hence many runs). Then the whole run: submit + run page + dispatch + the polls the run page
+simulator runs elsewhere) and CPU ms of PostgreSQL (every `postgres` process and those that exited,
+from /proc: ticks of 10 ms, hence many runs). Then the whole run: submit + run page + dispatch + the polls the run page
 makes for a run that takes `--run-seconds` (its schedule replayed from `static/js/run-status.js`'s
 numbers, given here) + the Celery and HTTP costs this script does not see, which bench/scale_out.py
 and bench/burst.py measure. Median of `reps` repetitions.
@@ -57,18 +57,17 @@ class Meter:
     def __init__(self):
         self.totals: dict[str, dict[str, float]] = {}
 
-    def measure(self, step: str, call):
+    def measure(self, step: str, call, *args):
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
         connection.queries_log.clear()  # a full log (9,000) would count nothing
-        postgres = h.pids_named("postgres")
-        pg_before = h.cpu_seconds(postgres)
+        pg_before = h.postgres_cpu_seconds()
         cpu_before = time.process_time()
         with CaptureQueriesContext(connection) as queries:
-            result = call()
+            result = call(*args)
         cpu = time.process_time() - cpu_before
-        pg = h.cpu_seconds(postgres) - pg_before
+        pg = h.postgres_cpu_seconds() - pg_before
         if SHOW_QUERIES and step not in self.totals:
             print(f"-- {step}: {len(queries.captured_queries)} queries")
             for query in queries.captured_queries:
@@ -109,16 +108,21 @@ def one_rep(data: dict, runs: int) -> dict[str, dict[str, float]]:
             h.fail(f"{response.request['PATH_INFO']} answered {response.status_code}")
         return response
 
+    def post(form):
+        return ok(employee.post(action_url, form), 302)
+
+    def get(url):
+        return ok(employee.get(url), 200)
+
     for _ in range(runs):
         form = {"device": data["device"].uid, "idempotency_key": secrets.token_urlsafe(24)}
-        response = meter.measure("submit (form POST)", lambda: ok(employee.post(action_url, form), 302))
-        page = response["Location"]
-        meter.measure("run page", lambda: ok(employee.get(page), 200))
+        page = meter.measure("submit (form POST)", post, form)["Location"]
+        meter.measure("run page", get, page)
         run_id = page.rstrip("/").rsplit("/", 1)[-1]
         status_url = reverse("run_status", args=[run_id])
-        meter.measure("poll, run waiting", lambda: ok(employee.get(status_url), 200))
-        meter.measure("dispatch (task body)", lambda: dispatch_run.run(run_id))
-        meter.measure("poll, run final", lambda: ok(employee.get(status_url), 200))
+        meter.measure("poll, run waiting", get, status_url)
+        meter.measure("dispatch (task body)", dispatch_run.run, run_id)
+        meter.measure("poll, run final", get, status_url)
     final = Run.objects.filter(status="sent").count()
     if final != runs:
         h.fail(f"only {final} of {runs} runs were sent")

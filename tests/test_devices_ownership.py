@@ -1,4 +1,4 @@
-"""Ownership on the server: device_for_user at submit time, device_is_owned_by at dispatch time."""
+"""Ownership on the server: device_for_user at submit time, the run's re-check at dispatch time."""
 
 import logging
 import socket
@@ -9,9 +9,11 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from actions.devices.ownership import device_for_user, device_is_owned_by
+from actions.devices.ownership import device_for_user
 from actions.devices.resolution import resolve_devices_for
 from actions.models import Device, Engine, Run
+from actions.runs.dispatch import run_for_sending, still_allowed
+from actions.runs.submit import run_submit
 from tests.factories import make_action, make_device
 
 ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"  # CORP\alice on engine-emea in the simulator
@@ -85,13 +87,16 @@ def test_a_device_of_a_resolver_that_is_switched_off_is_not_accepted(alice, sett
 
 def test_at_dispatch_it_tells_whether_the_device_is_still_the_users(alice, bob, security_log):
     device = make_device(alice)
+    run = run_submit(user=alice, action=make_action(), device=device, params={})
 
-    assert device_is_owned_by(device, alice) is True
+    assert run_for_sending(run.pk).device_owned is True
+    assert still_allowed(run_for_sending(run.pk)) is None
     assert security_events(security_log) == []
 
     Device.objects.filter(pk=device.pk).update(owner=bob)
 
-    assert device_is_owned_by(device, alice) is False  # the row is read again, not the stale instance
+    assert run_for_sending(run.pk).device_owned is False  # the row is read again
+    assert still_allowed(run_for_sending(run.pk))[0] == "DEVICE_NOT_OWNED"
     [event] = security_events(security_log)
     assert (event.event, event.stage, event.user, event.device) == ("device_not_owned", "dispatch", "alice", device.uid)
 

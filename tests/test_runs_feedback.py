@@ -135,6 +135,20 @@ def test_a_run_that_ends_schedules_a_look_at_whether_to_mail(
     assert tasks == [("actions.tasks.notify_run_ended", [str(alice_run.pk)])]
 
 
+def test_without_a_mailer_a_run_that_ends_schedules_nothing(
+    alice_run, use_simulator, broker_queue, django_capture_on_commit_callbacks, settings
+):
+    from pathlib import Path
+
+    settings.MAILERS = {}  # no EMAIL_URL: no e-mail can be sent, so no task per run to find that out
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run_dispatch(run_id=alice_run.pk)
+
+    assert Run.objects.get(pk=alice_run.pk).status == Run.Status.SENT
+    assert list((Path(settings.BROKER_DIR) / "queue").glob("*.msg")) == []
+
+
 def test_it_mails_the_employee_when_the_page_did_not_show_the_end(alice_run, mailoutbox, settings):
     settings.PORTAL_BASE_URL = "https://fix.corp.example"
     finish(alice_run)

@@ -22,8 +22,8 @@ def following(alice):
         user=alice, action=make_sim_action(nql_id="#clear_teams_cache"), device=make_device(alice), params={}
     )
     lifecycle.claim(run.pk)
-    attempt = run.attempt_log.create(number=1, started_at=timezone.now())
-    lifecycle.record(run, attempt, lifecycle.outcome_of_sent(Sent(request_id="req-1", expires_in_minutes=60)))
+    run.refresh_from_db()
+    lifecycle.record(run, lifecycle.outcome_of_sent(Sent(request_id="req-1", expires_in_minutes=60)))
     run.refresh_from_db()
     return run
 

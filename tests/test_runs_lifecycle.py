@@ -85,6 +85,7 @@ def test_it_enqueues_the_run_only_after_commit(alice, action, laptop, broker_que
 
     assert broker_queue() == [str(run.pk)]
     assert run.enqueued is True
+    assert Run.objects.get(pk=run.pk).enqueued_at is not None
 
 
 def test_it_keeps_the_run_queued_when_the_broker_is_down(
@@ -96,7 +97,9 @@ def test_it_keeps_the_run_queued_when_the_broker_is_down(
         run = submit(alice, action, laptop)
 
     assert run.enqueued is False
-    assert Run.objects.get(pk=run.pk).status == Status.QUEUED
+    stored = Run.objects.get(pk=run.pk)
+    assert stored.status == Status.QUEUED
+    assert stored.enqueued_at is None  # never handed over: the reaper sends it without waiting on a backlog
 
 
 def test_a_double_submitted_form_makes_one_run(alice, action, laptop):
@@ -317,7 +320,8 @@ def test_retry_delays_grow_and_stay_capped(settings):
 # --- Reap --------------------------------------------------------------------------------------
 def test_the_reaper_requeues_runs_the_broker_lost(alice, action, laptop, broker_queue):
     old = submit(alice, action, laptop)
-    Run.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    five_minutes_ago = timezone.now() - timedelta(minutes=5)
+    Run.objects.filter(pk=old.pk).update(created_at=five_minutes_ago, enqueued_at=five_minutes_ago)
     recent = submit(alice, action, laptop)
 
     report = runs_reap()
@@ -445,7 +449,8 @@ def test_the_task_schedules_its_own_retry(alice, action, laptop, use_simulator, 
 
 def test_the_reaper_does_not_pile_up_tasks_for_one_run(alice, action, laptop, broker_queue, settings):
     run = submit(alice, action, laptop)
-    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    # Never handed to the broker (it refused the task after commit).
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5), enqueued_at=None)
 
     reports = [runs_reap() for _ in range(3)]
 

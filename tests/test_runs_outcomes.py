@@ -272,12 +272,13 @@ def test_an_answer_after_the_reapers_verdict_does_not_overwrite_it(
 def test_a_late_outcome_is_dropped(alice, action, laptop):
     run = submit(alice, action, laptop)
     lifecycle.claim(run.pk)
-    attempt = RunAttempt.objects.create(run=run, number=1, started_at=timezone.now())
     Run.objects.filter(pk=run.pk).update(sending_at=timezone.now() - timedelta(hours=2))
     runs_reap()
 
-    assert lifecycle.record(run, attempt, Outcome(Status.SENT)) is False
+    assert lifecycle.record(Run.objects.get(pk=run.pk), Outcome(Status.SENT)) is False
     assert Run.objects.get(pk=run.pk).status == Status.UNKNOWN
+    # The reaper logged the lost attempt; the late outcome added nothing.
+    assert [(a.number, a.outcome) for a in RunAttempt.objects.filter(run=run)] == [(1, "worker_lost")]
 
 
 def test_the_reaper_leaves_runs_waiting_in_a_backlog_alone(

@@ -28,12 +28,19 @@ def actions_visible_to(user) -> QuerySet[RemoteAction]:
     """
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return RemoteAction.objects.none()
+    return RemoteAction.objects.filter(enabled=True).filter(group_rule(user.pk))
+
+
+def group_rule(user_id) -> Q:
+    """The group half of the visibility rule, for the action in the query: no groups, or one of the user's.
+
+    `user_id` is a number, or an expression when the rule is part of a bigger query (the dispatch's
+    re-check reads it from the run: actions.runs.dispatch).
+    """
     action_groups = RemoteAction.groups.through.objects.filter(remoteaction_id=OuterRef("pk"))
     # The user's group ids straight from the membership table (no join through auth_group).
-    user_groups = get_user_model().groups.through.objects.filter(user_id=user.pk).values("group_id")
-    return RemoteAction.objects.filter(enabled=True).filter(
-        ~Exists(action_groups) | Exists(action_groups.filter(group_id__in=user_groups))
-    )
+    user_groups = get_user_model().groups.through.objects.filter(user_id=user_id).values("group_id")
+    return ~Exists(action_groups) | Exists(action_groups.filter(group_id__in=user_groups))
 
 
 def search_actions(actions: QuerySet[RemoteAction], query: str) -> QuerySet[RemoteAction]:

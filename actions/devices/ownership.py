@@ -1,13 +1,14 @@
 """Ownership: nobody acts on a device that is not their own.
 
 ``device_for_user`` at submit time (full rules: resolver enabled, NXQL answer within the TTL, asking
-again if it is older), ``device_is_owned_by`` at dispatch time (the owner column only, no HTTP). Both
-log a security event when the device is not the user's.
+again if it is older); at dispatch time the run's read re-checks the owner column only, no HTTP
+(actions.runs.dispatch.run_for_sending). Both log a security event when the device is not the user's.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -19,17 +20,20 @@ from actions.nexthink.uids import DEVICE_UID_RE
 from actions.security import security_event
 
 
-def device_for_user(user, uid: str, *, source_address: str = "") -> Device:
+def device_for_user(user, uid: str, *, source_address: str = "", known: Iterable[Device] = ()) -> Device:
     """The device with this UID if it is the user's own; otherwise Http404 and a security event.
 
     A UID that is not 32 hexadecimal characters is refused before any lookup. A device known from
-    an NXQL answer older than the TTL is confirmed by asking the Engines again.
+    an NXQL answer older than the TTL is confirmed by asking the Engines again. `known`: the user's
+    devices as this request already resolved them (the form's choices, same rules), read again
+    only when the UID is not among them.
     """
     if not isinstance(uid, str) or not DEVICE_UID_RE.fullmatch(uid):
         security_event("device_uid_invalid", user=user, device=uid, source_address=source_address)
         raise Http404("No such device.")
     uid = uid.lower()
-    device = _owned_rows(user).filter(uid=uid).first()
+    device = next((d for d in known if d.uid == uid and d.owner_id == user.pk), None)
+    device = device or _owned_rows(user).filter(uid=uid).first()
     if device is None:
         security_event("device_not_owned", user=user, device=uid, source_address=source_address)
         raise Http404("No such device.")
@@ -48,21 +52,6 @@ def device_for_user(user, uid: str, *, source_address: str = "") -> Device:
             )
             raise Http404("No such device.")
     return device
-
-
-def device_is_owned_by(device: Device, user, *, stage: str = "dispatch") -> bool:
-    """Is this device still the user's? For the dispatch-time re-check: reads the owner column, no HTTP.
-
-    Logs a security event when it is not (e.g. a fresh NXQL answer moved the device since submit).
-    """
-    owned = (
-        device is not None
-        and device.pk is not None
-        and Device.objects.filter(pk=device.pk, owner_id=getattr(user, "pk", None)).exists()
-    )
-    if not owned:
-        security_event("device_not_owned", user=user, device=getattr(device, "uid", ""), source_address="", stage=stage)
-    return owned
 
 
 def _owned_rows(user) -> QuerySet[Device]:

@@ -13,8 +13,8 @@ Resolvers, run in the order of settings.DEVICE_RESOLVERS (which is also their pr
   NXQL never changes a device assigned in the admin or imported.
 
 Ownership is checked on the server: ``device_for_user`` at submit time (full rules: resolver
-enabled, NXQL answer within the TTL, asking again if it is older), ``device_is_owned_by`` at
-dispatch time (the owner column only, no HTTP). Both log a security event on "actions.security"
+enabled, NXQL answer within the TTL, asking again if it is older), the dispatch's read of the run at
+send time (the owner column only, no HTTP). Both log a security event on "actions.security"
 when the device is not the user's.
 """
 

@@ -5,21 +5,25 @@ from __future__ import annotations
 import logging
 
 from django.db import connection
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 
-from actions.catalog.selectors import actions_visible_to
-from actions.devices.ownership import device_is_owned_by
-from actions.models import Run, RunAttempt
+from actions.catalog.selectors import group_rule
+from actions.models import Device, RemoteAction, Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
 from actions.runs import lifecycle
 from actions.runs.lifecycle import Outcome
+from actions.security import security_event
 
 log = logging.getLogger("actions.runs")
 
 
-def run_enqueue(*, run_id, countdown: float | None = None) -> bool:
-    """Hand the run to the broker; False (and a log line) when the broker cannot be reached."""
+def run_enqueue(*, run_id, countdown: float | None = None, stamp: bool = True) -> bool:
+    """Hand the run to the broker; False (and a log line) when the broker cannot be reached.
+
+    `stamp`: note when (`enqueued_at`); submit writes it with the run instead.
+    """
     from actions.tasks import dispatch_run
 
     try:
@@ -27,17 +31,22 @@ def run_enqueue(*, run_id, countdown: float | None = None) -> bool:
     except Exception:  # kombu raises many types for a broker that is down; the run stays stored
         log.warning("run %s could not be enqueued; the reaper will send it", run_id, exc_info=True)
         return False
-    Run.objects.filter(pk=run_id).update(enqueued_at=Now())
+    if stamp:
+        Run.objects.filter(pk=run_id).update(enqueued_at=Now())
     return True
 
 
 def run_dispatch(*, run_id) -> Outcome | None:
-    """Send a run to Nexthink once. None when another worker has it, it is not due, or it was decided meanwhile."""
+    """Send a run to Nexthink once. None when another worker has it, it is not due, or it was decided meanwhile.
+
+    Two queries before the call (the claim; the run with its send-time re-checks) and one transaction
+    after it: the attempt is written with its outcome (a worker that dies mid-call leaves the run in
+    "sending", which the reaper marks unknown and logs as an attempt).
+    """
     if not lifecycle.claim(run_id):
         return None
-    run = Run.objects.select_related("action", "device", "user", "requested_by").get(pk=run_id)
+    run = run_for_sending(run_id)
     log.info("run %s sending attempt %s of %s", run.pk, run.attempts, run.max_attempts)
-    attempt = RunAttempt.objects.create(run=run, number=run.attempts, started_at=run.sending_at)
     answers = []
     called = False
     try:
@@ -54,13 +63,29 @@ def run_dispatch(*, run_id) -> Outcome | None:
             else:
                 answers = list(sent.answers)
                 outcome = lifecycle.outcome_of_sent(sent)
-        recorded = lifecycle.record(run, attempt, outcome, answers)
+        recorded = lifecycle.record(run, outcome, answers)
     except Exception:
         # A bug or a database error must not leave the run in "sending" for the reaper to misname.
         log.exception("run %s: unexpected error while dispatching", run.pk)
         outcome = lifecycle.crashed(called=called)
-        recorded = lifecycle.record(run, attempt, outcome)
+        recorded = lifecycle.record(run, outcome)
     return outcome if recorded else None
+
+
+def run_for_sending(run_id) -> Run:
+    """The claimed run, with what the send-time re-checks need, in one query.
+
+    `action_visible`: the action is enabled and visible to the run's employee (the catalog's rule,
+    actions.catalog.selectors); `device_owned`: the device's owner column still names them.
+    """
+    employee = OuterRef(OuterRef(OuterRef("user_id")))  # from inside group_rule's membership subquery
+    visible = RemoteAction.objects.filter(pk=OuterRef("action_id"), enabled=True).filter(group_rule(employee))
+    owned = Device.objects.filter(pk=OuterRef("device_id"), owner_id=OuterRef("user_id"))
+    return (
+        Run.objects.select_related("action", "device", "user", "requested_by")
+        .annotate(action_visible=Exists(visible), device_owned=Exists(owned))
+        .get(pk=run_id)
+    )
 
 
 def release_db_connection() -> None:
@@ -75,15 +100,22 @@ def release_db_connection() -> None:
 
 
 def still_allowed(run: Run) -> tuple[str, str] | None:
-    """Re-check, at send time, what was checked at submit time: (code, employee's words) when refused."""
+    """Re-check, at send time, what was checked at submit time: (code, employee's words) when refused.
+
+    `run` comes from run_for_sending (its `action_visible` and `device_owned`).
+    """
     if run.action is None or not run.action.enabled:
         return "ACTION_WITHDRAWN", "IT withdrew this action before it was sent, so nothing was sent."
-    if run.requested_by_id is None and not actions_visible_to(run.user).filter(pk=run.action_id).exists():
+    if run.requested_by_id is None and not (run.user.is_active and run.action_visible):
         return "ACTION_WITHDRAWN", "This action is no longer available to you, so nothing was sent."
     if run.requested_by_id is not None and not (
         run.requested_by.is_active and run.requested_by.has_perm("actions.run_action_on_any_device")
     ):
         return "ACTION_WITHDRAWN", "The IT staff member who asked for this may no longer do so, so nothing was sent."
-    if run.device is None or run.device.uid != run.device_uid or not device_is_owned_by(run.device, run.user):
+    if run.device is None or run.device.uid != run.device_uid:
+        return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
+    if not run.device_owned:
+        # E.g. a fresh NXQL answer moved the device to someone else since the run was submitted.
+        security_event("device_not_owned", user=run.user, device=run.device.uid, source_address="", stage="dispatch")
         return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
     return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Now
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from actions.models import Engine, EngineResult, Run, RunAttempt
 from actions.nexthink.client import EngineAnswer, EngineCode
@@ -359,8 +362,8 @@ def retry_delay(attempt: int) -> float:
 # --- Recording a dispatch ------------------------------------------------------------------------
 
 
-def record(run: Run, attempt: RunAttempt, outcome: Outcome, answers: Iterable[EngineAnswer] = ()) -> bool:
-    """Apply a dispatch's outcome: the run's move, its Engine results and its attempt, all or nothing.
+def record(run: Run, outcome: Outcome, answers: Iterable[EngineAnswer] = ()) -> bool:
+    """Apply a dispatch's outcome: the run's move, its Engine results and its attempt, in one transaction.
 
     False when the run had already been decided (the reaper marked it unknown meanwhile): then
     nothing is stored and nothing is scheduled; the late outcome is only logged.
@@ -386,8 +389,10 @@ def record(run: Run, attempt: RunAttempt, outcome: Outcome, answers: Iterable[En
             return False
         if answers:
             _store_answers(run, answers)
-        RunAttempt.objects.filter(pk=attempt.pk).update(
-            finished_at=Now(),
+        log_attempt(
+            run.pk,
+            number=run.attempts,
+            started_at=run.sending_at,
             outcome="answered" if answers else outcome.kind or outcome.status,
             error_code=fields["error_code"],
             error_message=fields["error_message"],
@@ -430,9 +435,13 @@ def record_follow_up(run: Run, outcome: Outcome | None, result: DeviceResult | N
     )
 
 
+def log_attempt(run_id, **fields) -> None:
+    """One line of the run's attempt log, written when the attempt ends (with the run's move)."""
+    RunAttempt.objects.create(run_id=run_id, finished_at=Now(), **fields)
+
+
 def _store_answers(run: Run, answers: list[EngineAnswer]) -> None:
-    uids = {answer.database_uid for answer in answers}
-    names = dict(Engine.objects.filter(database_uid__in=uids).values_list("database_uid", "name"))
+    names = engine_names({answer.database_uid for answer in answers})
     EngineResult.objects.bulk_create(
         EngineResult(
             run=run,
@@ -443,6 +452,29 @@ def _store_answers(run: Run, answers: list[EngineAnswer]) -> None:
         )
         for answer in answers
     )
+
+
+ENGINE_NAMES_SECONDS = 300
+_engine_names: dict[str, str] = {}
+_engine_names_read_at = 0.0
+
+
+def engine_names(uids: set[str]) -> dict[str, str]:
+    """Engine names by database UID, read once per ENGINE_NAMES_SECONDS per process (and for a UID not
+    seen yet): a name is only a label stored beside each answer, and Engines are seldom renamed.
+    A change saved in this process is seen at once (forget_engine_names, on Engine's signals)."""
+    global _engine_names_read_at
+    if not uids <= _engine_names.keys() or time.monotonic() - _engine_names_read_at > ENGINE_NAMES_SECONDS:
+        names = dict(Engine.objects.values_list("database_uid", "name"))
+        _engine_names.clear()
+        _engine_names.update(names)
+        _engine_names_read_at = time.monotonic()
+    return _engine_names
+
+
+@receiver([post_save, post_delete], sender=Engine)
+def forget_engine_names(**_kwargs) -> None:
+    _engine_names.clear()
 
 
 def reap(run_id, verdict: Outcome, *, where: Q | None = None) -> bool:

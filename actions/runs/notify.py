@@ -17,7 +17,12 @@ log = logging.getLogger("actions.runs")
 
 
 def schedule(run_id) -> None:
-    """Once the run's end is committed, look again in a moment: by then an open page has shown it."""
+    """Once the run's end is committed, look again in a moment: by then an open page has shown it.
+
+    Without a mailer (no EMAIL_URL) nothing is scheduled: a task per run that can only do nothing.
+    """
+    if "default" not in settings.MAILERS:
+        return
 
     def enqueue():
         from actions.tasks import notify_run_ended

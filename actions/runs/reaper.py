@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from actions.models import Run, RunAttempt
+from actions.models import Run
 from actions.runs import lifecycle
 from actions.runs.dispatch import run_enqueue
 
@@ -71,15 +72,15 @@ def _mark_stuck_sending() -> int:
     now = lifecycle.database_now()
     candidates = Run.objects.filter(status=Status.SENDING, sending_at__lt=now - timedelta(seconds=grace))
     marked = 0
-    for pk, sending_at, timeout in candidates.values_list("pk", "sending_at", "timeout_seconds")[:BATCH]:
+    rows = candidates.values_list("pk", "sending_at", "timeout_seconds", "attempts")[:BATCH]
+    for pk, sending_at, timeout, attempts in rows:
         if sending_at + timedelta(seconds=timeout + grace) > now:
             continue
         # Only this very attempt: a run claimed again since (a new sending_at) is left alone.
-        if lifecycle.reap(pk, lifecycle.WORKER_LOST, where=Q(sending_at=sending_at)):
-            marked += 1
-            RunAttempt.objects.filter(run_id=pk, finished_at__isnull=True).update(
-                finished_at=Now(), outcome="worker_lost"
-            )
+        with transaction.atomic():
+            if lifecycle.reap(pk, lifecycle.WORKER_LOST, where=Q(sending_at=sending_at)):
+                marked += 1
+                lifecycle.log_attempt(pk, number=attempts, started_at=sending_at, outcome="worker_lost")
             log.warning("run %s unknown: still sending after %s s", pk, timeout + grace)
     return marked
 

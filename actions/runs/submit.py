@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from actions.catalog.parameters import validate_params
@@ -52,7 +54,7 @@ def run_submit(
     with transaction.atomic():
         # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
         # limit below are then read and written without a race. (A run's user owns its device.)
-        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
         if idempotency_key:
             existing = Run.objects.filter(user=user, idempotency_key=idempotency_key).first()
             if existing:
@@ -82,6 +84,8 @@ def run_submit(
             engine_uids=engines,
             params=params,
             max_attempts=settings.RUN_MAX_ATTEMPTS,
+            # Stamped now, in the same write; cleared if the broker refuses the task after commit.
+            enqueued_at=Now(),
         )
         run.enqueued = None
         log.info(
@@ -97,7 +101,9 @@ def run_submit(
 
 
 def _enqueue_after_commit(run: Run) -> None:
-    run.enqueued = run_enqueue(run_id=run.pk)
+    run.enqueued = run_enqueue(run_id=run.pk, stamp=False)
+    if not run.enqueued:
+        Run.objects.filter(pk=run.pk).update(enqueued_at=None)  # never handed over: the reaper sends it
 
 
 def target_engines(action: RemoteAction, device: Device) -> list[str]:
@@ -172,8 +178,14 @@ def fair_use(*, user, now: datetime) -> Limits:
     """The portal's own limits for every employee and action, so that one employee's burst cannot
     hold up everyone else's runs: at most RUN_MAX_IN_FLIGHT_PER_USER runs waiting or being sent at
     once, and at most RUN_RATE_LIMIT_COUNT runs started per RUN_RATE_LIMIT_WINDOW_SECONDS."""
-    mine = Run.objects.filter(user=user)
-    in_flight = mine.filter(status__in=lifecycle.IN_FLIGHT).count()
+    window = timedelta(seconds=settings.RUN_RATE_LIMIT_WINDOW_SECONDS)
+    # One read: the employee's runs in flight or started within the window (both bounded by the limits).
+    rows = list(
+        Run.objects.filter(Q(status__in=lifecycle.IN_FLIGHT) | Q(created_at__gt=now - window), user=user)
+        .order_by("-created_at")
+        .values_list("created_at", "status")[: settings.RUN_MAX_IN_FLIGHT_PER_USER + settings.RUN_RATE_LIMIT_COUNT]
+    )
+    in_flight = sum(status in lifecycle.IN_FLIGHT for _, status in rows)
     if in_flight >= settings.RUN_MAX_IN_FLIGHT_PER_USER:
         return Limits(
             False,
@@ -181,12 +193,7 @@ def fair_use(*, user, now: datetime) -> Limits:
             f"You already have {in_flight} runs waiting or being sent. "
             "You can start another as soon as one of them has finished (see My runs).",
         )
-    window = timedelta(seconds=settings.RUN_RATE_LIMIT_WINDOW_SECONDS)
-    recent = list(
-        mine.filter(created_at__gt=now - window)
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)[: settings.RUN_RATE_LIMIT_COUNT]
-    )
+    recent = [created_at for created_at, _ in rows if created_at > now - window][: settings.RUN_RATE_LIMIT_COUNT]
     if len(recent) >= settings.RUN_RATE_LIMIT_COUNT:
         again = recent[-1] + window
         return Limits(

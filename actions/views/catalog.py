@@ -73,7 +73,12 @@ def action_detail(request, slug):
         device = None
         if "device" in form.cleaned_data:
             # Whatever else is wrong, a device that is not the user's own is a 404 and a security event.
-            device = device_for_user(request.user, form.cleaned_data["device"], source_address=client_address(request))
+            device = device_for_user(
+                request.user,
+                form.cleaned_data["device"],
+                source_address=client_address(request),
+                known=resolution.devices,
+            )
         elif request.POST.get("device"):
             # Not even the shape of a device UID (too long, other characters): nobody's form sends that.
             security_event(

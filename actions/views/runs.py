@@ -10,7 +10,7 @@ from actions.catalog.parameters import refuse_control_characters
 from actions.models import Run
 from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
-from actions.runs.lifecycle import REACHED_DEVICE
+from actions.runs.lifecycle import IN_FLIGHT, REACHED_DEVICE
 from actions.runs.selectors import runs_of, runs_page
 from actions.runs.wording import (
     device_status_text,
@@ -24,16 +24,19 @@ from actions.views.tickets import ticket_as_json
 
 def _own_run(request, pk) -> Run:
     # Another user's run is a 404, exactly like a run that does not exist.
-    return get_object_or_404(
-        runs_of(request.user).select_related("action", "device").prefetch_related("engine_results"), pk=pk
-    )
+    return get_object_or_404(runs_of(request.user).select_related("action", "device"), pk=pk)
+
+
+def engine_results(run: Run) -> list:
+    """The run's Engine answers; none to read while it waits or is being sent (they come with its outcome)."""
+    return [] if run.status in IN_FLIGHT else list(run.engine_results.all())
 
 
 @require_GET
 def run_detail(request, pk):
     run = _own_run(request, pk)
     mark_final_seen(run)
-    results = [(result, engine_explanation(result)) for result in run.engine_results.all()]
+    results = [(result, engine_explanation(result)) for result in engine_results(run)]
     return render(
         request,
         "actions/run_detail.html",
@@ -97,7 +100,7 @@ def run_as_json(run: Run) -> dict:
                 "explanation": engine_explanation(r),
                 "message": r.message,
             }
-            for r in run.engine_results.all()
+            for r in engine_results(run)
         ],
         "results_empty": results_empty_text(run),
         "device_status": run.device_status,

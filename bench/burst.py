@@ -1,16 +1,18 @@
 """Figure 3: a burst of runs while every Act API call takes 2 s, one worker process.
 
-    .venv/bin/python bench/burst.py [--runs 500] [--reps 3] [--concurrency N] [--prefork-batch 20]
+    .venv/bin/python bench/burst.py [--runs 500] [--reps 3] [--concurrency N] [--clients 16] [--prefork-batch 20]
                                     [--no-prefork] [--prefork-same-concurrency]
 
-The runs are made with actions.runs.submit.run_submit (what the form POST calls), back to back from this
-process, while the worker is already running: "submitted at once". Then they go the real path:
-Redis -> `celery worker` -> simulator over HTTP (the simulator's "latency" fault, times=0, seconds=2:
-every call answers after 2 s) -> PostgreSQL. The clock starts before the first submit and stops at
-the last run's finished_at.
+The runs are submitted through HTTP: the action page's form POST to gunicorn (README's production
+command), from `--clients` concurrent signed-in sessions (default 16), all at once, while the worker
+is already running. Then they go the real path: Redis -> `celery worker` -> simulator over HTTP (the
+simulator's "latency" fault, times=0, seconds=2: every call answers after 2 s) -> PostgreSQL. The
+clock starts before the first POST and stops at the last run's finished_at.
 
-With C threads and 2 s per call, theory allows C/2 runs/s, so N runs need at least 2N/C s: the
-figure is that theoretical time ÷ the measured time (target >= 0.6, and all final within 30 s).
+With C threads and 2 s per call, the worker allows C/2 runs/s, so N runs need at least 2N/C s; and
+the last run cannot end before its own 2 s call after its POST was answered. Theory is the later of
+the two; the figure is theory ÷ the measured time (target >= 0.8, and all final within 30 s). The
+time from the last POST to the last run final is reported beside it.
 
 Side by side, Celery's default prefork pool (concurrency = CPU count): it does 2 calls at a time,
 so 500 runs would take ~500 s; it is measured on a smaller batch (--prefork-batch) and the 500-run
@@ -28,14 +30,16 @@ from bench import harness as h
 API_SECONDS = 2.0
 
 
-def burst(bench, data, *, runs: int, pool: str, concurrency: int | None, label: str) -> dict:
+def burst(bench, data, sessions, *, runs: int, pool: str, concurrency: int | None, label: str) -> dict:
     h.truncate_runs()
     bench.sim("POST", "/_sim/reset")
     bench.sim("POST", "/_sim/faults", json={"fault": "latency", "action": "*", "times": 0, "seconds": API_SECONDS})
     worker = bench.start_worker(label, pool=pool, concurrency=concurrency)
     sampler = h.Sampler([worker.pid])
-    ids, started, submitted = h.submit_runs(data, runs)
-    theory = runs * API_SECONDS / concurrency
+    ids, started, submitted = h.submit_runs_http(data, runs, sessions)
+    # The fastest the burst could end: the worker's C calls at a time from the first submit, and the
+    # last run's own call after its submit (the POSTs take a while on this machine too).
+    theory = max(runs * API_SECONDS / concurrency, submitted - started + API_SECONDS)
     final, total = h.wait_final(ids, timeout=max(60.0, 3 * theory), poll=0.1)
     sampler.stop()
     tree = h.process_tree(worker.pid)
@@ -62,6 +66,7 @@ def burst(bench, data, *, runs: int, pool: str, concurrency: int | None, label: 
         "statuses": h.statuses(times),
         "submit_seconds": submitted - started,
         "elapsed_seconds": elapsed,
+        "after_last_submit_seconds": (max(finished) - submitted) if final == total else None,
         "theory_seconds": theory,
         "efficiency": theory / elapsed if elapsed else None,
         "throughput_per_s": throughput,
@@ -90,11 +95,14 @@ def main() -> None:
     prefork_batch = h.arg_int("prefork-batch", 20)
     bench = h.Bench("burst")
     concurrency = h.arg_int("concurrency", bench.settings.CELERY_WORKER_CONCURRENCY)
+    clients = h.arg_int("clients", 16)
     data = h.seed(bench)
     bench.start_simulator()
+    bench.start_web()
+    sessions = h.browser_sessions(clients)
     h.log(f"PostgreSQL max_connections = {bench.max_connections}")
     threads = [
-        burst(bench, data, runs=runs, pool="threads", concurrency=concurrency, label=f"threads{rep}")
+        burst(bench, data, sessions, runs=runs, pool="threads", concurrency=concurrency, label=f"threads{rep}")
         for rep in range(1, reps + 1)
     ]
     prefork = []
@@ -102,10 +110,14 @@ def main() -> None:
         # Celery's own default concurrency is the number of CPUs (the portal's setting would override it).
         default = os.cpu_count() or 1
         prefork.append(
-            burst(bench, data, runs=prefork_batch, pool="prefork", concurrency=default, label="prefork-default")
+            burst(
+                bench, data, sessions, runs=prefork_batch, pool="prefork", concurrency=default, label="prefork-default"
+            )
         )
         if "--prefork-same-concurrency" in sys.argv:
-            prefork.append(burst(bench, data, runs=runs, pool="prefork", concurrency=concurrency, label="prefork-same"))
+            prefork.append(
+                burst(bench, data, sessions, runs=runs, pool="prefork", concurrency=concurrency, label="prefork-same")
+            )
     for result in prefork:  # what the full burst would take, from the measured throughput
         if result["runs"] < runs and result["throughput_per_s"]:
             result["extrapolated_seconds_for_full_burst"] = result["submit_seconds"] + runs / result["throughput_per_s"]
@@ -122,6 +134,7 @@ def main() -> None:
                 "theory_seconds",
                 "efficiency",
                 "submit_seconds",
+                "after_last_submit_seconds",
                 "throughput_per_s",
                 "peak_rss_mib_sum_vmhwm",
                 "peak_pss_mib_sampled",
@@ -130,7 +143,7 @@ def main() -> None:
         }
     }
     t = summary["threads"]
-    summary["target_met"] = bool(t["elapsed_seconds"] and t["elapsed_seconds"] <= 30 and t["efficiency"] >= 0.6)
+    summary["target_met"] = bool(t["elapsed_seconds"] and t["elapsed_seconds"] <= 30 and t["efficiency"] >= 0.8)
     print()
     print(f"Figure 3: burst of {runs} runs, every Act API call 2 s, one worker process; PostgreSQL")
     print(f"max_connections {bench.max_connections}. threads: median of {reps} repetitions.\n")
@@ -176,7 +189,7 @@ def main() -> None:
         "peak DB conns",
     ]
     print(h.table(headers, rows))
-    print(f"\ntarget (all final <= 30 s, >= 0.6 of theory): {'met' if summary['target_met'] else 'NOT met'}")
+    print(f"\ntarget (all final <= 30 s, >= 0.8 of theory): {'met' if summary['target_met'] else 'NOT met'}")
     bench.save(
         {
             "settings": {"runs": runs, "reps": reps, "api_seconds": API_SECONDS, "concurrency": concurrency},

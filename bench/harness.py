@@ -552,20 +552,29 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total / ticks
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU seconds of PostgreSQL: every live `postgres` process, plus what the ones that exited used
-    (the postmaster's reaped children: cutime + cstime), so a closed connection's CPU is not lost."""
-    pids = pids_named("postgres")
-    ticks = os.sysconf("SC_CLK_TCK")
-    reaped = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) not in pids:  # the postmaster: its parent is not a postgres process
-            reaped += int(fields[13]) + int(fields[14])
-    return cpu_seconds(pids) + reaped / ticks
+def database_backends(database: str = "") -> list[int]:
+    """The PostgreSQL backends connected to the bench database (not other work on the same server)."""
+    import psycopg
+
+    url = DATABASE_URL
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+        name = database or conn.info.dbname
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name]
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+class BackendCpu:
+    """CPU seconds the bench database's backends used between two readings (new connections included;
+    a backend that exits in between takes its CPU with it: with connection pools, rare)."""
+
+    def __init__(self):
+        self.start = cpu_by_pid(database_backends())
+
+    def seconds(self) -> float:
+        now = cpu_by_pid(set(database_backends()) | set(self.start))
+        return sum(max(0.0, now.get(pid, self.start.get(pid, 0)) - self.start.get(pid, 0)) for pid in now)
 
 
 def machine_cpu_seconds() -> float:
@@ -685,6 +694,42 @@ def submit_runs(data: dict, count: int) -> tuple[list[str], float, float]:
         if run.enqueued is False:
             fail("the broker refused a task: is Redis up?")
         ids.append(str(run.pk))
+    return ids, started, time.time()
+
+
+def browser_sessions(count: int) -> list:
+    """`count` signed-in sessions, each holding the action page's CSRF cookie as a browser would."""
+    sessions = [login() for _ in range(count)]
+    for session in sessions:
+        session.get(f"{WEB_URL}/actions/{DISPATCH_SLUG}/", timeout=30).raise_for_status()
+    return sessions
+
+
+def submit_form(session, data: dict) -> str:
+    """One run through the action page's form POST (as a browser sends it); returns the run's id."""
+    action_url = f"{WEB_URL}/actions/{DISPATCH_SLUG}/"
+    form = {
+        "device": data["device"].uid,
+        "idempotency_key": secrets.token_urlsafe(24),
+        "csrfmiddlewaretoken": session.cookies["csrftoken"],
+    }
+    response = session.post(action_url, data=form, headers={"Referer": action_url}, allow_redirects=False, timeout=60)
+    location = response.headers.get("Location", "")
+    if response.status_code != 302 or "/runs/" not in location:
+        fail(f"the form POST answered {response.status_code} (Location {location!r}): {response.text[:300]}")
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+def submit_runs_http(data: dict, count: int, sessions: list) -> tuple[list[str], float, float]:
+    """`count` form POSTs through gunicorn, from as many concurrent clients as `sessions`, at once.
+
+    Returns (run ids, when the first POST started, when the last one was answered) in Unix time.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.time()
+    with ThreadPoolExecutor(len(sessions)) as pool:
+        ids = list(pool.map(lambda i: submit_form(sessions[i % len(sessions)], data), range(count)))
     return ids, started, time.time()
 
 

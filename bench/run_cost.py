@@ -1,6 +1,6 @@
 """Per-run cost: the SQL queries and the CPU the portal spends on one run, step by step.
 
-    .venv/bin/python bench/run_cost.py [--runs 200] [--reps 3] [--run-seconds 2] [--show-queries]
+    .venv/bin/python bench/run_cost.py [--runs 200] [--reps 3] [--run-seconds 2] [--clients 20] [--show-queries]
 
 In this process (Django's test client and the Celery task's body, no web server, no worker) against
 PostgreSQL, Redis and the Act API simulator (its own process, answering at once), `runs` runs go
@@ -12,11 +12,15 @@ through every step an employee's run costs the portal:
 - poll: the run page's status JSON, while the run waits and once it is final.
 
 For each step: SQL queries (counted by Django), CPU ms of this process (`process_time`; the
-simulator runs elsewhere) and CPU ms of PostgreSQL (every `postgres` process and those that exited,
+simulator runs elsewhere) and CPU ms of PostgreSQL (the backends connected to the bench database,
 from /proc: ticks of 10 ms, hence many runs). Then the whole run: submit + run page + dispatch + the polls the run page
 makes for a run that takes `--run-seconds` (its schedule replayed from `static/js/run-status.js`'s
-numbers, given here) + the Celery and HTTP costs this script does not see, which bench/scale_out.py
-and bench/burst.py measure. Median of `reps` repetitions.
+numbers, given here). Median of `reps` repetitions.
+
+Then the same runs through the real processes: gunicorn (README's command) and one Celery worker,
+`clients` browsers each submitting the form, loading the run page and polling it on the page's
+schedule until the run is final (every Act API call takes `--run-seconds`). CPU per run of gunicorn,
+the worker, PostgreSQL and Redis from /proc: what a run really costs, HTTP and Celery included.
 """
 
 import secrets
@@ -62,12 +66,12 @@ class Meter:
         from django.test.utils import CaptureQueriesContext
 
         connection.queries_log.clear()  # a full log (9,000) would count nothing
-        pg_before = h.postgres_cpu_seconds()
+        postgres = h.BackendCpu()
         cpu_before = time.process_time()
         with CaptureQueriesContext(connection) as queries:
             result = call(*args)
         cpu = time.process_time() - cpu_before
-        pg = h.postgres_cpu_seconds() - pg_before
+        pg = postgres.seconds()
         if SHOW_QUERIES and step not in self.totals:
             print(f"-- {step}: {len(queries.captured_queries)} queries")
             for query in queries.captured_queries:
@@ -129,6 +133,69 @@ def one_rep(data: dict, runs: int) -> dict[str, dict[str, float]]:
     return meter.per_call()
 
 
+def browser_run(session, data: dict, schedule: list[float]) -> int:
+    """One run as a browser makes it: the form POST, the run page, then its polls until final. Requests made."""
+    import requests
+
+    action_url = f"{h.WEB_URL}/actions/{h.DISPATCH_SLUG}/"
+    form = {
+        "device": data["device"].uid,
+        "idempotency_key": secrets.token_urlsafe(24),
+        "csrfmiddlewaretoken": session.cookies["csrftoken"],
+    }
+    response = session.post(action_url, data=form, headers={"Referer": action_url}, timeout=30)
+    if response.status_code != 200 or "/runs/" not in response.url:
+        h.fail(f"the form POST answered {response.status_code} at {response.url}")
+    status_url = response.url.rstrip("/") + "/status.json"
+    requests_made = 2  # the POST and the run page it redirects to
+    for delay in schedule:
+        time.sleep(delay)
+        answer = session.get(status_url, headers={"Accept": "application/json"}, timeout=30)
+        requests_made += 1
+        if answer.status_code != 200:
+            h.fail(f"{status_url} answered {answer.status_code}")
+        if answer.json()["final"]:
+            return requests_made
+    raise requests.Timeout(f"{status_url} not final after {sum(schedule):.0f} s")
+
+
+def end_to_end(bench, data: dict, *, runs: int, clients: int, run_seconds: float) -> dict:
+    """`runs` runs through gunicorn and one worker as `clients` browsers make them; CPU per run by process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    h.truncate_runs()
+    bench.sim("POST", "/_sim/reset")
+    bench.sim("POST", "/_sim/faults", json={"fault": "latency", "action": "*", "times": 0, "seconds": run_seconds})
+    web = bench.start_web()
+    worker = bench.start_worker("run-cost-worker")
+    sessions = [h.login() for _ in range(clients)]
+    for session in sessions:  # the action page once: its CSRF cookie, as a browser has it
+        session.get(f"{h.WEB_URL}/actions/{h.DISPATCH_SLUG}/", timeout=30).raise_for_status()
+    groups = {
+        "web": lambda: h.cpu_seconds(h.process_tree(web.pid)),
+        "worker": lambda: h.cpu_seconds(h.process_tree(worker.pid)),
+        "redis": lambda: h.cpu_seconds(h.pids_named("redis-server")),
+    }
+    before = {name: read() for name, read in groups.items()}
+    postgres = h.BackendCpu()
+    started = time.monotonic()
+    schedule = page_schedule()
+    with ThreadPoolExecutor(clients) as pool:
+        made = list(pool.map(lambda i: browser_run(sessions[i % clients], data, schedule), range(runs)))
+    wall = time.monotonic() - started
+    time.sleep(1)  # the last tasks' acknowledgements
+    cpu = {name: (read() - before[name]) * 1000 / runs for name, read in groups.items()}
+    cpu["postgres"] = postgres.seconds() * 1000 / runs
+    worker.stop()
+    web.stop()
+    return {
+        "runs": runs,
+        "requests_per_run": sum(made) / runs,
+        "wall_seconds": wall,
+        "cpu_ms_per_run": cpu | {"portal": cpu["web"] + cpu["worker"], "all": sum(cpu.values())},
+    }
+
+
 def main() -> None:
     import os
 
@@ -137,6 +204,7 @@ def main() -> None:
     runs = h.arg_int("runs", 200)
     reps = h.arg_int("reps", 3)
     run_seconds = h.arg_float("run-seconds", 2.0)
+    clients = h.arg_int("clients", 20)
     bench = h.Bench("run_cost", web=True)
     data = h.seed(bench)
     bench.start_simulator()
@@ -163,7 +231,15 @@ def main() -> None:
             f"{per_run('pg_ms'):.2f}",
         ]
     )
+    print(f"In this process, median of {reps} x {runs} runs:")
     print(h.table(["step (median per call)", "SQL queries", "CPU ms portal", "CPU ms PostgreSQL"], rows))
+    through = [end_to_end(bench, data, runs=runs, clients=clients, run_seconds=run_seconds) for _ in range(reps)]
+    e2e = {key: h.median([t["cpu_ms_per_run"][key] for t in through]) for key in through[0]["cpu_ms_per_run"]}
+    print(
+        f"\nThrough gunicorn and one worker ({clients} browsers, runs of {run_seconds:g} s, "
+        f"{h.median([t['requests_per_run'] for t in through]):.1f} requests per run), median of {reps} x {runs} runs:"
+    )
+    print(h.table(["CPU ms per run", *e2e], [["", *(f"{v:.2f}" for v in e2e.values())]]))
     bench.save(
         {
             "runs": runs,
@@ -173,6 +249,7 @@ def main() -> None:
             "per_call": medians,
             "per_run": {key: per_run(key) for key in ("queries", "cpu_ms", "pg_ms")},
             "repetitions": results,
+            "end_to_end": {"clients": clients, "cpu_ms_per_run": e2e, "repetitions": through},
         }
     )
 

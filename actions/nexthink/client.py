@@ -102,6 +102,7 @@ class ActClient:
         self.session.verify = verify
         self.session.trust_env = False  # no proxy or netrc from the environment: what is configured is used
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+        self._idle_since: float | None = None  # when the last call ended (its connection kept alive)
 
     def __repr__(self) -> str:  # never show credentials
         return f"<ActClient {self.base_url}>"
@@ -193,6 +194,11 @@ class ActClient:
         """One HTTP call, over within connect + read timeout of wall-clock time whatever the server does."""
         url = self.base_url + path
         started = time.monotonic()
+        if self._idle_since is not None and started - self._idle_since > KEEP_ALIVE_SECONDS:
+            # A connection idle for longer may be closed by the server just as this call is sent, and
+            # a request lost that way could not be told from one that ran: start a new one instead.
+            self.session.close()
+        self._idle_since = None
         deadline = Deadline(self.connect_timeout + read_timeout)
         try:
             with deadline:
@@ -204,9 +210,11 @@ class ActClient:
                     **kwargs,
                 )
         except requests.RequestException as exc:
+            self.session.close()  # nothing of a failed call's connection is reused
             error = deadline_error(deadline.seconds) if deadline.expired else classify_transport_error(exc)
             log.warning("Nexthink %s %s failed: %s", method, path, error)
             raise error from None
+        self._idle_since = time.monotonic()
         log.info(
             "Nexthink %s %s -> %s in %.0f ms", method, path, response.status_code, (time.monotonic() - started) * 1000
         )
@@ -509,6 +517,35 @@ def tls_verify() -> bool | str:
     if verify and settings.NEXTHINK_CA_BUNDLE:
         verify = settings.NEXTHINK_CA_BUNDLE
     return verify
+
+
+# Calls close together (a burst, a busy worker thread) reuse their connection: no new TCP and TLS
+# handshake per run. Kept short of common server keep-alive timeouts (5 s and more).
+KEEP_ALIVE_SECONDS = 2.0
+_shared = threading.local()
+
+
+def shared_client() -> ActClient:
+    """This thread's client for the configured Nexthink, kept between calls (a new one when settings change).
+
+    One per thread: a requests session is not meant to be shared by threads.
+    """
+    from django.conf import settings
+
+    key = (
+        settings.NEXTHINK_PORTAL_URL,
+        settings.NEXTHINK_USERNAME,
+        settings.NEXTHINK_PASSWORD,
+        tls_verify(),
+        settings.NEXTHINK_DEFAULT_TIMEOUT_SECONDS,
+        settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS,
+        settings.NEXTHINK_READ_MARGIN_SECONDS,
+    )
+    if getattr(_shared, "key", None) != key:
+        if getattr(_shared, "client", None) is not None:
+            _shared.client.session.close()
+        _shared.client, _shared.key = client_from_settings(), key
+    return _shared.client
 
 
 def client_from_settings() -> ActClient:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
 
-from .client import EngineAnswer, client_from_settings
+from .client import EngineAnswer, shared_client
 
 if TYPE_CHECKING:
     from actions.models import Run
@@ -57,7 +57,7 @@ class ClassicPlatform:
     follows_up = False
 
     def send(self, run: Run) -> Sent:
-        answers = client_from_settings().run(
+        answers = shared_client().run(
             remote_action_uid=str(run.action_uid),
             device_uids=[run.device_uid],
             engine_uids=run.engine_uids or None,

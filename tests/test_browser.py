@@ -224,3 +224,33 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     response = bob_page.goto(reverse("run_status", args=[run.pk]))
     assert response.status == 404
     assert "LAPTOP-ALICE" not in bob_page.content()
+
+
+def test_a_run_page_in_a_background_tab_asks_nothing_until_shown_again(browser, server, alice, settings):
+    from actions.runs import lifecycle
+    from actions.runs.submit import run_submit
+
+    settings.DEVICE_RESOLVERS = ["directory"]
+    run = run_submit(user=alice, action=make_sim_action(), device=make_device(alice), params={})
+    page = sign_in(browser, server.url, "alice", "alice-pass")
+    # The tab is in the background: the page sees document.hidden, as a browser reports it.
+    page.add_init_script(
+        "window.__hidden = true;"
+        "Object.defineProperty(document, 'hidden', {configurable: true, get: () => window.__hidden});"
+    )
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "status.json" in request.url else None)
+    page.goto(run.get_absolute_url())
+    expect(page.locator(".status")).to_have_text("Queued")
+
+    lifecycle.claim(run.pk)
+    lifecycle.transition(run.pk, Run.Status.SENT)
+    page.wait_for_timeout(2500)  # past the first two looks the page would make if it were shown
+
+    assert asked == []
+    expect(page.locator(".status")).to_have_text("Queued")  # nothing asked, nothing changed
+
+    page.evaluate("window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))")
+
+    expect(page.locator(".status")).to_have_text("Sent")
+    assert len(asked) == 1

@@ -113,16 +113,32 @@
       })
       .then(function (data) {
         if (!apply(data)) {
-          delay = Math.min(delay * 1.3, 5000);
-          window.setTimeout(poll, delay);
+          // Sent and waiting for the device (Infinity) takes minutes, not seconds: look less often.
+          delay = Math.min(delay * 1.3, data.status === "following" ? 15000 : 5000);
+          later(delay);
         }
       })
       .catch(function (error) {
         if (error.message === "stop") return;
         delay = Math.min(delay * 2, 15000);  // the server or network hiccupped: keep trying, more slowly
-        window.setTimeout(poll, delay);
+        later(delay);
       });
   }
 
-  window.setTimeout(poll, delay);
+  // A page nobody is looking at (a background tab) asks nothing; it catches up once shown again.
+  var waitingForView = false;
+  function later(ms) {
+    window.setTimeout(function () {
+      if (document.hidden) waitingForView = true;
+      else poll();
+    }, ms);
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && waitingForView) {
+      waitingForView = false;
+      poll();
+    }
+  });
+
+  later(delay);
 })();

@@ -93,7 +93,7 @@ def main() -> None:
     runs = h.arg_int("runs", 500)
     reps = h.arg_int("reps", 3)
     prefork_batch = h.arg_int("prefork-batch", 20)
-    bench = h.Bench("burst")
+    bench = h.Bench("burst", web=True)
     concurrency = h.arg_int("concurrency", bench.settings.CELERY_WORKER_CONCURRENCY)
     clients = h.arg_int("clients", 16)
     data = h.seed(bench)
@@ -151,6 +151,8 @@ def main() -> None:
         [
             f"threads -c {concurrency}",
             runs,
+            t["submit_seconds"],
+            t["after_last_submit_seconds"] or "-",
             f"{t['elapsed_seconds']:.1f}" if t["elapsed_seconds"] else "not all final (see JSON)",
             t["theory_seconds"],
             f"{t['efficiency']:.2f}" if t["efficiency"] else "-",
@@ -168,6 +170,8 @@ def main() -> None:
             [
                 f"prefork -c {r['concurrency']} ({r['processes']} processes)",
                 r["runs"],
+                r["submit_seconds"],
+                r["after_last_submit_seconds"] or "-",
                 measured,
                 r["theory_seconds"],
                 f"{r['efficiency']:.2f}" if r["efficiency"] else "-",
@@ -180,6 +184,8 @@ def main() -> None:
     headers = [
         "pool",
         "runs",
+        "POSTs took s",
+        "last POST -> all final s",
         "all final after s",
         "theory s",
         "theory ÷ measured",

@@ -14,7 +14,7 @@ from actions.runs import lifecycle
 from actions.runs.dispatch import run_dispatch
 from actions.runs.lifecycle import TRANSITIONS, Outcome, transition
 from actions.runs.reaper import runs_reap
-from actions.runs.submit import IdempotencyConflict, RunRefused, run_submit
+from actions.runs.submit import IdempotencyConflict, RunRefused, fair_use, run_submit
 from actions.runs.wording import status_summary
 from tests.factories import EMEA, make_action, make_device, make_parameter, make_sim_action
 
@@ -366,3 +366,18 @@ def test_each_employee_has_a_rate_limit_across_actions(alice, action, laptop, se
 
     Run.objects.update(created_at=timezone.now() - timedelta(minutes=11))
     assert submit(alice, action, laptop).status == Status.QUEUED
+
+
+def test_the_rate_limit_says_when_the_oldest_counted_run_leaves_the_window(alice, action, laptop, settings):
+    now = timezone.now()
+    for minutes_ago in (9, 5, 1):  # three runs in the window
+        run = submit(alice, action, laptop)
+        Run.objects.filter(pk=run.pk).update(status=Status.SENT, created_at=now - timedelta(minutes=minutes_ago))
+    # Then IT lowers the limit to two: the last two count, and the older of them sets the time.
+    settings.RUN_RATE_LIMIT_COUNT, settings.RUN_RATE_LIMIT_WINDOW_SECONDS = 2, 600
+
+    limits = fair_use(user=alice, now=now)
+
+    assert not limits.allowed
+    assert limits.again_at == now - timedelta(minutes=5) + timedelta(seconds=600)
+    assert "You have started 3 runs in the last 10 minutes" in limits.message

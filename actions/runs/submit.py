@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -179,27 +179,31 @@ def fair_use(*, user, now: datetime) -> Limits:
     hold up everyone else's runs: at most RUN_MAX_IN_FLIGHT_PER_USER runs waiting or being sent at
     once, and at most RUN_RATE_LIMIT_COUNT runs started per RUN_RATE_LIMIT_WINDOW_SECONDS."""
     window = timedelta(seconds=settings.RUN_RATE_LIMIT_WINDOW_SECONDS)
-    # One read: the employee's runs in flight or started within the window (both bounded by the limits).
-    rows = list(
-        Run.objects.filter(Q(status__in=lifecycle.IN_FLIGHT) | Q(created_at__gt=now - window), user=user)
-        .order_by("-created_at")
-        .values_list("created_at", "status")[: settings.RUN_MAX_IN_FLIGHT_PER_USER + settings.RUN_RATE_LIMIT_COUNT]
+    since = now - window
+    # One read for both limits, counted by the database (no rows fetched, however high the limits).
+    counts = Run.objects.filter(Q(status__in=lifecycle.IN_FLIGHT) | Q(created_at__gt=since), user=user).aggregate(
+        in_flight=Count("pk", filter=Q(status__in=lifecycle.IN_FLIGHT)),
+        recent=Count("pk", filter=Q(created_at__gt=since)),
     )
-    in_flight = sum(status in lifecycle.IN_FLIGHT for _, status in rows)
-    if in_flight >= settings.RUN_MAX_IN_FLIGHT_PER_USER:
+    if counts["in_flight"] >= settings.RUN_MAX_IN_FLIGHT_PER_USER:
         return Limits(
             False,
             None,
-            f"You already have {in_flight} runs waiting or being sent. "
+            f"You already have {counts['in_flight']} runs waiting or being sent. "
             "You can start another as soon as one of them has finished (see My runs).",
         )
-    recent = [created_at for created_at, _ in rows if created_at > now - window][: settings.RUN_RATE_LIMIT_COUNT]
-    if len(recent) >= settings.RUN_RATE_LIMIT_COUNT:
-        again = recent[-1] + window
+    if counts["recent"] >= settings.RUN_RATE_LIMIT_COUNT:
+        # Allowed again once the oldest of the last RUN_RATE_LIMIT_COUNT runs leaves the window.
+        oldest_counted = (
+            Run.objects.filter(user=user, created_at__gt=since)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)[settings.RUN_RATE_LIMIT_COUNT - 1]
+        )
+        again = oldest_counted + window
         return Limits(
             False,
             again,
-            f"You have started {len(recent)} runs in the last {round(window.total_seconds() / 60)} minutes, "
+            f"You have started {counts['recent']} runs in the last {round(window.total_seconds() / 60)} minutes, "
             f"the most the portal allows. You can start another from {when_text(again)}.",
         )
     return Limits(True)

@@ -41,7 +41,7 @@ def main() -> None:
     if dispatch:
         machine = machine or dispatch["machine"]
         s = dispatch["summary"]
-        for key, label in (("to_api", "POST returned → simulator received"), ("to_final", "answered → run final")):
+        for key, label in (("to_api", "form POST sent → simulator received"), ("to_final", "answered → run final")):
             rows.append(
                 [
                     f"2 dispatch: {label}",

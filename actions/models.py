@@ -279,10 +279,19 @@ class Run(models.Model):
             models.Index(fields=["user", "-created_at"]),
             models.Index(fields=["device", "action", "-created_at"]),
             models.Index(fields=["status", "created_at"]),
-            # The runs admin's searches: a device UID exactly, device and action names by their start.
-            models.Index(fields=["device_uid"], name="run_device_uid"),
-            models.Index(fields=["device_name"], name="run_device_name_prefix", opclasses=["varchar_pattern_ops"]),
-            models.Index(fields=["action_name"], name="run_action_name_prefix", opclasses=["varchar_pattern_ops"]),
+            # The runs admin's searches: a device UID, a device or action name exactly (newest first,
+            # straight from the index however many runs match) or by their start.
+            models.Index(fields=["device_uid", "created_at"], name="run_device_uid_created"),
+            models.Index(
+                fields=["device_name", "created_at"],
+                name="run_device_name_created",
+                opclasses=["varchar_pattern_ops", "timestamptz_ops"],
+            ),
+            models.Index(
+                fields=["action_name", "created_at"],
+                name="run_action_name_created",
+                opclasses=["varchar_pattern_ops", "timestamptz_ops"],
+            ),
             # The follow-up's due runs, and only those.
             models.Index(fields=["next_check_at"], condition=models.Q(status="following"), name="run_follow_up_due"),
         ]

@@ -2,7 +2,7 @@
 
 from django.urls import reverse
 
-from actions.models import Run
+from actions.models import Device, Run
 from actions.runs.submit import run_submit
 from tests.factories import make_device, make_parameter, make_sim_action
 
@@ -128,6 +128,23 @@ def test_runs_are_searchable_by_user_device_and_action(admin_client, alice, bob)
     assert found(theirs.device_name[:7]) >= {theirs.pk}
     assert found("Clear Teams") == {mine.pk, theirs.pk}
     assert found("nobody-at-all") == set()
+
+
+def test_a_device_name_in_full_finds_that_device_only_in_any_case(admin_client, alice, bob):
+    short = failed_run(alice)
+    Run.objects.filter(pk=short.pk).update(device_name="LAPTOP-A")
+    Device.objects.filter(pk=short.device_id).update(name="LAPTOP-A")
+    longer = failed_run(bob, short.action)
+    Run.objects.filter(pk=longer.pk).update(device_name="LAPTOP-ALICE2")
+    changelist = reverse("admin:actions_run_changelist")
+
+    def found(term):
+        return {r.pk for r in admin_client.get(changelist, {"q": term}).context["cl"].result_list}
+
+    assert found("laptop-a") == {short.pk}  # the device named so, not every name that starts so
+    assert found("LAPTOP-AL") == {longer.pk}  # no device named so: names that start so
+    assert found("LAPTOP-ALICE2") == {longer.pk}  # a name only runs remember (no device has it now)
+    assert found("bob") == {longer.pk}  # a user's name comes first
 
 
 def test_the_runs_list_counts_no_more_than_it_shows(admin_client, alice, monkeypatch):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 
 from django.db import connection
-from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 
-from actions.catalog.selectors import group_rule
-from actions.models import Device, RemoteAction, Run
+from actions.models import Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
 from actions.runs import lifecycle
 from actions.runs.lifecycle import Outcome
+from actions.runs.selectors import visible_and_owned
 from actions.security import security_event
 
 log = logging.getLogger("actions.runs")
@@ -39,7 +38,7 @@ def run_enqueue(*, run_id, countdown: float | None = None, stamp: bool = True) -
 def run_dispatch(*, run_id) -> Outcome | None:
     """Send a run to Nexthink once. None when another worker has it, it is not due, or it was decided meanwhile.
 
-    Two queries before the call (the claim; the run with its send-time re-checks) and one transaction
+    Three queries before the call (the claim, the run, its send-time re-checks) and one transaction
     after it: the attempt is written with its outcome (a worker that dies mid-call leaves the run in
     "sending", which the reaper marks unknown and logs as an attempt).
     """
@@ -73,19 +72,12 @@ def run_dispatch(*, run_id) -> Outcome | None:
 
 
 def run_for_sending(run_id) -> Run:
-    """The claimed run, with what the send-time re-checks need, in one query.
-
-    `action_visible`: the action is enabled and visible to the run's employee (the catalog's rule,
-    actions.catalog.selectors); `device_owned`: the device's owner column still names them.
-    """
-    employee = OuterRef(OuterRef(OuterRef("user_id")))  # from inside group_rule's membership subquery
-    visible = RemoteAction.objects.filter(pk=OuterRef("action_id"), enabled=True).filter(group_rule(employee))
-    owned = Device.objects.filter(pk=OuterRef("device_id"), owner_id=OuterRef("user_id"))
-    return (
-        Run.objects.select_related("action", "device", "user", "requested_by")
-        .annotate(action_visible=Exists(visible), device_owned=Exists(owned))
-        .get(pk=run_id)
-    )
+    """The claimed run with what the send-time re-checks need: `action_visible` (the action is enabled
+    and visible to the run's employee: the catalog's rule, actions.catalog.selectors) and
+    `device_owned` (the device's owner column still names them)."""
+    run = Run.objects.select_related("action", "device", "user", "requested_by").get(pk=run_id)
+    run.action_visible, run.device_owned = visible_and_owned(run.pk)
+    return run
 
 
 def release_db_connection() -> None:

@@ -6,9 +6,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from actions.models import Run
+from actions.catalog.selectors import group_rule
+from actions.compiled import compiled_rows
+from actions.models import Device, RemoteAction, Run
 
 PAGE_SIZE = 20
 
@@ -16,6 +18,25 @@ PAGE_SIZE = 20
 def runs_of(user) -> QuerySet[Run]:
     """The runs made for this user, newest first: the only runs an employee may ever see."""
     return Run.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def visible_and_owned(run_id) -> tuple[bool, bool]:
+    """Is the run's action still enabled and visible to its employee (the catalog's rule), and is its
+    device still theirs (the owner column)? One query, compiled once per process (actions/compiled.py):
+    dispatch re-checks both before sending, and "Run again" asks the first."""
+    [(visible, owned)] = compiled_rows(_run_checks, run_id)
+    return bool(visible), bool(owned)
+
+
+def _run_checks(run_id) -> QuerySet:
+    employee = OuterRef(OuterRef(OuterRef("user_id")))  # from inside group_rule's membership subquery
+    visible = RemoteAction.objects.filter(pk=OuterRef("action_id"), enabled=True).filter(group_rule(employee))
+    owned = Device.objects.filter(pk=OuterRef("device_id"), owner_id=OuterRef("user_id"))
+    return (
+        Run.objects.filter(pk=run_id)
+        .annotate(action_visible=Exists(visible), device_owned=Exists(owned))
+        .values_list("action_visible", "device_owned")
+    )
 
 
 @dataclass(frozen=True)

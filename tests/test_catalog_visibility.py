@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Group
 from django.urls import reverse
 
-from actions.catalog.selectors import actions_visible_to, catalog_sections
+from actions.catalog.selectors import actions_visible_to, catalog_sections, visible_action
 from actions.models import Category, Run
 from tests.factories import make_action, make_device
 
@@ -49,6 +49,22 @@ def test_it_hides_everything_from_anonymous_and_inactive_users(alice):
 
     assert list(actions_visible_to(AnonymousUser())) == []
     assert list(actions_visible_to(alice)) == []
+
+
+def test_the_action_page_lookup_applies_the_same_rule_for_every_user(alice, bob, finance):
+    restricted = make_action(name="Reset SAP cache", slug="reset-sap")
+    restricted.groups.add(finance)
+    alice.groups.add(finance)
+    make_action(name="Off", slug="off", enabled=False)
+
+    # Compiled once, bound per call: each user and slug gets its own answer.
+    assert visible_action(alice, "reset-sap") == restricted
+    assert visible_action(bob, "reset-sap") is None
+    assert visible_action(alice, "off") is None
+    assert [p.name for p in visible_action(alice, "reset-sap").parameters.all()] == []
+    alice.is_active = False
+    assert visible_action(alice, "reset-sap") is None
+    assert visible_action(AnonymousUser(), "reset-sap") is None
 
 
 def test_it_applies_the_group_rule_to_superusers_too(admin_user, finance):

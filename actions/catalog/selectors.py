@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
+from actions.compiled import compiled_rows
 from actions.models import RemoteAction
 
 SEARCH_MAX_LENGTH = 100
@@ -28,19 +29,37 @@ def actions_visible_to(user) -> QuerySet[RemoteAction]:
     """
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return RemoteAction.objects.none()
-    return RemoteAction.objects.filter(enabled=True).filter(group_rule(user.pk))
+    return RemoteAction.objects.filter(visibility_rule(user.pk))
 
 
-def group_rule(user_id) -> Q:
-    """The group half of the visibility rule, for the action in the query: no groups, or one of the user's.
+def visibility_rule(user_id) -> Q:
+    """The rule, for the action in the query: enabled, with no groups or one of the user's.
 
-    `user_id` is a number, or an expression when the rule is part of a bigger query (the dispatch's
-    re-check reads it from the run: actions.runs.dispatch).
+    `user_id` is a number, or an expression when the rule is part of a bigger query (the send-time
+    re-check reads it from the run: actions.runs.selectors). Callers check that the user is active.
     """
     action_groups = RemoteAction.groups.through.objects.filter(remoteaction_id=OuterRef("pk"))
     # The user's group ids straight from the membership table (no join through auth_group).
     user_groups = get_user_model().groups.through.objects.filter(user_id=user_id).values("group_id")
-    return ~Exists(action_groups) | Exists(action_groups.filter(group_id__in=user_groups))
+    return Q(enabled=True) & (~Exists(action_groups) | Exists(action_groups.filter(group_id__in=user_groups)))
+
+
+def visible_action(user, slug: str) -> RemoteAction | None:
+    """The action with this slug, with its parameters, if the user may see it; else None.
+
+    The rule's query is compiled once per process (actions/compiled.py): the action page is on every
+    run's path, GET and POST.
+    """
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    found = compiled_rows(_visible_action_pk, user.pk, slug)
+    if not found:
+        return None
+    return RemoteAction.objects.prefetch_related("parameters").filter(pk=found[0][0], enabled=True).first()
+
+
+def _visible_action_pk(user_id, slug) -> QuerySet:
+    return RemoteAction.objects.filter(visibility_rule(user_id), slug=slug).values_list("pk")
 
 
 def search_actions(actions: QuerySet[RemoteAction], query: str) -> QuerySet[RemoteAction]:

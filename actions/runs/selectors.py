@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from actions.catalog.selectors import group_rule
+from actions.catalog.selectors import visibility_rule
 from actions.compiled import compiled_rows
 from actions.models import Device, RemoteAction, Run
 
@@ -29,8 +29,8 @@ def visible_and_owned(run_id) -> tuple[bool, bool]:
 
 
 def _run_checks(run_id) -> QuerySet:
-    employee = OuterRef(OuterRef(OuterRef("user_id")))  # from inside group_rule's membership subquery
-    visible = RemoteAction.objects.filter(pk=OuterRef("action_id"), enabled=True).filter(group_rule(employee))
+    employee = OuterRef(OuterRef(OuterRef("user_id")))  # from inside the rule's membership subquery
+    visible = RemoteAction.objects.filter(visibility_rule(employee), pk=OuterRef("action_id"))
     owned = Device.objects.filter(pk=OuterRef("device_id"), owner_id=OuterRef("user_id"))
     return (
         Run.objects.filter(pk=run_id)

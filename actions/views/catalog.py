@@ -7,7 +7,7 @@ import uuid
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import get_script_prefix
 from django.utils import timezone
@@ -19,10 +19,10 @@ from actions.catalog.parameters import InvalidParams
 from actions.catalog.selectors import (
     CATALOG_COLUMNS,
     SEARCH_MAX_LENGTH,
-    actions_visible_to,
     catalog_rows,
     catalog_sections_from_rows,
     icon_url,
+    visible_action,
 )
 from actions.devices.ownership import device_for_user
 from actions.devices.resolution import Resolution, resolve_devices_for
@@ -64,7 +64,9 @@ def rows_digest(rows: list[tuple]) -> str:
 
 @require_http_methods(["GET", "POST"])
 def action_detail(request, slug):
-    action = get_object_or_404(actions_visible_to(request.user).prefetch_related("parameters"), slug=slug)
+    action = visible_action(request.user, slug)
+    if action is None:
+        raise Http404("No such action.")
     resolution = resolve_devices_for(request.user)
     status = 200
     if request.method == "POST":

@@ -11,11 +11,11 @@ import psycopg
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When, Window
-from django.db.models.functions import DenseRank, RowNumber
+from django.db.models.functions import RowNumber
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
-from actions.models import RemoteAction
+from actions.models import Category, RemoteAction
 
 SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_WORDS = 8
@@ -101,10 +101,17 @@ PAGE_SIZE = 48  # a category's page, a page of search results
 FEATURED, OTHER = "featured", "other"  # the ?category= values that are not a category's id
 _ID_MAX = 2_147_483_647  # PositiveIntegerField's largest value: a larger id names nothing
 
-# The overview's rows: CATALOG_COLUMNS, then its place in its section (1, 2, ...), how many actions its
-# category holds (featured ones included), how many are featured, how many the user sees in all, and
-# its category's rank among the categories.
-OVERVIEW_COLUMNS = (*CATALOG_COLUMNS, "position", "category_total", "featured_total", "total", "section_rank")
+# The overview's rows: CATALOG_COLUMNS, its category's order, then its place in its section (1, 2, ...;
+# featured actions form one section), how many actions that section holds, how many its category holds
+# (featured ones included), and how many actions the user sees in all.
+OVERVIEW_COLUMNS = (
+    *CATALOG_COLUMNS,
+    "category__display_order",
+    "position",
+    "section_total",
+    "category_total",
+    "total",
+)
 # A listing's rows (a category's page, a page of results): CATALOG_COLUMNS and how many there are in all.
 LISTING_COLUMNS = (*CATALOG_COLUMNS, "total")
 
@@ -237,33 +244,43 @@ def catalog_sections_from_rows(rows: list[tuple]) -> list[CatalogSection]:
 def catalog_overview_from_rows(rows: list[tuple]) -> Overview:
     """The first page from catalog_overview_rows(): every action in its section when the catalog is
     small; otherwise each section's first actions, its count and a link to all of them."""
-    total = rows[0][OVERVIEW_COLUMNS.index("total")] if rows else 0
+    c = {name: i for i, name in enumerate(OVERVIEW_COLUMNS)}
+    total = rows[0][c["total"]] if rows else 0
+    # The query leaves the order to Python (sorting its few rows here is cheaper than in PostgreSQL):
+    # categories in their order, uncategorized last; in each section, the place the query gave it.
+    rows = sorted(
+        rows,
+        key=lambda r: (
+            r[c["category_id"]] is None,
+            r[c["category__display_order"]] or 0,
+            r[c["category__name"]] or "",
+            r[c["category_id"]] or 0,
+            r[c["position"]],
+        ),
+    )
     if total <= SMALL_CATALOG:
         return Overview(total, catalog_sections_from_rows(rows))
     featured = CatalogSection("Featured", "featured", url=category_url(FEATURED))
+    for row in sorted((r for r in rows if r[c["featured"]]), key=lambda r: r[c["position"]]):
+        featured.actions.append(CatalogEntry(*row[:7]))
+        featured.total = row[c["section_total"]]
     by_category: dict[int | None, CatalogSection] = {}
     sections, more = [featured], []
-    position = OVERVIEW_COLUMNS.index("position")
-    # Featured actions by their place among the featured (the rows come by category).
-    for row in sorted((r for r in rows if r[CATALOG_COLUMNS.index("featured")]), key=lambda r: r[position]):
-        featured.actions.append(CatalogEntry(*row[:7]))
-        featured.total = row[OVERVIEW_COLUMNS.index("featured_total")]
     for row in rows:
-        entry = CatalogEntry(*row[:7])
-        category_id, category_name, _, category_total, _, _, rank = row[7:]
-        if entry.featured:
+        if row[c["featured"]]:
             continue
+        category_id = row[c["category_id"]]
         section = by_category.get(category_id)
         if section is None:
             key = OTHER if category_id is None else str(category_id)
-            title = "Other actions" if category_id is None else category_name
+            title = "Other actions" if category_id is None else row[c["category__name"]]
             section = by_category[category_id] = CatalogSection(
-                title, f"category-{key}", total=category_total, url=category_url(key)
+                title, f"category-{key}", total=row[c["category_total"]], url=category_url(key)
             )
-            (sections if rank <= PREVIEW_SECTIONS else more).append(section)
-        if rank <= PREVIEW_SECTIONS:
-            section.actions.append(entry)
-    # Other actions last, as on a small catalog's page (a category's rank puts them last already).
+            # The first PREVIEW_SECTIONS sections show their first actions; the others only a link.
+            (sections if len(sections) <= PREVIEW_SECTIONS else more).append(section)
+        if section not in more:
+            section.actions.append(CatalogEntry(*row[:7]))
     for section in sections:
         if section.total <= len(section.actions):
             section.url = ""
@@ -298,11 +315,6 @@ SEARCH_ORDER = (
     F("pk").asc(),
 )
 IN_CATEGORY_ORDER = (F("display_order").asc(), F("name").asc(), F("pk").asc())
-CATEGORY_ORDER = (
-    F("category__display_order").asc(nulls_last=True),
-    F("category__name").asc(nulls_last=True),
-    F("category_id").asc(nulls_last=True),
-)
 
 
 def _listing(actions: QuerySet[RemoteAction], order) -> QuerySet:
@@ -310,25 +322,41 @@ def _listing(actions: QuerySet[RemoteAction], order) -> QuerySet:
 
 
 def _overview(user) -> QuerySet:
+    """The ids of the actions the first page shows, with their place and counts (no display columns:
+    PostgreSQL sorts narrower rows faster; `_compiled` joins those columns to the few rows kept)."""
     # A featured action's section is "Featured", whatever its category.
     section = (F("featured"), Case(When(featured=True, then=Value(None)), default=F("category_id")))
     return (
         actions_visible_to(user)
         .annotate(
             position=Window(RowNumber(), partition_by=section, order_by=IN_CATEGORY_ORDER),
+            section_total=Window(Count("pk"), partition_by=section),
             category_total=Window(Count("pk"), partition_by=[F("category_id")]),
-            featured_total=Window(Count("pk"), partition_by=[F("featured")]),
             total=Window(Count("pk")),
-            section_rank=Window(DenseRank(), partition_by=[F("featured")], order_by=CATEGORY_ORDER),
         )
         .filter(
             Q(total__lte=SMALL_CATALOG)
             | Q(featured=True, position__lte=FEATURED_SHOWN)
-            | Q(featured=False, position__lte=PREVIEW_SHOWN, section_rank__lte=PREVIEW_SECTIONS)
-            | Q(featured=False, position=1)
+            | Q(featured=False, position__lte=PREVIEW_SHOWN)
         )
-        .order_by(*CATEGORY_ORDER, *IN_CATEGORY_ORDER)
-        .values_list(*OVERVIEW_COLUMNS)
+        .order_by()
+        .values_list("pk", *OVERVIEW_COLUMNS[-4:])
+    )
+
+
+def _overview_sql(narrow_sql: str) -> str:
+    """The overview's rows: the display columns of the actions `narrow_sql` keeps, joined to them."""
+    q = connection.ops.quote_name
+    action, category = RemoteAction._meta.db_table, Category._meta.db_table
+    fields = [RemoteAction._meta.pk] + [RemoteAction._meta.get_field(name) for name in CATALOG_COLUMNS[1:7]]
+    display = [f"a.{q(field.column)}" for field in fields]
+    columns = [*display, f"a.{q('category_id')}", f"c.{q('name')}", f"c.{q('display_order')}"]
+    columns += [f"n.{q(name)}" for name in OVERVIEW_COLUMNS[-4:]]
+    # Names from the models, quoted; every value stays a parameter of narrow_sql.
+    return (
+        f"SELECT {', '.join(columns)} FROM ({narrow_sql}) n "  # noqa: S608
+        f"INNER JOIN {q(action)} a ON a.{q('id')} = n.{q('pk')} "
+        f"LEFT OUTER JOIN {q(category)} c ON c.{q('id')} = a.{q('category_id')}"
     )
 
 
@@ -367,7 +395,9 @@ def _compiled(alias: str, kind: str) -> tuple[str, tuple, dict[str, int]]:
         if params.count(value) != 1:
             raise RuntimeError(f"the catalog's {kind} query must take the {name} exactly once")
         slots[name] = params.index(value)
-    if kind != "overview":
+    if kind == "overview":
+        sql = _overview_sql(sql)
+    else:
         sql += " LIMIT %s OFFSET %s"
         slots["page"] = len(params)
     return sql, tuple(params), slots

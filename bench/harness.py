@@ -240,8 +240,8 @@ class Bench:
         argv = [PYTHON, "manage.py", "act_simulator", "--port", str(SIM_PORT), "--config", str(self.sim_config_path)]
         return self.start("simulator", argv, ready)
 
-    def start_web(self) -> Service:
-        """gunicorn exactly as README's production command, on a loopback port."""
+    def start_web(self, env: dict | None = None) -> Service:
+        """gunicorn exactly as README's production command, on a loopback port (`env`: more variables)."""
         import requests
 
         def ready() -> bool:
@@ -252,7 +252,7 @@ class Bench:
 
         argv = [PYTHON, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{WEB_PORT}"]
         argv += ["--workers", "4", "--threads", "4", "--access-logfile", "-"]
-        return self.start("web", argv, ready)
+        return self.start("web", argv, ready, env=self.env | (env or {}))
 
     def start_worker(
         self, name: str, *, pool: str = "threads", concurrency: int | None = None, wait: bool = True
@@ -336,13 +336,18 @@ class Service:
 
 
 # --- Seed data ----------------------------------------------------------------------------------------
-def seed(bench: Bench, *, visible: int = 100, hidden: int = 50, dispatch_latency: float = 0.0) -> dict:
+def seed(
+    bench: Bench, *, visible: int = 100, hidden: int = 50, employees: int = 0, dispatch_latency: float = 0.0
+) -> dict:
     """A catalog where the employee sees exactly `visible` actions among `visible + hidden + 1`.
 
-    Visible: most for everyone, some through one of the employee's groups, 10 featured, in 6
-    categories. Hidden: disabled, or for a group the employee is not in. Plus the action the
-    dispatch benchmarks run (no parameters, no cooldown, no limit), visible too, counted in `visible`.
-    Writes the simulator's config (its actions, Engines on loopback) and returns what scripts need.
+    Visible: most for everyone, a third through one of the employee's groups, 10 featured whatever
+    the size, in 6 categories and uncategorized. Hidden: disabled, or for one of 8 teams the employee
+    is not in. Plus the action the dispatch benchmarks run (no parameters, no cooldown, no limit),
+    visible too, counted in `visible`. `employees` more employees (`bench-many-NNN`, signed in with
+    `Client.force_login`, no password) each in a different combination of the employee's 3 groups and
+    the 8 teams: as many different visible sets. Writes the simulator's config (its actions, Engines
+    on loopback) and returns what scripts need.
     """
     from django.contrib.auth.models import Group, User
     from django.db import connection, transaction
@@ -363,8 +368,9 @@ def seed(bench: Bench, *, visible: int = 100, hidden: int = 50, dispatch_latency
         User.objects.filter(username__startswith="bench-").delete()
         Group.objects.filter(name__startswith="bench-").delete()
         user = User.objects.create_user(USERNAME, f"{USERNAME}@corp.example", PASSWORD, first_name="Bench")
-        groups = [Group.objects.create(name=name) for name in (*GROUPS, "bench-other-team")]
-        user.groups.set(groups[:3])
+        groups = [Group.objects.create(name=name) for name in GROUPS]
+        teams = [Group.objects.create(name=f"bench-team-{t}") for t in range(8)]
+        user.groups.set(groups)
         engines = [
             Engine.objects.create(
                 database_uid=e["databaseUID"], name=e["name"], address="127.0.0.1", port=e["port"], status="CONNECTED"
@@ -389,7 +395,7 @@ def seed(bench: Bench, *, visible: int = 100, hidden: int = 50, dispatch_latency
                     category=categories[i % 7] if i % 7 < 6 else None,
                     icon=RemoteAction.Icon.values[i % len(RemoteAction.Icon.values)],
                     display_order=i,
-                    featured=shown and i % 10 == 0,
+                    featured=shown and i % 10 == 0 and i < 100,
                 )
             )
         actions.append(
@@ -411,8 +417,9 @@ def seed(bench: Bench, *, visible: int = 100, hidden: int = 50, dispatch_latency
             if i < visible - 1 and i % 3 == 0:  # visible through one of the employee's groups
                 links.append(through(remoteaction_id=action.pk, group_id=groups[(i // 3) % 3].pk))
             elif i >= visible - 1 and i % 2 == 0:  # enabled, but for another team (odd ones are disabled)
-                links.append(through(remoteaction_id=action.pk, group_id=groups[3].pk))
+                links.append(through(remoteaction_id=action.pk, group_id=teams[(i // 2) % len(teams)].pk))
         through.objects.bulk_create(links)
+        many = seed_employees(employees, groups + teams)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     config["remote_actions"] = [
@@ -427,7 +434,32 @@ def seed(bench: Bench, *, visible: int = 100, hidden: int = 50, dispatch_latency
     ]
     bench.sim_config_path.write_text(json.dumps(config, indent=1))
     dispatch = actions[DISPATCH_SLUG]
-    return {"user": user, "device": device, "dispatch_action": dispatch, "engines": len(engines)}
+    return {"user": user, "device": device, "dispatch_action": dispatch, "engines": len(engines), "employees": many}
+
+
+def seed_employees(count: int, groups: list) -> list:
+    """`count` employees, each in another non-empty combination of `groups` (no password: force_login)."""
+    import random
+
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.models import User
+
+    if count > 2 ** len(groups) - 1:
+        fail(f"at most {2 ** len(groups) - 1} employees with {len(groups)} groups")
+    masks = random.Random(42).sample(range(1, 2 ** len(groups)), count)
+    users = User.objects.bulk_create(
+        User(username=f"bench-many-{k:03d}", email=f"bench-many-{k:03d}@corp.example", password=make_password(None))
+        for k in range(count)
+    )
+    users = list(User.objects.filter(username__startswith="bench-many-").order_by("username"))
+    membership = User.groups.through
+    membership.objects.bulk_create(
+        membership(user_id=user.pk, group_id=group.pk)
+        for user, mask in zip(users, masks, strict=True)
+        for bit, group in enumerate(groups)
+        if mask & (1 << bit)
+    )
+    return users
 
 
 def truncate_runs() -> None:

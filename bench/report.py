@@ -27,16 +27,30 @@ def main() -> None:
     if catalog:
         machine = catalog["machine"]
         s = catalog["summary"]
-        rows.append(
-            [
-                "1 catalog, 100 actions, wrk -c32",
-                f"{s['catalog']['rps']:.0f} req/s; p50 {s['catalog']['p50_ms']:.0f} ms, p99 {s['catalog']['p99_ms']:.0f} ms",
-                f"hello {s['hello']['rps']:.0f} req/s; p50 {s['hello']['p50_ms']:.0f} ms, p99 {s['hello']['p99_ms']:.0f} ms",
-                f"{s['ratio']:.2f} (CPU/request: {s['cpu_ratio']:.2f})",
-                ">= 0.50",
-                yes(s["target_met"]),
-            ]
-        )
+        actions = catalog.get("visible_actions", 100)
+        pages = catalog.get("pages", {})
+        employees = catalog.get("settings", {}).get("employees", 0)
+        figures = [
+            ("", s, pages.get("catalog_bytes"), ">= 0.50", yes(s["target_met"])),
+            (f", {employees} employees", s.get("many"), pages.get("many_bytes_median"), "(report)", ""),
+            (", cold card cache", s.get("cold"), pages.get("catalog_bytes"), "(report)", ""),
+        ]
+        for label, f, size, target, met in figures:
+            if not f:
+                continue
+            kb = f", {size / 1000:.0f} kB" if size else ""
+            rows.append(
+                [
+                    f"1 catalog, {actions} actions{label}, wrk -c32",
+                    f"{f['catalog']['rps']:.0f} req/s; p50 {f['catalog']['p50_ms']:.0f} ms, "
+                    f"p99 {f['catalog']['p99_ms']:.0f} ms{kb}",
+                    f"hello {f['hello']['rps']:.0f} req/s; p50 {f['hello']['p50_ms']:.0f} ms, "
+                    f"p99 {f['hello']['p99_ms']:.0f} ms",
+                    f"{f['ratio']:.2f} (CPU/request: {f['cpu_ratio']:.2f})",
+                    target,
+                    met,
+                ]
+            )
     dispatch = load("dispatch")
     if dispatch:
         machine = machine or dispatch["machine"]

@@ -128,7 +128,8 @@ def test_it_builds_the_catalog_page_with_as_many_queries_for_200_actions_as_for_
     with django_assert_max_num_queries(len(small.captured_queries)):
         response = client.get(reverse("catalog"))
 
-    assert sum(len(s.actions) for s in response.context["sections"]) == 200
+    assert response.context["overview"].total == 200
+    assert 0 < sum(len(s.actions) for s in response.context["sections"]) < 200  # see test_catalog_paging.py
 
 
 def test_it_puts_featured_actions_first_then_categories_in_their_order(alice):

@@ -10,12 +10,13 @@ from typing import NamedTuple
 import psycopg
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When, Window
+from django.db.models.functions import RowNumber
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
 from actions.compiled import compiled_rows
-from actions.models import RemoteAction
+from actions.models import Category, RemoteAction
 
 SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_WORDS = 8
@@ -72,8 +73,8 @@ def search_actions(actions: QuerySet[RemoteAction], query: str) -> QuerySet[Remo
 class CatalogEntry(NamedTuple):
     """An action as the catalog lists it: the few columns the page shows, not a model instance.
 
-    The catalog lists every visible action on each view, so building 100 model instances and
-    reversing 100 URLs per view was most of its cost (bench/README.md, figure 1).
+    Building a model instance and reversing a URL per card was most of the catalog's cost when it
+    listed every visible action (bench/README.md, figure 1).
     """
 
     pk: int
@@ -116,42 +117,140 @@ CATALOG_COLUMNS = (
     "category__name",
 )
 
+# Up to this many visible actions, the catalog's first page shows every one of them. With more, it
+# shows the featured actions and the first few of each category, each with a link to all of them.
+SMALL_CATALOG = 100
+FEATURED_SHOWN = 12  # featured actions on the first page; more: "See all N featured actions"
+PREVIEW_SHOWN = 6  # actions of each category on the first page
+PREVIEW_SECTIONS = 12  # categories with a preview; the others are links under "More categories"
+PAGE_SIZE = 48  # a category's page, a page of search results
+FEATURED, OTHER = "featured", "other"  # the ?category= values that are not a category's id
+_ID_MAX = 2_147_483_647  # PositiveIntegerField's largest value: a larger id names nothing
+
+# The overview's rows: CATALOG_COLUMNS, its category's order, then its place in its section (1, 2, ...;
+# featured actions form one section), how many actions that section holds, how many its category holds
+# (featured ones included), and how many actions the user sees in all.
+OVERVIEW_COLUMNS = (
+    *CATALOG_COLUMNS,
+    "category__display_order",
+    "position",
+    "section_total",
+    "category_total",
+    "total",
+)
+# A listing's rows (a category's page, a page of results): CATALOG_COLUMNS and how many there are in all.
+LISTING_COLUMNS = (*CATALOG_COLUMNS, "total")
+
 
 @dataclass
 class CatalogSection:
     title: str
     key: str
     actions: list[CatalogEntry] = field(default_factory=list)
+    total: int = 0  # the section's actions in all, shown or not
+    url: str = ""  # the page with all of them, when the section shows only some
+
+    @property
+    def more(self) -> int:
+        """How many of its actions the section does not show (its link shows them all)."""
+        return self.total - len(self.actions) if self.url else 0
+
+
+@dataclass
+class Overview:
+    """The catalog's first page: its sections, and the categories listed only by name."""
+
+    total: int
+    sections: list[CatalogSection]
+    more_categories: list[CatalogSection] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.total <= SMALL_CATALOG
+
+
+@dataclass
+class Listing:
+    """One page of a category's actions or of search results: the rows shown and how many in all."""
+
+    title: str
+    rows: list[tuple]
+    total: int
+    page: int
 
 
 def catalog_sections(user, query: str = "") -> list[CatalogSection]:
-    """The catalog page: featured actions first, then one section per category, then the rest.
-
-    An action appears once: a featured action is listed under "Featured", not again in its category.
-    """
-    return catalog_sections_from_rows(catalog_rows(user, query))
+    """The sections of the catalog's first page, or of the first page of results for `query`."""
+    if query.strip():
+        return catalog_sections_from_rows(catalog_search(user, query).rows)
+    return catalog_overview_from_rows(catalog_overview_rows(user)).sections
 
 
 def catalog_rows(user, query: str = "") -> list[tuple]:
-    """The visible actions as the catalog shows them, one tuple of CATALOG_COLUMNS each: one query."""
-    query = query.strip()
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
+    """The first page's rows (OVERVIEW_COLUMNS), or the first page of results (LISTING_COLUMNS)."""
+    if query.strip():
+        return catalog_search(user, query).rows
+    return catalog_overview_rows(user)
+
+
+def catalog_overview_rows(user) -> list[tuple]:
+    """The rows the first page shows, one tuple of OVERVIEW_COLUMNS each: one query, prepared once.
+
+    Every visible action when there are at most SMALL_CATALOG of them; otherwise the first
+    FEATURED_SHOWN featured actions, the first PREVIEW_SHOWN of each of the first PREVIEW_SECTIONS
+    categories and the first of each other category (for its name and count).
+    """
+    if not _active(user):
         return []
-    if query:
-        return list(_catalog_rows(user, query))
-    # The catalog as most views ask for it: its SQL compiled once per process, prepared once per connection.
-    sql, params, user_slot = _catalog_sql(connection.alias)
-    params = [*params[:user_slot], user.pk, *params[user_slot + 1 :]]
-    with _catalog_cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return _execute(_compiled(connection.alias, "overview"), user=user.pk)
+
+
+def catalog_category(user, category: str, page: int = 1) -> Listing | None:
+    """A page of PAGE_SIZE actions of one category, all featured actions or all uncategorized ones
+    (`category`: a category's id, FEATURED or OTHER), featured ones included, in the category's order.
+    None when the user sees no action there or no such page: one query, prepared once.
+    """
+    if not _active(user) or page < 1:
+        return None
+    if category in (FEATURED, OTHER):
+        kind, category_id = category, None
+    elif category.isascii() and category.isdigit() and int(category) <= _ID_MAX:
+        kind, category_id = "category", int(category)
+    else:
+        return None
+    rows = _execute(_compiled(connection.alias, kind), user=user.pk, category=category_id, page=page)
+    if not rows:
+        return None
+    if kind == FEATURED:
+        title = "Featured actions"
+    elif kind == OTHER:
+        title = "Other actions"
+    else:
+        title = rows[0][CATALOG_COLUMNS.index("category__name")]
+    return Listing(title, rows, rows[0][-1], page)
+
+
+def catalog_search(user, query: str, page: int = 1) -> Listing:
+    """A page of PAGE_SIZE actions matching `query`, in the first page's order (featured first, then
+    by category). Its rows are empty past the last page: one query."""
+    query = query.strip()
+    if not _active(user) or not query or page < 1:
+        return Listing("", [], 0, page)
+    offset = (page - 1) * PAGE_SIZE
+    rows = list(_listing(search_actions(actions_visible_to(user), query), SEARCH_ORDER)[offset : offset + PAGE_SIZE])
+    return Listing("", rows, rows[0][-1] if rows else 0, page)
 
 
 def catalog_sections_from_rows(rows: list[tuple]) -> list[CatalogSection]:
+    """Every row as a card: featured actions first, one section per category, then the rest.
+
+    An action appears once: a featured action is listed under "Featured", not again in its category.
+    """
     featured = CatalogSection("Featured", "featured")
     by_category: dict[int, CatalogSection] = {}
     other = CatalogSection("Other actions", "other")
-    for pk, name, slug, summary, icon, is_featured, display_order, category_id, category_name in rows:
+    for row in rows:
+        pk, name, slug, summary, icon, is_featured, display_order, category_id, category_name = row[:9]
         entry = CatalogEntry(pk, name, slug, summary, icon, bool(is_featured), display_order)
         if is_featured:
             featured.actions.append(entry)
@@ -162,33 +261,185 @@ def catalog_sections_from_rows(rows: list[tuple]) -> list[CatalogSection]:
                 category_id, CatalogSection(category_name, f"category-{category_id}")
             ).actions.append(entry)
     featured.actions.sort(key=lambda a: (a.display_order, a.name.lower(), a.pk))
-    return [s for s in (featured, *by_category.values(), other) if s.actions]
+    sections = [s for s in (featured, *by_category.values(), other) if s.actions]
+    for section in sections:
+        section.total = len(section.actions)
+    return sections
 
 
-def _catalog_rows(user, query: str = "") -> QuerySet:
+def catalog_overview_from_rows(rows: list[tuple]) -> Overview:
+    """The first page from catalog_overview_rows(): every action in its section when the catalog is
+    small; otherwise each section's first actions, its count and a link to all of them."""
+    c = {name: i for i, name in enumerate(OVERVIEW_COLUMNS)}
+    total = rows[0][c["total"]] if rows else 0
+    # The query leaves the order to Python (sorting its few rows here is cheaper than in PostgreSQL):
+    # categories in their order, uncategorized last; in each section, the place the query gave it.
+    rows = sorted(
+        rows,
+        key=lambda r: (
+            r[c["category_id"]] is None,
+            r[c["category__display_order"]] or 0,
+            r[c["category__name"]] or "",
+            r[c["category_id"]] or 0,
+            r[c["position"]],
+        ),
+    )
+    if total <= SMALL_CATALOG:
+        return Overview(total, catalog_sections_from_rows(rows))
+    featured = CatalogSection("Featured", "featured", url=category_url(FEATURED))
+    for row in sorted((r for r in rows if r[c["featured"]]), key=lambda r: r[c["position"]]):
+        featured.actions.append(CatalogEntry(*row[:7]))
+        featured.total = row[c["section_total"]]
+    by_category: dict[int | None, CatalogSection] = {}
+    sections, more = [featured], []
+    for row in rows:
+        if row[c["featured"]]:
+            continue
+        category_id = row[c["category_id"]]
+        section = by_category.get(category_id)
+        if section is None:
+            key = OTHER if category_id is None else str(category_id)
+            title = "Other actions" if category_id is None else row[c["category__name"]]
+            section = by_category[category_id] = CatalogSection(
+                title, f"category-{key}", total=row[c["category_total"]], url=category_url(key)
+            )
+            # The first PREVIEW_SECTIONS sections show their first actions; the others only a link.
+            (sections if len(sections) <= PREVIEW_SECTIONS else more).append(section)
+        if section not in more:
+            section.actions.append(CatalogEntry(*row[:7]))
+    for section in sections:
+        if section.total <= len(section.actions):
+            section.url = ""
+    return Overview(total, [s for s in sections if s.actions], more)
+
+
+def category_url(key: str) -> str:
+    return f"{_catalog_url(get_script_prefix())}?category={key}"
+
+
+@functools.lru_cache(maxsize=64)
+def _catalog_url(script_prefix: str) -> str:
+    return reverse("catalog")
+
+
+def _active(user) -> bool:
+    return getattr(user, "is_authenticated", False) and user.is_active
+
+
+# The first page's order, and that of search results: featured actions first (by their own order),
+# then by category (uncategorized last), then the action's order. A total order, for paging.
+SEARCH_ORDER = (
+    F("featured").desc(),
+    Case(When(featured=True, then=Value(0)), default=F("category__display_order"), output_field=IntegerField()).asc(
+        nulls_last=True
+    ),
+    Case(When(featured=True, then=Value("")), default=F("category__name"), output_field=CharField()).asc(
+        nulls_last=True
+    ),
+    F("display_order").asc(),
+    F("name").asc(),
+    F("pk").asc(),
+)
+IN_CATEGORY_ORDER = (F("display_order").asc(), F("name").asc(), F("pk").asc())
+
+
+def _listing(actions: QuerySet[RemoteAction], order) -> QuerySet:
+    return actions.annotate(total=Window(Count("pk"))).order_by(*order).values_list(*LISTING_COLUMNS)
+
+
+def _overview(user) -> QuerySet:
+    """The ids of the actions the first page shows, with their place and counts (no display columns:
+    PostgreSQL sorts narrower rows faster; `_compiled` joins those columns to the few rows kept)."""
+    # A featured action's section is "Featured", whatever its category.
+    section = (F("featured"), Case(When(featured=True, then=Value(None)), default=F("category_id")))
     return (
-        search_actions(actions_visible_to(user), query)
-        .order_by("category__display_order", "category__name", "category_id", "display_order", "name", "pk")
-        .values_list(*CATALOG_COLUMNS)
+        actions_visible_to(user)
+        .annotate(
+            position=Window(RowNumber(), partition_by=section, order_by=IN_CATEGORY_ORDER),
+            section_total=Window(Count("pk"), partition_by=section),
+            category_total=Window(Count("pk"), partition_by=[F("category_id")]),
+            total=Window(Count("pk")),
+        )
+        .filter(
+            Q(total__lte=SMALL_CATALOG)
+            | Q(featured=True, position__lte=FEATURED_SHOWN)
+            | Q(featured=False, position__lte=PREVIEW_SHOWN)
+        )
+        .order_by()
+        .values_list("pk", *OVERVIEW_COLUMNS[-4:])
+    )
+
+
+def _overview_sql(narrow_sql: str) -> str:
+    """The overview's rows: the display columns of the actions `narrow_sql` keeps, joined to them."""
+    q = connection.ops.quote_name
+    action, category = RemoteAction._meta.db_table, Category._meta.db_table
+    fields = [RemoteAction._meta.pk] + [RemoteAction._meta.get_field(name) for name in CATALOG_COLUMNS[1:7]]
+    display = [f"a.{q(field.column)}" for field in fields]
+    columns = [*display, f"a.{q('category_id')}", f"c.{q('name')}", f"c.{q('display_order')}"]
+    columns += [f"n.{q(name)}" for name in OVERVIEW_COLUMNS[-4:]]
+    # Names from the models, quoted; every value stays a parameter of narrow_sql.
+    return (
+        f"SELECT {', '.join(columns)} FROM ({narrow_sql}) n "  # noqa: S608
+        f"INNER JOIN {q(action)} a ON a.{q('id')} = n.{q('pk')} "
+        f"LEFT OUTER JOIN {q(category)} c ON c.{q('id')} = a.{q('category_id')}"
     )
 
 
 _USER_PLACEHOLDER = -2_147_483_647  # no user has this id: it marks the user's place among the parameters
+_CATEGORY_PLACEHOLDER = -2_147_483_646  # nor any category this one
+
+
+def _queryset(kind: str, user, category_id) -> QuerySet:
+    if kind == "overview":
+        return _overview(user)
+    actions = actions_visible_to(user)
+    if kind == FEATURED:
+        actions = actions.filter(featured=True)
+    elif kind == OTHER:
+        actions = actions.filter(category__isnull=True)
+    else:
+        actions = actions.filter(category_id=category_id)
+    return _listing(actions, IN_CATEGORY_ORDER)
 
 
 @functools.cache
-def _catalog_sql(alias: str) -> tuple[str, tuple, int]:
-    """The SQL the ORM writes for `_catalog_rows(user)`, with where the user's id goes among its parameters.
+def _compiled(alias: str, kind: str) -> tuple[str, tuple, dict[str, int]]:
+    """The SQL the ORM writes for the overview or a category's page, with the places of the user's id
+    (and the category's) among its parameters; a category's page ends with LIMIT and OFFSET.
 
-    Building and compiling this query (Exists, OuterRef, ordering across a join) costs the ORM about
-    1 ms per view, more than PostgreSQL takes to run it (bench/README.md, figure 1). The rule stays
-    written once, in actions_visible_to(); only its compiled form is kept.
+    Building and compiling these queries (Exists, OuterRef, windows, ordering across a join) costs the
+    ORM about 1 ms per view, more than PostgreSQL takes to run them (bench/README.md, figure 1). The
+    rules stay written once, in actions_visible_to() and the querysets above; only their compiled
+    form is kept.
     """
     placeholder = SimpleNamespace(pk=_USER_PLACEHOLDER, is_authenticated=True, is_active=True)
-    sql, params = _catalog_rows(placeholder).query.sql_with_params()
-    if list(params).count(_USER_PLACEHOLDER) != 1:
-        raise RuntimeError("the catalog query must take the user's id exactly once")
-    return sql, tuple(params), list(params).index(_USER_PLACEHOLDER)
+    sql, params = _queryset(kind, placeholder, _CATEGORY_PLACEHOLDER).query.sql_with_params()
+    params = list(params)
+    slots = {"user": _USER_PLACEHOLDER} | ({"category": _CATEGORY_PLACEHOLDER} if kind == "category" else {})
+    for name, value in slots.items():
+        if params.count(value) != 1:
+            raise RuntimeError(f"the catalog's {kind} query must take the {name} exactly once")
+        slots[name] = params.index(value)
+    if kind == "overview":
+        sql = _overview_sql(sql)
+    else:
+        sql += " LIMIT %s OFFSET %s"
+        slots["page"] = len(params)
+    return sql, tuple(params), slots
+
+
+def _execute(compiled: tuple[str, tuple, dict[str, int]], **values) -> list[tuple]:
+    sql, params, slots = compiled
+    params = list(params)
+    for name, slot in slots.items():
+        if name == "page":
+            params[slot:] = [PAGE_SIZE, (values["page"] - 1) * PAGE_SIZE]
+        else:
+            params[slot] = values[name]
+    with _catalog_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _catalog_cursor():

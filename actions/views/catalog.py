@@ -7,6 +7,7 @@ import uuid
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import get_script_prefix
@@ -18,8 +19,14 @@ from actions.catalog.forms import ActionRunForm, new_idempotency_key
 from actions.catalog.parameters import InvalidParams
 from actions.catalog.selectors import (
     CATALOG_COLUMNS,
+    PAGE_SIZE,
     SEARCH_MAX_LENGTH,
-    catalog_rows,
+    CatalogEntry,
+    Listing,
+    catalog_category,
+    catalog_overview_from_rows,
+    catalog_overview_rows,
+    catalog_search,
     catalog_sections_from_rows,
     icon_url,
     visible_action,
@@ -34,31 +41,81 @@ from actions.views.common import client_address
 
 
 def catalog(request):
+    """The catalog: its first page; a category's page (?category=); or search results (?q=).
+
+    A category or a page that the employee cannot see (unknown, not a number, past the last page,
+    or holding none of their actions) is a 404, like any other address that names nothing.
+    """
     query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
     if "\x00" in query:
         # PostgreSQL refuses NUL in text: a clean 400, never a 500 with a traceback.
         return HttpResponseBadRequest("The search may not contain a NUL character.", content_type="text/plain")
-    rows = catalog_rows(request.user, query)
+    page = page_number(request.GET.get("page"))
+    category = request.GET.get("category", "").strip()
+    if query:  # the search box searches every action the employee sees, whatever the page it is on
+        listing = catalog_search(request.user, query, page)
+        if not listing.rows and page > 1:
+            raise Http404("No such page of results.")
+        return render_listing(request, listing, kind="search", query=query)
+    if category:
+        listing = catalog_category(request.user, category, page)
+        if listing is None:
+            raise Http404("No such category, or no such page of it.")
+        return render_listing(request, listing, kind="category", category=category)
+    if page != 1:
+        raise Http404("The catalog's first page has no other pages.")
+    rows = catalog_overview_rows(request.user)
+    overview = SimpleLazyObject(lambda: catalog_overview_from_rows(rows))
     context = {
         # Built only if the cards are not in the cache already (the template's {% cache %}).
-        "sections": SimpleLazyObject(lambda: catalog_sections_from_rows(rows)),
-        "query": query,
+        "overview": overview,
+        "sections": SimpleLazyObject(lambda: overview.sections),
+        "query": "",
         "count": len(rows),
-        "sections_digest": rows_digest(rows),
+        "sections_digest": rows_digest(rows, "overview"),
     }
     return render(request, "actions/catalog.html", context)
 
 
-def rows_digest(rows: list[tuple]) -> str:
+def render_listing(request, listing: Listing, *, kind: str, query: str = "", category: str = ""):
+    rows = listing.rows
+    paginator = Paginator(range(listing.total), PAGE_SIZE)  # only its numbers: the rows are one page already
+    page = paginator.page(listing.page) if rows else None
+    context = {
+        "kind": kind,
+        "title": listing.title,
+        "query": query,
+        "category": category,
+        "count": listing.total,
+        "page": page,
+        "page_range": paginator.get_elided_page_range(listing.page, on_each_side=2, on_ends=1) if page else [],
+        "sections": SimpleLazyObject(lambda: catalog_sections_from_rows(rows)),
+        "entries": SimpleLazyObject(lambda: [CatalogEntry(*row[:7]) for row in rows]),
+        "sections_digest": rows_digest(rows, kind),
+    }
+    return render(request, "actions/catalog.html", context)
+
+
+def page_number(value: str | None) -> int:
+    """?page=: absent is 1; anything but a page number (1 to 99,999) is a 404."""
+    if value is None:
+        return 1
+    if not (value.isascii() and value.isdigit() and len(value) <= 5 and int(value) >= 1):
+        raise Http404("No such page.")
+    return int(value)
+
+
+def rows_digest(rows: list[tuple], kind: str = "") -> str:
     """A digest of exactly what the action cards show, naming their rendered HTML in the cache.
 
     The catalog is read fresh on every view; only rendering the same cards again is skipped (most of
-    the page's cost with 100 actions: bench/README.md, figure 1). Any change to what is shown is a
-    new digest, so nothing needs invalidating and no one sees another's cards. Links and icons
-    follow from the rows' slugs and icon names, given the script prefix and the icons' static URLs.
+    the page's cost: bench/README.md, figure 1). Any change to what is shown is a new digest, so
+    nothing needs invalidating and no one sees another's cards. The rows hold what the cards and
+    section links show (counts included); links and icons follow from the rows' ids, slugs and
+    icon names, given the script prefix and the icons' static URLs; `kind` names the page's layout.
     """
     icons = sorted({row[CATALOG_COLUMNS.index("icon")] for row in rows})
-    shown = (get_script_prefix(), [(icon, icon_url(icon)) for icon in icons], rows)
+    shown = (kind, get_script_prefix(), [(icon, icon_url(icon)) for icon in icons], rows)
     return hashlib.blake2b(repr(shown).encode(), digest_size=20).hexdigest()
 
 

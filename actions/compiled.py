@@ -1,8 +1,11 @@
 """Hot reads whose SQL the ORM compiles once per process: each call only binds its values.
 
 Building and compiling a query with Exists and OuterRef costs the ORM about a millisecond, often more
-than the database takes to answer it (bench/README.md, "What one run costs"). The query stays
-written once, with the ORM, in the function that builds it; only its compiled form is kept.
+than the database takes to answer it (bench/README.md, figure 0 and figure 1). The query stays
+written once, with the ORM, in the function that builds it; only its compiled form is kept, with
+where each value goes among its parameters (`slots_of`), and it runs on `prepared_cursor`. The
+dispatch's re-checks and the action page use `compiled_rows`; the catalog shapes its SQL further
+(actions/catalog/selectors.py) on the same two functions.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from django.db import connections
 from django.db.models import QuerySet
 
@@ -37,7 +41,7 @@ def compiled_rows(build: Callable[..., QuerySet], *values: Any, using: str = "de
     bound = list(params)
     for value, (slot, as_hex) in zip(values, slots, strict=True):
         bound[slot] = value.hex if as_hex else value
-    with connections[using].cursor() as cursor:
+    with prepared_cursor(using) as cursor:
         cursor.execute(sql, bound)
         return cursor.fetchall()
 
@@ -45,12 +49,42 @@ def compiled_rows(build: Callable[..., QuerySet], *values: Any, using: str = "de
 def _compile(build: Callable[..., QuerySet], values: tuple, using: str) -> tuple[str, tuple, list[tuple[int, bool]]]:
     placeholders = [_placeholder(value, n) for n, value in enumerate(values)]
     sql, params = build(*placeholders).query.get_compiler(using).as_sql()
+    found = slots_of(params, placeholders, build.__qualname__)
+    as_hex = [params[slot] != placeholder for slot, placeholder in zip(found, placeholders, strict=True)]
+    return sql, tuple(params), list(zip(found, as_hex, strict=True))
+
+
+def slots_of(params, placeholders, what: str) -> list[int]:
+    """Where each placeholder sits among a compiled query's parameters; each must be there exactly once."""
     slots = []
     for placeholder in placeholders:
         # PostgreSQL takes a UUID itself; SQLite stores it as 32 hexadecimal characters.
         forms = (placeholder, placeholder.hex) if isinstance(placeholder, uuid.UUID) else (placeholder,)
         found = [i for i, p in enumerate(params) if p in forms]
         if len(found) != 1:
-            raise RuntimeError(f"{build.__qualname__} must take each value exactly once, not {len(found)} times")
-        slots.append((found[0], params[found[0]] != placeholder))
-    return sql, tuple(params), slots
+            raise RuntimeError(f"{what} must take each value exactly once, not {len(found)} times")
+        slots.append(found[0])
+    return slots
+
+
+def prepared_cursor(using: str = "default"):
+    """Django's cursor, or on PostgreSQL with the portal's pool one that binds parameters on the server
+    and prepares the query.
+
+    PostgreSQL then parses and plans it once per pooled connection instead of on every call: that
+    was half of the catalog's cost (bench/README.md, figure 1). Django's cursors bind on the client,
+    which cannot prepare. The cursor is still wrapped by Django: logged, counted and error-mapped as
+    usual. Only with the pool, whose connections go straight to PostgreSQL: a transaction-mode pooler
+    in between (DATABASE_POOL_MAX_SIZE=0 and PgBouncer) may not keep prepared statements.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql" or not connection.settings_dict["OPTIONS"].get("pool"):
+        return connection.cursor()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_PreparedCursor(connection.connection))
+
+
+class _PreparedCursor(psycopg.Cursor):
+    def execute(self, query, params=None, **kwargs):
+        return super().execute(query, params, prepare=True, **kwargs)

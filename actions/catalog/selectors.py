@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import NamedTuple
 
-import psycopg
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When, Window
@@ -15,7 +14,7 @@ from django.db.models.functions import RowNumber
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
-from actions.compiled import compiled_rows
+from actions.compiled import compiled_rows, prepared_cursor, slots_of
 from actions.models import Category, RemoteAction
 
 SEARCH_MAX_LENGTH = 100
@@ -416,11 +415,8 @@ def _compiled(alias: str, kind: str) -> tuple[str, tuple, dict[str, int]]:
     placeholder = SimpleNamespace(pk=_USER_PLACEHOLDER, is_authenticated=True, is_active=True)
     sql, params = _queryset(kind, placeholder, _CATEGORY_PLACEHOLDER).query.sql_with_params()
     params = list(params)
-    slots = {"user": _USER_PLACEHOLDER} | ({"category": _CATEGORY_PLACEHOLDER} if kind == "category" else {})
-    for name, value in slots.items():
-        if params.count(value) != 1:
-            raise RuntimeError(f"the catalog's {kind} query must take the {name} exactly once")
-        slots[name] = params.index(value)
+    values = {"user": _USER_PLACEHOLDER} | ({"category": _CATEGORY_PLACEHOLDER} if kind == "category" else {})
+    slots = dict(zip(values, slots_of(params, list(values.values()), f"the catalog's {kind} query"), strict=True))
     if kind == "overview":
         sql = _overview_sql(sql)
     else:
@@ -437,28 +433,6 @@ def _execute(compiled: tuple[str, tuple, dict[str, int]], **values) -> list[tupl
             params[slot:] = [PAGE_SIZE, (values["page"] - 1) * PAGE_SIZE]
         else:
             params[slot] = values[name]
-    with _catalog_cursor() as cursor:
+    with prepared_cursor(connection.alias) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
-
-
-def _catalog_cursor():
-    """A cursor for the catalog's query: Django's own, or on PostgreSQL with the portal's pool, one
-    that binds parameters on the server and prepares the query.
-
-    PostgreSQL then parses and plans it once per pooled connection instead of on every view: that
-    was half of its cost (bench/README.md, figure 1). Django's cursors bind on the client, which
-    cannot prepare. The cursor is still wrapped by Django: logged, counted and error-mapped as usual.
-    Only with the pool, whose connections go straight to PostgreSQL: a transaction-mode pooler in
-    between (DATABASE_POOL_MAX_SIZE=0 and PgBouncer) may not keep prepared statements.
-    """
-    if connection.vendor != "postgresql" or not connection.settings_dict["OPTIONS"].get("pool"):
-        return connection.cursor()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(_PreparedCursor(connection.connection))
-
-
-class _PreparedCursor(psycopg.Cursor):
-    def execute(self, query, params=None, **kwargs):
-        return super().execute(query, params, prepare=True, **kwargs)

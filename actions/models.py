@@ -418,3 +418,17 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return self.number or f"ticket for run {self.run_id} ({self.get_state_display()})"
+
+
+class CatalogVersion(models.Model):
+    """One row whose number changes with every change to what the catalog shows (actions, categories,
+    who sees what): the catalog's first page is cached per version and combination of groups
+    (actions/catalog/version.py)."""
+
+    number = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "catalog version"
+
+    def __str__(self) -> str:
+        return f"catalog version {self.number}"

@@ -9,6 +9,14 @@ from actions.nexthink.client import ActClient
 pytest_plugins = ["tests.tickets_support"]
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: its database rolls back, and what was cached from it must go too."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def simulator_server():
     """The Act API simulator on a free loopback port, shared by the session; see `simulator`."""

@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
+from actions.catalog import version as catalog_version
 from actions.catalog.forms import ActionParameterAdminForm, ActionParameterFormSet, RemoteActionAdminForm
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
@@ -170,6 +171,7 @@ class RemoteActionAdmin(admin.ModelAdmin):
     def enable_actions(self, request, queryset):
         placeholders = [a for a in queryset if is_placeholder_uid(a.nexthink_uid)]
         updated = queryset.exclude(pk__in=[a.pk for a in placeholders]).update(enabled=True)
+        catalog_version.bump()  # update() sends no signal: the catalog's first page must show it
         self.message_user(request, f"Enabled {updated} action(s).", messages.SUCCESS)
         if placeholders:
             self.message_user(
@@ -182,6 +184,7 @@ class RemoteActionAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected actions", permissions=["change"])
     def disable_actions(self, request, queryset):
         updated = queryset.update(enabled=False)
+        catalog_version.bump()  # update() sends no signal: the catalog's first page must show it
         self.message_user(request, f"Disabled {updated} action(s).", messages.SUCCESS)
 
     @admin.action(description="Duplicate selected actions (as disabled copies)", permissions=["add"])

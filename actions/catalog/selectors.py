@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
+from actions.catalog.version import catalog_version
 from actions.compiled import compiled_rows, prepared_cursor, slots_of
 from actions.models import Category, RemoteAction
 
@@ -123,6 +126,7 @@ FEATURED_SHOWN = 12  # featured actions on the first page; more: "See all N feat
 PREVIEW_SHOWN = 6  # actions of each category on the first page
 PREVIEW_SECTIONS = 12  # categories with a preview; the others are links under "More categories"
 PAGE_SIZE = 48  # a category's page, a page of search results
+OVERVIEW_CACHE_SECONDS = 600  # only memory: a new catalog version is a new key
 FEATURED, OTHER = "featured", "other"  # the ?category= values that are not a category's id
 _ID_MAX = 2_147_483_647  # PositiveIntegerField's largest value: a larger id names nothing
 
@@ -201,7 +205,16 @@ def catalog_overview_rows(user) -> list[tuple]:
     """
     if not _active(user):
         return []
-    return _execute(_compiled(connection.alias, "overview"), user=user.pk)
+    # What the first page shows depends only on the catalog and the user's groups: cached under both
+    # (the catalog's version changes with every change to it: actions/catalog/version.py). Ranking and
+    # counting every visible action was most of a view's cost at 1,000 actions (bench/README.md, figure 1).
+    groups = sorted(get_user_model().groups.through.objects.filter(user_id=user.pk).values_list("group_id", flat=True))
+    key = f"catalog-overview:{catalog_version()}:{hashlib.blake2b(repr(groups).encode(), digest_size=16).hexdigest()}"
+    rows = cache.get(key)
+    if rows is None:
+        rows = _execute(_compiled(connection.alias, "overview"), user=user.pk)
+        cache.set(key, rows, OVERVIEW_CACHE_SECONDS)
+    return rows
 
 
 def catalog_category(user, category: str, page: int = 1) -> Listing | None:

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from actions.catalog import version as catalog_version
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.transfer import import_catalog
 from actions.models import Device, Engine, RemoteAction
@@ -64,6 +65,7 @@ class Command(BaseCommand):
             new = [action for action in listed if action is not None and action.id not in known]
             report = remote_actions_import(new)
             RemoteAction.objects.filter(nql_id__in=[action.id for action in new]).update(enabled=True)
+            catalog_version.bump()  # update() sends no signal
         if report.rejected:
             raise CommandError(f"The demo actions were rejected: {report.rejected}")
         self.stdout.write(

@@ -1,0 +1,35 @@
+"""The catalog's version: a number that changes, in the same transaction, with every change to what
+the catalog shows. The first page is cached under it (actions/catalog/selectors.py), so a curator's
+change shows on the next view, in every process, with nothing to invalidate.
+
+Every way the portal changes actions goes through a model's save or delete, or the groups'
+m2m_changed, which these receivers hear; code that changes them with QuerySet.update() calls bump().
+Deleting a group removes its links to actions without m2m_changed: its post_delete bumps too.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+from django.db.models import F
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
+
+from actions.models import CatalogVersion, Category, RemoteAction
+
+
+def catalog_version() -> int:
+    return CatalogVersion.objects.filter(pk=1).values_list("number", flat=True).first() or 0
+
+
+def bump() -> None:
+    if not CatalogVersion.objects.filter(pk=1).update(number=F("number") + 1):
+        CatalogVersion.objects.get_or_create(pk=1, defaults={"number": 1})
+
+
+@receiver([post_save, post_delete], sender=RemoteAction, dispatch_uid="catalog-version-action")
+@receiver([post_save, post_delete], sender=Category, dispatch_uid="catalog-version-category")
+@receiver(post_delete, sender=Group, dispatch_uid="catalog-version-group")
+@receiver(m2m_changed, sender=RemoteAction.groups.through, dispatch_uid="catalog-version-groups")
+def _changed(**kwargs) -> None:
+    if kwargs.get("action", "post_").startswith("post_"):  # m2m_changed: after the change, not before
+        bump()

@@ -16,9 +16,8 @@ from django.db.models.functions import RowNumber
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
-from actions.catalog.version import catalog_version
 from actions.compiled import compiled_rows, prepared_cursor, slots_of
-from actions.models import Category, RemoteAction
+from actions.models import CatalogVersion, Category, RemoteAction
 
 SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_WORDS = 8
@@ -208,13 +207,25 @@ def catalog_overview_rows(user) -> list[tuple]:
     # What the first page shows depends only on the catalog and the user's groups: cached under both
     # (the catalog's version changes with every change to it: actions/catalog/version.py). Ranking and
     # counting every visible action was most of a view's cost at 1,000 actions (bench/README.md, figure 1).
-    groups = sorted(get_user_model().groups.through.objects.filter(user_id=user.pk).values_list("group_id", flat=True))
-    key = f"catalog-overview:{catalog_version()}:{hashlib.blake2b(repr(groups).encode(), digest_size=16).hexdigest()}"
+    version, groups = None, []
+    for kind, number in compiled_rows(_version_and_groups, user.pk):  # one query, compiled once
+        if kind == "v":
+            version = number
+        else:
+            groups.append(number)
+    key = f"catalog-overview:{version}:{hashlib.blake2b(repr(sorted(groups)).encode(), digest_size=16).hexdigest()}"
     rows = cache.get(key)
     if rows is None:
         rows = _execute(_compiled(connection.alias, "overview"), user=user.pk)
         cache.set(key, rows, OVERVIEW_CACHE_SECONDS)
     return rows
+
+
+def _version_and_groups(user_id) -> QuerySet:
+    """("v", the catalog's version) and ("g", group id) for each of the user's groups."""
+    version = CatalogVersion.objects.filter(pk=1).values_list(Value("v"), "number")
+    groups = get_user_model().groups.through.objects.filter(user_id=user_id).values_list(Value("g"), "group_id")
+    return version.union(groups, all=True)
 
 
 def catalog_category(user, category: str, page: int = 1) -> Listing | None:

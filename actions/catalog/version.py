@@ -17,10 +17,6 @@ from django.dispatch import receiver
 from actions.models import CatalogVersion, Category, RemoteAction
 
 
-def catalog_version() -> int:
-    return CatalogVersion.objects.filter(pk=1).values_list("number", flat=True).first() or 0
-
-
 def bump() -> None:
     if not CatalogVersion.objects.filter(pk=1).update(number=F("number") + 1):
         CatalogVersion.objects.get_or_create(pk=1, defaults={"number": 1})

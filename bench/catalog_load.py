@@ -12,8 +12,9 @@ over its pairs of catalog req/s ÷ hello req/s (target >= 0.5 for the first):
 2. many: `--employees` employees, each in another combination of groups (another visible set, so
    other cards and another cache key), wrk picking one of their sessions at random per request
    (a Lua script), `--extra-reps` pairs; hello is loaded with the same sessions;
-3. cold: the first employee again, with gunicorn restarted so that the card cache keeps nothing
-   (BENCH_COLD_CARDS=1, bench/settings.py): every view renders its cards, `--extra-reps` pairs.
+3. cold: the first employee again, with gunicorn restarted so that the caches keep nothing
+   (BENCH_COLD_CARDS=1, bench/settings.py): every view reads the first page's rows and renders its
+   cards, `--extra-reps` pairs.
 
 Several short pairs rather than a few long ones: on a shared machine, other load then falls on both
 members of a pair alike. `--actions 100` measures the small catalog.

@@ -9,13 +9,10 @@ from portal.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"
 
-# BENCH_COLD_CARDS=1: the catalog's card cache ({% cache %} uses the "template_fragments" cache when
-# there is one) keeps nothing, so every view renders its cards: the catalog with a cold cache.
+# BENCH_COLD_CARDS=1: the caches keep nothing, so every view reads the first page's rows and renders
+# its cards: the catalog with a cold cache.
 if os.environ.get("BENCH_COLD_CARDS") == "1":
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "template_fragments": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
-    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 
 # The harness needs to know when a Celery worker is ready without raising its log level (the
 # production command logs at WARNING, which prints nothing at start-up): the worker touches a file.

@@ -52,6 +52,13 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
 
+# Each process's own memory: the catalog's first-page rows and cards (keyed by what they hold, so
+# nothing is ever stale), the NXQL rest of a failing Engine. Room for a few thousand combinations of
+# groups before the oldest entries are dropped (Django's default keeps 300).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 5000}},
+}
+
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 

@@ -381,3 +381,17 @@ def test_the_rate_limit_says_when_the_oldest_counted_run_leaves_the_window(alice
     assert not limits.allowed
     assert limits.again_at == now - timedelta(minutes=5) + timedelta(seconds=600)
     assert "You have started 3 runs in the last 10 minutes" in limits.message
+
+
+def test_engine_names_are_read_again_for_a_new_engine_and_after_a_rename(db):
+    from actions.runs.lifecycle import engine_names
+
+    first = Engine.objects.create(database_uid="a" * 32, name="engine-one")
+    assert engine_names({"a" * 32}) == {"a" * 32: "engine-one"}
+
+    Engine.objects.create(database_uid="b" * 32, name="engine-two")  # not seen yet: read again
+    assert engine_names({"b" * 32})["b" * 32] == "engine-two"
+
+    first.name = "engine-renamed"
+    first.save()
+    assert engine_names({"a" * 32})["a" * 32] == "engine-renamed"

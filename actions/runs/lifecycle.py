@@ -463,18 +463,18 @@ def engine_names(uids: set[str]) -> dict[str, str]:
     """Engine names by database UID, read once per ENGINE_NAMES_SECONDS per process (and for a UID not
     seen yet): a name is only a label stored beside each answer, and Engines are seldom renamed.
     A change saved in this process is seen at once (forget_engine_names, on Engine's signals)."""
-    global _engine_names_read_at
-    if not uids <= _engine_names.keys() or time.monotonic() - _engine_names_read_at > ENGINE_NAMES_SECONDS:
+    global _engine_names, _engine_names_read_at
+    names = _engine_names  # one read: another thread may replace it meanwhile, never change it
+    if not uids <= names.keys() or time.monotonic() - _engine_names_read_at > ENGINE_NAMES_SECONDS:
         names = dict(Engine.objects.values_list("database_uid", "name"))
-        _engine_names.clear()
-        _engine_names.update(names)
-        _engine_names_read_at = time.monotonic()
-    return _engine_names
+        _engine_names, _engine_names_read_at = names, time.monotonic()
+    return names
 
 
 @receiver([post_save, post_delete], sender=Engine)
 def forget_engine_names(**_kwargs) -> None:
-    _engine_names.clear()
+    global _engine_names
+    _engine_names = {}
 
 
 def reap(run_id, verdict: Outcome, *, where: Q | None = None) -> bool:

@@ -3,9 +3,8 @@
 Building and compiling a query with Exists and OuterRef costs the ORM about a millisecond, often more
 than the database takes to answer it (bench/README.md, figure 0 and figure 1). The query stays
 written once, with the ORM, in the function that builds it; only its compiled form is kept, with
-where each value goes among its parameters (`slots_of`), and it runs on `prepared_cursor`. The
-dispatch's re-checks and the action page use `compiled_rows`; the catalog shapes its SQL further
-(actions/catalog/selectors.py) on the same two functions.
+where each value goes among its parameters, and it runs on `prepared_cursor`: the catalog's pages,
+the action page and the dispatch's re-checks (`compiled_rows`).
 """
 
 from __future__ import annotations
@@ -32,29 +31,41 @@ def _placeholder(value: Any, n: int) -> Any:
     raise TypeError(f"compiled_rows binds UUIDs, integers and text, not {type(value).__name__}")
 
 
-def compiled_rows(build: Callable[..., QuerySet], *values: Any, using: str = "default") -> list[tuple]:
-    """The rows of `build(*values)` (a values_list query taking each value exactly once), compiled once."""
+def compiled_rows(
+    build: Callable[..., QuerySet],
+    *values: Any,
+    shape: Callable[[str], str] | None = None,
+    extra: tuple = (),
+    using: str = "default",
+) -> list[tuple]:
+    """The rows of `build(*values)` (a values_list query taking each value exactly once), compiled once.
+
+    `shape` rewrites the compiled SQL once, around it or after it (the catalog wraps its first page's
+    query, and appends LIMIT and OFFSET to a page's); `extra` are the values of what it appended.
+    """
     key = (build, connections[using].vendor)
     if key not in _compiled:
-        _compiled[key] = _compile(build, values, using)
+        _compiled[key] = _compile(build, values, using, shape)
     sql, params, slots = _compiled[key]
     bound = list(params)
     for value, (slot, as_hex) in zip(values, slots, strict=True):
         bound[slot] = value.hex if as_hex else value
     with prepared_cursor(using) as cursor:
-        cursor.execute(sql, bound)
+        cursor.execute(sql, [*bound, *extra])
         return cursor.fetchall()
 
 
-def _compile(build: Callable[..., QuerySet], values: tuple, using: str) -> tuple[str, tuple, list[tuple[int, bool]]]:
+def _compile(
+    build: Callable[..., QuerySet], values: tuple, using: str, shape: Callable[[str], str] | None
+) -> tuple[str, tuple, list[tuple[int, bool]]]:
     placeholders = [_placeholder(value, n) for n, value in enumerate(values)]
     sql, params = build(*placeholders).query.get_compiler(using).as_sql()
-    found = slots_of(params, placeholders, build.__qualname__)
+    found = _slots_of(params, placeholders, build.__qualname__)
     as_hex = [params[slot] != placeholder for slot, placeholder in zip(found, placeholders, strict=True)]
-    return sql, tuple(params), list(zip(found, as_hex, strict=True))
+    return shape(sql) if shape else sql, tuple(params), list(zip(found, as_hex, strict=True))
 
 
-def slots_of(params, placeholders, what: str) -> list[int]:
+def _slots_of(params, placeholders, what: str) -> list[int]:
     """Where each placeholder sits among a compiled query's parameters; each must be there exactly once."""
     slots = []
     for placeholder in placeholders:

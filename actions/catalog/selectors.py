@@ -16,7 +16,7 @@ from django.db.models.functions import RowNumber
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
-from actions.compiled import compiled_rows, prepared_cursor, slots_of
+from actions.compiled import compiled_rows
 from actions.models import CatalogVersion, Category, RemoteAction
 
 SEARCH_MAX_LENGTH = 100
@@ -29,7 +29,7 @@ def actions_visible_to(user) -> QuerySet[RemoteAction]:
     The rule is the same for everyone, superusers included: curators check other groups' view with
     the admin's preview.
     """
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
+    if not _active(user):
         return RemoteAction.objects.none()
     return RemoteAction.objects.filter(visibility_rule(user.pk))
 
@@ -52,7 +52,7 @@ def visible_action(user, slug: str) -> RemoteAction | None:
     The rule's query is compiled once per process (actions/compiled.py): the action page is on every
     run's path, GET and POST.
     """
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
+    if not _active(user):
         return None
     found = compiled_rows(_visible_action_pk, user.pk, slug)
     if not found:
@@ -188,13 +188,6 @@ def catalog_sections(user, query: str = "") -> list[CatalogSection]:
     return catalog_overview_from_rows(catalog_overview_rows(user)).sections
 
 
-def catalog_rows(user, query: str = "") -> list[tuple]:
-    """The first page's rows (OVERVIEW_COLUMNS), or the first page of results (LISTING_COLUMNS)."""
-    if query.strip():
-        return catalog_search(user, query).rows
-    return catalog_overview_rows(user)
-
-
 def catalog_overview_rows(user) -> list[tuple]:
     """The rows the first page shows, one tuple of OVERVIEW_COLUMNS each: one query, prepared once.
 
@@ -216,7 +209,7 @@ def catalog_overview_rows(user) -> list[tuple]:
     key = f"catalog-overview:{version}:{hashlib.blake2b(repr(sorted(groups)).encode(), digest_size=16).hexdigest()}"
     rows = cache.get(key)
     if rows is None:
-        rows = _execute(_compiled(connection.alias, "overview"), user=user.pk)
+        rows = compiled_rows(_overview_of, user.pk, shape=_overview_sql)
         cache.set(key, rows, OVERVIEW_CACHE_SECONDS)
     return rows
 
@@ -241,7 +234,7 @@ def catalog_category(user, category: str, page: int = 1) -> Listing | None:
         kind, category_id = "category", int(category)
     else:
         return None
-    rows = _execute(_compiled(connection.alias, kind), user=user.pk, category=category_id, page=page)
+    rows = _page_rows(kind, user.pk, category_id, page)
     if not rows:
         return None
     if kind == FEATURED:
@@ -409,54 +402,40 @@ def _overview_sql(narrow_sql: str) -> str:
     )
 
 
-_USER_PLACEHOLDER = -2_147_483_647  # no user has this id: it marks the user's place among the parameters
-_CATEGORY_PLACEHOLDER = -2_147_483_646  # nor any category this one
+def _as_user(user_id) -> SimpleNamespace:
+    """The rules take a user; compiled once, they are given its id (actions/compiled.py)."""
+    return SimpleNamespace(pk=user_id, is_authenticated=True, is_active=True)
 
 
-def _queryset(kind: str, user, category_id) -> QuerySet:
-    if kind == "overview":
-        return _overview(user)
-    actions = actions_visible_to(user)
-    if kind == FEATURED:
-        actions = actions.filter(featured=True)
-    elif kind == OTHER:
-        actions = actions.filter(category__isnull=True)
-    else:
-        actions = actions.filter(category_id=category_id)
-    return _listing(actions, IN_CATEGORY_ORDER)
+def _overview_of(user_id) -> QuerySet:
+    return _overview(_as_user(user_id))
 
 
-@functools.cache
-def _compiled(alias: str, kind: str) -> tuple[str, tuple, dict[str, int]]:
-    """The SQL the ORM writes for the overview or a category's page, with the places of the user's id
-    (and the category's) among its parameters; a category's page ends with LIMIT and OFFSET.
+def _category_page_of(user_id, category_id) -> QuerySet:
+    return _listing(actions_visible_to(_as_user(user_id)).filter(category_id=category_id), IN_CATEGORY_ORDER)
+
+
+def _featured_page_of(user_id) -> QuerySet:
+    return _listing(actions_visible_to(_as_user(user_id)).filter(featured=True), IN_CATEGORY_ORDER)
+
+
+def _other_page_of(user_id) -> QuerySet:
+    return _listing(actions_visible_to(_as_user(user_id)).filter(category__isnull=True), IN_CATEGORY_ORDER)
+
+
+def _limit_offset(sql: str) -> str:
+    return sql + " LIMIT %s OFFSET %s"
+
+
+def _page_rows(kind: str, user_id: int, category_id: int | None, page: int) -> list[tuple]:
+    """A page of a category, of the featured actions or of the uncategorized ones: compiled once each.
 
     Building and compiling these queries (Exists, OuterRef, windows, ordering across a join) costs the
-    ORM about 1 ms per view, more than PostgreSQL takes to run them (bench/README.md, figure 1). The
-    rules stay written once, in actions_visible_to() and the querysets above; only their compiled
-    form is kept.
+    ORM about 1 ms per view, more than PostgreSQL takes to run them (bench/README.md, figure 1).
     """
-    placeholder = SimpleNamespace(pk=_USER_PLACEHOLDER, is_authenticated=True, is_active=True)
-    sql, params = _queryset(kind, placeholder, _CATEGORY_PLACEHOLDER).query.sql_with_params()
-    params = list(params)
-    values = {"user": _USER_PLACEHOLDER} | ({"category": _CATEGORY_PLACEHOLDER} if kind == "category" else {})
-    slots = dict(zip(values, slots_of(params, list(values.values()), f"the catalog's {kind} query"), strict=True))
-    if kind == "overview":
-        sql = _overview_sql(sql)
-    else:
-        sql += " LIMIT %s OFFSET %s"
-        slots["page"] = len(params)
-    return sql, tuple(params), slots
-
-
-def _execute(compiled: tuple[str, tuple, dict[str, int]], **values) -> list[tuple]:
-    sql, params, slots = compiled
-    params = list(params)
-    for name, slot in slots.items():
-        if name == "page":
-            params[slot:] = [PAGE_SIZE, (values["page"] - 1) * PAGE_SIZE]
-        else:
-            params[slot] = values[name]
-    with prepared_cursor(connection.alias) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    window = (PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    if kind == FEATURED:
+        return compiled_rows(_featured_page_of, user_id, shape=_limit_offset, extra=window)
+    if kind == OTHER:
+        return compiled_rows(_other_page_of, user_id, shape=_limit_offset, extra=window)
+    return compiled_rows(_category_page_of, user_id, category_id, shape=_limit_offset, extra=window)

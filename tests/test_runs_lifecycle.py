@@ -348,6 +348,32 @@ def test_the_reaper_marks_runs_stuck_in_sending_as_unknown(alice, action, laptop
     assert run_dispatch(run_id=stuck.pk) is None  # and it is never resent
 
 
+def test_the_reaper_says_nothing_of_a_run_another_step_decided_first(
+    alice, action, laptop, settings, caplog, monkeypatch
+):
+    from actions.runs import lifecycle
+
+    stuck = submit(alice, action, laptop)
+    grace = 5 + 15 + settings.RUN_SENDING_GRACE_SECONDS + 1
+    long_ago = timezone.now() - timedelta(seconds=stuck.timeout_seconds + grace)
+    Run.objects.filter(pk=stuck.pk).update(status=Status.SENDING, sending_at=long_ago)
+    real = lifecycle.reap
+
+    def answer_arrives_first(pk, verdict, **kwargs):
+        # Between the reaper's read and its move, the worker's answer is recorded: the move changes nothing.
+        Run.objects.filter(pk=pk).update(status=Status.SENT)
+        return real(pk, verdict, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "reap", answer_arrives_first)
+    with caplog.at_level("WARNING", logger="actions.runs"):
+        report = runs_reap()
+
+    assert report.marked_unknown == 0
+    assert Run.objects.get(pk=stuck.pk).status == Status.SENT
+    assert not [r for r in caplog.records if "still sending" in r.getMessage()]
+    assert not RunAttempt.objects.filter(run=stuck).exists()
+
+
 # --- Review follow-ups ---------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_double_submits_make_one_run(alice, laptop):

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from django.urls import reverse
 
-from actions.catalog.selectors import actions_visible_to
 from actions.models import Run
 from actions.nexthink.errors import ErrorKind
 from actions.runs.selectors import visible_and_owned
@@ -31,12 +30,8 @@ def run_again(run: Run, user) -> RunAgain:
     permanent, and the cooldown and daily limit allow it; otherwise says when it will be possible."""
     if not run.is_final or run.action_id is None or run.device is None:
         return RunAgain(False)
-    visible = (
-        visible_and_owned(run.pk)[0]
-        if run.user_id == user.pk and user.is_active
-        else actions_visible_to(user).filter(pk=run.action_id).exists()
-    )
-    if not visible:
+    # Only for the employee's own run, while its action is still theirs to see.
+    if run.user_id != user.pk or not user.is_active or not visible_and_owned(run.pk)[0]:
         return RunAgain(False)
     if run.status == Run.Status.FAILED and run.error_kind == ErrorKind.PERMANENT:
         # Running it again gets the same refusal: the page says to contact IT instead.

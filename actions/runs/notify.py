@@ -21,7 +21,7 @@ def schedule(run_id) -> None:
 
     Without a mailer (no EMAIL_URL) nothing is scheduled: a task per run that can only do nothing.
     """
-    if "default" not in settings.MAILERS:
+    if not mail_configured():
         return
 
     def enqueue():
@@ -35,9 +35,13 @@ def schedule(run_id) -> None:
     transaction.on_commit(enqueue)
 
 
+def mail_configured() -> bool:
+    return "default" in settings.MAILERS  # set from EMAIL_URL; without it the portal sends no e-mail
+
+
 def wants_mail(user) -> bool:
-    if "default" not in settings.MAILERS:
-        return False  # EMAIL_URL is not set: the portal sends no e-mail
+    if not mail_configured():
+        return False
     preferences = Preferences.objects.filter(user=user).first()
     return bool(user.is_active and user.email and (preferences is None or preferences.email_when_run_ends))
 

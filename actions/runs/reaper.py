@@ -81,7 +81,7 @@ def _mark_stuck_sending() -> int:
             if lifecycle.reap(pk, lifecycle.WORKER_LOST, where=Q(sending_at=sending_at)):
                 marked += 1
                 lifecycle.log_attempt(pk, number=attempts, started_at=sending_at, outcome="worker_lost")
-            log.warning("run %s unknown: still sending after %s s", pk, timeout + grace)
+                log.warning("run %s unknown: still sending after %s s", pk, timeout + grace)
     return marked
 
 

@@ -2,7 +2,7 @@
 
 ``device_for_user`` at submit time (full rules: resolver enabled, NXQL answer within the TTL, asking
 again if it is older); at dispatch time the run's read re-checks the owner column only, no HTTP
-(actions.runs.dispatch.run_for_sending). Both log a security event when the device is not the user's.
+(actions.runs.selectors.visible_and_owned). Both log a security event when the device is not the user's.
 """
 
 from __future__ import annotations

@@ -104,10 +104,11 @@ def still_allowed(run: Run) -> tuple[str, str] | None:
         run.requested_by.is_active and run.requested_by.has_perm("actions.run_action_on_any_device")
     ):
         return "ACTION_WITHDRAWN", "The IT staff member who asked for this may no longer do so, so nothing was sent."
-    if run.device is None or run.device.uid != run.device_uid:
-        return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
-    if not run.device_owned:
-        # E.g. a fresh NXQL answer moved the device to someone else since the run was submitted.
-        security_event("device_not_owned", user=run.user, device=run.device.uid, source_address="", stage="dispatch")
+    device_gone = run.device is None or run.device.uid != run.device_uid
+    if device_gone or not run.device_owned:
+        if not device_gone:  # e.g. a fresh NXQL answer moved the device to someone else since submit
+            security_event(
+                "device_not_owned", user=run.user, device=run.device.uid, source_address="", stage="dispatch"
+            )
         return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
     return None

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Now
@@ -455,26 +455,23 @@ def _store_answers(run: Run, answers: list[EngineAnswer]) -> None:
 
 
 ENGINE_NAMES_SECONDS = 300
-_engine_names: dict[str, str] = {}
-_engine_names_read_at = 0.0
+ENGINE_NAMES_KEY = "lifecycle-engine-names"
 
 
 def engine_names(uids: set[str]) -> dict[str, str]:
     """Engine names by database UID, read once per ENGINE_NAMES_SECONDS per process (and for a UID not
     seen yet): a name is only a label stored beside each answer, and Engines are seldom renamed.
     A change saved in this process is seen at once (forget_engine_names, on Engine's signals)."""
-    global _engine_names, _engine_names_read_at
-    names = _engine_names  # one read: another thread may replace it meanwhile, never change it
-    if not uids <= names.keys() or time.monotonic() - _engine_names_read_at > ENGINE_NAMES_SECONDS:
+    names = cache.get(ENGINE_NAMES_KEY)
+    if names is None or not uids <= names.keys():
         names = dict(Engine.objects.values_list("database_uid", "name"))
-        _engine_names, _engine_names_read_at = names, time.monotonic()
+        cache.set(ENGINE_NAMES_KEY, names, ENGINE_NAMES_SECONDS)
     return names
 
 
 @receiver([post_save, post_delete], sender=Engine)
 def forget_engine_names(**_kwargs) -> None:
-    global _engine_names
-    _engine_names = {}
+    cache.delete(ENGINE_NAMES_KEY)
 
 
 def reap(run_id, verdict: Outcome, *, where: Q | None = None) -> bool:

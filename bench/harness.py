@@ -9,6 +9,7 @@ process a script starts is stopped when it ends (also on Ctrl-C), by its own pro
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import platform
@@ -586,15 +587,20 @@ def cpu_seconds(pids: Iterable[int]) -> float:
 
 def database_backends(database: str = "") -> list[int]:
     """The PostgreSQL backends connected to the bench database (not other work on the same server)."""
+    conn = _activity_connection()
+    rows = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        [database or conn.info.dbname],
+    ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+@functools.cache
+def _activity_connection():
+    """One connection of the bench's own for reading pg_stat_activity (its backend is left out)."""
     import psycopg
 
-    url = DATABASE_URL
-    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
-        name = database or conn.info.dbname
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name]
-        ).fetchall()
-    return [pid for (pid,) in rows]
+    return psycopg.connect(DATABASE_URL.replace("postgres://", "postgresql://", 1), autocommit=True)
 
 
 class BackendCpu:

@@ -137,26 +137,18 @@ def browser_run(session, data: dict, schedule: list[float]) -> int:
     """One run as a browser makes it: the form POST, the run page, then its polls until final. Requests made."""
     import requests
 
-    action_url = f"{h.WEB_URL}/actions/{h.DISPATCH_SLUG}/"
-    form = {
-        "device": data["device"].uid,
-        "idempotency_key": secrets.token_urlsafe(24),
-        "csrfmiddlewaretoken": session.cookies["csrftoken"],
-    }
-    response = session.post(action_url, data=form, headers={"Referer": action_url}, timeout=30)
-    if response.status_code != 200 or "/runs/" not in response.url:
-        h.fail(f"the form POST answered {response.status_code} at {response.url}")
-    status_url = response.url.rstrip("/") + "/status.json"
-    requests_made = 2  # the POST and the run page it redirects to
+    run_url = f"{h.WEB_URL}/runs/{h.submit_form(session, data)}/"
+    session.get(run_url, timeout=30).raise_for_status()  # where the POST's answer sends the browser
+    requests_made = 2
     for delay in schedule:
         time.sleep(delay)
-        answer = session.get(status_url, headers={"Accept": "application/json"}, timeout=30)
+        answer = session.get(run_url + "status.json", headers={"Accept": "application/json"}, timeout=30)
         requests_made += 1
         if answer.status_code != 200:
-            h.fail(f"{status_url} answered {answer.status_code}")
+            h.fail(f"{run_url}status.json answered {answer.status_code}")
         if answer.json()["final"]:
             return requests_made
-    raise requests.Timeout(f"{status_url} not final after {sum(schedule):.0f} s")
+    raise requests.Timeout(f"{run_url} not final after {sum(schedule):.0f} s")
 
 
 def end_to_end(bench, data: dict, *, runs: int, clients: int, run_seconds: float) -> dict:
@@ -168,9 +160,7 @@ def end_to_end(bench, data: dict, *, runs: int, clients: int, run_seconds: float
     bench.sim("POST", "/_sim/faults", json={"fault": "latency", "action": "*", "times": 0, "seconds": run_seconds})
     web = bench.start_web()
     worker = bench.start_worker("run-cost-worker")
-    sessions = [h.login() for _ in range(clients)]
-    for session in sessions:  # the action page once: its CSRF cookie, as a browser has it
-        session.get(f"{h.WEB_URL}/actions/{h.DISPATCH_SLUG}/", timeout=30).raise_for_status()
+    sessions = h.browser_sessions(clients)
     groups = {
         "web": lambda: h.cpu_seconds(h.process_tree(web.pid)),
         "worker": lambda: h.cpu_seconds(h.process_tree(worker.pid)),

@@ -109,7 +109,7 @@ else:
         }
         # Pooled connections go straight to PostgreSQL, so prepared statements may be kept on them.
         # Django's cursors bind parameters on the client and never prepare; the catalog's query asks
-        # for it (actions.catalog.selectors._catalog_cursor). None, Django's default, would forbid it.
+        # for it (actions.compiled.prepared_cursor). None, Django's default, would forbid it.
         DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
     else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", 60)

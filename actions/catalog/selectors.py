@@ -365,7 +365,7 @@ def _listing(actions: QuerySet[RemoteAction], order) -> QuerySet:
 
 def _overview(user) -> QuerySet:
     """The ids of the actions the first page shows, with their place and counts (no display columns:
-    PostgreSQL sorts narrower rows faster; `_compiled` joins those columns to the few rows kept)."""
+    PostgreSQL sorts narrower rows faster; `_overview_sql` joins those columns to the few rows kept)."""
     # A featured action's section is "Featured", whatever its category.
     section = (F("featured"), Case(When(featured=True, then=Value(None)), default=F("category_id")))
     return (

@@ -23,6 +23,7 @@ schedule until the run is final (every Act API call takes `--run-seconds`). CPU 
 the worker, PostgreSQL and Redis from /proc: what a run really costs, HTTP and Celery included.
 """
 
+import re
 import secrets
 import sys
 import time
@@ -32,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import harness as h
 
 SHOW_QUERIES = "--show-queries" in sys.argv  # print each step's SQL once
+# After the warm-up: longer than a web process keeps "this action has no finished runs yet" (5 s).
+WARM_UP_PAUSE_SECONDS = 6
 
 
 def polls_for(run_seconds: float, schedule: list[float]) -> int:
@@ -45,9 +48,10 @@ def polls_for(run_seconds: float, schedule: list[float]) -> int:
     return count
 
 
-def page_schedule(seconds: float = 600) -> list[float]:
-    """The run page's delays between polls, in seconds (first 1 s, then x1.3 up to 5 s)."""
-    delays, delay, total = [], 1.0, 0.0
+def page_schedule(seconds: float = 600, first: float = 1.0) -> list[float]:
+    """The run page's delays between polls, in seconds: `first` (the page's data-first-poll-ms), then
+    x1.3 up to 5 s."""
+    delays, delay, total = [], first, 0.0
     while total < seconds:
         delays.append(delay)
         total += delay
@@ -133,12 +137,16 @@ def one_rep(data: dict, runs: int) -> dict[str, dict[str, float]]:
     return meter.per_call()
 
 
-def browser_run(session, data: dict, schedule: list[float]) -> int:
-    """One run as a browser makes it: the form POST, the run page, then its polls until final. Requests made."""
+def browser_run(session, data: dict) -> int:
+    """One run as a browser makes it: the form POST, the run page, then its polls until final, on the
+    page's schedule (its first delay as the page gives it). Requests made."""
     import requests
 
     run_url = f"{h.WEB_URL}/runs/{h.submit_form(session, data)}/"
-    session.get(run_url, timeout=30).raise_for_status()  # where the POST's answer sends the browser
+    page = session.get(run_url, timeout=30)  # where the POST's answer sends the browser
+    page.raise_for_status()
+    first = re.search(r'data-first-poll-ms="(\d+)"', page.text)  # absent before pacing: 1 s
+    schedule = page_schedule(first=int(first.group(1)) / 1000 if first else 1.0)
     requests_made = 2
     for delay in schedule:
         time.sleep(delay)
@@ -161,6 +169,11 @@ def end_to_end(bench, data: dict, *, runs: int, clients: int, run_seconds: float
     web = bench.start_web()
     worker = bench.start_worker("run-cost-worker")
     sessions = h.browser_sessions(clients)
+    # Warm-up, not measured: one run per browser, so that the action has the history a running
+    # portal has (the page's first poll follows it) and every connection is open.
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(lambda i: browser_run(sessions[i], data), range(clients)))
+    time.sleep(WARM_UP_PAUSE_SECONDS)
     groups = {
         "web": lambda: h.cpu_seconds(h.process_tree(web.pid)),
         "worker": lambda: h.cpu_seconds(h.process_tree(worker.pid)),
@@ -169,9 +182,8 @@ def end_to_end(bench, data: dict, *, runs: int, clients: int, run_seconds: float
     before = {name: read() for name, read in groups.items()}
     postgres = h.BackendCpu()
     started = time.monotonic()
-    schedule = page_schedule()
     with ThreadPoolExecutor(clients) as pool:
-        made = list(pool.map(lambda i: browser_run(sessions[i % clients], data, schedule), range(runs)))
+        made = list(pool.map(lambda i: browser_run(sessions[i % clients], data), range(runs)))
     wall = time.monotonic() - started
     time.sleep(1)  # the last tasks' acknowledgements
     cpu = {name: (read() - before[name]) * 1000 / runs for name, read in groups.items()}
@@ -205,7 +217,15 @@ def main() -> None:
         step: {key: h.median([r[step][key] for r in results]) for key in ("queries", "cpu_ms", "pg_ms")}
         for step in steps
     }
-    polls = polls_for(run_seconds, page_schedule())
+    # The page's schedule for an action whose runs take `run_seconds` (actions/runs/pacing.py; the
+    # script also measures the code before it, whose page always waited 1 s).
+    try:
+        from actions.runs.pacing import first_poll_seconds
+    except ImportError:
+        first = 1.0
+    else:
+        first = first_poll_seconds(run_seconds, elapsed=0.0)
+    polls = polls_for(run_seconds, page_schedule(first=first))
     waiting, final = medians["poll, run waiting"], medians["poll, run final"]
 
     def per_run(key: str) -> float:

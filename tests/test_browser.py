@@ -254,3 +254,35 @@ def test_a_run_page_in_a_background_tab_asks_nothing_until_shown_again(browser, 
 
     expect(page.locator(".status")).to_have_text("Sent")
     assert len(asked) == 1
+
+
+def test_the_page_first_asks_when_runs_of_its_action_usually_end(browser, server, alice, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from actions.runs import lifecycle
+    from actions.runs.submit import run_submit
+
+    settings.DEVICE_RESOLVERS = ["directory"]
+    action, device = make_sim_action(cooldown_minutes=0), make_device(alice)
+    done = run_submit(user=alice, action=action, device=device, params={})
+    ended = timezone.now() - timedelta(minutes=5)
+    # Runs of this action take 5 s from submit to final (actions/runs/pacing.py).
+    Run.objects.filter(pk=done.pk).update(
+        status=Run.Status.SENT, created_at=ended - timedelta(seconds=5), finished_at=ended
+    )
+    page = sign_in(browser, server.url, "alice", "alice-pass")
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "status.json" in request.url else None)
+    run = run_submit(user=alice, action=action, device=device, params={})
+    page.goto(run.get_absolute_url())
+    lifecycle.claim(run.pk)
+    lifecycle.transition(run.pk, Run.Status.SENT)
+    page.wait_for_timeout(2500)  # past the first two looks a page with no such history makes
+
+    assert asked == []
+    expect(page.locator(".status")).to_have_text("Queued")
+
+    expect(page.locator(".status")).to_have_text("Sent", timeout=LIVE_UPDATE_TIMEOUT_MS)
+    assert len(asked) == 1  # one look, once the run had ended

@@ -259,3 +259,19 @@ def test_my_runs_labels_every_column_for_phone_width(client, alice, alice_run):
     page = client.get(reverse("my_runs")).content.decode()
 
     assert '<table class="stack">' in page and 'data-label="Status"' in page
+
+
+@pytest.mark.parametrize("page", ["run_detail", "run_status"])
+def test_the_run_s_ticket_is_read_with_the_run_not_on_its_own(client, alice, alice_run, page):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    finish(alice_run, Status.FAILED, ("a" * 32, "excluded", ""))
+    client.force_login(alice)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse(page, args=[alice_run.pk])).status_code == 200
+
+    ticket_reads = [q["sql"] for q in queries if 'FROM "actions_ticket"' in q["sql"]]
+    assert ticket_reads == []
+    assert any('LEFT OUTER JOIN "actions_ticket"' in q["sql"] for q in queries)

@@ -11,6 +11,7 @@ from actions.models import Run
 from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
 from actions.runs.lifecycle import IN_FLIGHT, REACHED_DEVICE
+from actions.runs.pacing import first_poll_ms
 from actions.runs.selectors import runs_of, runs_page
 from actions.runs.wording import (
     device_status_text,
@@ -23,8 +24,9 @@ from actions.views.tickets import ticket_as_json
 
 
 def _own_run(request, pk) -> Run:
-    # Another user's run is a 404, exactly like a run that does not exist.
-    return get_object_or_404(runs_of(request.user).select_related("action", "device"), pk=pk)
+    # Another user's run is a 404, exactly like a run that does not exist. Its ticket (at most one)
+    # comes in the same read: the page and the final poll both show it.
+    return get_object_or_404(runs_of(request.user).select_related("action", "device", "ticket"), pk=pk)
 
 
 def engine_results(run: Run) -> list:
@@ -52,6 +54,7 @@ def run_detail(request, pk):
             "outputs": labelled_outputs(run),
             "feedback_open": feedback_open(run),
             "feedback_form": FeedbackForm(initial={"comment": run.feedback_comment}),
+            "first_poll_ms": 0 if run.is_final else first_poll_ms(run),
         },
     )
 

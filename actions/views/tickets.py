@@ -31,9 +31,23 @@ def run_get_help(request, pk):
     return redirect(run)
 
 
+def ticket_of(run: Run) -> Ticket | None:
+    """The run's ticket, if asked for: as read with the run (select_related("ticket")), else read now.
+
+    Read now without caching it on the run: a run kept longer than a request would otherwise go on
+    answering "no ticket" after one was asked for.
+    """
+    if not Run.ticket.is_cached(run):
+        return Ticket.objects.filter(run=run).first()
+    try:
+        return run.ticket
+    except Ticket.DoesNotExist:
+        return None
+
+
 def get_help_context(run: Run) -> dict:
     """What templates/actions/_get_help.html needs (also run_as_json's "ticket")."""
-    ticket = Ticket.objects.filter(run=run).first()
+    ticket = ticket_of(run)
     return {
         "ticketing": ticketing_enabled(),
         "needs_help": needs_help(run),
@@ -44,7 +58,7 @@ def get_help_context(run: Run) -> dict:
 
 def ticket_as_json(run: Run) -> dict | None:
     """The run's ticket for the live page (run_status): state, number and what to do."""
-    ticket = Ticket.objects.filter(run=run).first()
+    ticket = ticket_of(run)
     if ticket is None:
         return {"state": None, "can_request": ticketing_enabled() and needs_help(run)}
     return {

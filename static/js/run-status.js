@@ -4,7 +4,8 @@
   var box = document.getElementById("run-status");
   if (!box || box.dataset.final === "true") return;
   var url = box.dataset.statusUrl;
-  var delay = 1000;
+  // The server's guess of when this run ends (actions/runs/pacing.py): asking sooner tells nothing new.
+  var delay = Number(box.dataset.firstPollMs) || 1000;
 
   function setText(field, text) {
     var el = box.querySelector('[data-field="' + field + '"]') || document.querySelector('[data-field="' + field + '"]');

@@ -305,3 +305,60 @@ def test_the_error_summary_takes_the_focus(alice_client, action, laptop):
 
     assert 'id="error-summary"' in html(response) and 'tabindex="-1"' in html(response)
     assert "js/form-errors.js" in html(response)
+
+
+# --- The action as the page reads it: cached per catalog version ------------------------------------
+def test_the_action_page_reads_the_action_once_per_catalog_version(alice_client, action, laptop):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse("action_detail", args=[action.slug])
+    alice_client.get(url)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert alice_client.get(url).status_code == 200
+
+    # One query for the action (its visibility and the catalog's version); its parameters and
+    # Engines come from the cache.
+    action_reads = [q["sql"] for q in queries if '"actions_remoteaction' in q["sql"] or "actions_action" in q["sql"]]
+    assert len(action_reads) == 1 and '"actions_catalogversion"' in action_reads[0]
+
+
+def days_field(client, action) -> str:
+    page = client.get(reverse("action_detail", args=[action.slug])).content.decode()
+    return re.search(r'<input[^>]*name="param_Days"[^>]*>', page).group(0)
+
+
+def test_a_changed_parameter_shows_at_the_next_view(alice_client, action, laptop):
+    assert 'max="30"' in days_field(alice_client, action)  # cached now
+    days = action.parameters.get(name="Days")
+
+    days.max_value = 60
+    days.save()
+
+    assert 'max="60"' in days_field(alice_client, action)
+
+
+def test_a_new_parameter_shows_at_the_next_view(alice_client, action, laptop):
+    page = alice_client.get(reverse("action_detail", args=[action.slug])).content.decode()
+    assert "Reason" not in page
+
+    make_parameter(action, name="Reason", label="Reason")
+
+    assert "Reason" in alice_client.get(reverse("action_detail", args=[action.slug])).content.decode()
+
+
+def test_an_engine_taken_from_the_action_counts_at_the_next_submit(alice_client, action, alice):
+    from actions.models import Engine
+
+    emea = Engine.objects.create(database_uid="e" * 32, name="EMEA", address="emea.example")
+    apac = Engine.objects.create(database_uid="a" * 32, name="APAC", address="apac.example")
+    make_device(alice, uid=UID, name="LAPTOP-ALICE", engine=apac)
+    action.engines.add(emea, apac)
+    alice_client.get(reverse("action_detail", args=[action.slug]))  # cached with both Engines
+
+    action.engines.remove(apac)
+    response = post(alice_client, action, Days="3", Folder="Temp")
+
+    assert response.status_code == 200 and not Run.objects.exists()
+    assert "IT has not enabled it for the Nexthink server your device reports to" in response.content.decode()

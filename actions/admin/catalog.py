@@ -77,6 +77,7 @@ def duplicate_action(action: RemoteAction) -> RemoteAction:
         param.pk = None
         param.action = copy
     ActionParameter.objects.bulk_create(parameters)
+    catalog_version.bump()  # bulk_create sends no signal
     return copy
 
 

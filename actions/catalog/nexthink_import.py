@@ -25,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
+from actions.catalog import version as catalog_version
 from actions.catalog.parameters import parameter_definition_errors, parse_choices, remote_action_errors
 from actions.models import ActionParameter, RemoteAction
 from actions.nexthink.infinity import ActionInput, InfinityRemoteAction
@@ -108,6 +109,7 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
         for param in parameters:
             param.action = action
         ActionParameter.objects.bulk_create(parameters)
+        catalog_version.bump()  # bulk_create sends no signal
         return "created", []
 
     changes = []

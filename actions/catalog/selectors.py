@@ -11,7 +11,21 @@ from typing import NamedTuple
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When, Window
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import RowNumber
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
@@ -57,11 +71,26 @@ def visible_action(user, slug: str) -> RemoteAction | None:
     found = compiled_rows(_visible_action_pk, user.pk, slug)
     if not found:
         return None
-    return RemoteAction.objects.prefetch_related("parameters").filter(pk=found[0][0], enabled=True).first()
+    [(pk, version)] = found
+    # The action with what its form and submit read (parameters, Engines), cached under the
+    # catalog's version like the first page: any change to them is a new version, so a new key.
+    key = f"catalog-action:{pk}:{version}"
+    action = cache.get(key)
+    if action is None:
+        action = RemoteAction.objects.prefetch_related("parameters", "engines").filter(pk=pk, enabled=True).first()
+        if action is not None:
+            cache.set(key, action, OVERVIEW_CACHE_SECONDS)
+    return action
 
 
 def _visible_action_pk(user_id, slug) -> QuerySet:
-    return RemoteAction.objects.filter(visibility_rule(user_id), slug=slug).values_list("pk")
+    """The visible action's id and the catalog's version (None before the first change)."""
+    version = CatalogVersion.objects.filter(pk=1).values("number")[:1]
+    return (
+        RemoteAction.objects.filter(visibility_rule(user_id), slug=slug)
+        .annotate(version=Subquery(version))
+        .values_list("pk", "version")
+    )
 
 
 def search_actions(actions: QuerySet[RemoteAction], query: str) -> QuerySet[RemoteAction]:

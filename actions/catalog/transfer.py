@@ -21,6 +21,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from actions.catalog import version as catalog_version
 from actions.catalog.parameters import PARAMETER_FIELDS, parameter_definition_errors, remote_action_errors
 from actions.models import ActionParameter, Category, Engine, RemoteAction
 
@@ -243,6 +244,7 @@ def _import_action(entry: Any, report: ImportReport) -> str:
     for param in parameters:
         param.action = action
     ActionParameter.objects.bulk_create(parameters)
+    catalog_version.bump()  # bulk_create sends no signal
     return "updated" if existing else "created"
 
 

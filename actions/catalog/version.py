@@ -2,8 +2,9 @@
 the catalog shows. The first page is cached under it (actions/catalog/selectors.py), so a curator's
 change shows on the next view, in every process, with nothing to invalidate.
 
-Every way the portal changes actions goes through a model's save or delete, or the groups'
-m2m_changed, which these receivers hear; code that changes them with QuerySet.update() calls bump().
+Every way the portal changes actions goes through a model's save or delete, or the groups' and
+Engines' m2m_changed, which these receivers hear; code that changes them with QuerySet.update() or
+bulk_create() (no signals) calls bump().
 Deleting a group removes its links to actions without m2m_changed: its post_delete bumps too.
 """
 
@@ -14,7 +15,7 @@ from django.db.models import F
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from actions.models import CatalogVersion, Category, RemoteAction
+from actions.models import ActionParameter, CatalogVersion, Category, Engine, RemoteAction
 
 
 def bump() -> None:
@@ -26,6 +27,10 @@ def bump() -> None:
 @receiver([post_save, post_delete], sender=Category, dispatch_uid="catalog-version-category")
 @receiver(post_delete, sender=Group, dispatch_uid="catalog-version-group")
 @receiver(m2m_changed, sender=RemoteAction.groups.through, dispatch_uid="catalog-version-groups")
+# The action page's cached action (selectors.visible_action) holds its parameters and Engines.
+@receiver([post_save, post_delete], sender=ActionParameter, dispatch_uid="catalog-version-parameter")
+@receiver(m2m_changed, sender=RemoteAction.engines.through, dispatch_uid="catalog-version-engines")
+@receiver([post_save, post_delete], sender=Engine, dispatch_uid="catalog-version-engine")
 def _changed(**kwargs) -> None:
     if kwargs.get("action", "post_").startswith("post_"):  # m2m_changed: after the change, not before
         bump()

@@ -51,6 +51,8 @@ def polls_for(run_seconds: float, schedule: list[float]) -> int:
 def page_schedule(seconds: float = 600, first: float = 1.0) -> list[float]:
     """The run page's delays between polls, in seconds: `first` (the page's data-first-poll-ms), then
     x1.3 up to 5 s."""
+    if first <= 0:
+        raise ValueError(f"the first delay must be positive, not {first}")
     delays, delay, total = [], first, 0.0
     while total < seconds:
         delays.append(delay)
@@ -145,9 +147,11 @@ def browser_run(session, data: dict) -> int:
     run_url = f"{h.WEB_URL}/runs/{h.submit_form(session, data)}/"
     page = session.get(run_url, timeout=30)  # where the POST's answer sends the browser
     page.raise_for_status()
+    requests_made = 2
+    if 'data-final="true"' in page.text:
+        return requests_made  # final already: the page polls nothing
     first = re.search(r'data-first-poll-ms="(\d+)"', page.text)  # absent before pacing: 1 s
     schedule = page_schedule(first=int(first.group(1)) / 1000 if first else 1.0)
-    requests_made = 2
     for delay in schedule:
         time.sleep(delay)
         answer = session.get(run_url + "status.json", headers={"Accept": "application/json"}, timeout=30)

@@ -79,14 +79,15 @@ def _slots_of(params, placeholders, what: str) -> list[int]:
 
 
 def prepared_cursor(using: str = "default"):
-    """Django's cursor, or on PostgreSQL with the portal's pool one that binds parameters on the server
-    and prepares the query.
+    """Django's cursor, or on PostgreSQL with the portal's pool one that prepares the query at once.
 
     PostgreSQL then parses and plans it once per pooled connection instead of on every call: that
-    was half of the catalog's cost (bench/README.md, figure 1). Django's cursors bind on the client,
-    which cannot prepare. The cursor is still wrapped by Django: logged, counted and error-mapped as
-    usual. Only with the pool, whose connections go straight to PostgreSQL: a transaction-mode pooler
-    in between (DATABASE_POOL_MAX_SIZE=0 and PgBouncer) may not keep prepared statements.
+    was half of the catalog's cost (bench/README.md, figure 1). With the pool, Django's own cursors
+    bind on the server too (settings.py: server_side_binding) and psycopg prepares their queries
+    after 5 runs on a connection; these hot reads do not wait for that. The cursor is still wrapped
+    by Django: logged, counted and error-mapped as usual. Only with the pool, whose connections go
+    straight to PostgreSQL: a transaction-mode pooler in between (DATABASE_POOL_MAX_SIZE=0 and
+    PgBouncer) may not keep prepared statements.
     """
     connection = connections[using]
     if connection.vendor != "postgresql" or not connection.settings_dict["OPTIONS"].get("pool"):

@@ -246,3 +246,19 @@ def test_production_settings_with_a_provider_pass_the_deploy_checks():
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Database ---------------------------------------------------------------------------------------
+POSTGRES = {"DATABASE_URL": "postgres://portal@db.corp.example:5432/portal"}
+
+
+def test_pooled_postgresql_binds_on_the_server_so_that_queries_are_prepared():
+    [options] = settings_of(POSTGRES, 'DATABASES["default"]["OPTIONS"]')
+
+    assert "'server_side_binding': True" in options and "'prepare_threshold': 5" in options
+
+
+def test_without_the_pool_nothing_is_prepared_for_a_pooler_in_between():
+    [options] = settings_of(POSTGRES | {"DATABASE_POOL_MAX_SIZE": "0"}, 'DATABASES["default"].get("OPTIONS", {})')
+
+    assert "server_side_binding" not in options and "prepare_threshold" not in options

@@ -1,4 +1,4 @@
-"""The run page's first poll: when runs of its action usually end, between one and ten seconds."""
+"""The run page's first poll: when runs of its action usually end, between one and five seconds."""
 
 from datetime import timedelta
 
@@ -61,7 +61,7 @@ def test_the_run_s_own_age_counts():
     assert first_poll_seconds(3.0, elapsed=60.0) == FIRST_POLL_MIN_SECONDS  # late: ask at once, as before
 
 
-def test_it_never_waits_more_than_ten_seconds_nor_less_than_one():
+def test_it_never_waits_more_than_five_seconds_nor_less_than_one():
     assert first_poll_seconds(600.0, elapsed=0.0) == FIRST_POLL_MAX_SECONDS
     assert first_poll_seconds(0.05, elapsed=0.0) == FIRST_POLL_MIN_SECONDS
 

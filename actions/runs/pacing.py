@@ -3,8 +3,8 @@
 A poll before the run can have ended costs a request and tells the employee nothing the page does
 not already say, so the page's first poll waits for the time this action's recent runs took from
 submit to final (read once a minute per process; every 5 s while the action has none), never less
-than a second, never more than ten (a run that takes minutes still shows its progress). After that
-the page backs off as before.
+than a second, never more than five, the page's longest wait between looks (a run that takes
+minutes still shows its progress within seconds). After that the page backs off as before.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.utils import timezone
 from actions.models import Run
 
 FIRST_POLL_MIN_SECONDS = 1.0  # the page's delay when nothing is known: what it always was
-FIRST_POLL_MAX_SECONDS = 10.0
+FIRST_POLL_MAX_SECONDS = 5.0  # the longest the page ever waits between looks at a run being sent
 # After the typical end, not at it: a run as fast as the median is then final at the first poll.
 FIRST_POLL_MARGIN_SECONDS = 0.25
 TYPICAL_SAMPLE = 20  # the action's latest finished runs the typical time is the median of

@@ -477,7 +477,16 @@ def login(session=None):
     """A requests session signed in as the bench employee (session cookie reused from then on)."""
     import requests
 
-    session = session or requests.Session()
+    if session is None:
+        from requests.adapters import HTTPAdapter
+        from urllib3.util import Retry
+
+        session = requests.Session()
+        # As a browser does: a GET sent on a kept-alive connection that gunicorn closed at that
+        # moment (its keep-alive is 2 s; the run page may wait longer between looks) is sent again
+        # once on a new connection. Never a POST.
+        retry = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods=frozenset({"GET"}))
+        session.mount("http://", HTTPAdapter(max_retries=retry))
     session.get(WEB_URL + "/login/", timeout=10).raise_for_status()
     token = session.cookies["csrftoken"]
     response = session.post(

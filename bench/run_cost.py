@@ -49,15 +49,15 @@ def polls_for(run_seconds: float, schedule: list[float]) -> int:
 
 
 def page_schedule(seconds: float = 600, first: float = 1.0) -> list[float]:
-    """The run page's delays between polls, in seconds: `first` (the page's data-first-poll-ms), then
-    x1.3 up to 5 s."""
+    """The run page's delays between polls, in seconds (`static/js/run-status.js`): `first` (the
+    page's data-first-poll-ms), then from 1 s x1.3 up to 5 s."""
     if first <= 0:
         raise ValueError(f"the first delay must be positive, not {first}")
-    delays, delay, total = [], first, 0.0
+    delays, delay, total = [first], 1.0, first
     while total < seconds:
+        delay = min(delay * 1.3, 5.0)
         delays.append(delay)
         total += delay
-        delay = min(delay * 1.3, 5.0)
     return delays
 
 

@@ -362,3 +362,38 @@ def test_an_engine_taken_from_the_action_counts_at_the_next_submit(alice_client,
 
     assert response.status_code == 200 and not Run.objects.exists()
     assert "IT has not enabled it for the Nexthink server your device reports to" in response.content.decode()
+
+
+def catalog_version():
+    from actions.models import CatalogVersion
+
+    return CatalogVersion.objects.filter(pk=1).values_list("number", flat=True).first()
+
+
+def test_an_engine_synced_unchanged_keeps_every_catalog_cache(db):
+    from actions.models import Engine
+
+    engine = Engine.objects.create(database_uid="e" * 32, name="EMEA", address="emea.example")
+    before = catalog_version()
+
+    engine.status = "connected"  # what the hourly sync writes
+    engine.last_synced_at = timezone.now()
+    engine.save()
+
+    assert catalog_version() == before
+
+
+def test_an_engine_s_new_uid_counts_at_the_next_submit(alice_client, action, alice):
+    from actions.models import Engine
+
+    engine = Engine.objects.create(database_uid="e" * 32, name="EMEA", address="emea.example")
+    make_device(alice, uid=UID, name="LAPTOP-ALICE", engine=engine)
+    action.engines.add(engine)
+    alice_client.get(reverse("action_detail", args=[action.slug]))  # cached with the Engine's old UID
+
+    engine.database_uid = "f" * 32
+    engine.save()
+    response = post(alice_client, action, Days="3", Folder="Temp")
+
+    assert response.status_code == 302
+    assert Run.objects.get().engine_uids == ["f" * 32]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group
 from django.db.models import F
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from actions.models import ActionParameter, CatalogVersion, Category, Engine, RemoteAction
@@ -30,7 +30,23 @@ def bump() -> None:
 # The action page's cached action (selectors.visible_action) holds its parameters and Engines.
 @receiver([post_save, post_delete], sender=ActionParameter, dispatch_uid="catalog-version-parameter")
 @receiver(m2m_changed, sender=RemoteAction.engines.through, dispatch_uid="catalog-version-engines")
-@receiver([post_save, post_delete], sender=Engine, dispatch_uid="catalog-version-engine")
+@receiver(post_delete, sender=Engine, dispatch_uid="catalog-version-engine")
 def _changed(**kwargs) -> None:
     if kwargs.get("action", "post_").startswith("post_"):  # m2m_changed: after the change, not before
+        bump()
+
+
+# An Engine counts for the cached action only by its database UID; the hourly sync saves every
+# Engine (its status, when it was synced), which must not empty every process's catalog caches.
+@receiver(pre_save, sender=Engine, dispatch_uid="catalog-version-engine-uid-read")
+def _engine_uid_before(instance: Engine, **kwargs) -> None:
+    instance._catalog_uid_changed = (
+        instance.pk is not None
+        and not Engine.objects.filter(pk=instance.pk, database_uid=instance.database_uid).exists()
+    )
+
+
+@receiver(post_save, sender=Engine, dispatch_uid="catalog-version-engine-uid")
+def _engine_uid_changed(instance: Engine, **kwargs) -> None:
+    if getattr(instance, "_catalog_uid_changed", False):
         bump()

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] && .venv/bin/python -c 'import psycopg_pool' 2>/dev/null || bin/venv
-for script in run_cost catalog_load dispatch_latency burst scale_out; do
+for script in run_cost request_cost catalog_load dispatch_latency burst scale_out; do
   echo
   echo "== bench/$script.py"
   timeout 900 .venv/bin/python "bench/$script.py"

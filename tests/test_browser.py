@@ -141,6 +141,9 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     phone.goto(reverse("catalog"))
     screenshot(phone, "catalog-phone")
     assert_fits_phone_width(phone)
+    # The keyboard steps below need the focus in `page`'s window, not the phone's page opened after
+    # it (seen once under CI load: the link had the focus of an "inactive" window).
+    page.bring_to_front()
     page.get_by_role("link", name="Clear Teams cache").click()
     expect(page).to_have_url(base + reverse("action_detail", args=[action.slug]))
     expect(page.get_by_text("Your device: LAPTOP-ALICE")).to_be_visible()
@@ -165,6 +168,8 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     phone.goto(reverse("action_detail", args=[action.slug]))
     screenshot(phone, "action-phone")
     assert_fits_phone_width(phone)
+    page.bring_to_front()  # the focus back in `page`'s window, on the button
+    expect(submit).to_be_focused()
     page.keyboard.press("Enter")
 
     # The run page, before any worker runs: queued in the embedded broker, and polling.

@@ -52,9 +52,11 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
 
-# Each process's own memory: the catalog's first-page rows and cards (keyed by what they hold, so
-# nothing is ever stale), the NXQL rest of a failing Engine. Room for a few thousand combinations of
-# groups before the oldest entries are dropped (Django's default keeps 300).
+# Each process's own memory: the catalog's first-page rows and cards and the action page's action
+# (keyed by the catalog's version or by what they hold, so never stale), Engine names (5 min), when
+# an action's runs usually end (1 min: the run page's first poll), the NXQL rest of a failing
+# Engine. Room for a few thousand combinations of groups before the oldest entries are dropped
+# (Django's default keeps 300).
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 5000}},
 }

@@ -12,7 +12,8 @@ from django.utils import timezone
 from actions.devices.ownership import device_for_user
 from actions.devices.resolution import resolve_devices_for
 from actions.models import Device, Engine, Run
-from actions.runs.dispatch import run_for_sending, still_allowed
+from actions.runs.dispatch import still_allowed
+from actions.runs.selectors import visible_and_owned
 from actions.runs.submit import run_submit
 from tests.factories import make_action, make_device
 
@@ -89,14 +90,14 @@ def test_at_dispatch_it_tells_whether_the_device_is_still_the_users(alice, bob, 
     device = make_device(alice)
     run = run_submit(user=alice, action=make_action(), device=device, params={})
 
-    assert run_for_sending(run.pk).device_owned is True
-    assert still_allowed(run_for_sending(run.pk)) is None
+    assert visible_and_owned(run.pk)[1] is True
+    assert still_allowed(run) is None
     assert security_events(security_log) == []
 
     Device.objects.filter(pk=device.pk).update(owner=bob)
 
-    assert run_for_sending(run.pk).device_owned is False  # the row is read again
-    assert still_allowed(run_for_sending(run.pk))[0] == "DEVICE_NOT_OWNED"
+    assert visible_and_owned(run.pk)[1] is False  # the row is read again
+    assert still_allowed(run)[0] == "DEVICE_NOT_OWNED"
     [event] = security_events(security_log)
     assert (event.event, event.stage, event.user, event.device) == ("device_not_owned", "dispatch", "alice", device.uid)
 

@@ -44,7 +44,7 @@ def run_dispatch(*, run_id) -> Outcome | None:
     """
     if not lifecycle.claim(run_id):
         return None
-    run = run_for_sending(run_id)
+    run = Run.objects.select_related("action", "device", "user", "requested_by").get(pk=run_id)
     log.info("run %s sending attempt %s of %s", run.pk, run.attempts, run.max_attempts)
     answers = []
     called = False
@@ -71,15 +71,6 @@ def run_dispatch(*, run_id) -> Outcome | None:
     return outcome if recorded else None
 
 
-def run_for_sending(run_id) -> Run:
-    """The claimed run with what the send-time re-checks need: `action_visible` (the action is enabled
-    and visible to the run's employee: the catalog's rule, actions.catalog.selectors) and
-    `device_owned` (the device's owner column still names them)."""
-    run = Run.objects.select_related("action", "device", "user", "requested_by").get(pk=run_id)
-    run.action_visible, run.device_owned = visible_and_owned(run.pk)
-    return run
-
-
 def release_db_connection() -> None:
     """Give this thread's database connection back (to the pool) before waiting on Nexthink.
 
@@ -92,20 +83,20 @@ def release_db_connection() -> None:
 
 
 def still_allowed(run: Run) -> tuple[str, str] | None:
-    """Re-check, at send time, what was checked at submit time: (code, employee's words) when refused.
-
-    `run` comes from run_for_sending (its `action_visible` and `device_owned`).
-    """
+    """Re-check, at send time, what was checked at submit time: (code, employee's words) when refused."""
     if run.action is None or not run.action.enabled:
         return "ACTION_WITHDRAWN", "IT withdrew this action before it was sent, so nothing was sent."
-    if run.requested_by_id is None and not (run.user.is_active and run.action_visible):
+    # The action still visible to the run's employee (the catalog's rule) and the device still theirs
+    # (its owner column), read now, in one query.
+    action_visible, device_owned = visible_and_owned(run.pk)
+    if run.requested_by_id is None and not (run.user.is_active and action_visible):
         return "ACTION_WITHDRAWN", "This action is no longer available to you, so nothing was sent."
     if run.requested_by_id is not None and not (
         run.requested_by.is_active and run.requested_by.has_perm("actions.run_action_on_any_device")
     ):
         return "ACTION_WITHDRAWN", "The IT staff member who asked for this may no longer do so, so nothing was sent."
     device_gone = run.device is None or run.device.uid != run.device_uid
-    if device_gone or not run.device_owned:
+    if device_gone or not device_owned:
         if not device_gone:  # e.g. a fresh NXQL answer moved the device to someone else since submit
             security_event(
                 "device_not_owned", user=run.user, device=run.device.uid, source_address="", stage="dispatch"

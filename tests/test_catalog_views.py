@@ -370,17 +370,15 @@ def catalog_version():
     return CatalogVersion.objects.filter(pk=1).values_list("number", flat=True).first()
 
 
-def test_an_engine_synced_unchanged_keeps_every_catalog_cache(db):
-    from actions.models import Engine
+def test_an_engine_sync_keeps_every_catalog_cache(use_simulator, db):
+    from actions.devices.engines import engines_sync
 
-    engine = Engine.objects.create(database_uid="e" * 32, name="EMEA", address="emea.example")
+    engines_sync()  # creates the Engines
     before = catalog_version()
 
-    engine.status = "connected"  # what the hourly sync writes
-    engine.last_synced_at = timezone.now()
-    engine.save()
+    result = engines_sync()  # what runs every hour: every Engine saved (status, sync time)
 
-    assert catalog_version() == before
+    assert result.unchanged and catalog_version() == before
 
 
 def test_an_engine_s_new_uid_counts_at_the_next_submit(alice_client, action, alice):

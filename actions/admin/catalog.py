@@ -76,8 +76,7 @@ def duplicate_action(action: RemoteAction) -> RemoteAction:
     for param in parameters:
         param.pk = None
         param.action = copy
-    ActionParameter.objects.bulk_create(parameters)
-    catalog_version.bump()  # bulk_create sends no signal
+    catalog_version.create_parameters(parameters)
     return copy
 
 
@@ -171,8 +170,7 @@ class RemoteActionAdmin(admin.ModelAdmin):
     @admin.action(description="Enable selected actions", permissions=["change"])
     def enable_actions(self, request, queryset):
         placeholders = [a for a in queryset if is_placeholder_uid(a.nexthink_uid)]
-        updated = queryset.exclude(pk__in=[a.pk for a in placeholders]).update(enabled=True)
-        catalog_version.bump()  # update() sends no signal: the catalog's first page must show it
+        updated = catalog_version.update(queryset.exclude(pk__in=[a.pk for a in placeholders]), enabled=True)
         self.message_user(request, f"Enabled {updated} action(s).", messages.SUCCESS)
         if placeholders:
             self.message_user(
@@ -184,8 +182,7 @@ class RemoteActionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Disable selected actions", permissions=["change"])
     def disable_actions(self, request, queryset):
-        updated = queryset.update(enabled=False)
-        catalog_version.bump()  # update() sends no signal: the catalog's first page must show it
+        updated = catalog_version.update(queryset, enabled=False)
         self.message_user(request, f"Disabled {updated} action(s).", messages.SUCCESS)
 
     @admin.action(description="Duplicate selected actions (as disabled copies)", permissions=["add"])

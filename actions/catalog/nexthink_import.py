@@ -108,8 +108,7 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
         action.save()
         for param in parameters:
             param.action = action
-        ActionParameter.objects.bulk_create(parameters)
-        catalog_version.bump()  # bulk_create sends no signal
+        catalog_version.create_parameters(parameters)
         return "created", []
 
     changes = []

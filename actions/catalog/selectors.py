@@ -61,10 +61,11 @@ def visibility_rule(user_id) -> Q:
 
 
 def visible_action(user, slug: str) -> RemoteAction | None:
-    """The action with this slug, with its parameters, if the user may see it; else None.
+    """The action with this slug, with its parameters and Engines, if the user may see it; else None.
 
-    The rule's query is compiled once per process (actions/compiled.py): the action page is on every
-    run's path, GET and POST.
+    The rule is checked on every call, in one query compiled once per process (actions/compiled.py)
+    that also reads the catalog's version; the action itself comes from the cache under that version.
+    The action page is on every run's path, GET and POST.
     """
     if not _active(user):
         return None
@@ -79,7 +80,7 @@ def visible_action(user, slug: str) -> RemoteAction | None:
     if action is None:
         action = RemoteAction.objects.prefetch_related("parameters", "engines").filter(pk=pk, enabled=True).first()
         if action is not None:
-            cache.set(key, action, OVERVIEW_CACHE_SECONDS)
+            cache.set(key, action, CATALOG_CACHE_SECONDS)
     return action
 
 
@@ -154,7 +155,7 @@ FEATURED_SHOWN = 12  # featured actions on the first page; more: "See all N feat
 PREVIEW_SHOWN = 6  # actions of each category on the first page
 PREVIEW_SECTIONS = 12  # categories with a preview; the others are links under "More categories"
 PAGE_SIZE = 48  # a category's page, a page of search results
-OVERVIEW_CACHE_SECONDS = 600  # only memory: a new catalog version is a new key
+CATALOG_CACHE_SECONDS = 600  # what is cached under the catalog version; only memory: a new version is a new key
 FEATURED, OTHER = "featured", "other"  # the ?category= values that are not a category's id
 _ID_MAX = 2_147_483_647  # PositiveIntegerField's largest value: a larger id names nothing
 
@@ -239,7 +240,7 @@ def catalog_overview_rows(user) -> list[tuple]:
     rows = cache.get(key)
     if rows is None:
         rows = compiled_rows(_overview_of, user.pk, shape=_overview_sql)
-        cache.set(key, rows, OVERVIEW_CACHE_SECONDS)
+        cache.set(key, rows, CATALOG_CACHE_SECONDS)
     return rows
 
 

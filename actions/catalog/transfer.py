@@ -243,8 +243,7 @@ def _import_action(entry: Any, report: ImportReport) -> str:
     action.parameters.all().delete()
     for param in parameters:
         param.action = action
-    ActionParameter.objects.bulk_create(parameters)
-    catalog_version.bump()  # bulk_create sends no signal
+    catalog_version.create_parameters(parameters)
     return "updated" if existing else "created"
 
 

@@ -1,18 +1,21 @@
 """The catalog's version: a number that changes, in the same transaction, with every change to what
-the catalog shows. The first page is cached under it (actions/catalog/selectors.py), so a curator's
-change shows on the next view, in every process, with nothing to invalidate.
+the catalog shows. The first page and the action page's action are cached under it
+(actions/catalog/selectors.py), so a curator's change shows on the next view, in every process,
+with nothing to invalidate.
 
 Every way the portal changes actions goes through a model's save or delete, or the groups' and
-Engines' m2m_changed, which these receivers hear; code that changes them with QuerySet.update() or
-bulk_create() (no signals) calls bump().
+Engines' m2m_changed, which these receivers hear; QuerySet.update() and bulk_create() send no
+signal, so the portal's code changes actions and parameters that way only through update() and
+create_parameters() below.
 Deleting a group removes its links to actions without m2m_changed: its post_delete bumps too.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.models import Group
-from django.db.models import F
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from actions.models import ActionParameter, CatalogVersion, Category, Engine, RemoteAction
@@ -21,6 +24,21 @@ from actions.models import ActionParameter, CatalogVersion, Category, Engine, Re
 def bump() -> None:
     if not CatalogVersion.objects.filter(pk=1).update(number=F("number") + 1):
         CatalogVersion.objects.get_or_create(pk=1, defaults={"number": 1})
+
+
+def update(actions: QuerySet[RemoteAction], **fields) -> int:
+    """QuerySet.update() on actions, which sends no signal: the version changes with it."""
+    with transaction.atomic():
+        count = actions.update(**fields)
+        bump()
+    return count
+
+
+def create_parameters(parameters: list[ActionParameter]) -> None:
+    """bulk_create() of actions' parameters, which sends no signal: the version changes with it."""
+    with transaction.atomic():
+        ActionParameter.objects.bulk_create(parameters)
+        bump()
 
 
 @receiver([post_save, post_delete], sender=RemoteAction, dispatch_uid="catalog-version-action")
@@ -36,17 +54,9 @@ def _changed(**kwargs) -> None:
         bump()
 
 
-# An Engine counts for the cached action only by its database UID; the hourly sync saves every
-# Engine (its status, when it was synced), which must not empty every process's catalog caches.
-@receiver(pre_save, sender=Engine, dispatch_uid="catalog-version-engine-uid-read")
-def _engine_uid_before(instance: Engine, **kwargs) -> None:
-    instance._catalog_uid_changed = (
-        instance.pk is not None
-        and not Engine.objects.filter(pk=instance.pk, database_uid=instance.database_uid).exists()
-    )
-
-
-@receiver(post_save, sender=Engine, dispatch_uid="catalog-version-engine-uid")
-def _engine_uid_changed(instance: Engine, **kwargs) -> None:
-    if getattr(instance, "_catalog_uid_changed", False):
+@receiver(post_save, sender=Engine, dispatch_uid="catalog-version-engine-saved")
+def _engine_saved(update_fields=None, **kwargs) -> None:
+    # An Engine counts for the cached action only by its database UID: the hourly sync, which saves
+    # every Engine's status and sync time by name, must not empty every process's catalog caches.
+    if update_fields is None or "database_uid" in update_fields:
         bump()

@@ -82,7 +82,7 @@ def engines_sync(*, client: ActClient | None = None) -> EngineSyncResult:
             for key, value in values.items():
                 setattr(engine, key, value)
             engine.last_synced_at = now
-            engine.save()
+            engine.save(update_fields=[*values, "last_synced_at"])  # found by its UID: never changes it
             (result.updated if changed else result.unchanged).append(engine.name)
         gone = Engine.objects.exclude(database_uid__in=listed).exclude(status=ENGINE_NOT_LISTED)
         result.not_listed = list(gone.values_list("name", flat=True))

@@ -64,8 +64,7 @@ class Command(BaseCommand):
             listed = [parse_remote_action(item) for item in simulator_infinity.load_config()["remote_actions"]]
             new = [action for action in listed if action is not None and action.id not in known]
             report = remote_actions_import(new)
-            RemoteAction.objects.filter(nql_id__in=[action.id for action in new]).update(enabled=True)
-            catalog_version.bump()  # update() sends no signal
+            catalog_version.update(RemoteAction.objects.filter(nql_id__in=[a.id for a in new]), enabled=True)
         if report.rejected:
             raise CommandError(f"The demo actions were rejected: {report.rejected}")
         self.stdout.write(

@@ -27,8 +27,6 @@ def pages(run_id: str) -> list[tuple[str, str, dict]]:
 
 
 def measure(session, web, url: str, headers: dict, count: int) -> dict[str, float]:
-    for _ in range(20):  # warm: this process's caches and compiled queries, the connection
-        session.get(url, headers=headers, timeout=30)
     postgres = h.BackendCpu()
     before = h.cpu_seconds(h.process_tree(web.pid))
     for _ in range(count):
@@ -57,9 +55,13 @@ def main() -> None:
     run_id = h.submit_form(session, data)
     h.wait_final([run_id], timeout=60)
     worker.stop()
-    results = {name: [] for name, _, _ in pages(run_id)}
+    measured = pages(run_id)
+    for _name, url, headers in measured:
+        for _ in range(20):  # warm, once: every web process's caches and compiled queries, the connection
+            session.get(url, headers=headers, timeout=30)
+    results = {name: [] for name, _, _ in measured}
     for _ in range(reps):
-        for name, url, headers in pages(run_id):
+        for name, url, headers in measured:
             results[name].append(measure(session, web, url, headers, count))
     medians = {
         name: {key: h.median([r[key] for r in reps_of]) for key in ("gunicorn_ms", "postgres_ms")}

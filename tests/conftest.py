@@ -83,6 +83,17 @@ def admin_user(db):
 
 
 @pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def finance(db):
+    return Group.objects.create(name="Finance")
+
+
+@pytest.fixture
 def staff_group(db):
     return Group.objects.create(name="Field staff")
 

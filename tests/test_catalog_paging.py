@@ -17,17 +17,6 @@ from actions.models import Category, RemoteAction
 CARD = re.compile(r'<li class="card action-card">.*?<h3><a href="/actions/([\w-]+)/">', re.S)
 
 
-@pytest.fixture
-def finance(db):
-    return Group.objects.create(name="Finance")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def bulk(n, *, start=0, prefix="Bulk", **fields) -> list[RemoteAction]:
     """`n` enabled actions in one query, named and ordered by their number (bulk_create sends no
     signal, so the catalog's version is moved by hand, as code that changes actions in bulk must)."""
@@ -413,8 +402,11 @@ def test_the_first_page_and_category_pages_are_compiled_once(alice_client, bob, 
 
     category = categories(1)[0]
     bulk(SMALL_CATALOG + 20, category=category)
+    monkeypatch.setattr(compiled, "_compiled", {})
     alice_client.get(reverse("catalog"))
     alice_client.get(reverse("catalog"), {"category": category.pk})
+    # The views went through compiled_rows: their queries are in its cache now.
+    assert {build.__name__ for build, _vendor in compiled._compiled} >= {"_overview_of", "_category_page_of"}
     compiles = []
     real = compiled._compile
     monkeypatch.setattr(compiled, "_compile", lambda *args: compiles.append(args[0]) or real(*args))

@@ -31,12 +31,6 @@ def laptop(alice):
     return make_device(alice, uid=UID, name="LAPTOP-ALICE", last_seen_at=timezone.now() - timedelta(minutes=5))
 
 
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def post(client, action, **values):
     return client.post(action.get_absolute_url(), {"device": UID, "idempotency_key": KEY} | values)
 

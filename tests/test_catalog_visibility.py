@@ -1,17 +1,12 @@
 """Who sees which action: enabled, and no groups or one of the user's groups; the rest is a 404."""
 
 import pytest
-from django.contrib.auth.models import AnonymousUser, Group
+from django.contrib.auth.models import AnonymousUser
 from django.urls import reverse
 
 from actions.catalog.selectors import actions_visible_to, catalog_sections, visible_action
 from actions.models import Category, Run
-from tests.factories import make_action, make_device
-
-
-@pytest.fixture
-def finance(db):
-    return Group.objects.create(name="Finance")
+from tests.factories import make_action, make_device, make_parameter
 
 
 def visible_names(user):
@@ -53,6 +48,7 @@ def test_it_hides_everything_from_anonymous_and_inactive_users(alice):
 
 def test_the_action_page_lookup_applies_the_same_rule_for_every_user(alice, bob, finance):
     restricted = make_action(name="Reset SAP cache", slug="reset-sap")
+    make_parameter(restricted, name="Mode")
     restricted.groups.add(finance)
     alice.groups.add(finance)
     make_action(name="Off", slug="off", enabled=False)
@@ -61,7 +57,7 @@ def test_the_action_page_lookup_applies_the_same_rule_for_every_user(alice, bob,
     assert visible_action(alice, "reset-sap") == restricted
     assert visible_action(bob, "reset-sap") is None
     assert visible_action(alice, "off") is None
-    assert [p.name for p in visible_action(alice, "reset-sap").parameters.all()] == []
+    assert [p.name for p in visible_action(alice, "reset-sap").parameters.all()] == ["Mode"]
     alice.is_active = False
     assert visible_action(alice, "reset-sap") is None
     assert visible_action(AnonymousUser(), "reset-sap") is None

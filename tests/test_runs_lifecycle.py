@@ -374,6 +374,52 @@ def test_the_reaper_says_nothing_of_a_run_another_step_decided_first(
     assert not RunAttempt.objects.filter(run=stuck).exists()
 
 
+def test_not_sent_in_time_never_catches_a_run_a_worker_just_claimed(alice, action, laptop, settings, monkeypatch):
+    from actions.runs import lifecycle
+
+    run = submit(alice, action, laptop)
+    too_old = timezone.now() - timedelta(seconds=settings.RUN_QUEUE_MAX_AGE_SECONDS + 60)
+    Run.objects.filter(pk=run.pk).update(created_at=too_old)
+    real = lifecycle.reap
+
+    def a_worker_claims_it_first(pk, verdict, **kwargs):
+        # Between the reaper's read and its move, a worker claims the run and calls Nexthink.
+        assert lifecycle.claim(pk)
+        return real(pk, verdict, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "reap", a_worker_claims_it_first)
+    report = runs_reap()
+
+    assert report.expired == 0
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (Status.SENDING, "")
+    # The worker's real answer is then recorded, not dropped.
+    assert lifecycle.record(run, lifecycle.Outcome(Status.SENT)) is True
+    assert Run.objects.get(pk=run.pk).status == Status.SENT
+
+
+def test_worker_lost_never_catches_a_run_already_following(alice, action, laptop, settings, monkeypatch):
+    from actions.nexthink.platform import Sent
+    from actions.runs import lifecycle
+
+    run = submit(alice, action, laptop)
+    assert lifecycle.claim(run.pk)
+    Run.objects.filter(pk=run.pk).update(sending_at=timezone.now() - timedelta(hours=2))
+    real = lifecycle.reap
+
+    def nexthink_accepts_it_first(pk, verdict, **kwargs):
+        # Between the reaper's read and its move, the worker records Infinity's acceptance.
+        sent = lifecycle.outcome_of_sent(Sent(request_id="req-1", expires_in_minutes=60))
+        assert lifecycle.record(Run.objects.get(pk=pk), sent)
+        return real(pk, verdict, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "reap", nexthink_accepts_it_first)
+    report = runs_reap()
+
+    assert report.marked_unknown == 0
+    assert Run.objects.get(pk=run.pk).status == Status.FOLLOWING
+
+
 # --- Review follow-ups ---------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_double_submits_make_one_run(alice, laptop):

@@ -60,10 +60,22 @@ def test_final_statuses_have_no_way_out():
     assert set(TRANSITIONS) == set(Status.values)
 
 
-def test_a_move_the_table_does_not_allow_changes_nothing(alice, action, laptop):
+def test_a_move_from_a_status_the_run_has_left_changes_nothing(alice, action, laptop):
     run = submit(alice, action, laptop)
 
-    assert transition(run.pk, Status.SENT) is False  # queued cannot become sent without being sent
+    assert transition(run.pk, Status.SENT, leaving=(Status.SENDING,)) is False  # it is still queued
+    assert Run.objects.get(pk=run.pk).status == Status.QUEUED
+
+
+def test_every_move_names_the_statuses_it_leaves(alice, action, laptop):
+    run = submit(alice, action, laptop)
+
+    with pytest.raises(TypeError):
+        transition(run.pk, Status.FAILED)  # no default "any status the table allows"
+    with pytest.raises(ValueError, match="must name"):
+        transition(run.pk, Status.FAILED, leaving=())
+    with pytest.raises(ValueError, match="no move from queued"):
+        transition(run.pk, Status.SENT, leaving=(Status.QUEUED,))  # queued cannot become sent unsent
     assert Run.objects.get(pk=run.pk).status == Status.QUEUED
 
 

@@ -28,8 +28,10 @@ def runs_follow_up() -> int:
     """Read the device's result of every due run; returns how many were read."""
     due = Run.objects.filter(status=Status.FOLLOWING, next_check_at__lte=Now()).order_by("next_check_at")
     read = 0
-    for pk, next_check_at in due.values_list("pk", "next_check_at")[:BATCH]:
-        claimed = Run.objects.filter(pk=pk, status=Status.FOLLOWING, next_check_at=next_check_at).update(
+    for pk in due.values_list("pk", flat=True)[:BATCH]:
+        # Claimed while still due: the first pass moves the next look past now, and a second one no
+        # longer finds it due (no equality on a time the database's clock wrote: see the reaper).
+        claimed = Run.objects.filter(pk=pk, status=Status.FOLLOWING, next_check_at__lte=Now()).update(
             next_check_at=lifecycle.in_seconds(LEASE_SECONDS)
         )
         if claimed:

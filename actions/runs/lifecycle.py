@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -74,10 +74,6 @@ CODE_LENGTH = Run._meta.get_field("error_code").max_length
 MESSAGE_LENGTH = 2000
 
 
-def sources_of(target: str) -> list[str]:
-    return [status for status, targets in TRANSITIONS.items() if target in targets]
-
-
 def clip(value: object, length: int) -> str:
     """Text from outside, safe to store: no NUL (PostgreSQL refuses it), at most `length` characters."""
     return str(value or "").replace("\x00", "")[:length]
@@ -86,27 +82,39 @@ def clip(value: object, length: int) -> str:
 # --- Moves ---------------------------------------------------------------------------------------
 
 
-def transition_many(runs: Q, to: str, **fields) -> int:
-    """Move every run matching `runs` that may go to `to`; returns how many moved.
-
-    Stamps ``sending_at`` or ``finished_at`` with the database's clock.
-    """
+def check_move(leaving: Collection[str], to: str) -> None:
+    """Refuse, as a programming error, a move whose sources are not named or not allowed by TRANSITIONS."""
     if to not in TRANSITIONS:
         raise ValueError(f"unknown status {to!r}")
+    if isinstance(leaving, str) or not leaving:
+        raise ValueError(f"a move to {to!r} must name the statuses it leaves")
+    wrong = sorted(str(status) for status in leaving if to not in TRANSITIONS.get(status, ()))
+    if wrong:
+        raise ValueError(f"no move from {', '.join(wrong)} to {to!r}")
+
+
+def transition_many(runs: Q, to: str, *, leaving: Collection[str], **fields) -> int:
+    """Move every run matching `runs` whose status is one of `leaving` to `to`; returns how many moved.
+
+    Every caller names the statuses it knows it may take a run from: the reaper's "not sent in
+    time" can then never catch a run a worker claimed a moment earlier. Stamps ``sending_at`` or
+    ``finished_at`` with the database's clock.
+    """
+    check_move(leaving, to)
     stamped = dict(fields)
     if to == Status.SENDING:
         stamped.setdefault("sending_at", Now())
     if to in FINAL:
         stamped.setdefault("finished_at", Now())
-    return Run.objects.filter(runs, status__in=sources_of(to)).update(status=to, **stamped)
+    return Run.objects.filter(runs, status__in=list(leaving)).update(status=to, **stamped)
 
 
-def transition(run_id, to: str, *, where: Q | None = None, **fields) -> bool:
-    """Move one run to `to` if its status allows it (and `where` holds). False: nothing changed.
+def transition(run_id, to: str, *, leaving: Collection[str], where: Q | None = None, **fields) -> bool:
+    """Move one run from one of `leaving` to `to` (if `where` holds too). False: nothing changed.
 
     A run that ends is followed up: its employee hears of it if they left its page (notify.py).
     """
-    moved = transition_many(Q(pk=run_id) & (where or Q()), to, **fields) == 1
+    moved = transition_many(Q(pk=run_id) & (where or Q()), to, leaving=leaving, **fields) == 1
     if not moved:
         log.info("run %s not moved to %s: another step decided first", run_id, to)
     elif to in FINAL:
@@ -114,10 +122,13 @@ def transition(run_id, to: str, *, where: Q | None = None, **fields) -> bool:
     return moved
 
 
+UNSENT = (Status.QUEUED, Status.RETRYING)
+
+
 def claim(run_id) -> bool:
     """queued/retrying → sending, for exactly one caller, and not before a retry is due."""
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
-    return transition(run_id, Status.SENDING, where=due, attempts=F("attempts") + 1)
+    return transition(run_id, Status.SENDING, leaving=UNSENT, where=due, attempts=F("attempts") + 1)
 
 
 def database_now() -> datetime:
@@ -378,7 +389,7 @@ def record(run: Run, outcome: Outcome, answers: Iterable[EngineAnswer] = ()) -> 
     if outcome.retried:
         fields["next_attempt_at"] = in_seconds(outcome.retry_in)
     with transaction.atomic():
-        if not transition(run.pk, outcome.status, where=Q(status=Status.SENDING), **fields):
+        if not transition(run.pk, outcome.status, leaving=(Status.SENDING,), **fields):
             log.warning(
                 "run %s: late outcome %s dropped (%s); answers: %s",
                 run.pk,
@@ -416,7 +427,7 @@ def record_follow_up(run: Run, outcome: Outcome | None, result: DeviceResult | N
         moved = transition(
             run.pk,
             outcome.status,
-            where=Q(status=Status.FOLLOWING),
+            leaving=(Status.FOLLOWING,),
             error_code=clip(outcome.code, CODE_LENGTH),
             error_kind=outcome.kind,
             error_message=clip(outcome.message, MESSAGE_LENGTH),
@@ -474,11 +485,12 @@ def forget_engine_names(**_kwargs) -> None:
     cache.delete(ENGINE_NAMES_KEY)
 
 
-def reap(run_id, verdict: Outcome, *, where: Q | None = None) -> bool:
-    """The reaper's verdict on a run, if it may still take it."""
+def reap(run_id, verdict: Outcome, *, leaving: Collection[str], where: Q | None = None) -> bool:
+    """The reaper's verdict on a run, if it is still in one of `leaving` (and `where` holds)."""
     return transition(
         run_id,
         verdict.status,
+        leaving=leaving,
         where=where,
         error_code=verdict.code,
         error_kind=verdict.kind,

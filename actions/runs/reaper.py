@@ -47,13 +47,14 @@ def _expire_unsent() -> int:
     """A run that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fails, rather than go out hours late."""
     too_old = Now() - timedelta(seconds=settings.RUN_QUEUE_MAX_AGE_SECONDS)
     pks = list(
-        Run.objects.filter(status__in=[Status.QUEUED, Status.RETRYING], created_at__lt=too_old).values_list(
-            "pk", flat=True
-        )[:BATCH]
+        Run.objects.filter(status__in=lifecycle.UNSENT, created_at__lt=too_old).values_list("pk", flat=True)[:BATCH]
     )
     if not pks:
         return 0
-    expired = sum(lifecycle.reap(pk, lifecycle.NOT_SENT) for pk in pks)
+    # Still unsent and still too old at the moment of the move: a run a worker claimed since the
+    # read above is "sending" and is left to its worker.
+    still_unsent = Q(created_at__lt=too_old)
+    expired = sum(lifecycle.reap(pk, lifecycle.NOT_SENT, leaving=lifecycle.UNSENT, where=still_unsent) for pk in pks)
     log.warning("reaper: %s run(s) failed: not sent within %s s", expired, settings.RUN_QUEUE_MAX_AGE_SECONDS)
     return expired
 
@@ -76,9 +77,12 @@ def _mark_stuck_sending() -> int:
     for pk, sending_at, timeout, attempts in rows:
         if sending_at + timedelta(seconds=timeout + grace) > now:
             continue
-        # Only this very attempt: a run claimed again since (a new sending_at) is left alone.
+        # Only this very attempt, still sending: a run claimed again since (its attempts counted on)
+        # or answered meanwhile is left alone. The attempt number, not sending_at, names the attempt:
+        # the database's clock writes sending_at (on SQLite as millisecond text that never equals a
+        # value read back and written again by Python).
         with transaction.atomic():
-            if lifecycle.reap(pk, lifecycle.WORKER_LOST, where=Q(sending_at=sending_at)):
+            if lifecycle.reap(pk, lifecycle.WORKER_LOST, leaving=(Status.SENDING,), where=Q(attempts=attempts)):
                 marked += 1
                 lifecycle.log_attempt(pk, number=attempts, started_at=sending_at, outcome="worker_lost")
                 log.warning("run %s unknown: still sending after %s s", pk, timeout + grace)

@@ -208,6 +208,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CONCURRENCY = config.get_int("CELERY_WORKER_CONCURRENCY", 8 if DEBUG else 100, minimum=1, maximum=1000)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CONSUMER = "portal.reconnect:Consumer"  # back within 2 s of the broker's return
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 # A broker that is down at submit time must not hold the employee's request for long: the run is
 # stored as queued and the reaper sends it.
@@ -242,13 +243,16 @@ RUN_RATE_LIMIT_COUNT = config.get_int("RUN_RATE_LIMIT_COUNT", 10, minimum=1)
 RUN_RATE_LIMIT_WINDOW_SECONDS = config.get_int("RUN_RATE_LIMIT_WINDOW_SECONDS", 600, minimum=1, maximum=86400)
 RUN_RETRY_BASE_SECONDS = 2
 RUN_RETRY_MAX_SECONDS = 60
-# The reaper re-enqueues runs left queued (or overdue for a retry) this long: the broker lost them.
-RUN_REQUEUE_AFTER_SECONDS = 120
+# The reaper re-enqueues runs handed to the broker this long ago and still not claimed (overdue for
+# a retry), unless the broker holds as many waiting messages: the broker lost them.
+RUN_REQUEUE_AFTER_SECONDS = 10
 # ...and marks runs still sending after their timeout + margins + this grace as outcome unknown.
 RUN_SENDING_GRACE_SECONDS = 30
 # ...and fails runs that could not be sent for this long, rather than send them hours late.
 RUN_QUEUE_MAX_AGE_SECONDS = config.get_int("RUN_QUEUE_MAX_AGE_SECONDS", 3600, minimum=60)
-REAPER_INTERVAL_SECONDS = 60
+# Every pass reads in-flight runs only (a few indexed queries): often enough that a run the broker
+# could not take goes out within seconds of its return.
+REAPER_INTERVAL_SECONDS = 5
 # Infinity: how often beat looks for runs whose device result is due to be read again.
 FOLLOW_UP_INTERVAL_SECONDS = 10
 ENGINE_SYNC_INTERVAL_SECONDS = config.get_int("ENGINE_SYNC_INTERVAL_SECONDS", 3600, minimum=60)

@@ -21,7 +21,7 @@ from actions.models import Heartbeat, Run
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import run_submit
 from tests.factories import EMEA, make_device, make_sim_action
-from tests.worker import Worker, wait_for
+from tests.worker import Beat, Worker, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 REDIS_SERVER = shutil.which("redis-server")
@@ -75,9 +75,8 @@ def own_redis(request, tmp_path):
 
 
 def test_a_redis_restart_does_not_stop_the_worker(
-    alice, own_redis, use_simulator, inject_fault, sim_requests, tmp_path, settings
+    alice, own_redis, use_broker, use_simulator, inject_fault, sim_requests, tmp_path, settings
 ):
-    settings.RUN_REQUEUE_AFTER_SECONDS = 1  # the reaper below re-sends what the restart lost, at once
     broker = f"redis://127.0.0.1:{own_redis.port}/0"
     action = make_sim_action()
     action.engines.create(database_uid=EMEA, name="engine-emea")
@@ -85,10 +84,7 @@ def test_a_redis_restart_does_not_stop_the_worker(
     inject_fault("latency", seconds=4)  # the first run: in flight while Redis restarts
     worker = Worker(use_simulator.url, tmp_path / "worker.log", broker_url=broker)
     try:
-        from portal.celery import app
-
-        app.conf.broker_url = broker
-        app._pool = app.amqp._producer_pool = None
+        use_broker(broker)
         in_flight = run_submit(user=alice, action=action, device=device, params={})
         wait_for(lambda: Run.objects.get(pk=in_flight.pk).status == Run.Status.SENDING)
         inject_fault("html_503", times=1)  # the second run: refused once, so a retry waits on its countdown
@@ -131,3 +127,51 @@ def unacknowledged_run_ids(broker: str) -> list[str]:
         if message["headers"]["task"] == "actions.tasks.dispatch_run":
             run_ids.append(json.loads(base64.b64decode(message["body"]))[0][0])
     return run_ids
+
+
+@pytest.fixture
+def forgetful_redis(tmp_path):
+    """A redis-server of this test's own that loses everything when it stops."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    server = OwnRedis(free_port(), tmp_path, keeps_data=False)
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.kill()
+
+
+def test_runs_wait_out_a_redis_outage_and_go_out_once_when_it_is_back(
+    alice, forgetful_redis, use_broker, use_simulator, sim_requests, tmp_path
+):
+    """Nothing in the test calls the reaper: beat and the worker, as deployed, send both runs."""
+    broker = f"redis://127.0.0.1:{forgetful_redis.port}/0"
+    use_broker(broker)
+    action = make_sim_action()
+    action.engines.create(database_uid=EMEA, name="engine-emea")
+    beat = Beat(use_simulator.url, tmp_path / "beat.log", broker_url=broker)
+    worker = None
+    try:
+        # A run handed to Redis with no worker to take it, then lost in a restart.
+        handed = run_submit(user=alice, action=action, device=make_device(alice), params={})
+        assert handed.enqueued is True
+        forgetful_redis.kill()
+        forgetful_redis.start()
+        worker = Worker(use_simulator.url, tmp_path / "worker.log", broker_url=broker)
+
+        forgetful_redis.kill()  # with the worker and beat running
+        during = run_submit(user=alice, action=action, device=make_device(alice), params={})
+        assert during.enqueued is False  # stored all the same: the database is the truth
+        assert Run.objects.get(pk=during.pk).enqueued_at is None
+        forgetful_redis.start()
+
+        wait_for(lambda: Run.objects.filter(pk__in=[handed.pk, during.pk], status=Run.Status.SENT).count() == 2, 120)
+    finally:
+        if worker:
+            worker.stop()
+        beat.stop()
+        print((tmp_path / "beat.log").read_text())
+
+    sent = [r["body"]["requestUid"] for r in sim_requests()]
+    assert sorted(sent) == sorted([str(handed.pk), str(during.pk)])  # each once
+    assert worker.process.returncode in (0, -15) and beat.process.returncode in (0, -15)  # both lived through it

@@ -4,6 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -100,6 +101,49 @@ def test_it_keeps_the_run_queued_when_the_broker_is_down(
     stored = Run.objects.get(pk=run.pk)
     assert stored.status == Status.QUEUED
     assert stored.enqueued_at is None  # never handed over: the reaper sends it without waiting on a backlog
+
+
+def test_a_run_the_broker_never_took_goes_out_at_the_next_pass_however_young(
+    alice, action, laptop, django_capture_on_commit_callbacks, use_broker, broker_queue
+):
+    use_broker(BROKER_DOWN)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = submit(alice, action, laptop)
+    use_broker(settings.CELERY_BROKER_URL)  # the broker is back
+
+    assert runs_reap().requeued == 1  # seconds after submit: no age to wait out
+    assert broker_queue() == [str(run.pk)]
+    assert Run.objects.get(pk=run.pk).enqueued_at is not None
+    assert runs_reap().requeued == 0  # and one copy only
+
+
+def test_a_retry_the_broker_could_not_take_is_handed_over_when_due(alice, action, laptop, use_broker):
+    from actions.runs.dispatch import run_enqueue
+
+    run = submit(alice, action, laptop)
+    Run.objects.filter(pk=run.pk).update(status=Status.RETRYING, next_attempt_at=timezone.now())
+    use_broker(BROKER_DOWN)
+
+    assert run_enqueue(run_id=run.pk, countdown=1) is False
+
+    assert Run.objects.get(pk=run.pk).enqueued_at is None  # the reaper's next pass sends it
+
+
+def test_two_reaper_passes_at_once_hand_a_run_over_once(alice, action, laptop, broker_queue, monkeypatch):
+    from actions.runs import reaper
+
+    run = submit(alice, action, laptop)
+    Run.objects.filter(pk=run.pk).update(enqueued_at=None)
+    real = reaper.run_enqueue
+
+    def another_pass_meanwhile(**kwargs):
+        assert reaper._hand_over(run.pk) is False  # the other pass finds it stamped
+        return real(**kwargs)
+
+    monkeypatch.setattr(reaper, "run_enqueue", another_pass_meanwhile)
+
+    assert runs_reap().requeued == 1
+    assert broker_queue() == [str(run.pk)]
 
 
 def test_a_double_submitted_form_makes_one_run(alice, action, laptop):

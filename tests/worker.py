@@ -62,29 +62,24 @@ class Worker:
         )
         self.log_path = log_path
         self.log = log_path.open("w")
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
+        command = self.command(log_path)
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while self.ready_line not in log_path.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop(signal.SIGKILL)
+                raise RuntimeError("the worker did not start:\n" + log_path.read_text())
+            time.sleep(0.2)
+
+    ready_line = "ready."
+
+    def command(self, log_path: Path) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "threads", "--concurrency", "4"] + [
             "--without-gossip",
             "--without-mingle",
             "--loglevel",
             "INFO",
         ]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while "ready." not in log_path.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop(signal.SIGKILL)
-                raise RuntimeError("the worker did not start:\n" + log_path.read_text())
-            time.sleep(0.2)
 
     def stop(self, sig=signal.SIGTERM):
         if self.process.poll() is None:
@@ -96,3 +91,16 @@ class Worker:
                 self.process.wait()
         if not self.log.closed:
             self.log.close()
+
+
+class Beat(Worker):
+    """`celery -A portal beat` in a subprocess, its schedule file beside its log; ready once it ticks."""
+
+    ready_line = "beat: Starting..."
+
+    def command(self, log_path: Path) -> list[str]:
+        schedule = log_path.with_suffix(".schedule")
+        return [sys.executable, "-m", "celery", "-A", "portal", "beat", "--schedule", str(schedule)] + [
+            "--loglevel",
+            "INFO",
+        ]

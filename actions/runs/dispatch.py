@@ -29,6 +29,8 @@ def run_enqueue(*, run_id, countdown: float | None = None, stamp: bool = True) -
         dispatch_run.apply_async((str(run_id),), countdown=countdown)
     except Exception:  # kombu raises many types for a broker that is down; the run stays stored
         log.warning("run %s could not be enqueued; the reaper will send it", run_id, exc_info=True)
+        # No message carries it: the reaper's next pass after the broker is back hands it over.
+        Run.objects.filter(pk=run_id).update(enqueued_at=None)
         return False
     if stamp:
         Run.objects.filter(pk=run_id).update(enqueued_at=Now())

@@ -1,10 +1,12 @@
-"""The reaper (beat, every REAPER_INTERVAL_SECONDS): no run stays silently stuck.
+"""The reaper (beat, every REAPER_INTERVAL_SECONDS, a few seconds): no run stays silently stuck.
 
 - runs that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fail ("nothing was sent");
 - runs in "sending" far longer than their call can take are marked unknown (the worker died);
-- runs due to be sent whose message the broker lost are handed to it again, once: while the
-  broker still holds as many waiting messages as there are such runs, they are only waiting in a
-  backlog, and another copy would only multiply the backlog.
+- runs due to be sent that no broker message carries are handed to it (again): at the first pass
+  after the broker is back for those it never took, and, for those whose message it lost, once the
+  waiting messages are fewer than those runs (a backlog is left alone, not multiplied).
+
+Each pass is a few indexed reads of in-flight runs only, so it can run every few seconds.
 """
 
 from __future__ import annotations
@@ -90,21 +92,38 @@ def _mark_stuck_sending() -> int:
 
 
 def _requeue_lost() -> int:
-    """Hand runs due to be sent to the broker again when it can no longer be holding their messages."""
+    """Hand to the broker every run due to be sent that no message carries.
+
+    The database is the truth about what must be sent. A run the broker never took (it was down at
+    submit, or when a retry was planned) has no `enqueued_at`: it goes out at the first pass after
+    the broker is back. A run handed over RUN_REQUEUE_AFTER_SECONDS ago and still not claimed lost
+    its message (a Redis restart without persistence), unless the broker still holds at least as
+    many waiting messages as there are such runs: then they only wait in a backlog, and another copy
+    each would double it. Messages are counted before the runs are read again, so a backlog that
+    drains meanwhile cannot look like a loss.
+    """
     stale = Now() - timedelta(seconds=settings.RUN_REQUEUE_AFTER_SECONDS)
-    due = Q(status=Status.QUEUED, created_at__lt=stale) | Q(status=Status.RETRYING, next_attempt_at__lt=stale)
-    not_recently_enqueued = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
-    rows = list(Run.objects.filter(due & not_recently_enqueued).values_list("pk", "enqueued_at")[:BATCH])
-    if not rows:
-        return 0
-    never_handed = [pk for pk, enqueued_at in rows if enqueued_at is None]
-    handed = [pk for pk, enqueued_at in rows if enqueued_at is not None]
-    if handed:
+    due = Q(status=Status.QUEUED) | Q(status=Status.RETRYING, next_attempt_at__lte=Now())
+    never_handed = list(Run.objects.filter(due, enqueued_at__isnull=True).values_list("pk", flat=True)[:BATCH])
+    overdue = (Q(status=Status.QUEUED) | Q(status=Status.RETRYING, next_attempt_at__lt=stale)) & Q(
+        enqueued_at__lt=stale
+    )
+    handed = []
+    if Run.objects.filter(overdue).exists():
         waiting = waiting_messages()
+        handed = list(Run.objects.filter(overdue).values_list("pk", flat=True)[:BATCH])
         if waiting is None or waiting >= len(handed):
-            # Broker unreachable, or enough messages waiting to be theirs: a backlog, not a loss.
-            handed = []
-    return sum(run_enqueue(run_id=pk) for pk in never_handed + handed)
+            handed = []  # broker unreachable, or enough messages waiting to be theirs: a backlog, not a loss
+    return sum(_hand_over(pk) for pk in never_handed + handed)
+
+
+def _hand_over(pk) -> bool:
+    """Stamp, then publish, so that two passes at once (a slow pass and the next) send one copy."""
+    stale = Now() - timedelta(seconds=settings.RUN_REQUEUE_AFTER_SECONDS)
+    not_recently = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
+    if not Run.objects.filter(not_recently, pk=pk, status__in=lifecycle.UNSENT).update(enqueued_at=Now()):
+        return False
+    return run_enqueue(run_id=pk, stamp=False)
 
 
 def waiting_messages() -> int | None:

@@ -101,9 +101,7 @@ def run_submit(
 
 
 def _enqueue_after_commit(run: Run) -> None:
-    run.enqueued = run_enqueue(run_id=run.pk, stamp=False)
-    if not run.enqueued:
-        Run.objects.filter(pk=run.pk).update(enqueued_at=None)  # never handed over: the reaper sends it
+    run.enqueued = run_enqueue(run_id=run.pk, stamp=False)  # refused: enqueued_at cleared, the reaper sends it
 
 
 def target_engines(action: RemoteAction, device: Device) -> list[str]:

@@ -4,7 +4,6 @@ import base64
 import json
 import logging
 import socket
-import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
+from tests.conftest import requests_received
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 NOT_MANUAL = "e6bb97be-0957-49e0-9922-1a684d093858"
@@ -361,76 +361,18 @@ def test_listing_engines_with_bad_credentials_is_permanent(simulator):
 
 
 # --- TLS -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl."""
-    folder = tmp_path_factory.mktemp("tls")
-
-    def openssl(*args):
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    )
-    openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"
-    )
-    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "server.pem",
-        "-extfile",
-        "ext.cnf",
-    )
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tls_simulator(tls_files):
-    server = sim.start_in_thread(certfile=str(tls_files / "server.pem"), keyfile=str(tls_files / "server.key"))
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def test_it_refuses_a_certificate_it_cannot_verify(tls_simulator):
+def test_it_refuses_a_certificate_it_cannot_verify(tls_simulator, tls_ca):
     assert tls_simulator.url.startswith("https://")
 
     error = error_of(lambda: client_for(tls_simulator).run(remote_action_uid=ACTION, device_uids=DEVICES))
 
     # The handshake fails before the request is sent: nothing can have been accepted.
     assert (error.reason, error.kind) == ("TLS_ERROR", ErrorKind.RETRYABLE)
+    assert requests_received(tls_simulator, verify=tls_ca) == []
 
 
-def test_it_trusts_a_certificate_signed_by_the_configured_ca_bundle(tls_simulator, tls_files):
-    client = client_for(tls_simulator, verify=str(tls_files / "ca.pem"))
+def test_it_trusts_a_certificate_signed_by_the_configured_ca_bundle(tls_simulator, tls_ca):
+    client = client_for(tls_simulator, verify=tls_ca)
 
     answers = client.run(remote_action_uid=ACTION, device_uids=DEVICES, engine_uids=[EMEA])
 

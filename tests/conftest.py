@@ -1,3 +1,5 @@
+import subprocess
+
 import pytest
 import requests
 from django.contrib.auth.models import Group, User
@@ -34,19 +36,25 @@ def simulator(simulator_server):
     requests.post(simulator_server.url + "/_sim/reset", timeout=5)
 
 
+def requests_received(server, verify: bool | str = True) -> list[dict]:
+    """The Act API requests a simulator received (`verify`: the CA bundle of an HTTPS one)."""
+    return requests.get(server.url + "/_sim/requests", timeout=5, verify=verify).json()
+
+
+def add_fault(server, fault: str, verify: bool | str = True, **options) -> None:
+    response = requests.post(server.url + "/_sim/faults", json={"fault": fault, **options}, timeout=5, verify=verify)
+    response.raise_for_status()
+
+
 @pytest.fixture
 def sim_requests(simulator):
     """Call to read the Act API requests the simulator received."""
-    return lambda: requests.get(simulator.url + "/_sim/requests", timeout=5).json()
+    return lambda: requests_received(simulator)
 
 
 @pytest.fixture
 def inject_fault(simulator):
-    def inject(fault: str, **options):
-        response = requests.post(simulator.url + "/_sim/faults", json={"fault": fault, **options}, timeout=5)
-        response.raise_for_status()
-
-    return inject
+    return lambda fault, **options: add_fault(simulator, fault, **options)
 
 
 @pytest.fixture
@@ -133,6 +141,80 @@ def carol(curators):
     user = User.objects.create_user("carol", "carol@corp.example", "carol-pass", is_staff=True)
     user.groups.add(curators)
     return user
+
+
+# --- The simulator over HTTPS ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"
+    )
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.pem",
+        "-extfile",
+        "ext.cnf",
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tls_ca(tls_files) -> str:
+    """The CA bundle that trusts the HTTPS simulator's certificate."""
+    return str(tls_files / "ca.pem")
+
+
+@pytest.fixture(scope="session")
+def tls_simulator_server(tls_files):
+    server = sim.start_in_thread(certfile=str(tls_files / "server.pem"), keyfile=str(tls_files / "server.key"))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def tls_simulator(tls_simulator_server, tls_ca):
+    """The simulator over HTTPS (its certificate signed by `tls_ca`), with no faults and no recorded requests."""
+    requests.post(tls_simulator_server.url + "/_sim/reset", timeout=5, verify=tls_ca)
+    yield tls_simulator_server
+    requests.post(tls_simulator_server.url + "/_sim/reset", timeout=5, verify=tls_ca)
 
 
 # --- Device resolution: one NXQL simulator per Engine -----------------------------------------
@@ -235,35 +317,45 @@ INFINITY_EXECUTIONS_QUERY = "#portal_remote_action_executions"
 class InfinitySim:
     """Controls of the simulator's Infinity part (see actions/nexthink/simulator_infinity.py)."""
 
-    def __init__(self, server):
+    def __init__(self, server, verify: bool | str = True):
         self.server = server
         self.url = server.url
         self.token_url = server.url + "/oauth2/default/v1/token"
+        self.verify = verify  # the CA bundle of the HTTPS simulator
 
     def requests(self, path: str | None = None) -> list[dict]:
-        received = requests.get(self.url + "/_sim/infinity/requests", timeout=5).json()
+        received = requests.get(self.url + "/_sim/infinity/requests", timeout=5, verify=self.verify).json()
         return [r for r in received if path is None or r["path"] == path]
 
     def token_requests(self) -> list[dict]:
         return self.requests("/oauth2/default/v1/token")
 
     def executions(self) -> list[dict]:
-        return requests.get(self.url + "/_sim/infinity/executions", timeout=5).json()
+        return requests.get(self.url + "/_sim/infinity/executions", timeout=5, verify=self.verify).json()
 
     def fault(self, target: str, fault: str, **options) -> None:
         body = {"target": target, "fault": fault, **options}
-        requests.post(self.url + "/_sim/faults", json=body, timeout=5).raise_for_status()
+        requests.post(self.url + "/_sim/faults", json=body, timeout=5, verify=self.verify).raise_for_status()
 
     def advance(self, seconds: float) -> None:
-        requests.post(self.url + "/_sim/infinity", json={"advance_seconds": seconds}, timeout=5).raise_for_status()
+        requests.post(
+            self.url + "/_sim/infinity", json={"advance_seconds": seconds}, timeout=5, verify=self.verify
+        ).raise_for_status()
 
     def expire_tokens(self) -> None:
-        requests.post(self.url + "/_sim/infinity", json={"expire_tokens": True}, timeout=5).raise_for_status()
+        requests.post(
+            self.url + "/_sim/infinity", json={"expire_tokens": True}, timeout=5, verify=self.verify
+        ).raise_for_status()
 
 
 @pytest.fixture
 def infinity_sim(simulator):
     return InfinitySim(simulator)
+
+
+@pytest.fixture
+def tls_infinity_sim(tls_simulator, tls_ca):
+    return InfinitySim(tls_simulator, verify=tls_ca)
 
 
 @pytest.fixture

@@ -276,6 +276,40 @@ def test_a_read_timeout_on_execute_is_unknown(infinity_sim):
     assert (error.kind, error.reason) == (ErrorKind.UNKNOWN, "TIMEOUT")
 
 
+def test_a_tls_error_while_the_execute_answer_is_read_is_unknown(tls_infinity_sim, tls_ca):
+    client = client_for(tls_infinity_sim, verify=tls_ca)
+    client.remote_actions()  # a good token first, so that the fault meets the execute
+    tls_infinity_sim.fault("execute", "not_tls")  # Nexthink read the whole request; its answer breaks TLS
+
+    error = error_of(lambda: run_on(client))
+
+    assert (error.kind, error.reason) == (ErrorKind.UNKNOWN, "CONNECTION_LOST")
+    assert error.message.endswith("(SSLError)") and "certificate" not in error.message
+    assert len(tls_infinity_sim.requests(EXECUTE)) == 1  # never resent
+
+
+def test_a_tls_handshake_failure_on_execute_after_a_good_token_is_retryable(tls_infinity_sim, tls_ca):
+    tokens = TokenCache()
+    client_for(tls_infinity_sim, verify=tls_ca, tokens=tokens).remote_actions()  # a good token, cached
+    untrusting = client_for(tls_infinity_sim, tokens=tokens)  # the same token; the system's CAs only
+
+    error = error_of(lambda: run_on(untrusting))
+
+    assert (error.kind, error.reason) == (ErrorKind.RETRYABLE, "TLS_ERROR")
+    assert len(tls_infinity_sim.token_requests()) == 1 and tls_infinity_sim.requests(EXECUTE) == []
+
+
+def test_a_tls_error_while_the_token_answer_is_read_is_retryable(tls_infinity_sim, tls_ca):
+    # The token request sends no action: whatever broke, the run may be sent again.
+    tls_infinity_sim.fault("token", "not_tls")
+
+    error = error_of(lambda: run_on(client_for(tls_infinity_sim, verify=tls_ca)))
+
+    assert (error.kind, error.reason) == (ErrorKind.RETRYABLE, "CONNECTION_LOST")
+    assert error.message.startswith("Getting a Nexthink token failed") and error.message.endswith("(SSLError)")
+    assert len(tls_infinity_sim.token_requests()) == 1 and tls_infinity_sim.requests(EXECUTE) == []
+
+
 @pytest.mark.parametrize(
     ("action", "reason"), [("#no_such_action", "REMOTE_ACTION_NOT_FOUND"), ("#collect_inventory", "API_NOT_ENABLED")]
 )

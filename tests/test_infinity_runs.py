@@ -68,6 +68,24 @@ def test_a_run_is_sent_then_done_on_the_device_with_its_outputs(infinity, alice,
     assert run.outputs == {"CacheSizeMB": "812"}
 
 
+def test_an_execute_whose_answer_breaks_tls_is_unknown_and_never_resent(
+    infinity, alice, teams, settings, tls_infinity_sim, tls_ca, broker_queue
+):
+    settings.NEXTHINK_API_URL, settings.NEXTHINK_TOKEN_URL = tls_infinity_sim.url, tls_infinity_sim.token_url
+    settings.NEXTHINK_VERIFY_TLS, settings.NEXTHINK_CA_BUNDLE = True, tls_ca
+    resolve_devices_for(alice)  # over TLS too: the token and NQL work
+    run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+    tls_infinity_sim.fault("execute", "not_tls")  # Nexthink read the whole request; its answer breaks TLS
+
+    run_dispatch(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert (run.status, run.error_kind, run.next_attempt_at) == (Status.UNKNOWN, "unknown", None)  # not retried
+    assert run.error_code == "CONNECTION_LOST"
+    assert "certificate" not in run.error_message
+    assert len(tls_infinity_sim.requests("/api/v1/act/execute")) == 1 and broker_queue() == []
+
+
 def test_the_run_page_shows_the_devices_status_and_outputs(infinity, alice, teams, client):
     resolve_devices_for(alice)
     run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})

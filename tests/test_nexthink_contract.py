@@ -4,7 +4,8 @@ import base64
 import json
 import logging
 import socket
-import subprocess
+import struct
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
+from tests.conftest import add_fault, requests_received
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 NOT_MANUAL = "e6bb97be-0957-49e0-9922-1a684d093858"
@@ -361,76 +363,76 @@ def test_listing_engines_with_bad_credentials_is_permanent(simulator):
 
 
 # --- TLS -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl."""
-    folder = tmp_path_factory.mktemp("tls")
-
-    def openssl(*args):
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    )
-    openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"
-    )
-    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "server.pem",
-        "-extfile",
-        "ext.cnf",
-    )
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tls_simulator(tls_files):
-    server = sim.start_in_thread(certfile=str(tls_files / "server.pem"), keyfile=str(tls_files / "server.key"))
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def test_it_refuses_a_certificate_it_cannot_verify(tls_simulator):
+def test_it_refuses_a_certificate_it_cannot_verify(tls_simulator, tls_ca):
     assert tls_simulator.url.startswith("https://")
 
     error = error_of(lambda: client_for(tls_simulator).run(remote_action_uid=ACTION, device_uids=DEVICES))
 
     # The handshake fails before the request is sent: nothing can have been accepted.
     assert (error.reason, error.kind) == ("TLS_ERROR", ErrorKind.RETRYABLE)
+    assert requests_received(tls_simulator, verify=tls_ca) == []
 
 
-def test_it_trusts_a_certificate_signed_by_the_configured_ca_bundle(tls_simulator, tls_files):
-    client = client_for(tls_simulator, verify=str(tls_files / "ca.pem"))
+def test_a_server_that_does_not_speak_tls_fails_the_handshake_and_is_retryable(simulator, sim_requests):
+    client = client_for(simulator)
+    client.base_url = simulator.url.replace("http://", "https://")  # TLS to the plain HTTP simulator
+
+    error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.reason, error.kind) == ("TLS_ERROR", ErrorKind.RETRYABLE)
+    assert sim_requests() == []
+
+
+def test_a_tls_error_while_the_answer_is_read_is_unknown_not_a_certificate_problem(tls_simulator, tls_ca):
+    # Nexthink read the whole request, then the answer's bytes break TLS: the action may have run.
+    add_fault(tls_simulator, "not_tls", verify=tls_ca)
+    client = client_for(tls_simulator, verify=tls_ca)
+
+    error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES))
+
+    assert (error.reason, error.http_status, error.kind) == ("CONNECTION_LOST", None, ErrorKind.UNKNOWN)
+    assert error.message.endswith("(SSLError)")  # what requests raised: the case this test is about
+    assert "certificate" not in error.message and "certificate" not in what_happened(error.reason)
+    assert "cannot tell whether the action ran" in what_happened(error.reason)
+    assert len(requests_received(tls_simulator, verify=tls_ca)) == 1
+
+
+def test_a_connection_dropped_while_the_request_is_sent_is_retryable():
+    # A server that reads the headers, then resets the connection while the body is still coming:
+    # Nexthink never had the whole request, so nothing can have run.
+    listener = socket.create_server(("127.0.0.1", 0))
+    headers_read = threading.Event()
+
+    def reset_after_the_headers():
+        conn, _ = listener.accept()
+        with conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                received += chunk
+            headers_read.set()
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+
+    server = threading.Thread(target=reset_after_the_headers, daemon=True)
+    server.start()
+    client = ActClient(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", username="portal", password="x")
+    # Far more than the sockets' buffers hold: the client is still writing when the reset comes.
+    big = {"Mode": "x" * 32_000_000}
+
+    try:
+        error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES, params=big))
+    finally:
+        server.join(timeout=30)
+        listener.close()
+
+    assert headers_read.is_set()
+    assert (error.reason, error.kind) == ("CONNECTION_FAILED", ErrorKind.RETRYABLE)
+
+
+def test_it_trusts_a_certificate_signed_by_the_configured_ca_bundle(tls_simulator, tls_ca):
+    client = client_for(tls_simulator, verify=tls_ca)
 
     answers = client.run(remote_action_uid=ACTION, device_uids=DEVICES, engine_uids=[EMEA])
 

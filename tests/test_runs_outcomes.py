@@ -16,6 +16,7 @@ from actions.runs.lifecycle import TRANSITIONS, Outcome, transition
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import IdempotencyConflict, RunRefused, fair_use, run_submit
 from actions.runs.wording import status_summary
+from tests.conftest import add_fault, requests_received
 from tests.factories import EMEA, make_action, make_device, make_parameter, make_sim_action
 
 Status = Run.Status
@@ -147,6 +148,27 @@ def test_a_server_error_after_sending_is_unknown_and_never_resent(
     assert (run.status, run.error_kind, run.next_attempt_at) == (Status.UNKNOWN, "unknown", None)
     assert "will try again" not in run.error_message and "Check your device" in run.error_message
     assert broker_queue() == [] and len(sim_requests()) == 1
+
+
+def test_a_tls_error_after_the_request_was_sent_is_unknown_and_never_resent(
+    alice, action, laptop, settings, tls_simulator, tls_ca, broker_queue
+):
+    from actions.tasks import dispatch_run
+
+    settings.NEXTHINK_PORTAL_URL = tls_simulator.url
+    settings.NEXTHINK_USERNAME, settings.NEXTHINK_PASSWORD = "portal", "portal-demo"
+    settings.NEXTHINK_DEFAULT_TIMEOUT_SECONDS, settings.NEXTHINK_READ_MARGIN_SECONDS = 5, 1
+    settings.NEXTHINK_VERIFY_TLS, settings.NEXTHINK_CA_BUNDLE = True, tls_ca
+    add_fault(tls_simulator, "not_tls", verify=tls_ca)  # Nexthink read the request; its answer breaks TLS
+    run = submit(alice, action, laptop)
+
+    assert dispatch_run(str(run.pk)) == Status.UNKNOWN
+
+    run.refresh_from_db()
+    assert (run.status, run.error_kind, run.next_attempt_at) == (Status.UNKNOWN, "unknown", None)  # not retried
+    assert run.error_code == "CONNECTION_LOST"
+    assert "certificate" not in run.error_message and "cannot tell whether the action ran" in run.error_message
+    assert broker_queue() == [] and len(requests_received(tls_simulator, verify=tls_ca)) == 1
 
 
 def test_a_429_is_retried_no_sooner_than_retry_after(alice, action, laptop, use_simulator, inject_fault, settings):

@@ -20,7 +20,6 @@ import requests.adapters
 import urllib3
 import urllib3.connection
 import urllib3.connectionpool
-import urllib3.exceptions
 
 from .errors import TRANSPORT_REASONS, ActApiError, ActInputError, ErrorKind
 from .uids import CLASSIC_DEVICE_UID_RE, ENGINE_UID_RE, GUID_RE
@@ -211,7 +210,7 @@ class ActClient:
                 )
         except requests.RequestException as exc:
             self.session.close()  # nothing of a failed call's connection is reused
-            error = deadline_error(deadline.seconds) if deadline.expired else classify_transport_error(exc)
+            error = transport_error(exc, deadline)
             log.warning("Nexthink %s %s failed: %s", method, path, error)
             raise error from None
         self._idle_since = time.monotonic()
@@ -372,22 +371,32 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def classify_transport_error(exc: requests.RequestException) -> ActApiError:
-    """No HTTP answer: was the request sent (the action may have run) or not?"""
-    if isinstance(exc, requests.exceptions.SSLError):
-        # The TLS handshake comes before the request: nothing was sent.
+def transport_error(exc: requests.RequestException, call: Deadline) -> ActApiError:
+    """A call that got no HTTP answer, as an ActApiError: the call's own record says whether it was sent."""
+    if call.expired and call.request_written:
+        return deadline_error(call.seconds)
+    return classify_transport_error(exc, request_written=call.request_written)
+
+
+def classify_transport_error(exc: requests.RequestException, *, request_written: bool) -> ActApiError:
+    """No HTTP answer: was the request sent (the action may have run) or not?
+
+    `request_written` is what the call recorded, not a guess from the exception's type: a TLS error
+    or a reset can come as well while the answer is read, after Nexthink had the whole request.
+    """
+    if request_written:
+        # Nexthink may have taken the request; whatever broke afterwards, the action may have run.
+        reason = "TIMEOUT" if isinstance(exc, requests.exceptions.Timeout) else "CONNECTION_LOST"
+        kind = ErrorKind.UNKNOWN
+    elif isinstance(exc, requests.exceptions.SSLError):
+        # The TLS handshake failed (or TLS broke while the request went out): Nexthink never had it whole.
         reason, kind = "TLS_ERROR", ErrorKind.RETRYABLE
-    elif isinstance(exc, requests.exceptions.ConnectTimeout):
+    elif isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        # Refused, unreachable, a connect timeout, or the connection broke while the request went out.
         reason, kind = "CONNECTION_FAILED", ErrorKind.RETRYABLE
-    elif isinstance(exc, requests.exceptions.ReadTimeout):
-        reason, kind = "TIMEOUT", ErrorKind.UNKNOWN
-    elif isinstance(exc, requests.exceptions.ConnectionError) and _failed_before_sending(exc):
-        reason, kind = "CONNECTION_FAILED", ErrorKind.RETRYABLE
-    elif isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-        reason, kind = "CONNECTION_LOST", ErrorKind.UNKNOWN
     elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
         reason, kind = "NOT_FOUND", ErrorKind.PERMANENT
-    else:
+    else:  # anything else the client does not expect: never resent
         reason, kind = "CONNECTION_LOST", ErrorKind.UNKNOWN
     return ActApiError(
         code=None,
@@ -398,27 +407,12 @@ def classify_transport_error(exc: requests.RequestException) -> ActApiError:
     )
 
 
-def _failed_before_sending(exc: requests.exceptions.ConnectionError) -> bool:
-    """True when the connection itself could not be made (refused, no route, DNS): nothing was sent."""
-    seen = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)):
-            return True
-        if isinstance(cause, urllib3.exceptions.MaxRetryError):
-            cause = cause.reason
-            continue
-        if isinstance(cause, (urllib3.exceptions.ProtocolError,)):
-            return False
-        cause = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else cause.__cause__
-    return False
-
-
-# --- The wall-clock deadline -----------------------------------------------------------------------
+# --- The wall-clock deadline, and what the call sent ------------------------------------------------
 # urllib3's timeouts bound each wait on the socket, not the whole call: a server that trickles one
 # byte at a time could hold a worker thread for ever. Every socket a call uses is registered with
-# the call's Deadline, which shuts it down when the time is up.
+# the call's Deadline, which shuts it down when the time is up. The Deadline is the one object per
+# call that the connection can reach (through `_current`), so it also records whether the request
+# was written whole: what decides whether a failed call may be sent again.
 _current = threading.local()
 
 
@@ -426,6 +420,7 @@ class Deadline:
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.expired = False
+        self.request_written = False  # every byte of the request, body included, went to the socket
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
@@ -472,6 +467,15 @@ def deadline_error(seconds: float) -> ActApiError:
 
 
 class _WatchedConnectionMixin:
+    def request(self, *args, **kwargs):
+        # urllib3's HTTPConnection.request returns once the request line, headers and whole body were
+        # handed to the socket; it raises if any of it could not be. (getresponse() alone would not
+        # do: the pool swallows a broken pipe or a reset while sending and asks for the answer anyway.)
+        super().request(*args, **kwargs)
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.request_written = True
+
     def getresponse(self, *args, **kwargs):
         deadline = getattr(_current, "deadline", None)
         if deadline is not None:

@@ -33,10 +33,9 @@ from .client import (
     _session,
     call_timeout,
     classify_http_error,
-    classify_transport_error,
-    deadline_error,
     parse_retry_after,
     tls_verify,
+    transport_error,
 )
 from .errors import ActApiError, ActInputError, ErrorKind
 from .uids import NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
@@ -456,7 +455,7 @@ class InfinityClient:
                     **kwargs,
                 )
         except requests.RequestException as exc:
-            error = deadline_error(deadline.seconds) if deadline.expired else classify_transport_error(exc)
+            error = transport_error(exc, deadline)
             log.warning("Nexthink %s %s failed: %s", method, path, error)
             raise error from None
         log.info(

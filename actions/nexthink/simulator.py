@@ -6,11 +6,14 @@ with its HTTP status, the per-Engine answer list and Engine targeting. Faults ca
 action (in the JSON config) or at run time through the /_sim/ control endpoints:
 
     POST /_sim/faults   {"fault": "internal_error"|"html_500"|"html_502"|"html_503"|"html_504"|"html_200"|"close"|"drop"
-                                  |"hang"|"latency"|"too_many"|"trickle"|"answer",
+                                  |"hang"|"latency"|"too_many"|"trickle"|"answer"|"not_tls",
                          "action": "<uid>" or "*", "times": 1 (0: until reset), "seconds": 5,
                          "retry_after": "3" (too_many's Retry-After header),
                          "status": 400, "body": <JSON> (answer: exactly this answer)}
                         trickle: a 200 whose answer comes one byte every `seconds` (default 0.5)
+                        not_tls: once the whole request is read, bytes that are not TLS are written
+                        beneath TLS (on the https simulator): the client's read of the answer fails
+                        with a TLS error although Nexthink had the request
     GET  /_sim/requests the Act API requests received (no credentials), oldest first, each with
                         `received_at` and, once answered, `answered_at` (Unix time, seconds)
     POST /_sim/reset    forget requests and faults (and NXQL changes, below)
@@ -41,6 +44,7 @@ import binascii
 import copy
 import json
 import re
+import socket
 import ssl
 import sys
 import threading
@@ -71,6 +75,7 @@ FAULTS = {
     "too_many",
     "trickle",
     "answer",
+    "not_tls",
 }
 
 ERROR_TEXT = {
@@ -463,6 +468,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)
+        elif kind == "not_tls":  # the answer's bytes are not TLS: what a broken middlebox or server sends
+            socket.socket.sendall(self.connection, b"\x00 not TLS \x00\r\n")  # beneath the TLS layer
+            self.close_connection = True
         elif kind == "hang":  # slower than any timeout the client should wait
             time.sleep(float(fault.get("seconds") or 3600))
             return False

@@ -21,7 +21,7 @@ device that stays offline. Controls:
     POST /_sim/faults   {"target": "token"|"execute"|"remote_actions"|"nql"|"*", "fault": one of
                          expired_token (401: the token presented is expired from then on),
                          too_many (429, "retry_after": "3"), internal_error, html_500, html_502,
-                         html_503, html_504, close, drop, hang, answer ("status", "body"),
+                         html_503, html_504, close, drop, hang, not_tls, answer ("status", "body"),
                          "times": 1 (0: until reset)}
     POST /_sim/infinity {"advance_seconds": N} moves the simulator's clock on (executions, tokens);
                         {"expire_tokens": true} expires every token issued so far
@@ -66,6 +66,7 @@ FAULTS = {
     "drop",
     "hang",
     "answer",
+    "not_tls",
 }
 NQL_ID_RE = re.compile(r"^#[a-z0-9_]{2,255}$")
 ACTION_ID_RE = re.compile(r"^#[A-Za-z0-9_]{1,255}$")

@@ -92,6 +92,38 @@ def test_it_shares_one_token_across_many_calls_threads_and_clients(infinity_sim)
     assert len(infinity_sim.token_requests()) == 1
 
 
+def test_threads_share_one_request_to_a_slow_failing_token_endpoint_and_its_error(infinity_sim):
+    # The token endpoint hangs longer than the client waits: every request to it fails after its timeout.
+    infinity_sim.fault("token", "hang", seconds=3, times=0)
+    clock = FakeClock()  # stands still: every thread below comes within the failure's few seconds
+    tokens = TokenCache(clock=clock)
+    client = client_for(infinity_sim, tokens=tokens, timeout=1, connect_timeout=1)
+    errors = []
+
+    def work():
+        try:
+            run_on(client)
+        except ActApiError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(errors) == 50
+    assert all((e.kind, e.reason) == (ErrorKind.RETRYABLE, "TIMEOUT") for e in errors)
+    assert all(e.message.startswith("Getting a Nexthink token failed") for e in errors)
+    assert len(infinity_sim.token_requests()) == 1  # one request, not one per thread
+    assert infinity_sim.requests(EXECUTE) == []
+
+    clock.now += 5.1  # the failure is forgotten: the next call asks again
+    assert error_of(lambda: run_on(client)).reason == "TIMEOUT"
+    assert len(infinity_sim.token_requests()) == 2
+
+
 def test_it_renews_the_token_shortly_before_it_expires(infinity_sim):
     clock = FakeClock()
     client = client_for(infinity_sim, tokens=TokenCache(clock=clock))

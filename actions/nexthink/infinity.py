@@ -207,26 +207,78 @@ class InfinityRemoteAction:
 
 
 # --- The token ---------------------------------------------------------------------------------------
+# A failed token request is remembered this long: callers meanwhile get its error without a new request.
+TOKEN_FAILURE_SECONDS = 5
+
+
+class _Fetch:
+    """One token request in flight: the threads that need the same token wait for its result."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.token = ""
+        self.error: BaseException | None = None
+
+
 class TokenCache:
     """One Bearer token per (token URL, client id, secret), shared by every thread of the process.
 
-    The lock makes one token request serve many concurrent calls; the token is renewed
-    TOKEN_RENEW_MARGIN_SECONDS before it expires, and dropped when Nexthink answers 401 with it.
+    One token request per key is in flight at a time: the other threads that need that token wait
+    for its result instead of each sending their own (and each waiting its full timeout behind a
+    failing token endpoint). A failure is remembered TOKEN_FAILURE_SECONDS and raised again to every
+    caller meanwhile, without a new request. The token is renewed TOKEN_RENEW_MARGIN_SECONDS before
+    it expires, and dropped when Nexthink answers 401 with it.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic, failure_seconds: float = TOKEN_FAILURE_SECONDS):
         self._clock = clock
-        self._lock = threading.Lock()
+        self._failure_seconds = failure_seconds
+        self._lock = threading.Lock()  # held only to read and change the dictionaries, never over a request
         self._tokens: dict[str, tuple[str, float]] = {}  # key -> (token, renew at)
+        self._failures: dict[str, tuple[ActApiError, float]] = {}  # key -> (error, raised again until)
+        self._fetches: dict[str, _Fetch] = {}  # key -> the request in flight
 
     def get(self, key: str, fetch: Callable[[], tuple[str, float]]) -> str:
-        with self._lock:
-            cached = self._tokens.get(key)
-            if cached is not None and self._clock() < cached[1]:
-                return cached[0]
+        while True:
+            with self._lock:
+                cached = self._tokens.get(key)
+                if cached is not None and self._clock() < cached[1]:
+                    return cached[0]
+                failed = self._failures.get(key)
+                if failed is not None and self._clock() < failed[1]:
+                    raise _again(failed[0])
+                flight = self._fetches.get(key)
+                leader = flight is None
+                if leader:
+                    flight = self._fetches[key] = _Fetch()
+            if leader:
+                return self._fetch(key, flight, fetch)
+            # Bounded: the request in flight ends within its own connect + read timeout.
+            flight.done.wait()
+            if flight.error is None:
+                return flight.token
+            if isinstance(flight.error, ActApiError):
+                raise _again(flight.error)
+            # The fetching thread was stopped by something other than Nexthink's answer: ask again.
+
+    def _fetch(self, key: str, flight: _Fetch, fetch: Callable[[], tuple[str, float]]) -> str:
+        try:
             token, lifetime = fetch()
+        except BaseException as error:
+            with self._lock:
+                if isinstance(error, ActApiError):
+                    self._failures[key] = (error, self._clock() + self._failure_seconds)
+                del self._fetches[key]
+            flight.error = error
+            flight.done.set()
+            raise
+        with self._lock:
             self._tokens[key] = (token, self._clock() + max(lifetime - TOKEN_RENEW_MARGIN_SECONDS, 0))
-            return token
+            self._failures.pop(key, None)
+            del self._fetches[key]
+        flight.token = token
+        flight.done.set()
+        return token
 
     def drop(self, key: str, token: str) -> None:
         """Forget `token` unless another thread already replaced it (one renewal for many 401s)."""
@@ -238,6 +290,22 @@ class TokenCache:
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
+            self._failures.clear()
+
+
+def _again(error: BaseException) -> BaseException:
+    """A shared failure, raised again in another thread: a copy of an ActApiError, so that each
+    thread's raise carries its own traceback."""
+    if type(error) is ActApiError:
+        return ActApiError(
+            code=error.code,
+            reason=error.reason,
+            message=error.message,
+            http_status=error.http_status,
+            kind=error.kind,
+            retry_after=error.retry_after,
+        )
+    return error
 
 
 TOKENS = TokenCache()  # the process's cache

@@ -1,6 +1,8 @@
 """A run on Nexthink Infinity, through the real seam and simulator: found by NQL, sent, followed up to
 the device's own result."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -10,11 +12,13 @@ from actions.devices.resolution import resolve_devices_for
 from actions.models import Device, Run
 from actions.runs.dispatch import run_dispatch
 from actions.runs.follow_up import runs_follow_up
+from actions.runs.lifecycle import EXPIRY_GRACE_SECONDS
 from actions.runs.submit import run_submit
 from tests.factories import make_action
 
 Status = Run.Status
 ALICE_LAPTOP = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"  # the simulator's; CORP\alice
+NQL = "/api/v2/nql/execute"
 
 
 @pytest.fixture
@@ -82,6 +86,48 @@ def test_the_run_page_shows_the_devices_status_and_outputs(infinity, alice, team
     assert "Done on the device" in page and "Your device ran the action successfully." in page
     assert "CacheSizeMB" in page and "812" in page
     assert "Did this fix your problem?" in page
+
+
+def break_the_read(breakage, infinity, settings):
+    if breakage == "misnamed_query":  # the saved query was renamed or deleted in Nexthink: a 404
+        settings.NEXTHINK_NQL_EXECUTIONS_QUERY = "#portal_executions_renamed"
+    elif breakage == "revoked_rights":  # the API client lost the NQL permission: a 403
+        body = {"message": "Not authorized to execute NQL queries.", "code": 403}
+        infinity.fault("nql", "answer", status=403, body=body, times=0)
+    else:
+        infinity.fault("nql", "internal_error", times=0)
+
+
+@pytest.mark.parametrize("breakage", ["misnamed_query", "revoked_rights", "server_error"])
+def test_a_run_whose_result_cannot_be_read_ends_unknown_past_nexthinks_expiry(
+    infinity, alice, teams, settings, client, breakage
+):
+    resolve_devices_for(alice)
+    run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+    run_dispatch(run_id=run.pk)
+    reads_before = len(infinity.requests(NQL))
+    break_the_read(breakage, infinity, settings)
+    client.force_login(alice)
+
+    # Within Nexthink's wait for the device: a failed read is only tried again later.
+    due = timezone.now() - timedelta(seconds=1)  # SQLite's Now() has milliseconds only
+    Run.objects.filter(pk=run.pk).update(next_check_at=due)
+    assert runs_follow_up() == 1
+    run.refresh_from_db()
+    assert (run.status, run.checks) == (Status.FOLLOWING, 1)
+
+    # Past Nexthink's expiry and the grace: the run ends, though its result still cannot be read.
+    past = timezone.now() - timedelta(seconds=EXPIRY_GRACE_SECONDS + 1)
+    Run.objects.filter(pk=run.pk).update(expires_at=past, next_check_at=due)
+    assert runs_follow_up() == 1
+
+    run.refresh_from_db()
+    assert (run.status, run.error_code, run.next_check_at) == (Status.UNKNOWN, "RESULT_NOT_READ", None)
+    assert run.error_message.startswith("Nexthink accepted the action, but the portal could not read what happened")
+    assert "Check your device" in run.error_message
+    assert len(infinity.requests(NQL)) - reads_before == 2  # both looks went to Nexthink and failed
+    status = client.get(reverse("run_status", args=[run.pk])).json()
+    assert status["final"] is True  # the page stops polling and offers help
 
 
 @pytest.mark.redis

@@ -2,6 +2,9 @@
 
 - runs that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fail ("nothing was sent");
 - runs in "sending" far longer than their call can take are marked unknown (the worker died);
+- runs still "following" long after Nexthink's wait for the device was over end unknown: no
+  follow-up read them in time (its pass keeps failing or is not running, its lease is stuck, or the
+  portal no longer runs on a platform that follows runs up);
 - runs due to be sent whose message the broker lost are handed to it again, once: while the
   broker still holds as many waiting messages as there are such runs, they are only waiting in a
   backlog, and another copy would only multiply the backlog.
@@ -21,6 +24,7 @@ from django.db.models.functions import Now
 from actions.models import Run
 from actions.runs import lifecycle
 from actions.runs.dispatch import run_enqueue
+from actions.runs.follow_up import LEASE_SECONDS
 
 log = logging.getLogger("actions.runs")
 Status = Run.Status
@@ -32,15 +36,19 @@ class ReapReport:
     requeued: int
     marked_unknown: int
     expired: int = 0
+    unread: int = 0
 
 
 def runs_reap() -> ReapReport:
     expired = _expire_unsent()
     marked = _mark_stuck_sending()
     requeued = _requeue_lost()
-    if requeued or marked or expired:
-        log.info("reaper: requeued %s, marked unknown %s, expired %s", requeued, marked, expired)
-    return ReapReport(requeued=requeued, marked_unknown=marked, expired=expired)
+    unread = _end_unread()
+    if requeued or marked or expired or unread:
+        log.info(
+            "reaper: requeued %s, marked unknown %s, expired %s, ended unread %s", requeued, marked, expired, unread
+        )
+    return ReapReport(requeued=requeued, marked_unknown=marked, expired=expired, unread=unread)
 
 
 def _expire_unsent() -> int:
@@ -83,6 +91,19 @@ def _mark_stuck_sending() -> int:
                 lifecycle.log_attempt(pk, number=attempts, started_at=sending_at, outcome="worker_lost")
                 log.warning("run %s unknown: still sending after %s s", pk, timeout + grace)
     return marked
+
+
+# How long after Nexthink's wait for the device (expires_at) a run may still be "following" while its
+# follow-up works: past EXPIRY_GRACE_SECONDS the first look ends it whatever it reads, and the next
+# look is at most MAX_CHECK_SECONDS away, or LEASE_SECONDS more when the pass that claimed it died.
+UNREAD_AFTER_SECONDS = lifecycle.EXPIRY_GRACE_SECONDS + lifecycle.MAX_CHECK_SECONDS + LEASE_SECONDS
+
+
+def _end_unread() -> int:
+    """A run still "following" UNREAD_AFTER_SECONDS after its expiry ends unknown: nothing read it in time."""
+    too_old = Now() - timedelta(seconds=UNREAD_AFTER_SECONDS)
+    pks = list(Run.objects.filter(status=Status.FOLLOWING, expires_at__lt=too_old).values_list("pk", flat=True)[:BATCH])
+    return sum(lifecycle.end_unread(pk) for pk in pks)
 
 
 def _requeue_lost() -> int:

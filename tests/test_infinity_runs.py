@@ -13,6 +13,7 @@ from actions.models import Device, Run
 from actions.runs.dispatch import run_dispatch
 from actions.runs.follow_up import runs_follow_up
 from actions.runs.lifecycle import EXPIRY_GRACE_SECONDS
+from actions.runs.reaper import runs_reap
 from actions.runs.submit import run_submit
 from tests.factories import make_action
 
@@ -128,6 +129,29 @@ def test_a_run_whose_result_cannot_be_read_ends_unknown_past_nexthinks_expiry(
     assert len(infinity.requests(NQL)) - reads_before == 2  # both looks went to Nexthink and failed
     status = client.get(reverse("run_status", args=[run.pk])).json()
     assert status["final"] is True  # the page stops polling and offers help
+
+
+def test_the_reaper_waits_for_infinitys_own_longest_send(infinity, alice, teams, settings):
+    settings.NEXTHINK_API_TIMEOUT_SECONDS = 30
+    resolve_devices_for(alice)
+    run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+    Run.objects.filter(pk=run.pk).update(timeout_seconds=10)
+    # Classic's deadline: one call of timeout + connect + read margin. Infinity's: the token and the
+    # execute, each twice (a 401 renews the token and sends once more), each connect + API timeout.
+    classic = 10 + settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS + settings.NEXTHINK_READ_MARGIN_SECONDS
+    infinity_send = 4 * (settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS + settings.NEXTHINK_API_TIMEOUT_SECONDS)
+    grace = settings.RUN_SENDING_GRACE_SECONDS
+    assert classic + grace < 100 < infinity_send + grace
+
+    Run.objects.filter(pk=run.pk).update(status=Status.SENDING, sending_at=timezone.now() - timedelta(seconds=100))
+    assert runs_reap().marked_unknown == 0  # its worker may still be fetching a token or executing
+    assert Run.objects.get(pk=run.pk).status == Status.SENDING
+
+    long_ago = timezone.now() - timedelta(seconds=infinity_send + grace + 1)
+    Run.objects.filter(pk=run.pk).update(sending_at=long_ago)
+    assert runs_reap().marked_unknown == 1
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (Status.UNKNOWN, "WORKER_LOST")
 
 
 @pytest.mark.redis

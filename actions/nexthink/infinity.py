@@ -312,6 +312,16 @@ TOKENS = TokenCache()  # the process's cache
 
 
 # --- The client ----------------------------------------------------------------------------------------
+# The most HTTP calls an execute makes: the token, the execute; after a 401, a new token and the
+# execute once more. A thread waiting for another's token request waits at most that one request.
+EXECUTE_CALLS_AT_MOST = 4
+
+
+def max_execute_seconds(connect_timeout: float, timeout: float) -> float:
+    """The longest `InfinityClient.execute` can take: each of its calls ends within connect + read timeout."""
+    return EXECUTE_CALLS_AT_MOST * (connect_timeout + timeout)
+
+
 class InfinityClient:
     def __init__(
         self,

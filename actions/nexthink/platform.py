@@ -49,6 +49,10 @@ class Platform(Protocol):
 
     def send(self, run: Run) -> Sent: ...
 
+    def max_send_seconds(self, run: Run) -> float:
+        """The longest `send` can take, whatever Nexthink does: the reaper's "worker lost" deadline."""
+        ...
+
     def device_result(self, run: Run) -> DeviceResult | None: ...
 
 
@@ -66,6 +70,10 @@ class ClassicPlatform:
             request_uid=str(run.pk),
         )
         return Sent(answers=tuple(answers))
+
+    def max_send_seconds(self, run: Run) -> float:
+        # One call, answered within the run's timeout plus the read margin (client.py's Deadline).
+        return settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS + run.timeout_seconds + settings.NEXTHINK_READ_MARGIN_SECONDS
 
     def device_result(self, run: Run) -> DeviceResult | None:
         return None  # the Act API v2 never says what happened on the device
@@ -86,6 +94,12 @@ class InfinityPlatform:
             trigger_info=trigger_info(run),
         )
         return Sent(request_id=accepted.request_id, expires_in_minutes=accepted.expires_in_minutes)
+
+    def max_send_seconds(self, run: Run) -> float:
+        # The token and execute calls, each at most twice; the run's own timeout is Nexthink's business.
+        from .infinity import max_execute_seconds
+
+        return max_execute_seconds(settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS, settings.NEXTHINK_API_TIMEOUT_SECONDS)
 
     def device_result(self, run: Run) -> DeviceResult | None:
         from .infinity import infinity_client_from_settings

@@ -1,7 +1,8 @@
 """The reaper (beat, every REAPER_INTERVAL_SECONDS): no run stays silently stuck.
 
 - runs that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fail ("nothing was sent");
-- runs in "sending" far longer than their call can take are marked unknown (the worker died);
+- runs in "sending" longer than the platform's longest send (its max_send_seconds) plus
+  RUN_SENDING_GRACE_SECONDS are marked unknown (the worker died);
 - runs still "following" long after Nexthink's wait for the device was over end unknown: no
   follow-up read them in time (its pass keeps failing or is not running, its lease is stuck, or the
   portal no longer runs on a platform that follows runs up);
@@ -22,6 +23,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 
 from actions.models import Run
+from actions.nexthink import platform
 from actions.runs import lifecycle
 from actions.runs.dispatch import run_enqueue
 from actions.runs.follow_up import LEASE_SECONDS
@@ -66,30 +68,34 @@ def _expire_unsent() -> int:
     return expired
 
 
-def sending_grace() -> int:
-    return (
-        settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS
-        + settings.NEXTHINK_READ_MARGIN_SECONDS
-        + settings.RUN_SENDING_GRACE_SECONDS
-    )
+def sending_deadline(run: Run, on: platform.Platform) -> float:
+    """Seconds after which a run still "sending" has lost its worker: the platform's own worst case
+    for a send, plus RUN_SENDING_GRACE_SECONDS (a slow database, a busy worker)."""
+    return on.max_send_seconds(run) + settings.RUN_SENDING_GRACE_SECONDS
 
 
 def _mark_stuck_sending() -> int:
-    """A run still "sending" after its call's longest possible time: its worker died mid-call."""
-    grace = sending_grace()
+    """A run still "sending" after its send's longest possible time: its worker died mid-call."""
+    on = platform.current()
     now = lifecycle.database_now()
-    candidates = Run.objects.filter(status=Status.SENDING, sending_at__lt=now - timedelta(seconds=grace))
+    candidates = (
+        Run.objects.filter(
+            status=Status.SENDING, sending_at__lt=now - timedelta(seconds=settings.RUN_SENDING_GRACE_SECONDS)
+        )
+        .only("pk", "sending_at", "timeout_seconds", "attempts")
+        .order_by("sending_at")[:BATCH]
+    )
     marked = 0
-    rows = candidates.values_list("pk", "sending_at", "timeout_seconds", "attempts")[:BATCH]
-    for pk, sending_at, timeout, attempts in rows:
-        if sending_at + timedelta(seconds=timeout + grace) > now:
+    for run in candidates:
+        deadline = sending_deadline(run, on)
+        if run.sending_at + timedelta(seconds=deadline) > now:
             continue
         # Only this very attempt: a run claimed again since (a new sending_at) is left alone.
         with transaction.atomic():
-            if lifecycle.reap(pk, lifecycle.WORKER_LOST, where=Q(sending_at=sending_at)):
+            if lifecycle.reap(run.pk, lifecycle.WORKER_LOST, where=Q(sending_at=run.sending_at)):
                 marked += 1
-                lifecycle.log_attempt(pk, number=attempts, started_at=sending_at, outcome="worker_lost")
-                log.warning("run %s unknown: still sending after %s s", pk, timeout + grace)
+                lifecycle.log_attempt(run.pk, number=run.attempts, started_at=run.sending_at, outcome="worker_lost")
+                log.warning("run %s unknown: still sending after %.0f s", run.pk, deadline)
     return marked
 
 

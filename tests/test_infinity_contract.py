@@ -161,6 +161,27 @@ def test_it_renews_after_the_simulator_expires_every_token(infinity_sim):
     assert len(infinity_sim.token_requests()) == 2
 
 
+def test_execute_asks_before_each_post_once_its_token_is_in_hand(infinity_sim):
+    client = client_for(infinity_sim)
+    infinity_sim.fault("execute", "expired_token")
+    tokens_seen = []
+
+    run_on(client, before_send=lambda: tokens_seen.append(len(infinity_sim.token_requests())))
+
+    assert tokens_seen == [1, 2]  # after the first token, and again after the renewal the 401 asked for
+
+    class Withdrawn(Exception):
+        pass
+
+    def withdrawn():
+        raise Withdrawn
+
+    with pytest.raises(Withdrawn):
+        run_on(client, before_send=withdrawn)
+    assert len(infinity_sim.requests(EXECUTE)) == 2  # the refused one and the accepted one above; no third
+    assert len(infinity_sim.executions()) == 1
+
+
 def test_a_second_401_in_a_row_is_a_permanent_refusal(infinity_sim):
     client = client_for(infinity_sim)
     infinity_sim.fault("execute", "expired_token", times=2)

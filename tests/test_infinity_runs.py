@@ -1,9 +1,12 @@
 """A run on Nexthink Infinity, through the real seam and simulator: found by NQL, sent, followed up to
 the device's own result."""
 
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,6 +19,7 @@ from actions.runs.lifecycle import EXPIRY_GRACE_SECONDS
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import run_submit
 from tests.factories import make_action
+from tests.worker import dispatch_in_thread
 
 Status = Run.Status
 ALICE_LAPTOP = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"  # the simulator's; CORP\alice
@@ -152,6 +156,68 @@ def test_the_reaper_waits_for_infinitys_own_longest_send(infinity, alice, teams,
     assert runs_reap().marked_unknown == 1
     run.refresh_from_db()
     assert (run.status, run.error_code) == (Status.UNKNOWN, "WORKER_LOST")
+
+
+class GatedTokenEndpoint:
+    """A token endpoint on loopback that holds each request until released, then passes it to the simulator's."""
+
+    def __init__(self, token_url: str):
+        self.received = threading.Event()
+        self.release = threading.Event()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                gate.received.set()
+                gate.release.wait(30)
+                answer = requests.post(
+                    token_url,
+                    data=body,
+                    headers={k: self.headers[k] for k in ("Authorization", "Content-Type")},
+                    timeout=10,
+                )
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/default/v1/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_the_reaper_decided_while_its_token_was_fetched_is_not_executed(infinity, alice, teams, settings):
+    resolve_devices_for(alice)
+    run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+    gate = GatedTokenEndpoint(infinity.token_url)
+    settings.NEXTHINK_TOKEN_URL = gate.url  # a new token is needed, and it is slow to come
+    try:
+        worker, outcome = dispatch_in_thread(run.pk)
+        assert gate.received.wait(30)  # claimed, and waiting for its token
+        # The reaper decides meanwhile (the worker looks lost): the run is no longer this attempt's.
+        Run.objects.filter(pk=run.pk).update(sending_at=timezone.now() - timedelta(hours=2))
+        assert runs_reap().marked_unknown == 1
+        gate.release.set()
+        worker.join(30)
+    finally:
+        gate.close()
+
+    assert not worker.is_alive() and outcome == [None]
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (Status.UNKNOWN, "WORKER_LOST")
+    assert len(infinity.token_requests()) == 2  # the NQL look-up's, then the worker's: the token came
+    assert infinity.requests("/api/v1/act/execute") == []  # and nothing was executed
 
 
 @pytest.mark.redis

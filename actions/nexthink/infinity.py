@@ -372,10 +372,13 @@ class InfinityClient:
         params: dict[str, str] | None = None,
         expires_in_minutes: int | None = None,
         trigger_info: TriggerInfo | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> Accepted:
         """Ask Nexthink to run an action on devices; returns the request id. Raises ActApiError.
 
         Never resent by this client except after a 401 (refused: nothing ran) with a fresh token.
+        `before_send` is called once the token is in hand, right before each POST: whatever it raises
+        stops the execute, and nothing is sent.
         """
         body = build_execute_body(
             remote_action_id=remote_action_id,
@@ -384,7 +387,7 @@ class InfinityClient:
             expires_in_minutes=expires_in_minutes,
             trigger_info=trigger_info,
         )
-        data = self._call("POST", EXECUTE_PATH, json=body)
+        data = self._call("POST", EXECUTE_PATH, json=body, before_send=before_send)
         return parse_accepted(data, expires_in_minutes)
 
     def remote_actions(self) -> list[InfinityRemoteAction]:
@@ -496,14 +499,21 @@ class InfinityClient:
         return token, float(lifetime)
 
     # --- HTTP ------------------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """An API call with the Bearer token; on a 401, once more with a new token. JSON or ActApiError."""
+    def _call(self, method: str, path: str, before_send: Callable[[], None] | None = None, **kwargs: Any) -> Any:
+        """An API call with the Bearer token; on a 401, once more with a new token. JSON or ActApiError.
+
+        `before_send`, when given, is called right before each request, once its token is in hand.
+        """
         token = self._token()
+        if before_send is not None:
+            before_send()
         response = self._send(method, self.api_url + path, headers=_bearer(token), **kwargs)
         if response.status_code == 401:
             # Refused before anything ran: the token expired or was revoked. One renewal, one retry.
             self._tokens.drop(self._token_key, token)
             token = self._token()
+            if before_send is not None:
+                before_send()
             response = self._send(method, self.api_url + path, headers=_bearer(token), **kwargs)
         status = response.status_code
         data = _json_body(response)

@@ -115,6 +115,7 @@ def test_threads_share_one_request_to_a_slow_failing_token_endpoint_and_its_erro
     assert not any(thread.is_alive() for thread in threads)
     assert len(errors) == 50
     assert all((e.kind, e.reason) == (ErrorKind.RETRYABLE, "TIMEOUT") for e in errors)
+    assert all(e.retry_after >= 5 for e in errors)  # a run's retry comes after the failure is forgotten
     assert all(e.message.startswith("Getting a Nexthink token failed") for e in errors)
     assert len(infinity_sim.token_requests()) == 1  # one request, not one per thread
     assert infinity_sim.requests(EXECUTE) == []

@@ -226,7 +226,8 @@ class TokenCache:
     One token request per key is in flight at a time: the other threads that need that token wait
     for its result instead of each sending their own (and each waiting its full timeout behind a
     failing token endpoint). A failure is remembered TOKEN_FAILURE_SECONDS and raised again to every
-    caller meanwhile, without a new request. The token is renewed TOKEN_RENEW_MARGIN_SECONDS before
+    caller meanwhile, without a new request (a retryable one says so in its retry_after, so that a
+    run's automatic retry does not spend an attempt on it). The token is renewed TOKEN_RENEW_MARGIN_SECONDS before
     it expires, and dropped when Nexthink answers 401 with it.
     """
 
@@ -267,6 +268,9 @@ class TokenCache:
         except BaseException as error:
             with self._lock:
                 if isinstance(error, ActApiError):
+                    if error.kind is ErrorKind.RETRYABLE:
+                        # Sending again within the window only meets this failure again: a retry waits it out.
+                        error.retry_after = max(error.retry_after or 0, self._failure_seconds)
                     self._failures[key] = (error, self._clock() + self._failure_seconds)
                 del self._fetches[key]
             flight.error = error

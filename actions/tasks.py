@@ -20,7 +20,12 @@ def dispatch_run(run_id: str) -> str | None:
 @shared_task(ignore_result=True)
 def reap_runs() -> dict:
     report = runs_reap()
-    return {"requeued": report.requeued, "marked_unknown": report.marked_unknown, "expired": report.expired}
+    return {
+        "requeued": report.requeued,
+        "marked_unknown": report.marked_unknown,
+        "expired": report.expired,
+        "unread": report.unread,
+    }
 
 
 @shared_task(ignore_result=True)

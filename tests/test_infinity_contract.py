@@ -92,6 +92,39 @@ def test_it_shares_one_token_across_many_calls_threads_and_clients(infinity_sim)
     assert len(infinity_sim.token_requests()) == 1
 
 
+def test_threads_share_one_request_to_a_slow_failing_token_endpoint_and_its_error(infinity_sim):
+    # The token endpoint hangs longer than the client waits: every request to it fails after its timeout.
+    infinity_sim.fault("token", "hang", seconds=3, times=0)
+    clock = FakeClock()  # stands still: every thread below comes within the failure's few seconds
+    tokens = TokenCache(clock=clock)
+    client = client_for(infinity_sim, tokens=tokens, timeout=1, connect_timeout=1)
+    errors = []
+
+    def work():
+        try:
+            run_on(client)
+        except ActApiError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(errors) == 50
+    assert all((e.kind, e.reason) == (ErrorKind.RETRYABLE, "TIMEOUT") for e in errors)
+    assert all(e.retry_after >= 5 for e in errors)  # a run's retry comes after the failure is forgotten
+    assert all(e.message.startswith("Getting a Nexthink token failed") for e in errors)
+    assert len(infinity_sim.token_requests()) == 1  # one request, not one per thread
+    assert infinity_sim.requests(EXECUTE) == []
+
+    clock.now += 5.1  # the failure is forgotten: the next call asks again
+    assert error_of(lambda: run_on(client)).reason == "TIMEOUT"
+    assert len(infinity_sim.token_requests()) == 2
+
+
 def test_it_renews_the_token_shortly_before_it_expires(infinity_sim):
     clock = FakeClock()
     client = client_for(infinity_sim, tokens=TokenCache(clock=clock))
@@ -127,6 +160,27 @@ def test_it_renews_after_the_simulator_expires_every_token(infinity_sim):
     client.remote_actions()
 
     assert len(infinity_sim.token_requests()) == 2
+
+
+def test_execute_asks_before_each_post_once_its_token_is_in_hand(infinity_sim):
+    client = client_for(infinity_sim)
+    infinity_sim.fault("execute", "expired_token")
+    tokens_seen = []
+
+    run_on(client, before_send=lambda: tokens_seen.append(len(infinity_sim.token_requests())))
+
+    assert tokens_seen == [1, 2]  # after the first token, and again after the renewal the 401 asked for
+
+    class Withdrawn(Exception):
+        pass
+
+    def withdrawn():
+        raise Withdrawn
+
+    with pytest.raises(Withdrawn):
+        run_on(client, before_send=withdrawn)
+    assert len(infinity_sim.requests(EXECUTE)) == 2  # the refused one and the accepted one above; no third
+    assert len(infinity_sim.executions()) == 1
 
 
 def test_a_second_401_in_a_row_is_a_permanent_refusal(infinity_sim):

@@ -1,7 +1,12 @@
 """A run on Nexthink Infinity, through the real seam and simulator: found by NQL, sent, followed up to
 the device's own result."""
 
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
+import requests
 from django.urls import reverse
 from django.utils import timezone
 
@@ -10,11 +15,15 @@ from actions.devices.resolution import resolve_devices_for
 from actions.models import Device, Run
 from actions.runs.dispatch import run_dispatch
 from actions.runs.follow_up import runs_follow_up
+from actions.runs.lifecycle import EXPIRY_GRACE_SECONDS
+from actions.runs.reaper import runs_reap
 from actions.runs.submit import run_submit
 from tests.factories import make_action
+from tests.worker import dispatch_in_thread
 
 Status = Run.Status
 ALICE_LAPTOP = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"  # the simulator's; CORP\alice
+NQL = "/api/v2/nql/execute"
 
 
 @pytest.fixture
@@ -100,6 +109,133 @@ def test_the_run_page_shows_the_devices_status_and_outputs(infinity, alice, team
     assert "Done on the device" in page and "Your device ran the action successfully." in page
     assert "CacheSizeMB" in page and "812" in page
     assert "Did this fix your problem?" in page
+
+
+def break_the_read(breakage, infinity, settings):
+    if breakage == "misnamed_query":  # the saved query was renamed or deleted in Nexthink: a 404
+        settings.NEXTHINK_NQL_EXECUTIONS_QUERY = "#portal_executions_renamed"
+    elif breakage == "revoked_rights":  # the API client lost the NQL permission: a 403
+        body = {"message": "Not authorized to execute NQL queries.", "code": 403}
+        infinity.fault("nql", "answer", status=403, body=body, times=0)
+    else:
+        infinity.fault("nql", "internal_error", times=0)
+
+
+@pytest.mark.parametrize("breakage", ["misnamed_query", "revoked_rights", "server_error"])
+def test_a_run_whose_result_cannot_be_read_ends_unknown_past_nexthinks_expiry(
+    infinity, alice, teams, settings, client, breakage
+):
+    resolve_devices_for(alice)
+    run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+    run_dispatch(run_id=run.pk)
+    reads_before = len(infinity.requests(NQL))
+    break_the_read(breakage, infinity, settings)
+    client.force_login(alice)
+
+    # Within Nexthink's wait for the device: a failed read is only tried again later.
+    due = timezone.now() - timedelta(seconds=1)  # SQLite's Now() has milliseconds only
+    Run.objects.filter(pk=run.pk).update(next_check_at=due)
+    assert runs_follow_up() == 1
+    run.refresh_from_db()
+    assert (run.status, run.checks) == (Status.FOLLOWING, 1)
+
+    # Past Nexthink's expiry and the grace: the run ends, though its result still cannot be read.
+    past = timezone.now() - timedelta(seconds=EXPIRY_GRACE_SECONDS + 1)
+    Run.objects.filter(pk=run.pk).update(expires_at=past, next_check_at=due)
+    assert runs_follow_up() == 1
+
+    run.refresh_from_db()
+    assert (run.status, run.error_code, run.next_check_at) == (Status.UNKNOWN, "RESULT_NOT_READ", None)
+    assert run.error_message.startswith("Nexthink accepted the action, but the portal could not read what happened")
+    assert "Check your device" in run.error_message
+    assert len(infinity.requests(NQL)) - reads_before == 2  # both looks went to Nexthink and failed
+    status = client.get(reverse("run_status", args=[run.pk])).json()
+    assert status["final"] is True  # the page stops polling and offers help
+
+
+def test_the_reaper_waits_for_infinitys_own_longest_send(infinity, alice, teams, settings):
+    settings.NEXTHINK_API_TIMEOUT_SECONDS = 30
+    resolve_devices_for(alice)
+    run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+    Run.objects.filter(pk=run.pk).update(timeout_seconds=10)
+    # Classic's deadline: one call of timeout + connect + read margin. Infinity's: the token and the
+    # execute, each twice (a 401 renews the token and sends once more), each connect + API timeout.
+    classic = 10 + settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS + settings.NEXTHINK_READ_MARGIN_SECONDS
+    infinity_send = 4 * (settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS + settings.NEXTHINK_API_TIMEOUT_SECONDS)
+    grace = settings.RUN_SENDING_GRACE_SECONDS
+    assert classic + grace < 100 < infinity_send + grace
+
+    Run.objects.filter(pk=run.pk).update(status=Status.SENDING, sending_at=timezone.now() - timedelta(seconds=100))
+    assert runs_reap().marked_unknown == 0  # its worker may still be fetching a token or executing
+    assert Run.objects.get(pk=run.pk).status == Status.SENDING
+
+    long_ago = timezone.now() - timedelta(seconds=infinity_send + grace + 1)
+    Run.objects.filter(pk=run.pk).update(sending_at=long_ago)
+    assert runs_reap().marked_unknown == 1
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (Status.UNKNOWN, "WORKER_LOST")
+
+
+class GatedTokenEndpoint:
+    """A token endpoint on loopback that holds each request until released, then passes it to the simulator's."""
+
+    def __init__(self, token_url: str):
+        self.received = threading.Event()
+        self.release = threading.Event()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                gate.received.set()
+                gate.release.wait(30)
+                answer = requests.post(
+                    token_url,
+                    data=body,
+                    headers={k: self.headers[k] for k in ("Authorization", "Content-Type")},
+                    timeout=10,
+                )
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/default/v1/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_the_reaper_decided_while_its_token_was_fetched_is_not_executed(infinity, alice, teams, settings):
+    resolve_devices_for(alice)
+    run = run_submit(user=alice, action=teams, device=Device.objects.get(uid=ALICE_LAPTOP), params={})
+    gate = GatedTokenEndpoint(infinity.token_url)
+    settings.NEXTHINK_TOKEN_URL = gate.url  # a new token is needed, and it is slow to come
+    try:
+        worker, outcome = dispatch_in_thread(run.pk)
+        assert gate.received.wait(30)  # claimed, and waiting for its token
+        # The reaper decides meanwhile (the worker looks lost): the run is no longer this attempt's.
+        Run.objects.filter(pk=run.pk).update(sending_at=timezone.now() - timedelta(hours=2))
+        assert runs_reap().marked_unknown == 1
+        gate.release.set()
+        worker.join(30)
+    finally:
+        gate.close()
+
+    assert not worker.is_alive() and outcome == [None]
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (Status.UNKNOWN, "WORKER_LOST")
+    assert len(infinity.token_requests()) == 2  # the NQL look-up's, then the worker's: the token came
+    assert infinity.requests("/api/v1/act/execute") == []  # and nothing was executed
 
 
 @pytest.mark.redis

@@ -9,23 +9,27 @@ from actions.models import Run
 from actions.nexthink.platform import DeviceResult, Sent
 from actions.runs import lifecycle
 from actions.runs.follow_up import runs_follow_up
+from actions.runs.reaper import UNREAD_AFTER_SECONDS, runs_reap
 from actions.runs.submit import run_submit
 from tests.factories import make_device, make_sim_action
 
 Status = Run.Status
 
 
-@pytest.fixture
-def following(alice):
+def make_following(user, action=None, request_id="req-1") -> Run:
     """A run Nexthink Infinity accepted: following, first look due."""
-    run = run_submit(
-        user=alice, action=make_sim_action(nql_id="#clear_teams_cache"), device=make_device(alice), params={}
-    )
+    action = action or make_sim_action(nql_id="#clear_teams_cache")
+    run = run_submit(user=user, action=action, device=make_device(user), params={})
     lifecycle.claim(run.pk)
     run.refresh_from_db()
-    lifecycle.record(run, lifecycle.outcome_of_sent(Sent(request_id="req-1", expires_in_minutes=60)))
+    lifecycle.record(run, lifecycle.outcome_of_sent(Sent(request_id=request_id, expires_in_minutes=60)))
     run.refresh_from_db()
     return run
+
+
+@pytest.fixture
+def following(alice):
+    return make_following(alice)
 
 
 def test_an_accepted_request_is_sent_not_done_and_followed_up(following):
@@ -97,3 +101,29 @@ def test_the_follow_up_reads_only_due_runs(following):
     Run.objects.filter(pk=following.pk).update(next_check_at=timezone.now() + timedelta(minutes=5))
 
     assert runs_follow_up() == 0
+
+
+def test_the_reaper_ends_runs_no_follow_up_read_long_after_nexthinks_expiry(following, alice):
+    # Its lease stuck (a pass claimed it and died) or its look not due: no follow-up pass reads it now.
+    # The portal runs on classic here: no follow-up pass runs at all, the reaper still ends it.
+    now = timezone.now()
+    long_expired = now - timedelta(seconds=UNREAD_AFTER_SECONDS + 1)
+    Run.objects.filter(pk=following.pk).update(expires_at=long_expired, next_check_at=now + timedelta(seconds=60))
+    # Just past the grace: the follow-up still has its chance to read the device's own result.
+    recent = make_following(alice, following.action, request_id="req-2")
+    just_expired = now - timedelta(seconds=lifecycle.EXPIRY_GRACE_SECONDS + 1)
+    Run.objects.filter(pk=recent.pk).update(expires_at=just_expired, next_check_at=now + timedelta(seconds=60))
+
+    report = runs_reap()
+
+    assert report.unread == 1
+    following.refresh_from_db()
+    assert (following.status, following.error_code, following.next_check_at) == (
+        Status.UNKNOWN,
+        "RESULT_NOT_READ",
+        None,
+    )
+    assert "could not read what happened on your device" in following.error_message
+    assert following.finished_at is not None
+    assert Run.objects.get(pk=recent.pk).status == Status.FOLLOWING
+    assert runs_reap().unread == 0  # ended once

@@ -464,6 +464,24 @@ def test_worker_lost_never_catches_a_run_already_following(alice, action, laptop
     assert Run.objects.get(pk=run.pk).status == Status.FOLLOWING
 
 
+def test_classic_sends_nothing_for_a_run_no_longer_its_attempts(alice, action, laptop, use_simulator, sim_requests):
+    from actions.nexthink.platform import ClassicPlatform, NotOurs
+
+    run = submit(alice, action, laptop)
+    asked = []
+
+    def still_ours() -> bool:
+        asked.append(True)
+        return False
+
+    with pytest.raises(NotOurs):
+        ClassicPlatform().send(run, still_ours=still_ours)
+
+    assert asked == [True] and sim_requests() == []
+    ClassicPlatform().send(run, still_ours=lambda: True)
+    assert len(sim_requests()) == 1
+
+
 # --- Review follow-ups ---------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_double_submits_make_one_run(alice, laptop):

@@ -1,12 +1,10 @@
 """The run lifecycle's rules: each outcome lands in the status that tells the truth, over real HTTP."""
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
 import requests
-from django.db import connection
 from django.utils import timezone
 
 from actions.models import Engine, EngineResult, Run, RunAttempt
@@ -18,6 +16,7 @@ from actions.runs.submit import IdempotencyConflict, RunRefused, fair_use, run_s
 from actions.runs.wording import status_summary
 from tests.conftest import add_fault, requests_received
 from tests.factories import EMEA, make_action, make_device, make_parameter, make_sim_action
+from tests.worker import dispatch_in_thread
 
 Status = Run.Status
 AMER = "a4690014774dcc32b919c27d616166f7"
@@ -277,16 +276,7 @@ def test_an_answer_after_the_reapers_verdict_does_not_overwrite_it(
 ):
     inject_fault("latency", seconds=3)
     run = submit(alice, action, laptop)
-    outcome = []
-
-    def dispatch():
-        try:
-            outcome.append(run_dispatch(run_id=run.pk))
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=dispatch)
-    worker.start()
+    worker, outcome = dispatch_in_thread(run.pk)
     deadline = time.monotonic() + 10
     while not requests.get(use_simulator.url + "/_sim/requests", timeout=5).json() and time.monotonic() < deadline:
         time.sleep(0.05)

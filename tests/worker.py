@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,24 @@ def database_url() -> str:
         return f"sqlite:///{s['NAME']}"
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def dispatch_in_thread(run_id) -> tuple[threading.Thread, list]:
+    """run_dispatch in a started thread of its own (its own database connection, closed at the end);
+    the list receives its outcome."""
+    from actions.runs.dispatch import run_dispatch
+
+    outcome = []
+
+    def dispatch():
+        try:
+            outcome.append(run_dispatch(run_id=run_id))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=dispatch)
+    thread.start()
+    return thread, outcome
 
 
 def wait_for(predicate, timeout=30.0):

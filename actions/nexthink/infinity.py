@@ -206,26 +206,82 @@ class InfinityRemoteAction:
 
 
 # --- The token ---------------------------------------------------------------------------------------
+# A failed token request is remembered this long: callers meanwhile get its error without a new request.
+TOKEN_FAILURE_SECONDS = 5
+
+
+class _Fetch:
+    """One token request in flight: the threads that need the same token wait for its result."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.token = ""
+        self.error: BaseException | None = None
+
+
 class TokenCache:
     """One Bearer token per (token URL, client id, secret), shared by every thread of the process.
 
-    The lock makes one token request serve many concurrent calls; the token is renewed
-    TOKEN_RENEW_MARGIN_SECONDS before it expires, and dropped when Nexthink answers 401 with it.
+    One token request per key is in flight at a time: the other threads that need that token wait
+    for its result instead of each sending their own (and each waiting its full timeout behind a
+    failing token endpoint). A failure is remembered TOKEN_FAILURE_SECONDS and raised again to every
+    caller meanwhile, without a new request (a retryable one says so in its retry_after, so that a
+    run's automatic retry does not spend an attempt on it). The token is renewed TOKEN_RENEW_MARGIN_SECONDS before
+    it expires, and dropped when Nexthink answers 401 with it.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic, failure_seconds: float = TOKEN_FAILURE_SECONDS):
         self._clock = clock
-        self._lock = threading.Lock()
+        self._failure_seconds = failure_seconds
+        self._lock = threading.Lock()  # held only to read and change the dictionaries, never over a request
         self._tokens: dict[str, tuple[str, float]] = {}  # key -> (token, renew at)
+        self._failures: dict[str, tuple[ActApiError, float]] = {}  # key -> (error, raised again until)
+        self._fetches: dict[str, _Fetch] = {}  # key -> the request in flight
 
     def get(self, key: str, fetch: Callable[[], tuple[str, float]]) -> str:
-        with self._lock:
-            cached = self._tokens.get(key)
-            if cached is not None and self._clock() < cached[1]:
-                return cached[0]
+        while True:
+            with self._lock:
+                cached = self._tokens.get(key)
+                if cached is not None and self._clock() < cached[1]:
+                    return cached[0]
+                failed = self._failures.get(key)
+                if failed is not None and self._clock() < failed[1]:
+                    raise _again(failed[0])
+                flight = self._fetches.get(key)
+                leader = flight is None
+                if leader:
+                    flight = self._fetches[key] = _Fetch()
+            if leader:
+                return self._fetch(key, flight, fetch)
+            # Bounded: the request in flight ends within its own connect + read timeout.
+            flight.done.wait()
+            if flight.error is None:
+                return flight.token
+            if isinstance(flight.error, ActApiError):
+                raise _again(flight.error)
+            # The fetching thread was stopped by something other than Nexthink's answer: ask again.
+
+    def _fetch(self, key: str, flight: _Fetch, fetch: Callable[[], tuple[str, float]]) -> str:
+        try:
             token, lifetime = fetch()
+        except BaseException as error:
+            with self._lock:
+                if isinstance(error, ActApiError):
+                    if error.kind is ErrorKind.RETRYABLE:
+                        # Sending again within the window only meets this failure again: a retry waits it out.
+                        error.retry_after = max(error.retry_after or 0, self._failure_seconds)
+                    self._failures[key] = (error, self._clock() + self._failure_seconds)
+                del self._fetches[key]
+            flight.error = error
+            flight.done.set()
+            raise
+        with self._lock:
             self._tokens[key] = (token, self._clock() + max(lifetime - TOKEN_RENEW_MARGIN_SECONDS, 0))
-            return token
+            self._failures.pop(key, None)
+            del self._fetches[key]
+        flight.token = token
+        flight.done.set()
+        return token
 
     def drop(self, key: str, token: str) -> None:
         """Forget `token` unless another thread already replaced it (one renewal for many 401s)."""
@@ -237,12 +293,38 @@ class TokenCache:
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
+            self._failures.clear()
+
+
+def _again(error: BaseException) -> BaseException:
+    """A shared failure, raised again in another thread: a copy of an ActApiError, so that each
+    thread's raise carries its own traceback."""
+    if type(error) is ActApiError:
+        return ActApiError(
+            code=error.code,
+            reason=error.reason,
+            message=error.message,
+            http_status=error.http_status,
+            kind=error.kind,
+            retry_after=error.retry_after,
+        )
+    return error
 
 
 TOKENS = TokenCache()  # the process's cache
 
 
 # --- The client ----------------------------------------------------------------------------------------
+# The most HTTP calls an execute makes: the token, the execute; after a 401, a new token and the
+# execute once more. A thread waiting for another's token request waits at most that one request.
+EXECUTE_CALLS_AT_MOST = 4
+
+
+def max_execute_seconds(connect_timeout: float, timeout: float) -> float:
+    """The longest `InfinityClient.execute` can take: each of its calls ends within connect + read timeout."""
+    return EXECUTE_CALLS_AT_MOST * (connect_timeout + timeout)
+
+
 class InfinityClient:
     def __init__(
         self,
@@ -293,10 +375,13 @@ class InfinityClient:
         params: dict[str, str] | None = None,
         expires_in_minutes: int | None = None,
         trigger_info: TriggerInfo | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> Accepted:
         """Ask Nexthink to run an action on devices; returns the request id. Raises ActApiError.
 
         Never resent by this client except after a 401 (refused: nothing ran) with a fresh token.
+        `before_send` is called once the token is in hand, right before each POST: whatever it raises
+        stops the execute, and nothing is sent.
         """
         body = build_execute_body(
             remote_action_id=remote_action_id,
@@ -305,7 +390,7 @@ class InfinityClient:
             expires_in_minutes=expires_in_minutes,
             trigger_info=trigger_info,
         )
-        data = self._call("POST", EXECUTE_PATH, json=body)
+        data = self._call("POST", EXECUTE_PATH, json=body, before_send=before_send)
         return parse_accepted(data, expires_in_minutes)
 
     def remote_actions(self) -> list[InfinityRemoteAction]:
@@ -417,14 +502,21 @@ class InfinityClient:
         return token, float(lifetime)
 
     # --- HTTP ------------------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """An API call with the Bearer token; on a 401, once more with a new token. JSON or ActApiError."""
+    def _call(self, method: str, path: str, before_send: Callable[[], None] | None = None, **kwargs: Any) -> Any:
+        """An API call with the Bearer token; on a 401, once more with a new token. JSON or ActApiError.
+
+        `before_send`, when given, is called right before each request, once its token is in hand.
+        """
         token = self._token()
+        if before_send is not None:
+            before_send()
         response = self._send(method, self.api_url + path, headers=_bearer(token), **kwargs)
         if response.status_code == 401:
             # Refused before anything ran: the token expired or was revoked. One renewal, one retry.
             self._tokens.drop(self._token_key, token)
             token = self._token()
+            if before_send is not None:
+                before_send()
             response = self._send(method, self.api_url + path, headers=_bearer(token), **kwargs)
         status = response.status_code
         data = _json_body(response)

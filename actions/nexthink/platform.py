@@ -6,6 +6,7 @@ result, to look it up later. Nothing else in the portal branches on NEXTHINK_PLA
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,6 +39,19 @@ class DeviceResult:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
+class NotOurs(Exception):
+    """Right before the call, the run was no longer this attempt's to send (the reaper decided it
+    meanwhile): nothing was sent."""
+
+
+def _checked(still_ours: Callable[[], bool]) -> Callable[[], None]:
+    def before_send() -> None:
+        if not still_ours():
+            raise NotOurs
+
+    return before_send
+
+
 # What the portal makes of an execution's status; anything else counts as still in progress.
 WAITING, IN_PROGRESS, SUCCESS, FAILURE, EXPIRED = "waiting", "in_progress", "success", "failure", "expired"
 DEVICE_STATUSES = (WAITING, IN_PROGRESS, SUCCESS, FAILURE, EXPIRED)
@@ -47,7 +61,14 @@ class Platform(Protocol):
     name: str
     follows_up: bool  # True: the run is "following" after send, until the device's result is known
 
-    def send(self, run: Run) -> Sent: ...
+    def send(self, run: Run, *, still_ours: Callable[[], bool]) -> Sent:
+        """Send the run. `still_ours` is asked right before each call that could run the action (after a
+        token is in hand): False raises NotOurs and nothing is sent."""
+        ...
+
+    def max_send_seconds(self, run: Run) -> float:
+        """The longest `send` can take, whatever Nexthink does: the reaper's "worker lost" deadline."""
+        ...
 
     def device_result(self, run: Run) -> DeviceResult | None: ...
 
@@ -56,7 +77,8 @@ class ClassicPlatform:
     name = "classic"
     follows_up = False
 
-    def send(self, run: Run) -> Sent:
+    def send(self, run: Run, *, still_ours: Callable[[], bool]) -> Sent:
+        _checked(still_ours)()
         answers = shared_client().run(
             remote_action_uid=str(run.action_uid),
             device_uids=[run.device_uid],
@@ -67,6 +89,10 @@ class ClassicPlatform:
         )
         return Sent(answers=tuple(answers))
 
+    def max_send_seconds(self, run: Run) -> float:
+        # One call, answered within the run's timeout plus the read margin (client.py's Deadline).
+        return settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS + run.timeout_seconds + settings.NEXTHINK_READ_MARGIN_SECONDS
+
     def device_result(self, run: Run) -> DeviceResult | None:
         return None  # the Act API v2 never says what happened on the device
 
@@ -75,7 +101,7 @@ class InfinityPlatform:
     name = "infinity"
     follows_up = True
 
-    def send(self, run: Run) -> Sent:
+    def send(self, run: Run, *, still_ours: Callable[[], bool]) -> Sent:
         from .infinity import infinity_client_from_settings
 
         accepted = infinity_client_from_settings().execute(
@@ -84,8 +110,15 @@ class InfinityPlatform:
             params=run.params or {},
             expires_in_minutes=settings.NEXTHINK_EXPIRES_MINUTES,
             trigger_info=trigger_info(run),
+            before_send=_checked(still_ours),  # the token may have taken long: still ours?
         )
         return Sent(request_id=accepted.request_id, expires_in_minutes=accepted.expires_in_minutes)
+
+    def max_send_seconds(self, run: Run) -> float:
+        # The token and execute calls, each at most twice; the run's own timeout is Nexthink's business.
+        from .infinity import max_execute_seconds
+
+        return max_execute_seconds(settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS, settings.NEXTHINK_API_TIMEOUT_SECONDS)
 
     def device_result(self, run: Run) -> DeviceResult | None:
         from .infinity import infinity_client_from_settings

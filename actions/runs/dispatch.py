@@ -40,9 +40,10 @@ def run_enqueue(*, run_id, countdown: float | None = None, stamp: bool = True) -
 def run_dispatch(*, run_id) -> Outcome | None:
     """Send a run to Nexthink once. None when another worker has it, it is not due, or it was decided meanwhile.
 
-    Three queries before the call (the claim, the run, its send-time re-checks) and one transaction
-    after it: the attempt is written with its outcome (a worker that dies mid-call leaves the run in
-    "sending", which the reaper marks unknown and logs as an attempt).
+    Three queries before the call (the claim, the run, its send-time re-checks), one right before it
+    (still_ours: on Infinity the token may have taken long, and the reaper may have decided meanwhile)
+    and one transaction after it: the attempt is written with its outcome (a worker that dies mid-call
+    leaves the run in "sending", which the reaper marks unknown and logs as an attempt).
     """
     if not lifecycle.claim(run_id):
         return None
@@ -58,7 +59,11 @@ def run_dispatch(*, run_id) -> Outcome | None:
             release_db_connection()
             called = True
             try:
-                sent = platform.current().send(run)
+                sent = platform.current().send(run, still_ours=lambda: still_ours(run))
+            except platform.NotOurs:
+                # The reaper decided while the token was fetched: nothing was sent, its verdict stands.
+                log.warning("run %s: no longer attempt %s's to send; nothing sent", run.pk, run.attempts)
+                return None
             except ActApiError as error:
                 outcome = lifecycle.outcome_of_error(error, attempt=run.attempts, max_attempts=run.max_attempts)
             else:
@@ -71,6 +76,14 @@ def run_dispatch(*, run_id) -> Outcome | None:
         outcome = lifecycle.crashed(called=called)
         recorded = lifecycle.record(run, outcome)
     return outcome if recorded else None
+
+
+def still_ours(run: Run) -> bool:
+    """Right before the call: is the run still "sending" with this attempt? One query; the connection
+    is given back again before the call."""
+    ours = Run.objects.filter(pk=run.pk, status=Run.Status.SENDING, attempts=run.attempts).exists()
+    release_db_connection()
+    return ours
 
 
 def release_db_connection() -> None:

@@ -3,7 +3,10 @@
 Beat runs `runs_follow_up` every few seconds. Each due run is claimed by moving its next look
 forward (a conditional update: two passes never read the same run at once), then read once through
 the platform; a final reading ends the run through the lifecycle, any other schedules the next look,
-backed off from 5 s to 5 minutes, until Nexthink's own wait for the device is over.
+backed off from 5 s to 5 minutes, until Nexthink's own wait for the device is over. Past that wait
+and EXPIRY_GRACE_SECONDS a run ends even when its result cannot be read (a deleted or misnamed saved
+query, revoked rights): unknown, "could not read what happened". The reaper ends the runs no
+follow-up read in time (reaper.py).
 """
 
 from __future__ import annotations
@@ -41,13 +44,16 @@ def runs_follow_up() -> int:
 
 
 def run_follow_up(run: Run) -> None:
+    expired = run.expires_at is not None and lifecycle.database_now() > run.expires_at + timedelta(
+        seconds=lifecycle.EXPIRY_GRACE_SECONDS
+    )
     try:
         result = platform.current().device_result(run)
     except ActApiError as error:
         log.warning("run %s: the device's result could not be read: %s", run.pk, error)
-        lifecycle.record_follow_up(run, None, None)  # look again later, backed off
+        if expired:
+            lifecycle.end_unread(run.pk)  # Nexthink's wait is over: it ends now, not never
+        else:
+            lifecycle.record_follow_up(run, None, None)  # look again later, backed off
         return
-    expired = run.expires_at is not None and lifecycle.database_now() > run.expires_at + timedelta(
-        seconds=lifecycle.EXPIRY_GRACE_SECONDS
-    )
     lifecycle.record_follow_up(run, lifecycle.outcome_of_device_result(result, expired=expired), result)

@@ -8,6 +8,7 @@ pass gets there first decides, and the others change nothing (and schedule nothi
     retrying ─claim─┘    ├──retryable error──▶ retrying (at next_attempt_at)
                          └──accepted, the platform reports the device's result──▶ following
     following ──follow-up──▶ done | device_failed | expired | unknown
+    following ──past Nexthink's expiry + grace, result unreadable (follow-up or reaper)──▶ unknown
     queued, retrying ──reaper: not sent in time──▶ failed
     sending ──reaper: worker lost──▶ unknown
 
@@ -249,6 +250,12 @@ MAX_CHECK_SECONDS = 300
 # Nexthink may take a moment to record an execution as expired: look once more after this.
 EXPIRY_GRACE_SECONDS = 300
 
+NOT_READ_TEXT = (
+    "Nexthink accepted the action, but the portal could not read what happened on your device. " + CHECK_DEVICE
+)
+# Nexthink's wait for the device (and the grace) is over and its result could not be read: the run ends.
+NOT_READ = Outcome(Status.UNKNOWN, "RESULT_NOT_READ", str(ErrorKind.UNKNOWN), NOT_READ_TEXT)
+
 DEVICE_FINAL = {
     SUCCESS: Status.DONE,
     FAILURE: Status.DEVICE_FAILED,
@@ -271,12 +278,7 @@ def outcome_of_device_result(result: DeviceResult | None, *, expired: bool) -> O
     if not expired:
         return None
     if result is None:
-        return Outcome(
-            Status.UNKNOWN,
-            "NO_EXECUTION",
-            str(ErrorKind.UNKNOWN),
-            "Nexthink accepted the action, but the portal could not read what happened on your device. " + CHECK_DEVICE,
-        )
+        return Outcome(Status.UNKNOWN, "NO_EXECUTION", str(ErrorKind.UNKNOWN), NOT_READ_TEXT)
     if result.status == WAITING:
         return device_outcome(Status.EXPIRED, result)
     return Outcome(
@@ -444,6 +446,23 @@ def record_follow_up(run: Run, outcome: Outcome | None, result: DeviceResult | N
         )
         == 1
     )
+
+
+def end_unread(run_id) -> bool:
+    """following → unknown: Nexthink's wait for the device is over and its result could not be read
+    (the read failed, or no follow-up read it in time). False: the run was no longer being followed."""
+    moved = transition(
+        run_id,
+        NOT_READ.status,
+        leaving=(Status.FOLLOWING,),
+        error_code=NOT_READ.code,
+        error_kind=NOT_READ.kind,
+        error_message=NOT_READ.message,
+        next_check_at=None,
+    )
+    if moved:
+        log.warning("run %s unknown: the device's result could not be read before Nexthink's wait was over", run_id)
+    return moved
 
 
 def log_attempt(run_id, **fields) -> None:

@@ -1,7 +1,11 @@
 """The reaper (beat, every REAPER_INTERVAL_SECONDS, a few seconds): no run stays silently stuck.
 
 - runs that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fail ("nothing was sent");
-- runs in "sending" far longer than their call can take are marked unknown (the worker died);
+- runs in "sending" longer than the platform's longest send (its max_send_seconds) plus
+  RUN_SENDING_GRACE_SECONDS are marked unknown (the worker died);
+- runs still "following" long after Nexthink's wait for the device was over end unknown: no
+  follow-up read them in time (its pass keeps failing or is not running, its lease is stuck, or the
+  portal no longer runs on a platform that follows runs up);
 - runs due to be sent that no broker message carries are handed to it (again): at the first pass
   after the broker is back for those it never took, and, for those whose message it lost, once the
   waiting messages are fewer than those runs (a backlog is left alone, not multiplied).
@@ -21,8 +25,10 @@ from django.db.models import Q
 from django.db.models.functions import Now
 
 from actions.models import Run
+from actions.nexthink import platform
 from actions.runs import lifecycle
 from actions.runs.dispatch import run_enqueue
+from actions.runs.follow_up import LEASE_SECONDS
 
 log = logging.getLogger("actions.runs")
 Status = Run.Status
@@ -34,15 +40,19 @@ class ReapReport:
     requeued: int
     marked_unknown: int
     expired: int = 0
+    unread: int = 0
 
 
 def runs_reap() -> ReapReport:
     expired = _expire_unsent()
     marked = _mark_stuck_sending()
     requeued = _requeue_lost()
-    if requeued or marked or expired:
-        log.info("reaper: requeued %s, marked unknown %s, expired %s", requeued, marked, expired)
-    return ReapReport(requeued=requeued, marked_unknown=marked, expired=expired)
+    unread = _end_unread()
+    if requeued or marked or expired or unread:
+        log.info(
+            "reaper: requeued %s, marked unknown %s, expired %s, ended unread %s", requeued, marked, expired, unread
+        )
+    return ReapReport(requeued=requeued, marked_unknown=marked, expired=expired, unread=unread)
 
 
 def _expire_unsent() -> int:
@@ -61,34 +71,51 @@ def _expire_unsent() -> int:
     return expired
 
 
-def sending_grace() -> int:
-    return (
-        settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS
-        + settings.NEXTHINK_READ_MARGIN_SECONDS
-        + settings.RUN_SENDING_GRACE_SECONDS
-    )
+def sending_deadline(run: Run, on: platform.Platform) -> float:
+    """Seconds after which a run still "sending" has lost its worker: the platform's own worst case
+    for a send, plus RUN_SENDING_GRACE_SECONDS (a slow database, a busy worker)."""
+    return on.max_send_seconds(run) + settings.RUN_SENDING_GRACE_SECONDS
 
 
 def _mark_stuck_sending() -> int:
-    """A run still "sending" after its call's longest possible time: its worker died mid-call."""
-    grace = sending_grace()
+    """A run still "sending" after its send's longest possible time: its worker died mid-call."""
+    on = platform.current()
     now = lifecycle.database_now()
-    candidates = Run.objects.filter(status=Status.SENDING, sending_at__lt=now - timedelta(seconds=grace))
+    candidates = (
+        Run.objects.filter(
+            status=Status.SENDING, sending_at__lt=now - timedelta(seconds=settings.RUN_SENDING_GRACE_SECONDS)
+        )
+        .only("pk", "sending_at", "timeout_seconds", "attempts")
+        .order_by("sending_at")[:BATCH]
+    )
     marked = 0
-    rows = candidates.values_list("pk", "sending_at", "timeout_seconds", "attempts")[:BATCH]
-    for pk, sending_at, timeout, attempts in rows:
-        if sending_at + timedelta(seconds=timeout + grace) > now:
+    for run in candidates:
+        deadline = sending_deadline(run, on)
+        if run.sending_at + timedelta(seconds=deadline) > now:
             continue
         # Only this very attempt, still sending: a run claimed again since (its attempts counted on)
         # or answered meanwhile is left alone. The attempt number, not sending_at, names the attempt:
         # the database's clock writes sending_at (on SQLite as millisecond text that never equals a
         # value read back and written again by Python).
         with transaction.atomic():
-            if lifecycle.reap(pk, lifecycle.WORKER_LOST, leaving=(Status.SENDING,), where=Q(attempts=attempts)):
+            if lifecycle.reap(run.pk, lifecycle.WORKER_LOST, leaving=(Status.SENDING,), where=Q(attempts=run.attempts)):
                 marked += 1
-                lifecycle.log_attempt(pk, number=attempts, started_at=sending_at, outcome="worker_lost")
-                log.warning("run %s unknown: still sending after %s s", pk, timeout + grace)
+                lifecycle.log_attempt(run.pk, number=run.attempts, started_at=run.sending_at, outcome="worker_lost")
+                log.warning("run %s unknown: still sending after %.0f s", run.pk, deadline)
     return marked
+
+
+# How long after Nexthink's wait for the device (expires_at) a run may still be "following" while its
+# follow-up works: past EXPIRY_GRACE_SECONDS the first look ends it whatever it reads, and the next
+# look is at most MAX_CHECK_SECONDS away, or LEASE_SECONDS more when the pass that claimed it died.
+UNREAD_AFTER_SECONDS = lifecycle.EXPIRY_GRACE_SECONDS + lifecycle.MAX_CHECK_SECONDS + LEASE_SECONDS
+
+
+def _end_unread() -> int:
+    """A run still "following" UNREAD_AFTER_SECONDS after its expiry ends unknown: nothing read it in time."""
+    too_old = Now() - timedelta(seconds=UNREAD_AFTER_SECONDS)
+    pks = list(Run.objects.filter(status=Status.FOLLOWING, expires_at__lt=too_old).values_list("pk", flat=True)[:BATCH])
+    return sum(lifecycle.end_unread(pk) for pk in pks)
 
 
 def _requeue_lost() -> int:

@@ -1,14 +1,19 @@
-"""Strict readers for environment variables.
+"""Strict readers for environment variables, each documented once, beside its default.
 
 django-environ parses values, but it reads any unknown string as False for a boolean and accepts
 a URL without a scheme. These wrappers make a malformed value stop start-up with a message that
 names the variable (see .env.example for every variable).
+
+Every reader takes `doc` (what the variable means), and `shown` when its default is computed (the
+default as an operator reads it) and `must` when an operator has to set it: settings.py is the one
+source of README's configuration tables (`python manage.py settings_table`; a test compares them).
 """
 
 from __future__ import annotations
 
 import secrets
 import string
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,21 +22,80 @@ from django.core.exceptions import ImproperlyConfigured
 
 env = environ.Env()
 
+
+# --- Documentation ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variable:
+    names: str  # as README shows them: `NAME`, or `NAME` / `NAME_FILE` for a secret
+    shown: str  # the default, as an operator reads it
+    meaning: str
+    must: str  # "": has a default that suits most companies; else when an operator must set it
+    section: str
+
+
+VARIABLES: dict[str, Variable] = {}
+_section = ["Core"]
+
+
+def section(title: str) -> None:
+    """The concern the variables read from here on belong to (one README table each)."""
+    _section[0] = title
+
+
+def describe(name: str, *, doc: str, shown: str, must: str = "") -> None:
+    """Document a variable whose reader takes no documentation (EMAIL_URL's mailer)."""
+    _document(name, "", doc, shown, must)
+
+
+def _document(name: str, default, doc: str, shown: str | None, must: str, names: str = "") -> None:
+    if shown is None:
+        shown = "empty" if default in ("", [], None) else f"`{_literal(default)}`"
+    VARIABLES[name] = Variable(names or f"`{name}`", shown, doc, must, _section[0])
+
+
+def _literal(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+def markdown_tables() -> str:
+    """README's configuration tables: one per section, in the order settings.py reads them."""
+    out = []
+    for title in dict.fromkeys(v.section for v in VARIABLES.values()):
+        out += [f"#### {title}", "", "| variable | default | meaning |", "|---|---|---|"]
+        for v in VARIABLES.values():
+            if v.section == title:
+                must = f"**must set** {v.must}".strip() if v.must else ""
+                meaning = f"{must}: {v.meaning}" if must and v.meaning else must or v.meaning
+                out.append(f"| {v.names} | {v.shown} | {meaning} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
 DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql", "pgsql"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
 def is_set(name: str) -> bool:
-    return env.str(name, default="").strip() != ""
+    return _raw(name) != ""
 
 
-def get_str(name: str, default: str = "") -> str:
-    return env.str(name, default=default).strip()
+def _raw(name: str) -> str:
+    return env.str(name, default="").strip()
 
 
-def get_bool(name: str, default: bool) -> bool:
-    raw = get_str(name)
+def get_str(name: str, default: str = "", *, doc: str, shown: str | None = None, must: str = "") -> str:
+    _document(name, default, doc, shown, must)
+    return _raw(name) or default
+
+
+def get_bool(name: str, default: bool, *, doc: str, shown: str | None = None, must: str = "") -> bool:
+    _document(name, default, doc, shown, must)
+    raw = _raw(name)
     if raw == "":
         return default
     if raw.lower() in _TRUE:
@@ -41,8 +105,18 @@ def get_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (true/false, 1/0, yes/no, on/off), got {raw!r}.")
 
 
-def get_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    raw = get_str(name)
+def get_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    doc: str,
+    shown: str | None = None,
+    must: str = "",
+) -> int:
+    _document(name, default, doc, shown, must)
+    raw = _raw(name)
     if raw == "":
         return default
     try:
@@ -54,8 +128,9 @@ def get_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return value
 
 
-def get_list(name: str, default: list[str]) -> list[str]:
-    raw = get_str(name)
+def get_list(name: str, default: list[str], *, doc: str, shown: str | None = None, must: str = "") -> list[str]:
+    _document(name, default, doc, shown, must)
+    raw = _raw(name)
     if raw == "":
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
@@ -70,17 +145,44 @@ def check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
-def get_url(name: str, default: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
-    return check_url(name, get_str(name) or default, schemes)
+def get_url(
+    name: str,
+    default: str,
+    schemes: tuple[str, ...] = ("http", "https"),
+    *,
+    doc: str,
+    shown: str | None = None,
+    must: str = "",
+) -> str:
+    _document(name, default, doc, shown, must)
+    return check_url(name, _raw(name) or default, schemes)
 
 
-def get_origins(name: str) -> list[str]:
-    return [check_url(name, origin, ("http", "https")) for origin in get_list(name, [])]
+def get_optional_url(name: str, *, doc: str, shown: str | None = None, must: str = "") -> str:
+    """A URL, or empty when unset."""
+    _document(name, "", doc, shown, must)
+    value = _raw(name)
+    return check_url(name, value, ("http", "https")) if value else ""
 
 
-def get_secret(name: str, default: str = "") -> str:
+def get_choice(name: str, default: str, choices, *, doc: str, upper: bool = False) -> str:
+    """One of `choices` (case-insensitive); anything else stops start-up."""
+    _document(name, default, doc, None, "")
+    raw = _raw(name) or default
+    value = raw.upper() if upper else raw.lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {raw!r}.")
+    return value
+
+
+def get_origins(name: str, *, doc: str, must: str = "") -> list[str]:
+    return [check_url(name, origin, ("http", "https")) for origin in get_list(name, [], doc=doc, must=must)]
+
+
+def get_secret(name: str, default: str = "", *, doc: str, shown: str | None = None, must: str = "") -> str:
     """NAME, or the contents of the file named by NAME_FILE (for Docker/systemd secrets)."""
-    file_name = get_str(f"{name}_FILE")
+    _document(name, "", doc, shown, must, names=f"`{name}` / `{name}_FILE`")
+    file_name = _raw(f"{name}_FILE")
     if file_name:
         if is_set(name):
             raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both.")
@@ -88,11 +190,12 @@ def get_secret(name: str, default: str = "") -> str:
             return Path(file_name).read_text().strip()
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_name!r}: {exc.strerror}.") from None
-    return get_str(name, default)
+    return _raw(name) or default
 
 
-def get_db(name: str, default: str) -> dict:
-    raw = get_str(name) or default
+def get_db(name: str, default: str, *, doc: str, shown: str, must: str = "") -> dict:
+    _document(name, default, doc, shown, must)
+    raw = _raw(name) or default
     scheme = raw.split(":", 1)[0]
     if scheme not in DATABASE_SCHEMES:
         raise ImproperlyConfigured(f"{name} must start with sqlite:// or postgres://, got {scheme!r}.")
@@ -110,8 +213,9 @@ def get_mailer(name: str, default: str) -> dict:
     """A MAILERS entry from one URL (django-environ's e-mail schemes), refused if malformed.
 
     smtp://user:password@host:587 (smtp+tls://, smtps:// ...), filemail:///path, consolemail://, dummymail://.
+    Documented by its caller (it is read only when set, or with DEBUG).
     """
-    raw = get_str(name) or default
+    raw = _raw(name) or default
     scheme = raw.split(":", 1)[0]
     if scheme not in EMAIL_SCHEMES:
         raise ImproperlyConfigured(f"{name} must start with one of {', '.join(s + '://' for s in EMAIL_SCHEMES)}.")
@@ -152,9 +256,12 @@ def local_secret_key(path: Path) -> str:
     return path.read_text().strip()
 
 
-def get_template(name: str, default: str, *, allowed: set[str] | None = None) -> str:
+def get_template(
+    name: str, default: str, *, allowed: set[str] | None = None, doc: str, shown: str | None = None
+) -> str:
     """A str.format template naming plain fields only (no attribute access, indexing or format specs)."""
-    template = get_str(name) or default
+    _document(name, default, doc, shown, "")
+    template = _raw(name) or default
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -169,10 +276,13 @@ def get_template(name: str, default: str, *, allowed: set[str] | None = None) ->
     return template
 
 
-def get_map(name: str) -> dict[str, str]:
+def get_map(name: str, *, doc: str) -> dict[str, str]:
     """Comma-separated `key=value` pairs; a bare `key` maps to itself. Keys and values are trimmed."""
+    _document(name, "", doc, None, "")
     mapping: dict[str, str] = {}
-    for item in get_list(name, []):
+    for item in (item.strip() for item in _raw(name).split(",")):
+        if not item:
+            continue
         key, sep, value = item.partition("=")
         key, value = key.strip(), (value.strip() if sep else key.strip())
         if not key or not value:

@@ -14,18 +14,30 @@ from portal import config
 BASE_DIR = Path(__file__).resolve().parent.parent
 if (BASE_DIR / ".env").exists():  # first, so that every variable below may come from it
     config.env.read_env(BASE_DIR / ".env", parse_comments=True)
-VAR_DIR = Path(config.get_str("PORTAL_VAR_DIR") or BASE_DIR / "var")
+VAR_DIR = Path(
+    config.get_str("PORTAL_VAR_DIR", doc="SQLite file, embedded broker, dev key, demo mail", shown="`./var`")
+    or BASE_DIR / "var"
+)
 
 # --- Core -------------------------------------------------------------------------------------
-DEBUG = config.get_bool("DEBUG", False)
-SECRET_KEY = config.get_secret("SECRET_KEY")
+DEBUG = config.get_bool("DEBUG", False, doc="`bin/demo` sets `true`; never in production")
+SECRET_KEY = config.get_secret(
+    "SECRET_KEY", doc="Django's signing key", shown="none (DEBUG: a random key in `var/`)", must="when `DEBUG` is off"
+)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (or set SECRET_KEY_FILE).")
     SECRET_KEY = config.local_secret_key(VAR_DIR / "dev-secret-key")
 
-ALLOWED_HOSTS = config.get_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = config.get_origins("CSRF_TRUSTED_ORIGINS")
+ALLOWED_HOSTS = config.get_list(
+    "ALLOWED_HOSTS",
+    ["localhost", "127.0.0.1", "[::1]"],
+    doc="comma-separated host names the portal answers to",
+    must="in production",
+)
+CSRF_TRUSTED_ORIGINS = config.get_origins(
+    "CSRF_TRUSTED_ORIGINS", doc="comma-separated origins with scheme", must="behind a proxy"
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -81,8 +93,23 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
-DATABASES = {"default": config.get_db("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
-DATABASE_POOL_MAX_SIZE = config.get_int("DATABASE_POOL_MAX_SIZE", 10, minimum=0, maximum=1000)
+config.section("Database")
+DATABASES = {
+    "default": config.get_db(
+        "DATABASE_URL",
+        f"sqlite:///{VAR_DIR / 'portal.sqlite3'}",
+        doc="PostgreSQL: `postgres://user:pass@host:5432/db`",
+        shown="`sqlite:///var/portal.sqlite3`",
+        must="in production",
+    )
+}
+DATABASE_POOL_MAX_SIZE = config.get_int(
+    "DATABASE_POOL_MAX_SIZE",
+    10,
+    minimum=0,
+    maximum=1000,
+    doc="PostgreSQL: connections per process, pooled (web requests and runs borrow one and give it back; queries bound on the server and prepared on them); `0`: no pool and nothing prepared, for a transaction-mode pooler such as PgBouncer in between",
+)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # WAL and IMMEDIATE transactions let the web, worker and beat processes share one file.
@@ -133,8 +160,9 @@ LOGIN_REDIRECT_URL = "catalog"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- I18N, static -----------------------------------------------------------------------------
+config.section("Core")
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = config.get_str("TIME_ZONE", "UTC")
+TIME_ZONE = config.get_str("TIME_ZONE", "UTC", doc="the time zone of dates shown to employees")
 USE_I18N = True
 USE_TZ = True
 
@@ -152,6 +180,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Security ---------------------------------------------------------------------------------
+config.section("Security")
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
@@ -166,20 +195,41 @@ SECURE_CSP = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-HTTPS = config.get_bool("HTTPS", not DEBUG)
+HTTPS = config.get_bool("HTTPS", not DEBUG, doc="secure cookies, HSTS, redirect to https", shown="`true` unless DEBUG")
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
-SECURE_SSL_REDIRECT = HTTPS and config.get_bool("SECURE_SSL_REDIRECT", True)
-SECURE_HSTS_SECONDS = config.get_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
+SECURE_SSL_REDIRECT = (
+    config.get_bool("SECURE_SSL_REDIRECT", True, doc="with HTTPS: redirect http to https (off if the proxy does it)")
+    and HTTPS
+)
+SECURE_HSTS_SECONDS = config.get_int(
+    "SECURE_HSTS_SECONDS",
+    31536000 if HTTPS else 0,
+    minimum=0,
+    doc="HSTS max-age, with HTTPS",
+    shown="`31536000` with HTTPS",
+)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-BEHIND_TLS_PROXY = config.get_bool("BEHIND_TLS_PROXY", False)
+BEHIND_TLS_PROXY = config.get_bool(
+    "BEHIND_TLS_PROXY",
+    False,
+    doc="trust `X-Forwarded-Proto` from the one proxy in front, and take the client address for security events from the last `X-Forwarded-For` entry",
+)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Celery -----------------------------------------------------------------------------------
+config.section("Broker and workers")
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = config.get_url("CELERY_BROKER_URL", "filesystem://", ("filesystem", "redis", "rediss"))
+CELERY_BROKER_URL = config.get_url(
+    "CELERY_BROKER_URL",
+    "filesystem://",
+    ("filesystem", "redis", "rediss"),
+    doc="Redis: `redis://host:6379/0` (`rediss://` for TLS)",
+    shown="`filesystem://` (embedded, `var/broker/`)",
+    must="in production",
+)
 if CELERY_BROKER_URL.startswith("filesystem"):
     # The embedded broker: a folder that every process of this checkout shares; no server.
     for sub in ("queue", "processed", "control"):
@@ -205,7 +255,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Threads per worker process. Each waits on Nexthink most of the time (bench/README.md, figure 3):
 # 100 keep 50 calls/s in flight at 2 s per call, in about 140 MiB, with a few pooled DB connections.
-CELERY_WORKER_CONCURRENCY = config.get_int("CELERY_WORKER_CONCURRENCY", 8 if DEBUG else 100, minimum=1, maximum=1000)
+CELERY_WORKER_CONCURRENCY = config.get_int(
+    "CELERY_WORKER_CONCURRENCY",
+    8 if DEBUG else 100,
+    minimum=1,
+    maximum=1000,
+    doc="threads per worker process: calls to Nexthink in flight",
+    shown="`100` (`8` with DEBUG)",
+)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CONSUMER = "portal.reconnect:Consumer"  # back within 2 s of the broker's return
@@ -216,6 +273,13 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 NEXTHINK_MAX_TIMEOUT_SECONDS = 3600
 # Prefork only: no call outlives the Act API's own timeout plus our margin.
 CELERY_TASK_TIME_LIMIT = NEXTHINK_MAX_TIMEOUT_SECONDS + 120
+REDIS_VISIBILITY_TIMEOUT_SECONDS = config.get_int(
+    "REDIS_VISIBILITY_TIMEOUT_SECONDS",
+    CELERY_TASK_TIME_LIMIT + 600,
+    minimum=1,
+    doc="Redis gives an unacknowledged task back after this long; keep it above the longest call (no need to change)",
+    shown="`4320`",
+)
 if CELERY_BROKER_URL.startswith("redis"):
     # kombu's Redis transport with a fix for a crash when Redis restarts (see the module).
     CELERY_BROKER_TRANSPORT = "portal.redis_transport:Transport"
@@ -226,21 +290,28 @@ if CELERY_BROKER_URL.startswith("redis"):
         CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Longer than any task and any retry countdown, so Redis does not redeliver a task that runs.
-        "visibility_timeout": config.get_int(
-            "REDIS_VISIBILITY_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 600, minimum=1
-        ),
+        "visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS,
         "socket_connect_timeout": 3,
         "socket_timeout": 10,
         "retry_on_timeout": True,
     }
 
 # --- Runs -------------------------------------------------------------------------------------
-RUN_MAX_ATTEMPTS = config.get_int("RUN_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
+config.section("Runs")
+RUN_MAX_ATTEMPTS = config.get_int(
+    "RUN_MAX_ATTEMPTS", 5, minimum=1, maximum=20, doc="attempts when nothing can have been accepted"
+)
 # Fair use, for every employee and every action: runs waiting or being sent at once, and runs
 # started per window. One employee's burst then cannot delay everyone else's runs.
-RUN_MAX_IN_FLIGHT_PER_USER = config.get_int("RUN_MAX_IN_FLIGHT_PER_USER", 3, minimum=1)
-RUN_RATE_LIMIT_COUNT = config.get_int("RUN_RATE_LIMIT_COUNT", 10, minimum=1)
-RUN_RATE_LIMIT_WINDOW_SECONDS = config.get_int("RUN_RATE_LIMIT_WINDOW_SECONDS", 600, minimum=1, maximum=86400)
+RUN_MAX_IN_FLIGHT_PER_USER = config.get_int(
+    "RUN_MAX_IN_FLIGHT_PER_USER", 3, minimum=1, doc="fair use: an employee's runs waiting or being sent at once"
+)
+RUN_RATE_LIMIT_COUNT = config.get_int(
+    "RUN_RATE_LIMIT_COUNT", 10, minimum=1, doc="fair use: runs an employee may start per window, all actions"
+)
+RUN_RATE_LIMIT_WINDOW_SECONDS = config.get_int(
+    "RUN_RATE_LIMIT_WINDOW_SECONDS", 600, minimum=1, maximum=86400, doc="fair use: the window of `RUN_RATE_LIMIT_COUNT`"
+)
 RUN_RETRY_BASE_SECONDS = 2
 RUN_RETRY_MAX_SECONDS = 60
 # The reaper re-enqueues runs handed to the broker this long ago and still not claimed (overdue for
@@ -249,13 +320,20 @@ RUN_REQUEUE_AFTER_SECONDS = 10
 # ...and marks runs still sending after their timeout + margins + this grace as outcome unknown.
 RUN_SENDING_GRACE_SECONDS = 30
 # ...and fails runs that could not be sent for this long, rather than send them hours late.
-RUN_QUEUE_MAX_AGE_SECONDS = config.get_int("RUN_QUEUE_MAX_AGE_SECONDS", 3600, minimum=60)
+RUN_QUEUE_MAX_AGE_SECONDS = config.get_int(
+    "RUN_QUEUE_MAX_AGE_SECONDS",
+    3600,
+    minimum=60,
+    doc='reaper: fail runs that could not be sent for this long ("nothing was sent")',
+)
 # Every pass reads in-flight runs only (a few indexed queries): often enough that a run the broker
 # could not take goes out within seconds of its return.
 REAPER_INTERVAL_SECONDS = 5
 # Infinity: how often beat looks for runs whose device result is due to be read again.
 FOLLOW_UP_INTERVAL_SECONDS = 10
-ENGINE_SYNC_INTERVAL_SECONDS = config.get_int("ENGINE_SYNC_INTERVAL_SECONDS", 3600, minimum=60)
+ENGINE_SYNC_INTERVAL_SECONDS = config.get_int(
+    "ENGINE_SYNC_INTERVAL_SECONDS", 3600, minimum=60, doc="how often beat refreshes Engines from the List Engines API"
+)
 # Runs on the default queue; the reaper and the Engine sync on their own, and a copy that waited
 # longer than its period is dropped: a backlog of runs can neither delay them nor pile them up.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
@@ -282,19 +360,32 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "portal.heartbeat:HeartbeatScheduler"  # writes beat's heartbeat for /healthz
 
 # --- E-mail and links to the portal -----------------------------------------------------------------
+config.section("E-mail and links")
 # Where links in e-mails point: the address employees open the portal at.
-PORTAL_BASE_URL = config.get_url("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+PORTAL_BASE_URL = config.get_url(
+    "PORTAL_BASE_URL",
+    "http://127.0.0.1:8000",
+    doc="the address employees open the portal at: links in e-mails and tickets",
+    must="with `EMAIL_URL` or `TICKETING`",
+).rstrip("/")
 if config.is_set("EMAIL_URL") and not DEBUG and not config.is_set("PORTAL_BASE_URL"):
     raise ImproperlyConfigured("PORTAL_BASE_URL is required with EMAIL_URL: e-mails link to the portal.")
 # EMAIL_URL: smtp://user:password@host:587 (django-environ's schemes). Without it nothing is mailed
 # (no mailer at all, so nothing can fall back to a local SMTP server); with DEBUG on, mails are
 # written as files under var/mail (the demo).
+config.describe(
+    "EMAIL_URL",
+    doc="`smtp+tls://user:password@host:587`; without it no e-mail is sent",
+    shown="none (DEBUG: files in `var/mail/`)",
+)
 MAILERS = {}
 if config.is_set("EMAIL_URL") or DEBUG:
     MAILERS["default"] = config.get_mailer("EMAIL_URL", f"filemail://{VAR_DIR / 'mail'}")
 else:
     SILENCED_SYSTEM_CHECKS = ["mail.W001"]  # no mailer on purpose; the code checks before sending
-DEFAULT_FROM_EMAIL = config.get_str("DEFAULT_FROM_EMAIL", "Fix my device <fix-my-device@localhost>")
+DEFAULT_FROM_EMAIL = config.get_str(
+    "DEFAULT_FROM_EMAIL", "Fix my device <fix-my-device@localhost>", doc="sender of the portal's e-mails"
+)
 # "Did this fix it?" can be answered, and changed, for this long after a run ends.
 RUN_FEEDBACK_DAYS = 7
 # A run that ends is mailed about only if its page has not shown the end this long afterwards
@@ -302,57 +393,115 @@ RUN_FEEDBACK_DAYS = 7
 RUN_NOTIFY_DELAY_SECONDS = 20
 
 # --- Nexthink ---------------------------------------------------------------------------------
+config.section("Nexthink")
 SIMULATOR_URL = "http://127.0.0.1:8765"
 SIMULATOR_USERNAME = "portal"
 SIMULATOR_PASSWORD = "portal-demo"  # noqa: S105 - the simulator's public demo login, not a secret
 # Which Nexthink API the portal speaks: "classic" (Act API v2, Basic auth) or "infinity" (OAuth2,
 # Remote Actions API and NQL API). The other platform's settings are read but not used.
-NEXTHINK_PLATFORM = config.get_str("NEXTHINK_PLATFORM", "classic").lower()
-if NEXTHINK_PLATFORM not in ("classic", "infinity"):
-    raise ImproperlyConfigured(f"NEXTHINK_PLATFORM must be classic or infinity, got {NEXTHINK_PLATFORM!r}.")
+NEXTHINK_PLATFORM = config.get_choice(
+    "NEXTHINK_PLATFORM", "classic", ("classic", "infinity"), doc='Act API v2, or Infinity (see "Nexthink Infinity")'
+)
 _CLASSIC_SIMULATED = not config.is_set("NEXTHINK_PORTAL_URL")
 _INFINITY_SIMULATED = not config.is_set("NEXTHINK_API_URL")
 NEXTHINK_USES_SIMULATOR = _INFINITY_SIMULATED if NEXTHINK_PLATFORM == "infinity" else _CLASSIC_SIMULATED
-if NEXTHINK_USES_SIMULATOR and not DEBUG and not config.get_bool("NEXTHINK_SIMULATOR", False):
+NEXTHINK_SIMULATOR = config.get_bool(
+    "NEXTHINK_SIMULATOR", False, doc="`true` allows the simulators with `DEBUG` off (benchmarks, tests)"
+)
+if NEXTHINK_USES_SIMULATOR and not DEBUG and not NEXTHINK_SIMULATOR:
     # A production set-up that forgot the Nexthink address must not quietly talk to the demo simulator.
     _address = "NEXTHINK_API_URL" if NEXTHINK_PLATFORM == "infinity" else "NEXTHINK_PORTAL_URL"
     raise ImproperlyConfigured(f"{_address} is required when DEBUG is off (or set NEXTHINK_SIMULATOR=true).")
-NEXTHINK_PORTAL_URL = config.get_url("NEXTHINK_PORTAL_URL", SIMULATOR_URL).rstrip("/")
-NEXTHINK_USERNAME = config.get_str("NEXTHINK_USERNAME", SIMULATOR_USERNAME if _CLASSIC_SIMULATED else "")
-NEXTHINK_PASSWORD = config.get_secret("NEXTHINK_PASSWORD", SIMULATOR_PASSWORD if _CLASSIC_SIMULATED else "")
+NEXTHINK_PORTAL_URL = config.get_url(
+    "NEXTHINK_PORTAL_URL",
+    SIMULATOR_URL,
+    doc="classic: base URL of the Nexthink web interface",
+    shown="the simulator, `http://127.0.0.1:8765`",
+    must="on classic",
+).rstrip("/")
+NEXTHINK_USERNAME = config.get_str(
+    "NEXTHINK_USERNAME",
+    SIMULATOR_USERNAME if _CLASSIC_SIMULATED else "",
+    doc="classic: the Act API user",
+    shown="simulator's `portal`",
+    must="with `NEXTHINK_PORTAL_URL`",
+)
+NEXTHINK_PASSWORD = config.get_secret(
+    "NEXTHINK_PASSWORD",
+    SIMULATOR_PASSWORD if _CLASSIC_SIMULATED else "",
+    doc="classic: its password",
+    shown="simulator's",
+    must="with `NEXTHINK_PORTAL_URL`",
+)
 if NEXTHINK_PLATFORM == "classic" and not _CLASSIC_SIMULATED and not (NEXTHINK_USERNAME and NEXTHINK_PASSWORD):
     raise ImproperlyConfigured(
         "NEXTHINK_USERNAME and NEXTHINK_PASSWORD (or NEXTHINK_PASSWORD_FILE) are required with NEXTHINK_PORTAL_URL."
     )
-NEXTHINK_VERIFY_TLS = config.get_bool("NEXTHINK_VERIFY_TLS", True)
-NEXTHINK_CA_BUNDLE = config.get_str("NEXTHINK_CA_BUNDLE")
+NEXTHINK_VERIFY_TLS = config.get_bool("NEXTHINK_VERIFY_TLS", True, doc="never `false` in production")
+NEXTHINK_CA_BUNDLE = config.get_str(
+    "NEXTHINK_CA_BUNDLE", doc="PEM file of the CA that signed Nexthink's certificate (both platforms)"
+)
 if NEXTHINK_CA_BUNDLE and not Path(NEXTHINK_CA_BUNDLE).is_file():
     raise ImproperlyConfigured(f"NEXTHINK_CA_BUNDLE: no such file {NEXTHINK_CA_BUNDLE!r}.")
 NEXTHINK_DEFAULT_TIMEOUT_SECONDS = config.get_int(
-    "NEXTHINK_DEFAULT_TIMEOUT_SECONDS", 60, minimum=1, maximum=NEXTHINK_MAX_TIMEOUT_SECONDS
+    "NEXTHINK_DEFAULT_TIMEOUT_SECONDS",
+    60,
+    minimum=1,
+    maximum=NEXTHINK_MAX_TIMEOUT_SECONDS,
+    doc="`timeoutSeconds` when an action sets none (1 to 3600)",
 )
 NEXTHINK_CONNECT_TIMEOUT_SECONDS = 5
 # The portal waits this much longer than Nexthink's own timeout, so it never gives up first.
 NEXTHINK_READ_MARGIN_SECONDS = 15
 
 # --- Nexthink Infinity (NEXTHINK_PLATFORM=infinity; see README "Nexthink Infinity") ----------------
+config.section("Nexthink Infinity")
 # With no NEXTHINK_API_URL the portal talks to the built-in simulator, which serves Infinity too.
 SIMULATOR_TOKEN_PATH = "/oauth2/default/v1/token"  # noqa: S105 - a URL path, not a secret
 SIMULATOR_NQL_DEVICES_QUERY = "#portal_devices_of_user"
 SIMULATOR_NQL_EXECUTIONS_QUERY = "#portal_remote_action_executions"
-NEXTHINK_API_URL = config.get_url("NEXTHINK_API_URL", SIMULATOR_URL).rstrip("/")
+NEXTHINK_API_URL = config.get_url(
+    "NEXTHINK_API_URL",
+    SIMULATOR_URL,
+    doc="Infinity: `https://<instance>.api.<region>.nexthink.cloud`",
+    shown="the simulator, `http://127.0.0.1:8765`",
+    must="on Infinity",
+).rstrip("/")
 NEXTHINK_TOKEN_URL = config.get_str(
-    "NEXTHINK_TOKEN_URL", SIMULATOR_URL + SIMULATOR_TOKEN_PATH if _INFINITY_SIMULATED else ""
+    "NEXTHINK_TOKEN_URL",
+    SIMULATOR_URL + SIMULATOR_TOKEN_PATH if _INFINITY_SIMULATED else "",
+    doc="Infinity: `https://<instance>-login.<region>.nexthink.cloud/oauth2/default/v1/token`",
+    shown="the simulator's",
+    must="with `NEXTHINK_API_URL`",
 )
 if NEXTHINK_TOKEN_URL:
     config.check_url("NEXTHINK_TOKEN_URL", NEXTHINK_TOKEN_URL, ("http", "https"))
-NEXTHINK_CLIENT_ID = config.get_str("NEXTHINK_CLIENT_ID", SIMULATOR_USERNAME if _INFINITY_SIMULATED else "")
-NEXTHINK_CLIENT_SECRET = config.get_secret("NEXTHINK_CLIENT_SECRET", SIMULATOR_PASSWORD if _INFINITY_SIMULATED else "")
+NEXTHINK_CLIENT_ID = config.get_str(
+    "NEXTHINK_CLIENT_ID",
+    SIMULATOR_USERNAME if _INFINITY_SIMULATED else "",
+    doc="Infinity API credentials: the client id",
+    shown="simulator's",
+    must="with `NEXTHINK_API_URL`",
+)
+NEXTHINK_CLIENT_SECRET = config.get_secret(
+    "NEXTHINK_CLIENT_SECRET",
+    SIMULATOR_PASSWORD if _INFINITY_SIMULATED else "",
+    doc="Infinity API credentials: the client secret",
+    shown="simulator's",
+    must="with `NEXTHINK_API_URL`",
+)
 NEXTHINK_NQL_DEVICES_QUERY = config.get_str(
-    "NEXTHINK_NQL_DEVICES_QUERY", SIMULATOR_NQL_DEVICES_QUERY if _INFINITY_SIMULATED else ""
+    "NEXTHINK_NQL_DEVICES_QUERY",
+    SIMULATOR_NQL_DEVICES_QUERY if _INFINITY_SIMULATED else "",
+    doc="id of the saved NQL query that finds a user's devices",
+    shown="simulator: `#portal_devices_of_user`",
 )
 NEXTHINK_NQL_EXECUTIONS_QUERY = config.get_str(
-    "NEXTHINK_NQL_EXECUTIONS_QUERY", SIMULATOR_NQL_EXECUTIONS_QUERY if _INFINITY_SIMULATED else ""
+    "NEXTHINK_NQL_EXECUTIONS_QUERY",
+    SIMULATOR_NQL_EXECUTIONS_QUERY if _INFINITY_SIMULATED else "",
+    doc="id of the saved NQL query that follows a request up",
+    shown="simulator: `#portal_remote_action_executions`",
+    must="with `NEXTHINK_API_URL`",
 )
 for _name, _query in (
     ("NEXTHINK_NQL_DEVICES_QUERY", NEXTHINK_NQL_DEVICES_QUERY),
@@ -374,11 +523,29 @@ if NEXTHINK_PLATFORM == "infinity" and not _INFINITY_SIMULATED:
     if _missing:
         raise ImproperlyConfigured(f"With NEXTHINK_PLATFORM=infinity and NEXTHINK_API_URL, set {', '.join(_missing)}.")
 # How long Nexthink keeps a request for a device that is offline (expiresInMinutes, 60 to 10,080).
-NEXTHINK_EXPIRES_MINUTES = config.get_int("NEXTHINK_EXPIRES_MINUTES", 60, minimum=60, maximum=10080)
+NEXTHINK_EXPIRES_MINUTES = config.get_int(
+    "NEXTHINK_EXPIRES_MINUTES",
+    60,
+    minimum=60,
+    maximum=10080,
+    doc="Infinity `expiresInMinutes`: how long Nexthink waits for an offline device (60 to 10080)",
+)
 # One Infinity API call (token, execute, NQL) is given up after connect + this many seconds.
-NEXTHINK_API_TIMEOUT_SECONDS = config.get_int("NEXTHINK_API_TIMEOUT_SECONDS", 30, minimum=1, maximum=300)
+NEXTHINK_API_TIMEOUT_SECONDS = config.get_int(
+    "NEXTHINK_API_TIMEOUT_SECONDS",
+    30,
+    minimum=1,
+    maximum=300,
+    doc="Infinity: one call (token, execute, NQL) is given up after connect + this",
+)
 # An NQL read answered 429 waits its Retry-After and asks once more when it is at most this long.
-NEXTHINK_NQL_RETRY_WAIT_SECONDS = config.get_int("NEXTHINK_NQL_RETRY_WAIT_SECONDS", 5, minimum=0, maximum=60)
+NEXTHINK_NQL_RETRY_WAIT_SECONDS = config.get_int(
+    "NEXTHINK_NQL_RETRY_WAIT_SECONDS",
+    5,
+    minimum=0,
+    maximum=60,
+    doc="Infinity: an NQL read answered 429 waits `Retry-After` and asks once more when that is at most this long (`0`: never); an execute is never resent",
+)
 if NEXTHINK_PLATFORM == "infinity":  # only Infinity reports the device's result, to be read back
     CELERY_BEAT_SCHEDULE["follow-up-runs"] = {
         "task": "actions.tasks.follow_up_runs",
@@ -387,9 +554,10 @@ if NEXTHINK_PLATFORM == "infinity":  # only Infinity reports the device's result
     }
 
 # --- Logging ----------------------------------------------------------------------------------
-LOG_LEVEL = config.get_str("LOG_LEVEL", "INFO").upper()
-if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}.")
+config.section("Core")
+LOG_LEVEL = config.get_choice(
+    "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True, doc="the portal's own log lines"
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -405,13 +573,17 @@ LOGGING = {
 }
 
 # --- Device resolution ------------------------------------------------------------------------
+config.section("Devices")
 # Which resolvers find an employee's devices, in order of precedence (actions/devices/resolution.py):
 # "directory" (devices assigned in the admin or imported with import_devices) and "nxql" (asked
 # of each connected Engine, cached in Device rows for NXQL_CACHE_TTL_SECONDS).
 # On Infinity, "nql" asks the saved NEXTHINK_NQL_DEVICES_QUERY instead of each Engine's NXQL.
 DEVICE_RESOLVER_NAMES = ("directory", "nxql", "nql")
 DEVICE_RESOLVERS = config.get_list(
-    "DEVICE_RESOLVERS", ["directory", "nql"] if NEXTHINK_PLATFORM == "infinity" else ["directory", "nxql"]
+    "DEVICE_RESOLVERS",
+    ["directory", "nql"] if NEXTHINK_PLATFORM == "infinity" else ["directory", "nxql"],
+    doc="how an employee's devices are found, in order of precedence: some of `directory`, `nxql`, `nql`",
+    shown="`directory,nxql` (Infinity: `directory,nql`)",
 )
 if (
     not DEVICE_RESOLVERS
@@ -427,7 +599,10 @@ if (
 # user's attributes (username, email, first_name, last_name, ...) plus email_local (email before @).
 # Examples: CORP\{username}   {username}@corp.example   {email}
 NXQL_USER_NAME_TEMPLATE = config.get_template(
-    "NXQL_USER_NAME_TEMPLATE", "CORP\\{username}" if NEXTHINK_USES_SIMULATOR else "{username}"
+    "NXQL_USER_NAME_TEMPLATE",
+    "CORP\\{username}" if NEXTHINK_USES_SIMULATOR else "{username}",
+    doc="the Nexthink user name (`last_logged_on_user`) of a Django user; fields are user attributes plus `email_local`",
+    shown="`{username}` (simulator: `CORP\\{username}`)",
 )
 # Where each Engine's NXQL API is; fields: address, nxql_port, port, name, database_uid (from the
 # Engine rows that sync_engines keeps). With the simulator, one process stands for every Engine.
@@ -437,28 +612,53 @@ NXQL_URL_TEMPLATE = config.get_template(
     if NEXTHINK_USES_SIMULATOR
     else "https://{address}:{nxql_port}",
     allowed={"address", "nxql_port", "port", "name", "database_uid"},
+    doc="each Engine's NXQL base URL; fields `address`, `nxql_port`, `port`, `name`, `database_uid`",
+    shown="`https://{address}:{nxql_port}`",
 )
 config.check_url(
     "NXQL_URL_TEMPLATE",
     NXQL_URL_TEMPLATE.format(address="engine", nxql_port=1671, port=443, name="engine", database_uid="0" * 32),
     ("http", "https"),
 )
-NXQL_USERNAME = config.get_str("NXQL_USERNAME", NEXTHINK_USERNAME)
-NXQL_PASSWORD = config.get_secret("NXQL_PASSWORD", NEXTHINK_PASSWORD)
-NXQL_PLATFORMS = config.get_list("NXQL_PLATFORMS", ["windows"])
+NXQL_USERNAME = config.get_str(
+    "NXQL_USERNAME", NEXTHINK_USERNAME, doc="NXQL Basic auth user", shown="`NEXTHINK_USERNAME`"
+)
+NXQL_PASSWORD = config.get_secret(
+    "NXQL_PASSWORD", NEXTHINK_PASSWORD, doc="NXQL Basic auth password", shown="`NEXTHINK_PASSWORD`"
+)
+NXQL_PLATFORMS = config.get_list("NXQL_PLATFORMS", ["windows"], doc="some of `windows`, `mac_os`, `mobile`")
 if not NXQL_PLATFORMS or not set(NXQL_PLATFORMS) <= {"windows", "mac_os", "mobile"}:
     raise ImproperlyConfigured(f"NXQL_PLATFORMS must list some of windows, mac_os, mobile, got {NXQL_PLATFORMS!r}.")
-NXQL_TIMEOUT_SECONDS = config.get_int("NXQL_TIMEOUT_SECONDS", 10, minimum=1, maximum=300)
-NXQL_CACHE_TTL_SECONDS = config.get_int("NXQL_CACHE_TTL_SECONDS", 900, minimum=0, maximum=7 * 24 * 3600)
+NXQL_TIMEOUT_SECONDS = config.get_int("NXQL_TIMEOUT_SECONDS", 10, minimum=1, maximum=300, doc="per NXQL request")
+NXQL_CACHE_TTL_SECONDS = config.get_int(
+    "NXQL_CACHE_TTL_SECONDS",
+    900,
+    minimum=0,
+    maximum=7 * 24 * 3600,
+    doc="how long an NXQL answer about a user's devices is trusted",
+)
 # After every Engine answered about a user, do not ask again for this long (per process), even when
 # they found nothing: a user without NXQL devices would otherwise query every Engine on every page.
 NXQL_RECHECK_SECONDS = 60
 # One page waits at most this long for all Engines together; an Engine that failed or was late is
 # not asked again for NXQL_ENGINE_REST_SECONDS (per process).
-NXQL_PAGE_BUDGET_SECONDS = config.get_int("NXQL_PAGE_BUDGET_SECONDS", 2, minimum=1, maximum=30)
-NXQL_ENGINE_REST_SECONDS = config.get_int("NXQL_ENGINE_REST_SECONDS", 60, minimum=0, maximum=3600)
+NXQL_PAGE_BUDGET_SECONDS = config.get_int(
+    "NXQL_PAGE_BUDGET_SECONDS",
+    2,
+    minimum=1,
+    maximum=30,
+    doc="a page waits at most this long for all Engines together; the late ones are named on the page",
+)
+NXQL_ENGINE_REST_SECONDS = config.get_int(
+    "NXQL_ENGINE_REST_SECONDS",
+    60,
+    minimum=0,
+    maximum=3600,
+    doc="an Engine that failed or was late is not asked again for this long (per process)",
+)
 
 # --- Sign-in ----------------------------------------------------------------------------------
+config.section("Sign-in")
 # The company account through OpenID Connect (mozilla-django-oidc, actions/accounts/); local
 # passwords for the demo and break-glass admins, throttled by django-axes; optionally an SSO
 # proxy's header. Sessions end after an idle time and an absolute lifetime. README "Sign-in".
@@ -481,10 +681,16 @@ AUTHENTICATION_BACKENDS = [
     "actions.accounts.backends.ProxyHeaderBackend",
 ]
 
-OIDC_ISSUER = config.get_str("OIDC_ISSUER").rstrip("/")
+OIDC_ISSUER = config.get_str(
+    "OIDC_ISSUER",
+    doc="the provider's issuer URL (https; http only on loopback); discovery is read from `{OIDC_ISSUER}/.well-known/openid-configuration`",
+    shown="empty: no company sign-in",
+).rstrip("/")
 OIDC_ENABLED = OIDC_ISSUER != ""
-OIDC_RP_CLIENT_ID = config.get_str("OIDC_CLIENT_ID")
-OIDC_RP_CLIENT_SECRET = config.get_secret("OIDC_CLIENT_SECRET")
+OIDC_RP_CLIENT_ID = config.get_str(
+    "OIDC_CLIENT_ID", doc="the portal's registration at the provider", must="with `OIDC_ISSUER`"
+)
+OIDC_RP_CLIENT_SECRET = config.get_secret("OIDC_CLIENT_SECRET", doc="its secret", must="with `OIDC_ISSUER`")
 if OIDC_ENABLED:
     config.check_url("OIDC_ISSUER", OIDC_ISSUER, ("http", "https"))
     if OIDC_ISSUER.startswith("http://") and urlsplit(OIDC_ISSUER).hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -495,24 +701,37 @@ if OIDC_ENABLED:
         )
     # Sign-out posts a form that ends on the provider's end_session_endpoint: CSP must allow it.
     SECURE_CSP["form-action"].append("{0.scheme}://{0.netloc}".format(urlsplit(OIDC_ISSUER)))
-OIDC_RP_SCOPES = config.get_str("OIDC_SCOPES", "openid email profile")
+OIDC_RP_SCOPES = config.get_str("OIDC_SCOPES", "openid email profile", doc="must include `openid`")
 if "openid" not in OIDC_RP_SCOPES.split():
     raise ImproperlyConfigured(f"OIDC_SCOPES must include openid, got {OIDC_RP_SCOPES!r}.")
-OIDC_RP_SIGN_ALGO = config.get_str("OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SIGN_ALGO = config.get_str(
+    "OIDC_SIGN_ALGO",
+    "RS256",
+    doc="the ID token's signature algorithm (asymmetric only: keys come from the provider's JWKS)",
+)
 if OIDC_RP_SIGN_ALGO not in {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}:
     raise ImproperlyConfigured(
         f"OIDC_SIGN_ALGO must be an asymmetric JWS algorithm such as RS256, got {OIDC_RP_SIGN_ALGO!r}."
     )
-OIDC_USERNAME_CLAIM = config.get_str("OIDC_USERNAME_CLAIM", "preferred_username")
-OIDC_EMAIL_CLAIM = config.get_str("OIDC_EMAIL_CLAIM", "email")
-OIDC_NAME_CLAIM = config.get_str("OIDC_NAME_CLAIM", "name")
-OIDC_GROUPS_CLAIM = config.get_str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_USERNAME_CLAIM = config.get_str(
+    "OIDC_USERNAME_CLAIM", "preferred_username", doc="the claim that becomes the Django user name (`upn`, `email`...)"
+)
+OIDC_EMAIL_CLAIM = config.get_str("OIDC_EMAIL_CLAIM", "email", doc="the claim that holds the e-mail address")
+OIDC_NAME_CLAIM = config.get_str("OIDC_NAME_CLAIM", "name", doc="the claim that holds the full name")
+OIDC_GROUPS_CLAIM = config.get_str("OIDC_GROUPS_CLAIM", "groups", doc="the claim that lists the directory groups")
 # Which directory groups the portal manages: `claim value=Django group`, comma-separated ("Field
 # staff" alone means the same name on both sides). Only these follow the directory at each sign-in.
-OIDC_GROUP_MAP = config.get_map("OIDC_GROUP_MAP")
-OIDC_CURATOR_GROUP = config.get_str("OIDC_CURATOR_GROUP")  # claim value: staff + "Portal curators"
-OIDC_ANY_DEVICE_GROUP = config.get_str("OIDC_ANY_DEVICE_GROUP")  # claim value: may run on any device
-OIDC_TIMEOUT = config.get_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+OIDC_GROUP_MAP = config.get_map(
+    "OIDC_GROUP_MAP",
+    doc="the directory groups the portal manages: `claim value=Django group`, comma-separated; a bare `Field staff` maps to the same name",
+)
+OIDC_CURATOR_GROUP = config.get_str(
+    "OIDC_CURATOR_GROUP", doc='the claim value that makes a user a curator (staff, "Portal curators")'
+)  # claim value: staff + "Portal curators"
+OIDC_ANY_DEVICE_GROUP = config.get_str(
+    "OIDC_ANY_DEVICE_GROUP", doc='the claim value that grants "Can run an action on any device"'
+)  # claim value: may run on any device
+OIDC_TIMEOUT = config.get_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=120, doc="per request to the provider")
 # mozilla-django-oidc: code flow with PKCE (S256), state and nonce; the ID token is kept in the
 # session for RP-initiated logout. Discovery replaces its OIDC_OP_* endpoint settings.
 OIDC_USE_PKCE = True
@@ -523,9 +742,26 @@ OIDC_VERIFY_SSL = True
 ALLOW_LOGOUT_GET_METHOD = False
 
 # Password sign-in: on for the demo, off by default in production once the company account works.
-LOCAL_LOGIN = config.get_bool("LOCAL_LOGIN", DEBUG or not OIDC_ENABLED)
-LOGIN_FAILURE_LIMIT = config.get_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
-LOGIN_LOCKOUT_SECONDS = config.get_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=60, maximum=7 * 24 * 3600)
+LOCAL_LOGIN = config.get_bool(
+    "LOCAL_LOGIN",
+    DEBUG or not OIDC_ENABLED,
+    doc="sign-in with a portal password (demo, break-glass admins)",
+    shown="`false` with `OIDC_ISSUER` and DEBUG off, else `true`",
+)
+LOGIN_FAILURE_LIMIT = config.get_int(
+    "LOGIN_FAILURE_LIMIT",
+    5,
+    minimum=1,
+    maximum=100,
+    doc="password failures per user name or per address before a lock-out",
+)
+LOGIN_LOCKOUT_SECONDS = config.get_int(
+    "LOGIN_LOCKOUT_SECONDS",
+    900,
+    minimum=60,
+    maximum=7 * 24 * 3600,
+    doc="a lock-out's length (also the window failures are counted in)",
+)
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
 # The window: failures are forgotten LOGIN_LOCKOUT_SECONDS after the last one; a lock-out lasts as long.
@@ -537,54 +773,127 @@ AXES_LOCKOUT_CALLABLE = "actions.accounts.throttle.lockout_response"
 AXES_VERBOSE = False  # the lock-out is logged once, as a security event (actions.security)
 
 # Sessions: signed out after this long without activity, and this long after signing in at most.
-SESSION_IDLE_TIMEOUT_SECONDS = config.get_int("SESSION_IDLE_TIMEOUT_SECONDS", 3600, minimum=60)
-SESSION_MAX_AGE_SECONDS = config.get_int("SESSION_MAX_AGE_SECONDS", 10 * 3600, minimum=300)
+SESSION_IDLE_TIMEOUT_SECONDS = config.get_int(
+    "SESSION_IDLE_TIMEOUT_SECONDS", 3600, minimum=60, doc="signed out after this long without activity"
+)
+SESSION_MAX_AGE_SECONDS = config.get_int(
+    "SESSION_MAX_AGE_SECONDS", 10 * 3600, minimum=300, doc="signed out this long after signing in"
+)
 SESSION_COOKIE_AGE = SESSION_MAX_AGE_SECONDS
 
 # An SSO proxy's header (e.g. X-Remote-User), trusted only behind the TLS proxy and from its addresses.
-REMOTE_USER_HEADER = config.get_str("REMOTE_USER_HEADER")
-REMOTE_USER_PROXY_ADDRESSES = config.get_list("REMOTE_USER_PROXY_ADDRESSES", [])
+REMOTE_USER_HEADER = config.get_str(
+    "REMOTE_USER_HEADER", doc="an SSO proxy's header naming the user (e.g. `X-Remote-User`)"
+)
+REMOTE_USER_PROXY_ADDRESSES = config.get_list(
+    "REMOTE_USER_PROXY_ADDRESSES", [], doc="the proxy's addresses, comma-separated", must="with `REMOTE_USER_HEADER`"
+)
 if REMOTE_USER_HEADER and not REMOTE_USER_PROXY_ADDRESSES:
     raise ImproperlyConfigured("REMOTE_USER_HEADER needs REMOTE_USER_PROXY_ADDRESSES (the proxy's own addresses).")
 
 
 # --- Service desk tickets ("Get help from IT", actions/ticketing/) -------------------------------
+config.section("Service desk tickets")
 TICKETING_BACKENDS = ("none", "email", "servicenow", "webhook")
-TICKETING = config.get_str("TICKETING", "none").lower()
-if TICKETING not in TICKETING_BACKENDS:
-    raise ImproperlyConfigured(f"TICKETING must be one of {', '.join(TICKETING_BACKENDS)}, got {TICKETING!r}.")
+TICKETING = config.get_choice(
+    "TICKETING", "none", TICKETING_BACKENDS, doc='where "Get help from IT" opens a ticket (see "Service desk tickets")'
+)
 # A ticket is tried this many times, for at most this long after the employee asked; then it fails
 # with a message and a "Try again" button.
-TICKETING_MAX_ATTEMPTS = config.get_int("TICKETING_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
-TICKETING_DEADLINE_MINUTES = config.get_int("TICKETING_DEADLINE_MINUTES", 15, minimum=1, maximum=24 * 60)
-TICKETING_RETRY_BASE_SECONDS = config.get_int("TICKETING_RETRY_BASE_SECONDS", 5, minimum=1, maximum=600)
-TICKETING_RETRY_MAX_SECONDS = config.get_int("TICKETING_RETRY_MAX_SECONDS", 120, minimum=1, maximum=3600)
-TICKETING_CONNECT_TIMEOUT_SECONDS = config.get_int("TICKETING_CONNECT_TIMEOUT_SECONDS", 5, minimum=1, maximum=60)
-TICKETING_READ_TIMEOUT_SECONDS = config.get_int("TICKETING_READ_TIMEOUT_SECONDS", 30, minimum=1, maximum=300)
-TICKETING_DEFAULT_CATEGORY = config.get_str("TICKETING_DEFAULT_CATEGORY", "software")
+TICKETING_MAX_ATTEMPTS = config.get_int(
+    "TICKETING_MAX_ATTEMPTS", 5, minimum=1, maximum=20, doc="attempts per request for help before it fails"
+)
+TICKETING_DEADLINE_MINUTES = config.get_int(
+    "TICKETING_DEADLINE_MINUTES",
+    15,
+    minimum=1,
+    maximum=24 * 60,
+    doc="no attempt starts later than this after the employee asked",
+)
+TICKETING_RETRY_BASE_SECONDS = config.get_int(
+    "TICKETING_RETRY_BASE_SECONDS", 5, minimum=1, maximum=600, doc="backoff between attempts: the first wait"
+)
+TICKETING_RETRY_MAX_SECONDS = config.get_int(
+    "TICKETING_RETRY_MAX_SECONDS", 120, minimum=1, maximum=3600, doc="backoff between attempts: the longest wait"
+)
+TICKETING_CONNECT_TIMEOUT_SECONDS = config.get_int(
+    "TICKETING_CONNECT_TIMEOUT_SECONDS",
+    5,
+    minimum=1,
+    maximum=60,
+    doc="per HTTP request to the service desk: connecting",
+)
+TICKETING_READ_TIMEOUT_SECONDS = config.get_int(
+    "TICKETING_READ_TIMEOUT_SECONDS",
+    30,
+    minimum=1,
+    maximum=300,
+    doc="per HTTP request to the service desk: waiting for the answer",
+)
+TICKETING_DEFAULT_CATEGORY = config.get_str(
+    "TICKETING_DEFAULT_CATEGORY", "software", doc="ServiceNow category when the action sets none"
+)
 # ServiceNow. Unset SERVICENOW_INSTANCE_URL with DEBUG: the ServiceNow-like simulator that the Act API
 # simulator also serves (http://127.0.0.1:8765/api/now/..., Basic portal/portal-demo).
 SERVICENOW_USES_SIMULATOR = TICKETING == "servicenow" and not config.is_set("SERVICENOW_INSTANCE_URL")
-if SERVICENOW_USES_SIMULATOR and not DEBUG and not config.get_bool("NEXTHINK_SIMULATOR", False):
+if SERVICENOW_USES_SIMULATOR and not DEBUG and not NEXTHINK_SIMULATOR:
     raise ImproperlyConfigured("SERVICENOW_INSTANCE_URL is required with TICKETING=servicenow when DEBUG is off.")
-SERVICENOW_INSTANCE_URL = config.get_url("SERVICENOW_INSTANCE_URL", SIMULATOR_URL).rstrip("/")
-SERVICENOW_AUTH = config.get_str("SERVICENOW_AUTH", "basic").lower()
-if SERVICENOW_AUTH not in ("basic", "oauth"):
-    raise ImproperlyConfigured(f"SERVICENOW_AUTH must be basic or oauth, got {SERVICENOW_AUTH!r}.")
-SERVICENOW_USERNAME = config.get_str("SERVICENOW_USERNAME", SIMULATOR_USERNAME if SERVICENOW_USES_SIMULATOR else "")
-SERVICENOW_PASSWORD = config.get_secret("SERVICENOW_PASSWORD", SIMULATOR_PASSWORD if SERVICENOW_USES_SIMULATOR else "")
-SERVICENOW_TOKEN_URL = config.get_url("SERVICENOW_TOKEN_URL", SERVICENOW_INSTANCE_URL + "/oauth_token.do")
-SERVICENOW_CLIENT_ID = config.get_str("SERVICENOW_CLIENT_ID")
-SERVICENOW_CLIENT_SECRET = config.get_secret("SERVICENOW_CLIENT_SECRET")
+SERVICENOW_INSTANCE_URL = config.get_url(
+    "SERVICENOW_INSTANCE_URL",
+    SIMULATOR_URL,
+    doc="`https://<instance>.service-now.com`",
+    shown="DEBUG: the simulator, `http://127.0.0.1:8765`",
+    must="with `TICKETING=servicenow`",
+).rstrip("/")
+SERVICENOW_AUTH = config.get_choice("SERVICENOW_AUTH", "basic", ("basic", "oauth"), doc="`oauth`: client credentials")
+SERVICENOW_USERNAME = config.get_str(
+    "SERVICENOW_USERNAME",
+    SIMULATOR_USERNAME if SERVICENOW_USES_SIMULATOR else "",
+    doc="for `basic`: an integration user with the `itil` role (creates and reads incidents)",
+    shown="simulator's",
+    must="for `basic`",
+)
+SERVICENOW_PASSWORD = config.get_secret(
+    "SERVICENOW_PASSWORD",
+    SIMULATOR_PASSWORD if SERVICENOW_USES_SIMULATOR else "",
+    doc="for `basic`: its password",
+    shown="simulator's",
+    must="for `basic`",
+)
+SERVICENOW_TOKEN_URL = config.get_url(
+    "SERVICENOW_TOKEN_URL",
+    SERVICENOW_INSTANCE_URL + "/oauth_token.do",
+    doc="for `oauth`",
+    shown="`<instance>/oauth_token.do`",
+)
+SERVICENOW_CLIENT_ID = config.get_str(
+    "SERVICENOW_CLIENT_ID", doc="for `oauth`: an Application Registry entry", must="for `oauth`"
+)
+SERVICENOW_CLIENT_SECRET = config.get_secret(
+    "SERVICENOW_CLIENT_SECRET", doc="for `oauth`: its secret", must="for `oauth`"
+)
 # What caller_id carries: the employee's e-mail (or user name when they have none), or the user name.
-SERVICENOW_CALLER_FIELD = config.get_str("SERVICENOW_CALLER_FIELD", "email").lower()
-if SERVICENOW_CALLER_FIELD not in ("email", "username"):
-    raise ImproperlyConfigured(f"SERVICENOW_CALLER_FIELD must be email or username, got {SERVICENOW_CALLER_FIELD!r}.")
-SERVICENOW_VERIFY_TLS = config.get_bool("SERVICENOW_VERIFY_TLS", True)
-TICKETING_WEBHOOK_URL = config.get_str("TICKETING_WEBHOOK_URL")
-TICKETING_WEBHOOK_SECRET = config.get_secret("TICKETING_WEBHOOK_SECRET")
-TICKETING_WEBHOOK_REFERENCE_FIELD = config.get_str("TICKETING_WEBHOOK_REFERENCE_FIELD", "reference")
-TICKETING_EMAIL_TO = config.get_list("TICKETING_EMAIL_TO", [])
+SERVICENOW_CALLER_FIELD = config.get_choice(
+    "SERVICENOW_CALLER_FIELD",
+    "email",
+    ("email", "username"),
+    doc="what `caller_id` carries: the employee's e-mail (their user name if they have none), or the user name",
+)
+SERVICENOW_VERIFY_TLS = config.get_bool("SERVICENOW_VERIFY_TLS", True, doc="never `false` in production")
+TICKETING_WEBHOOK_URL = config.get_str(
+    "TICKETING_WEBHOOK_URL", doc="where the webhook posts", must="with `TICKETING=webhook`"
+)
+TICKETING_WEBHOOK_SECRET = config.get_secret(
+    "TICKETING_WEBHOOK_SECRET", doc="the HMAC key", must="with `TICKETING=webhook`"
+)
+TICKETING_WEBHOOK_REFERENCE_FIELD = config.get_str(
+    "TICKETING_WEBHOOK_REFERENCE_FIELD",
+    "reference",
+    doc="dotted path of the ticket reference in the webhook's JSON answer, e.g. `result.number`",
+)
+TICKETING_EMAIL_TO = config.get_list(
+    "TICKETING_EMAIL_TO", [], doc="the service desk's address(es), comma-separated", must="with `TICKETING=email`"
+)
 if TICKETING == "servicenow" and not SERVICENOW_USES_SIMULATOR:
     if SERVICENOW_AUTH == "basic" and not (SERVICENOW_USERNAME and SERVICENOW_PASSWORD):
         raise ImproperlyConfigured("TICKETING=servicenow needs SERVICENOW_USERNAME and SERVICENOW_PASSWORD(_FILE).")

@@ -110,7 +110,7 @@ def test_it_reads_the_password_from_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("NEXTHINK_PASSWORD_FILE", str(secret))
     monkeypatch.delenv("NEXTHINK_PASSWORD", raising=False)
 
-    assert config.get_secret("NEXTHINK_PASSWORD") == "from-a-file"
+    assert config.get_secret("NEXTHINK_PASSWORD", doc="test") == "from-a-file"
 
 
 def test_it_refuses_a_password_and_a_password_file_together(tmp_path, monkeypatch):
@@ -118,14 +118,14 @@ def test_it_refuses_a_password_and_a_password_file_together(tmp_path, monkeypatc
     monkeypatch.setenv("NEXTHINK_PASSWORD", "inline")
 
     with pytest.raises(ImproperlyConfigured, match="not both"):
-        config.get_secret("NEXTHINK_PASSWORD")
+        config.get_secret("NEXTHINK_PASSWORD", doc="test")
 
 
 @pytest.mark.parametrize(("raw", "value"), [("true", True), ("0", False), ("Yes", True), ("off", False), ("", True)])
 def test_it_reads_booleans_strictly(monkeypatch, raw, value):
     monkeypatch.setenv("SOME_FLAG", raw)
 
-    assert config.get_bool("SOME_FLAG", True) is value
+    assert config.get_bool("SOME_FLAG", True, doc="test") is value
 
 
 def test_production_settings_pass_the_deploy_checks():
@@ -220,7 +220,7 @@ def test_with_a_provider_sign_out_may_end_on_its_page():
 def test_the_group_map_reads_pairs_and_bare_names(monkeypatch):
     monkeypatch.setenv("SOME_MAP", " 0b1c-id = Finance , Field staff ")
 
-    assert config.get_map("SOME_MAP") == {"0b1c-id": "Finance", "Field staff": "Field staff"}
+    assert config.get_map("SOME_MAP", doc="test") == {"0b1c-id": "Finance", "Field staff": "Field staff"}
 
 
 def test_production_settings_with_a_provider_pass_the_deploy_checks():

@@ -354,7 +354,7 @@ def seed(
     from django.db import connection, transaction
 
     from actions.models import Category, Device, Engine, RemoteAction
-    from actions.nexthink import simulator
+    from simulators import act_api as simulator
 
     config = simulator.load_config()
     for engine in config["engines"]:  # every Engine answers ok, and is on loopback

@@ -408,6 +408,8 @@ NEXTHINK_USES_SIMULATOR = _INFINITY_SIMULATED if NEXTHINK_PLATFORM == "infinity"
 NEXTHINK_SIMULATOR = config.get_bool(
     "NEXTHINK_SIMULATOR", False, doc="`true` allows the simulators with `DEBUG` off (benchmarks, tests)"
 )
+if DEBUG or NEXTHINK_SIMULATOR:
+    INSTALLED_APPS.append("simulators")  # their commands (act_simulator, ...): never in production
 if NEXTHINK_USES_SIMULATOR and not DEBUG and not NEXTHINK_SIMULATOR:
     # A production set-up that forgot the Nexthink address must not quietly talk to the demo simulator.
     _address = "NEXTHINK_API_URL" if NEXTHINK_PLATFORM == "infinity" else "NEXTHINK_PORTAL_URL"

@@ -4,8 +4,8 @@ import pytest
 import requests
 from django.contrib.auth.models import Group, User
 
-from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient
+from simulators import act_api as sim
 
 # Fixtures of the ticketing tests: servicenow (simulator), webhook (a loopback receiver).
 pytest_plugins = ["tests.tickets_support"]
@@ -235,7 +235,7 @@ def nxql_servers():
 
 
 class NxqlEngines:
-    """The Engine rows of the NXQL simulators, and their controls (see actions/nexthink/simulator.py)."""
+    """The Engine rows of the NXQL simulators, and their controls (see simulators/act_api.py)."""
 
     def __init__(self, servers, engines):
         self.servers = servers
@@ -315,7 +315,7 @@ INFINITY_EXECUTIONS_QUERY = "#portal_remote_action_executions"
 
 
 class InfinitySim:
-    """Controls of the simulator's Infinity part (see actions/nexthink/simulator_infinity.py)."""
+    """Controls of the simulator's Infinity part (see simulators/infinity.py)."""
 
     def __init__(self, server, verify: bool | str = True):
         self.server = server

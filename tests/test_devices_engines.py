@@ -7,9 +7,9 @@ from django.core.management import CommandError, call_command
 
 from actions.devices.engines import ENGINE_NOT_LISTED, connected_engines, engines_sync
 from actions.models import Engine
-from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient
 from actions.tasks import sync_engines_task
+from simulators import act_api as sim
 
 EMEA = "86acc8511251ec444d3a75bac33a23c7"
 AMER = "a4690014774dcc32b919c27d616166f7"

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
+from simulators import act_api as sim
 from tests.conftest import add_fault, requests_received
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"

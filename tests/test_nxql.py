@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from actions.nexthink import simulator as sim
 from actions.nexthink.client import ActClient
 from actions.nexthink.errors import ActApiError
 from actions.nexthink.nxql import (
@@ -18,6 +17,7 @@ from actions.nexthink.nxql import (
     parse_nxql_datetime,
     query_devices_of_user,
 )
+from simulators import act_api as sim
 
 ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"
 

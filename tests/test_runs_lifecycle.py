@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from actions.catalog.parameters import InvalidParams
 from actions.models import EngineResult, Run, RunAttempt
-from actions.nexthink import simulator as sim
 from actions.runs.dispatch import run_dispatch
 from actions.runs.lifecycle import retry_delay
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import RunRefused, run_submit
+from simulators import act_api as sim
 from tests.conftest import BROKER_DOWN
 from tests.factories import EMEA, make_device, make_parameter, make_sim_action
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from actions.models import EngineResult, Run, Ticket
 from actions.runs.submit import run_submit
-from actions.ticketing import simulator as sn_sim
 from actions.ticketing.webhook import sign
+from simulators import servicenow as sn_sim
 from tests.factories import make_device, make_parameter, make_sim_action
 
 EMEA = "86acc8511251ec444d3a75bac33a23c7"

@@ -17,8 +17,9 @@ from actions.catalog import version as catalog_version
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.transfer import import_catalog
 from actions.models import Device, Engine, RemoteAction
-from actions.nexthink import simulator, simulator_infinity
 from actions.nexthink.infinity import parse_remote_action
+from simulators import act_api as simulator
+from simulators import infinity as simulator_infinity
 
 CATALOG = Path(__file__).resolve().parents[2] / "demo" / "catalog.json"
 USERS = [  # user name, password, first name, superuser

@@ -34,7 +34,7 @@ process can stand for every Engine of the demo.
     GET  /_sim/nxql_requests the NXQL queries received (path, query, params p1.., platforms, format, user)
 
 The same server also answers the Nexthink Infinity API (token, Remote Actions, NQL): see
-simulator_infinity.py, to which the routing below hands those paths and any fault with a "target".
+infinity.py, to which the routing below hands those paths and any fault with a "target".
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from actions.ticketing import simulator as servicenow_simulator
+from simulators import servicenow as servicenow_simulator
 
-from . import simulator_infinity
+from . import infinity as simulator_infinity
 
-DEFAULT_CONFIG_PATH = Path(__file__).with_name("simulator_default.json")
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("act_api.json")
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 HEX32_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 FAULTS = {
@@ -286,7 +286,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/_sim/faults":
             try:
                 fault = json.loads(body)
-                # A fault with a "target" is for the Infinity API (simulator_infinity.py).
+                # A fault with a "target" is for the Infinity API (infinity.py).
                 state = self.server.infinity if isinstance(fault, dict) and "target" in fault else self.server.state
                 state.add_fault(fault)
             except (ValueError, TypeError, AttributeError) as exc:

@@ -1,7 +1,7 @@
 """The Nexthink Infinity part of the simulator: OAuth2 token, Remote Actions API, NQL API.
 
 Served by the same server as the classic simulator (simulator.py routes these paths here); pure
-standard library. Its data comes from the config's "infinity" key, or simulator_infinity.json:
+standard library. Its data comes from the config's "infinity" key, or infinity.json:
 API clients, remote actions (the API's own fields, plus a "simulation" block: outcome "success" or
 "failure", waiting_seconds, running_seconds, status_details, outputs) and devices (collector_uid,
 name, platform, user, last_seen_minutes_ago, and "offline": true for one that never comes online,
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-DEFAULT_CONFIG_PATH = Path(__file__).with_name("simulator_infinity.json")
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("infinity.json")
 TOKEN_PATH = "/oauth2/default/v1/token"  # noqa: S105 - a URL path
 EXECUTE_PATH = "/api/v1/act/execute"
 REMOTE_ACTIONS_PATH = "/api/v1/act/remote-action"

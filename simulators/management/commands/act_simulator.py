@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from actions.nexthink import simulator
+from simulators import act_api as simulator
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from actions.ticketing import simulator
+from simulators import servicenow as simulator
 
 
 class Command(BaseCommand):

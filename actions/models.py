@@ -267,6 +267,10 @@ class Run(models.Model):
     final_seen_at = models.DateTimeField(
         null=True, blank=True, help_text="When the employee's page first showed the run as final."
     )
+    # Claimed (a conditional update) by the one delivery of notify_run_ended that sends the e-mail.
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the run-ended e-mail was sent (or its sending began)."
+    )
     fixed = models.BooleanField("fixed the problem", null=True, blank=True)
     feedback_comment = models.TextField(blank=True, max_length=1000)
     feedback_at = models.DateTimeField(null=True, blank=True)
@@ -402,13 +406,15 @@ class Ticket(models.Model):
     # A previous attempt may have opened the ticket (no usable answer came): look it up before creating.
     uncertain = models.BooleanField(default=False)
     error = models.TextField(blank=True)
-    run_url = models.URLField(max_length=500, blank=True, help_text="The run's page, as the employee reached it.")
+    run_url = models.URLField(max_length=500, blank=True, help_text="The run's page, at PORTAL_BASE_URL.")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     requested_at = models.DateTimeField(help_text="When the employee last asked (the deadline counts from here).")
     claimed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When its create_ticket task was last handed to the broker (the sweep hands it again when lost).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

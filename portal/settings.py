@@ -252,6 +252,10 @@ REAPER_INTERVAL_SECONDS = 60
 # Infinity: how often beat looks for runs whose device result is due to be read again.
 FOLLOW_UP_INTERVAL_SECONDS = 10
 ENGINE_SYNC_INTERVAL_SECONDS = config.get_int("ENGINE_SYNC_INTERVAL_SECONDS", 3600, minimum=60)
+# The ticket sweep: how often beat looks for tickets whose task the broker never took or lost, and
+# how long a due ticket waits for its task before the sweep hands it to the broker again.
+TICKETING_SWEEP_INTERVAL_SECONDS = 60
+TICKETING_SWEEP_AFTER_SECONDS = 60
 # Runs on the default queue; the reaper and the Engine sync on their own, and a copy that waited
 # longer than its period is dropped: a backlog of runs can neither delay them nor pile them up.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
@@ -261,6 +265,7 @@ CELERY_TASK_ROUTES = {
     "actions.tasks.reap_runs": {"queue": MAINTENANCE_QUEUE},
     "actions.tasks.sync_engines_task": {"queue": MAINTENANCE_QUEUE},
     "actions.tasks.follow_up_runs": {"queue": MAINTENANCE_QUEUE},
+    "actions.tasks.sweep_tickets": {"queue": MAINTENANCE_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-runs": {
@@ -272,6 +277,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "actions.tasks.sync_engines_task",
         "schedule": ENGINE_SYNC_INTERVAL_SECONDS,
         "options": {"expires": ENGINE_SYNC_INTERVAL_SECONDS},
+    },
+    "sweep-tickets": {
+        "task": "actions.tasks.sweep_tickets",
+        "schedule": TICKETING_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": TICKETING_SWEEP_INTERVAL_SECONDS},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

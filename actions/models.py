@@ -426,6 +426,28 @@ class Ticket(models.Model):
         return self.number or f"ticket for run {self.run_id} ({self.get_state_display()})"
 
 
+class CompanyIdentity(models.Model):
+    """The company account a portal user signs in with: the OpenID Connect issuer and subject.
+
+    The directory may give a user name to someone else later; the subject it never reuses. A
+    returning employee is found by (issuer, subject), whatever their name claim says now.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="company_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "company identity"
+        verbose_name_plural = "company identities"
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="company_identity_iss_sub_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
+
+
 class CatalogVersion(models.Model):
     """One row whose number changes with every change to what the catalog shows (actions, categories,
     who sees what): the catalog's first page is cached per version and combination of groups

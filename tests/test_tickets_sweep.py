@@ -81,6 +81,19 @@ def test_a_ticket_being_opened_is_left_alone_until_its_worker_is_surely_gone(ali
     assert [r["method"] for r in servicenow.requests()] == ["GET", "POST"]
 
 
+def test_a_ticket_the_broker_kept_past_its_deadline_fails_with_a_truthful_message(alice, servicenow, ticket_queue):
+    ticket = request_ticket(make_run_needing_help(alice))
+    waiting(ticket, django_settings.TICKETING_DEADLINE_MINUTES * 60 + 60)
+
+    assert tickets_sweep() == 1
+    create_ticket(ticket.pk)
+
+    ticket.refresh_from_db()
+    assert ticket.state == State.FAILED  # not left "requested" for ever: the page offers "Try again"
+    assert ticket.error == "The portal could not send the request to the service desk in time."
+    assert servicenow.requests() == []
+
+
 @pytest.mark.parametrize("state", [State.CREATED, State.FAILED])
 def test_a_ticket_that_is_done_is_never_handed(alice, servicenow, ticket_queue, state):
     ticket = request_ticket(make_run_needing_help(alice))

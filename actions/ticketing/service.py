@@ -159,7 +159,7 @@ def tickets_sweep() -> int:
     call the service desk. A ticket past its deadline is handed too: its task marks it failed.
     """
     handed = 0
-    for pk in list(Ticket.objects.filter(_lost()).values_list("pk", flat=True)[:BATCH]):
+    for pk in list(Ticket.objects.filter(_lost()).order_by("requested_at").values_list("pk", flat=True)[:BATCH]):
         if Ticket.objects.filter(Q(pk=pk) & _lost()).update(enqueued_at=timezone.now()) == 1:
             handed += ticket_enqueue(pk)
     if handed:

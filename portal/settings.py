@@ -288,7 +288,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "portal.heartbeat:HeartbeatScheduler"  # writes beat's heartbeat for /healthz
 
 # --- E-mail and links to the portal -----------------------------------------------------------------
-# Where links in e-mails point: the address employees open the portal at.
+# Where links in e-mails and tickets point: the address employees open the portal at.
 PORTAL_BASE_URL = config.get_url("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 if config.is_set("EMAIL_URL") and not DEBUG and not config.is_set("PORTAL_BASE_URL"):
     raise ImproperlyConfigured("PORTAL_BASE_URL is required with EMAIL_URL: e-mails link to the portal.")
@@ -608,3 +608,6 @@ if TICKETING == "email" and not TICKETING_EMAIL_TO:
     raise ImproperlyConfigured("TICKETING=email needs TICKETING_EMAIL_TO (the service desk's address).")
 if TICKETING == "email" and "default" not in MAILERS:
     raise ImproperlyConfigured("TICKETING=email needs EMAIL_URL: without it the portal sends no e-mail.")
+# A ticket links to the run at PORTAL_BASE_URL, never at the Host a request named.
+if TICKETING != "none" and not DEBUG and not config.is_set("PORTAL_BASE_URL"):
+    raise ImproperlyConfigured(f"PORTAL_BASE_URL is required with TICKETING={TICKETING}: tickets link to the run.")

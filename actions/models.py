@@ -267,6 +267,10 @@ class Run(models.Model):
     final_seen_at = models.DateTimeField(
         null=True, blank=True, help_text="When the employee's page first showed the run as final."
     )
+    # Claimed (a conditional update) by the one delivery of notify_run_ended that sends the e-mail.
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the run-ended e-mail was sent (or its sending began)."
+    )
     fixed = models.BooleanField("fixed the problem", null=True, blank=True)
     feedback_comment = models.TextField(blank=True, max_length=1000)
     feedback_at = models.DateTimeField(null=True, blank=True)
@@ -402,13 +406,15 @@ class Ticket(models.Model):
     # A previous attempt may have opened the ticket (no usable answer came): look it up before creating.
     uncertain = models.BooleanField(default=False)
     error = models.TextField(blank=True)
-    run_url = models.URLField(max_length=500, blank=True, help_text="The run's page, as the employee reached it.")
+    run_url = models.URLField(max_length=500, blank=True, help_text="The run's page, at PORTAL_BASE_URL.")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     requested_at = models.DateTimeField(help_text="When the employee last asked (the deadline counts from here).")
     claimed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When its create_ticket task was last handed to the broker (the sweep hands it again when lost).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -418,6 +424,28 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return self.number or f"ticket for run {self.run_id} ({self.get_state_display()})"
+
+
+class CompanyIdentity(models.Model):
+    """The company account a portal user signs in with: the OpenID Connect issuer and subject.
+
+    The directory may give a user name to someone else later; the subject it never reuses. A
+    returning employee is found by (issuer, subject), whatever their name claim says now.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="company_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "company identity"
+        verbose_name_plural = "company identities"
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="company_identity_iss_sub_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
 
 
 class CatalogVersion(models.Model):

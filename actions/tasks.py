@@ -48,8 +48,16 @@ def follow_up_runs() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def create_ticket(ticket_id: int) -> None:
     """Open a run's service desk ticket; a redelivered copy finds it claimed and does nothing."""
-    from actions.ticketing.service import ticket_create
+    from actions.ticketing.service import ticket_create, ticket_enqueue
 
     delay = ticket_create(ticket_id=ticket_id)
     if delay is not None:
-        create_ticket.apply_async((ticket_id,), countdown=delay)
+        ticket_enqueue(ticket_id, countdown=delay)  # a broker that is down: the sweep sends it when due
+
+
+@shared_task(ignore_result=True)
+def sweep_tickets() -> int:
+    """Periodic: hand to the broker the tickets that are due and whose task is not in flight."""
+    from actions.ticketing.service import tickets_sweep
+
+    return tickets_sweep()

@@ -334,6 +334,10 @@ FOLLOW_UP_INTERVAL_SECONDS = 10
 ENGINE_SYNC_INTERVAL_SECONDS = config.get_int(
     "ENGINE_SYNC_INTERVAL_SECONDS", 3600, minimum=60, doc="how often beat refreshes Engines from the List Engines API"
 )
+# The ticket sweep: how often beat looks for tickets whose task the broker never took or lost, and
+# how long a due ticket waits for its task before the sweep hands it to the broker again.
+TICKETING_SWEEP_INTERVAL_SECONDS = 60
+TICKETING_SWEEP_AFTER_SECONDS = 60
 # Runs on the default queue; the reaper and the Engine sync on their own, and a copy that waited
 # longer than its period is dropped: a backlog of runs can neither delay them nor pile them up.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
@@ -343,6 +347,7 @@ CELERY_TASK_ROUTES = {
     "actions.tasks.reap_runs": {"queue": MAINTENANCE_QUEUE},
     "actions.tasks.sync_engines_task": {"queue": MAINTENANCE_QUEUE},
     "actions.tasks.follow_up_runs": {"queue": MAINTENANCE_QUEUE},
+    "actions.tasks.sweep_tickets": {"queue": MAINTENANCE_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-runs": {
@@ -355,13 +360,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": ENGINE_SYNC_INTERVAL_SECONDS,
         "options": {"expires": ENGINE_SYNC_INTERVAL_SECONDS},
     },
+    "sweep-tickets": {
+        "task": "actions.tasks.sweep_tickets",
+        "schedule": TICKETING_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": TICKETING_SWEEP_INTERVAL_SECONDS},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "portal.heartbeat:HeartbeatScheduler"  # writes beat's heartbeat for /healthz
 
 # --- E-mail and links to the portal -----------------------------------------------------------------
 config.section("E-mail and links")
-# Where links in e-mails point: the address employees open the portal at.
+# Where links in e-mails and tickets point: the address employees open the portal at.
 PORTAL_BASE_URL = config.get_url(
     "PORTAL_BASE_URL",
     "http://127.0.0.1:8000",
@@ -913,3 +923,6 @@ if TICKETING == "email" and not TICKETING_EMAIL_TO:
     raise ImproperlyConfigured("TICKETING=email needs TICKETING_EMAIL_TO (the service desk's address).")
 if TICKETING == "email" and "default" not in MAILERS:
     raise ImproperlyConfigured("TICKETING=email needs EMAIL_URL: without it the portal sends no e-mail.")
+# A ticket links to the run at PORTAL_BASE_URL, never at the Host a request named.
+if TICKETING != "none" and not DEBUG and not config.is_set("PORTAL_BASE_URL"):
+    raise ImproperlyConfigured(f"PORTAL_BASE_URL is required with TICKETING={TICKETING}: tickets link to the run.")

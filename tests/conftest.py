@@ -106,9 +106,9 @@ def staff_group(db):
     return Group.objects.create(name="Field staff")
 
 
-@pytest.fixture
-def broker_queue(settings):
-    """The embedded broker's queue folder, emptied; call it to read the run ids waiting in it."""
+def _embedded_queue(settings, task: str):
+    """The embedded broker's queue folder, emptied; a function reading the first argument of each
+    message of `task` waiting in it."""
     import base64
     import json
     from pathlib import Path
@@ -117,16 +117,27 @@ def broker_queue(settings):
     for old in folder.glob("*.msg"):
         old.unlink()
 
-    def queued_run_ids() -> list[str]:
-        ids = []
+    def first_arguments() -> list:
+        found = []
         for message in sorted(folder.glob("*.msg")):
             payload = json.loads(message.read_text())
-            if payload["headers"]["task"] == "actions.tasks.dispatch_run":
-                args = json.loads(base64.b64decode(payload["body"]))[0]
-                ids.append(args[0])
-        return ids
+            if payload["headers"]["task"] == task:
+                found.append(json.loads(base64.b64decode(payload["body"]))[0][0])
+        return found
 
-    return queued_run_ids
+    return first_arguments
+
+
+@pytest.fixture
+def broker_queue(settings):
+    """The embedded broker's queue, emptied; call it to read the run ids waiting in it."""
+    return _embedded_queue(settings, "actions.tasks.dispatch_run")
+
+
+@pytest.fixture
+def ticket_queue(settings):
+    """The embedded broker's queue, emptied; call it to read the ticket ids of the create_ticket messages."""
+    return _embedded_queue(settings, "actions.tasks.create_ticket")
 
 
 @pytest.fixture

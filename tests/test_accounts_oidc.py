@@ -13,7 +13,9 @@ from django.urls import reverse
 
 from actions.accounts.groups import ANY_DEVICE_GROUP_NAME, CURATORS_GROUP_NAME
 from actions.integrations import oidc_provider as provider
+from actions.models import CompanyIdentity
 from tests import oidc
+from tests.factories import make_device
 from tests.oidc import FORGED_ISSUER, Forger, approve_at_provider, configure, start_sign_in
 
 # The provider process, shared by the session, and the settings pointing at it.
@@ -176,6 +178,7 @@ def test_it_links_an_existing_account_without_a_password(client, db, forger):
     client.get(reverse("oidc_authentication_callback") + f"?code=c&state={request['state']}")
 
     assert client.session["_auth_user_id"] == str(dana.pk) and User.objects.count() == 1
+    assert (dana.company_identity.issuer, dana.company_identity.subject) == (FORGED_ISSUER, "sub-dana")
 
 
 def test_a_deactivated_account_is_refused_at_sign_in(client, db, forger):
@@ -235,3 +238,99 @@ def test_the_any_device_group_grants_running_on_any_device(client, db, forger, s
 
     dana = sign_in_with_groups(client, forger, ["other"])
     assert not User.objects.get(pk=dana.pk).has_perm("actions.run_action_on_any_device")
+
+
+# --- The account is the company account's (issuer, subject), not its name ---------------------------
+def sign_in_as(client, provider_process, sub: str, **claims):
+    """One whole sign-in at the real provider as `sub` with these claims; the callback's answer."""
+    client.logout()
+    provider_process.set_user(sub, {"email": f"{sub}@corp.example", "groups": []} | claims)
+    return client.get(approve_at_provider(start_sign_in(client)["url"], sub))
+
+
+def signed_in_user(client):
+    return User.objects.get(pk=client.session["_auth_user_id"])
+
+
+def test_a_returning_employee_is_found_by_subject_even_after_the_directory_renamed_them(client, db, oidc_provider):
+    assert sign_in_as(client, oidc_provider, "sub-dana", preferred_username="dana").status_code == 302
+    dana = signed_in_user(client)
+    make_device(dana, name="LAPTOP-DANA")
+
+    assert sign_in_as(client, oidc_provider, "sub-dana", preferred_username="dana.scully").status_code == 302
+
+    assert signed_in_user(client) == dana
+    assert User.objects.get(pk=dana.pk).username == "dana.scully"  # the account follows the directory's name
+    assert dana.devices.count() == 1 and User.objects.count() == 1
+    assert (dana.company_identity.issuer, dana.company_identity.subject) == (oidc_provider.url, "sub-dana")
+
+
+def test_a_reused_user_name_does_not_inherit_the_former_owners_account(client, db, oidc_provider):
+    sign_in_as(client, oidc_provider, "sub-dana-leaver", preferred_username="dana")
+    leaver = signed_in_user(client)
+    make_device(leaver, name="LAPTOP-LEAVER")
+
+    # The directory gives "dana" to a newcomer: another subject with the same name claim.
+    response = sign_in_as(client, oidc_provider, "sub-dana-newcomer", preferred_username="dana")
+
+    assert refused(response, "cannot use it to sign you in")
+    assert "_auth_user_id" not in client.session
+    assert User.objects.count() == 1 and CompanyIdentity.objects.get().subject == "sub-dana-leaver"
+
+    # IT renames the leaver's account: the newcomer's next sign-in makes their own, with nothing of the leaver's.
+    User.objects.filter(pk=leaver.pk).update(username="dana-left-2026")
+    assert sign_in_as(client, oidc_provider, "sub-dana-newcomer", preferred_username="dana").status_code == 302
+    newcomer = signed_in_user(client)
+    assert newcomer != leaver and newcomer.username == "dana" and newcomer.devices.count() == 0
+    assert newcomer.company_identity.subject == "sub-dana-newcomer"
+
+
+def test_an_account_made_before_subjects_were_kept_is_linked_at_its_first_sign_in(client, db, oidc_provider):
+    dana = User.objects.create_user("dana", email="sub-dana@corp.example")  # no password, no subject yet
+
+    assert sign_in_as(client, oidc_provider, "sub-dana", preferred_username="dana").status_code == 302
+
+    assert signed_in_user(client) == dana
+    assert dana.company_identity.subject == "sub-dana"
+    assert refused(sign_in_as(client, oidc_provider, "sub-other", preferred_username="dana"), "cannot use it to sign")
+
+
+def test_an_old_account_whose_e_mail_is_someone_elses_is_not_linked(client, db, oidc_provider):
+    User.objects.create_user("dana", email="dana.former@corp.example")
+
+    response = sign_in_as(client, oidc_provider, "sub-dana", preferred_username="dana")
+
+    assert refused(response, "cannot use it to sign you in")
+    assert not CompanyIdentity.objects.exists() and User.objects.count() == 1
+
+
+def test_a_rename_to_a_name_another_account_holds_keeps_the_old_name(client, db, forger):
+    request = start_sign_in(client)
+    forger.id_token = forger.sign(forger.claims(request["nonce"]))
+    client.get(reverse("oidc_authentication_callback") + f"?code=c&state={request['state']}")
+    dana = User.objects.get(username="dana")
+    User.objects.create_user("dana.scully")  # someone else's account
+    client.logout()
+
+    request = start_sign_in(client)
+    forger.id_token = forger.sign(forger.claims(request["nonce"], preferred_username="dana.scully"))
+    client.get(reverse("oidc_authentication_callback") + f"?code=c&state={request['state']}")
+
+    assert client.session["_auth_user_id"] == str(dana.pk)
+    assert User.objects.get(pk=dana.pk).username == "dana"
+
+
+def test_the_same_subject_at_another_issuer_is_another_account(db, settings):
+    """Unit test of the backend: the pair is the key, a subject alone is not (another tenant may reuse it)."""
+    from actions.accounts.backends import PortalOIDCBackend, SignInRefused
+
+    settings.OIDC_USERNAME_CLAIM = "preferred_username"
+    backend = PortalOIDCBackend()
+    backend.get_userinfo = lambda access_token, id_token, payload: dict(payload)
+    first = backend.get_or_create_user(None, None, {"iss": "https://a.example", "sub": "s1", "preferred_username": "x"})
+
+    with pytest.raises(SignInRefused, match="belongs to another company account"):
+        backend.get_or_create_user(None, None, {"iss": "https://b.example", "sub": "s1", "preferred_username": "x"})
+    again = backend.get_or_create_user(None, None, {"iss": "https://a.example", "sub": "s1", "preferred_username": "x"})
+
+    assert again == first and CompanyIdentity.objects.count() == 1

@@ -10,6 +10,7 @@ from actions.models import Preferences, Run
 from actions.runs.dispatch import run_dispatch
 from actions.runs.notify import run_notify
 from actions.runs.submit import run_submit
+from actions.tasks import notify_run_ended
 from tests.factories import EMEA, make_device, make_sim_action
 
 Status = Run.Status
@@ -160,6 +161,50 @@ def test_it_mails_the_employee_when_the_page_did_not_show_the_end(alice_run, mai
     assert mail.subject == "Clear Teams cache on LAPTOP-ALICE: Sent"
     assert f"https://fix.corp.example/runs/{alice_run.pk}/#feedback" in mail.body
     assert "Did this fix your problem?" in mail.body and "https://fix.corp.example/preferences/" in mail.body
+
+
+def test_the_task_delivered_twice_sends_one_mail(alice_run, mailoutbox):
+    finish(alice_run)
+
+    notify_run_ended(str(alice_run.pk))
+    notify_run_ended(str(alice_run.pk))  # the broker delivered it again
+
+    assert len(mailoutbox) == 1
+    assert Run.objects.get(pk=alice_run.pk).notified_at is not None
+
+
+def test_a_second_delivery_that_read_the_run_before_the_first_sent_sends_nothing(alice_run, mailoutbox, monkeypatch):
+    """Two workers at once: both read the run unnotified; only the one whose claim lands sends."""
+    finish(alice_run)
+    real_filter = Run.objects.filter
+    second = []
+
+    def filter_then_race(*args, **kwargs):
+        if "notified_at__isnull" in kwargs and not second:  # the first is about to claim...
+            second.append(None)
+            second[0] = run_notify(run_id=alice_run.pk)  # ...and the second gets in first
+        return real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(Run.objects, "filter", filter_then_race)
+
+    first = run_notify(run_id=alice_run.pk)
+
+    assert (first, second) == (False, [True])
+    assert len(mailoutbox) == 1
+
+
+def test_a_send_that_fails_after_the_claim_is_not_tried_again(alice_run, mailoutbox, monkeypatch):
+    finish(alice_run)
+
+    def smtp_down(*args, **kwargs):
+        raise ConnectionRefusedError("no SMTP server")
+
+    monkeypatch.setattr("actions.runs.notify.send_mail", smtp_down)
+    assert run_notify(run_id=alice_run.pk) is False
+    monkeypatch.undo()
+
+    assert run_notify(run_id=alice_run.pk) is False  # at most once: the server may have taken the first
+    assert mailoutbox == []
 
 
 def test_no_mail_when_the_page_showed_the_end(client, alice, alice_run, mailoutbox):

@@ -1,5 +1,6 @@
 """Opening a ticket in each mode, over real HTTP on loopback; one ticket per run whatever happens."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from django.utils import timezone
 from actions.models import Run, Ticket
 from actions.tasks import create_ticket
 from actions.ticketing import servicenow as servicenow_backend
-from tests.tickets_support import make_run_needing_help, request_ticket
+from tests.tickets_support import MAX_AGE_SECONDS, make_run_needing_help, receiver_accepts, request_ticket
 
 State = Ticket.State
 
@@ -22,9 +23,10 @@ def due(ticket):
 # --- ServiceNow ------------------------------------------------------------------------------------
 
 
-def test_it_opens_a_servicenow_incident_with_the_runs_details(alice, servicenow):
+def test_it_opens_a_servicenow_incident_with_the_runs_details(alice, servicenow, settings):
+    settings.PORTAL_BASE_URL = "http://portal.test"
     run = make_run_needing_help(alice, status=Run.Status.SENT, fixed=False, comment="Teams still freezes")
-    ticket = request_ticket(run, url=f"http://portal.test/runs/{run.pk}/")
+    ticket = request_ticket(run)
 
     create_ticket(ticket.pk)
 
@@ -150,7 +152,7 @@ def test_it_gives_up_past_the_deadline_without_calling(alice, servicenow):
 
     ticket.refresh_from_db()
     assert ticket.state == State.FAILED
-    assert "did not answer in time" in ticket.error
+    assert "could not send the request to the service desk in time" in ticket.error
     assert servicenow.requests() == []
 
 
@@ -184,9 +186,10 @@ def test_it_signs_in_with_oauth_client_credentials(alice, servicenow, settings):
 # --- Webhook ---------------------------------------------------------------------------------------
 
 
-def test_the_webhook_gets_a_signed_body_and_its_reference_is_kept(alice, webhook):
+def test_the_webhook_gets_a_signed_body_and_its_reference_is_kept(alice, webhook, settings):
+    settings.PORTAL_BASE_URL = "http://portal.test"
     run = make_run_needing_help(alice, status=Run.Status.UNKNOWN)
-    ticket = request_ticket(run, url=f"http://portal.test/runs/{run.pk}/")
+    ticket = request_ticket(run)
 
     create_ticket(ticket.pk)
     create_ticket(ticket.pk)  # redelivered
@@ -205,6 +208,28 @@ def test_the_webhook_gets_a_signed_body_and_its_reference_is_kept(alice, webhook
     assert body["run"]["url"] == f"http://portal.test/runs/{run.pk}/"
     assert body["run"]["engine_results"][0]["code"] == "not_connected"
     assert body["category"] == "collaboration"
+
+
+def test_the_webhook_signs_a_timestamp_with_the_body_so_an_old_request_cannot_be_replayed(alice, webhook):
+    ticket = request_ticket(make_run_needing_help(alice))
+    before = int(time.time())
+
+    create_ticket(ticket.pk)
+
+    [received] = webhook.received
+    headers, raw = received["headers"], received["raw"]
+    timestamp = int(headers["X-Portal-Timestamp"])
+    assert before <= timestamp <= int(time.time())
+    assert received["valid"] is True
+    # The timestamp is inside the signature: the same body and signature with another time fail...
+    later = dict(headers, **{"X-Portal-Timestamp": str(timestamp + 3600)})
+    assert not receiver_accepts(later, raw, now=timestamp + 3600)
+    # ...the body too...
+    tampered = raw.replace(b'"attempt":1', b'"attempt":2')
+    assert tampered != raw and not receiver_accepts(headers, tampered, now=timestamp)
+    # ...and the very request, recorded and played again later, is refused as old.
+    assert receiver_accepts(headers, raw, now=timestamp + MAX_AGE_SECONDS)
+    assert not receiver_accepts(headers, raw, now=timestamp + MAX_AGE_SECONDS + 1)
 
 
 def test_a_wrong_webhook_secret_is_refused_and_fails(alice, webhook, settings):

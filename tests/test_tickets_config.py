@@ -30,6 +30,16 @@ REAL_NEXTHINK = {
         ({"TICKETING": "servicenow", "SERVICENOW_INSTANCE_URL": "https://x.service-now.com"}, "SERVICENOW_USERNAME"),
         ({"SERVICENOW_CALLER_FIELD": "phone"}, "SERVICENOW_CALLER_FIELD"),
         ({"EMAIL_URL": "carrier-pigeon://loft"}, "EMAIL_URL"),
+        (
+            {
+                "TICKETING": "webhook",
+                "TICKETING_WEBHOOK_URL": "https://desk.corp.example/h",
+                "TICKETING_WEBHOOK_SECRET": "s",
+                "DEBUG": "false",
+                **REAL_NEXTHINK,
+            },
+            "PORTAL_BASE_URL is required with TICKETING=webhook",
+        ),
     ],
 )
 def test_it_stops_start_up_naming_the_ticketing_variable(env, named):

@@ -8,6 +8,7 @@ from django.urls import reverse
 from actions.models import Run, Ticket
 from actions.tasks import create_ticket
 from actions.views.tickets import ticket_as_json
+from tests.conftest import BROKER_DOWN
 from tests.tickets_support import make_run_needing_help
 
 State = Ticket.State
@@ -25,7 +26,7 @@ def get_help(client, run):
 
 
 def test_one_click_opens_one_incident_and_the_page_shows_its_number(
-    client, alice, servicenow, django_capture_on_commit_callbacks
+    client, alice, servicenow, settings, django_capture_on_commit_callbacks
 ):
     run = make_run_needing_help(alice, status=Run.Status.SENT, fixed=False, comment="Still slow")
     client.force_login(alice)
@@ -36,7 +37,7 @@ def test_one_click_opens_one_incident_and_the_page_shows_its_number(
     assert response.status_code == 302 and response.url == run.get_absolute_url()
     assert len(queued) == 1
     ticket = Ticket.objects.get(run=run)
-    assert ticket.run_url == f"http://testserver/runs/{run.pk}/"
+    assert ticket.run_url == f"{settings.PORTAL_BASE_URL}/runs/{run.pk}/"
     assert "on its way to the service desk" in help_block(run, alice)
     assert ticket_as_json(run)["state"] == "requested"
 
@@ -53,6 +54,37 @@ def test_one_click_opens_one_incident_and_the_page_shows_its_number(
         "can_request": False,
     }
     assert len(servicenow.incidents()) == 1
+
+
+def test_the_tickets_link_comes_from_portal_base_url_never_from_the_host_header(client, alice, servicenow, settings):
+    settings.PORTAL_BASE_URL = "https://fixmydevice.corp.example"
+    settings.ALLOWED_HOSTS = ["*"]  # a proxy that passes any Host: the header is the attacker's choice
+    run = make_run_needing_help(alice)
+    client.force_login(alice)
+
+    client.post(reverse("run_get_help", args=[run.pk]), headers={"host": "phish.example"})
+
+    ticket = Ticket.objects.get(run=run)
+    assert ticket.run_url == f"https://fixmydevice.corp.example/runs/{run.pk}/"
+    create_ticket(ticket.pk)
+    [incident] = servicenow.incidents()
+    assert ticket.run_url in incident["description"] and "phish.example" not in incident["description"]
+
+
+@pytest.mark.django_db(transaction=True)  # real commits, so on_commit runs inside the request as in production
+def test_with_the_broker_down_the_request_is_saved_and_the_employee_is_told_so(client, alice, servicenow, use_broker):
+    run = make_run_needing_help(alice)
+    client.force_login(alice)
+    use_broker(BROKER_DOWN)
+
+    response = client.post(reverse("run_get_help", args=[run.pk]), follow=True)
+
+    assert response.status_code == 200 and response.redirect_chain[-1][0] == run.get_absolute_url()
+    page = response.content.decode()
+    assert "Your request for help is saved; it will reach the service desk in a few minutes." in page
+    assert "on its way to the service desk. Its number appears here." not in page
+    ticket = Ticket.objects.get(run=run)
+    assert (ticket.state, ticket.enqueued_at) == (State.REQUESTED, None)  # stored; the sweep will send it
 
 
 def test_clicking_again_queues_nothing_more(client, alice, servicenow, django_capture_on_commit_callbacks):

@@ -1,7 +1,10 @@
 """Shared by the ticketing tests: a run that needs help, the ServiceNow simulator, a webhook receiver."""
 
+import hashlib
+import hmac
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -10,12 +13,12 @@ from django.utils import timezone
 
 from actions.models import EngineResult, Run, Ticket
 from actions.runs.submit import run_submit
-from actions.ticketing.webhook import sign
 from simulators import servicenow as sn_sim
 from tests.factories import make_device, make_parameter, make_sim_action
 
 EMEA = "86acc8511251ec444d3a75bac33a23c7"
 WEBHOOK_SECRET = "webhook-test-secret"
+MAX_AGE_SECONDS = 300  # README: refuse a timestamp older (or further ahead) than five minutes
 
 
 def make_run_needing_help(user, *, status=Run.Status.FAILED, fixed=None, comment="") -> Run:
@@ -41,12 +44,11 @@ def make_run_needing_help(user, *, status=Run.Status.FAILED, fixed=None, comment
     return run
 
 
-def request_ticket(run, url="http://testserver/runs/x/") -> Ticket:
+def request_ticket(run) -> Ticket:
     """What the view does, without the page: ask for the run's ticket (the task is not run)."""
     from actions.ticketing.service import ticket_request
 
-    ticket, _ = ticket_request(run=run, run_url=url, user=run.user)
-    return ticket
+    return ticket_request(run=run, user=run.user).ticket
 
 
 @pytest.fixture(scope="session")
@@ -88,8 +90,19 @@ def servicenow(settings, servicenow_server):
     return ServiceNow(servicenow_server.url)
 
 
+def receiver_accepts(headers, raw: bytes, secret: str = WEBHOOK_SECRET, *, now: float | None = None) -> bool:
+    """What README tells a receiver to do, written here on its own (not with the portal's code):
+    HMAC-SHA256 of "<X-Portal-Timestamp>.<raw body>", compared in constant time, and a timestamp at
+    most MAX_AGE_SECONDS from the receiver's clock."""
+    timestamp = headers.get("X-Portal-Timestamp") or ""
+    if not timestamp.isdigit() or abs((time.time() if now is None else now) - int(timestamp)) > MAX_AGE_SECONDS:
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, headers.get("X-Portal-Signature") or "")
+
+
 class WebhookReceiver(ThreadingHTTPServer):
-    """A service desk's webhook endpoint: checks the signature, answers with a reference."""
+    """A service desk's webhook endpoint: checks the signature and timestamp, answers with a reference."""
 
     daemon_threads = True
 
@@ -109,9 +122,15 @@ class WebhookHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         raw = self.rfile.read(int(self.headers["Content-Length"]))
-        valid = self.headers.get("X-Portal-Signature") == sign(raw, WEBHOOK_SECRET)
+        valid = receiver_accepts(self.headers, raw)
         self.server.received.append(
-            {"body": json.loads(raw), "valid": valid, "idempotency_key": self.headers.get("Idempotency-Key")}
+            {
+                "body": json.loads(raw),
+                "raw": raw,
+                "headers": dict(self.headers),
+                "valid": valid,
+                "idempotency_key": self.headers.get("Idempotency-Key"),
+            }
         )
         body = json.dumps(self.server.answer if valid else {"error": "bad signature"}).encode()
         self.send_response(200 if valid else 401)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import jwt
 from axes.backends import AxesStandaloneBackend
 from django.conf import settings
@@ -9,11 +11,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend, RemoteUserBackend
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
+from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from actions.accounts.groups import claim_values, directory_groups_sync
 from actions.integrations import oidc_provider as provider
+from actions.models import CompanyIdentity
 
+log = logging.getLogger("actions.accounts")
 # Clocks of the provider and the portal may differ this much (seconds) when exp and iat are checked.
 CLOCK_SKEW_SECONDS = 60
 
@@ -105,24 +110,82 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
     # --- The account ----------------------------------------------------------------------------
     @transaction.atomic
     def get_or_create_user(self, access_token, id_token, payload):
+        """The portal user of the company account (issuer, subject); made on its first sign-in.
+
+        The name claim only names the account: the directory may give a leaver's name to a
+        newcomer, and the newcomer must not inherit the leaver's devices and runs. So an account is
+        found by its (iss, sub) pair, and a name already held by another company account is refused
+        (an admin renames the old account, and the newcomer's next sign-in makes a new one).
+        """
         claims = self.get_userinfo(access_token, id_token, payload)
+        issuer, subject = payload["iss"], payload["sub"]  # required and checked by _verify_jws
+        username = self._username(claims)
+        identity = (
+            CompanyIdentity.objects.select_for_update()
+            .select_related("user")
+            .filter(issuer=issuer, subject=subject)
+            .first()
+        )
+        if identity is not None:
+            user = identity.user
+            self._follow_rename(user, username)
+        else:
+            user = self._account_for_new_subject(username, claims)
+        self._copy_profile(user, claims)
+        user.save()
+        if identity is None and user.is_active:  # an inactive account is refused, and stays unlinked
+            identity = CompanyIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+        if identity is not None:
+            CompanyIdentity.objects.filter(pk=identity.pk).update(last_sign_in_at=timezone.now())
+        directory_groups_sync(user=user, values=claim_values(claims.get(settings.OIDC_GROUPS_CLAIM)))
+        return user
+
+    def _username(self, claims) -> str:
         username = claims.get(settings.OIDC_USERNAME_CLAIM)
         if not isinstance(username, str) or not username.strip():
             raise SignInRefused(f"the provider sent no {settings.OIDC_USERNAME_CLAIM} claim")
-        username = username.strip()[: self.UserModel._meta.get_field("username").max_length]
+        return username.strip()[: self.UserModel._meta.get_field("username").max_length]
+
+    def _same_name(self, username: str):
         users = list(self.UserModel.objects.select_for_update().filter(username__iexact=username)[:2])
         if len(users) > 1:
             raise SignInRefused(f"several portal accounts are named {username!r} (differing in case)")
-        if users and users[0].has_usable_password():
+        return users[0] if users else None
+
+    def _account_for_new_subject(self, username: str, claims):
+        """A subject signing in for the first time: a new account, or one made before subjects were kept."""
+        user = self._same_name(username)
+        if user is None:
+            user = self.UserModel(username=username)
+            user.set_unusable_password()
+            return user
+        if user.has_usable_password():
             # A local account (demo, break-glass admin) is never taken over by a directory name.
             raise SignInRefused(f"{username!r} is a local account with a password")
-        user = users[0] if users else self.UserModel(username=username)
-        if user.pk is None:
-            user.set_unusable_password()
-        self._copy_profile(user, claims)
-        user.save()
-        directory_groups_sync(user=user, values=claim_values(claims.get(settings.OIDC_GROUPS_CLAIM)))
+        if CompanyIdentity.objects.filter(user=user).exists():
+            raise SignInRefused(
+                f"{username!r} belongs to another company account; the directory gave the name to someone "
+                "else. Rename the old portal account to let the new one be made."
+            )
+        # Made by an admin for device assignments, or by a sign-in before subjects were kept: taken
+        # over only when nothing says it is someone else's (its e-mail, if it has one, is the claim's).
+        email = claims.get(settings.OIDC_EMAIL_CLAIM)
+        if user.email and (not isinstance(email, str) or email.strip().lower() != user.email.lower()):
+            raise SignInRefused(
+                f"{username!r} is an account of e-mail {user.email!r} without a company account; the claim's "
+                "e-mail differs. Set its e-mail or rename it to say whose it is."
+            )
         return user
+
+    def _follow_rename(self, user, username: str) -> None:
+        """The directory renamed a known employee: the account follows, unless the name is taken."""
+        if user.username.lower() == username.lower():
+            return
+        if self.UserModel.objects.filter(username__iexact=username).exclude(pk=user.pk).exists():
+            log.warning("company account %s is now named %r, held by another account: kept", user.pk, username)
+            return
+        log.info("company account %s renamed from %r to %r", user.pk, user.username, username)
+        user.username = username
 
     @staticmethod
     def _copy_profile(user, claims) -> None:

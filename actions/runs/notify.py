@@ -9,6 +9,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
 from actions.models import Preferences, Run
 from actions.runs.wording import STATUS_TITLES, status_summary
@@ -47,14 +48,25 @@ def wants_mail(user) -> bool:
 
 
 def run_notify(*, run_id) -> bool:
-    """Mail the employee about their run's end, unless the page showed it or they said no. True if sent."""
+    """Mail the employee about their run's end, unless the page showed it or they said no. True if sent.
+
+    At most once per run: the delivery that sets ``notified_at`` (a conditional update) sends, and
+    a second delivery of the task finds it set. A send that fails after the claim is not tried
+    again: the mail server may have taken the message before the error, and a lost e-mail costs
+    less than a double one (the run page and "My runs" show the end either way).
+    """
     run = Run.objects.select_related("user").filter(pk=run_id).first()
     if run is None or not run.is_final:
         return False
-    if run.final_seen_at is not None:
-        return False  # the page was open and showed the end
+    if run.final_seen_at is not None or run.notified_at is not None:
+        return False  # the page was open and showed the end, or the e-mail went already
     if not wants_mail(run.user):
         return False
+    claimed = Run.objects.filter(pk=run.pk, notified_at__isnull=True, final_seen_at__isnull=True).update(
+        notified_at=timezone.now()
+    )
+    if not claimed:
+        return False  # another delivery of this task claimed it, or the page showed the end meanwhile
     link = settings.PORTAL_BASE_URL + run.get_absolute_url()
     context = {
         "run": run,
@@ -65,13 +77,17 @@ def run_notify(*, run_id) -> bool:
         "preferences": settings.PORTAL_BASE_URL + reverse("preferences"),
     }
     subject = f"{run.action_name} on {run.device_name or run.device_uid}: {context['title']}"
-    send_mail(
-        subject,
-        render_to_string("actions/email/run_ended.txt", context),
-        None,
-        [run.user.email],
-        fail_silently=False,
-    )
+    try:
+        send_mail(
+            subject,
+            render_to_string("actions/email/run_ended.txt", context),
+            None,
+            [run.user.email],
+            fail_silently=False,
+        )
+    except Exception:  # SMTP and socket errors alike; the claim stays (at most once, see above)
+        log.warning("run %s: its e-mail could not be sent; not tried again", run.pk, exc_info=True)
+        return False
     log.info("run %s: e-mail sent to its employee", run.pk)
     return True
 

@@ -8,12 +8,17 @@ The Ticket row is unique per run, so however often the button is pressed only on
 the claim (requested → sending, a conditional update) lets exactly one worker call the service desk
 for it, so a redelivered task is a no-op. An attempt whose outcome is unknown marks the ticket
 ``uncertain``: the next attempt asks the service desk for the run's incident before opening one.
+
+The broker may be down when the employee asks, or lose a task: the ticket is stored either way, and
+beat's sweep (``tickets_sweep``, every TICKETING_SWEEP_INTERVAL_SECONDS) hands to the broker again
+the tickets that are due and not in flight.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -31,6 +36,7 @@ log = logging.getLogger("actions.ticketing")
 State = Ticket.State
 BACKENDS = {"servicenow": servicenow, "webhook": webhook, "email": mail}
 HELP_STATUSES = NEEDS_HELP
+BATCH = 500
 
 
 def ticketing_enabled() -> bool:
@@ -61,18 +67,35 @@ def can_try_again(ticket: Ticket) -> bool:
     return ticket.state == State.FAILED or is_stuck(ticket)
 
 
-def ticket_request(*, run: Run, run_url: str, user) -> tuple[Ticket, bool]:
-    """Ask for the run's ticket (or ask again after a failure). Returns it and whether a task was queued.
+def run_link(run: Run) -> str:
+    """The run's page at PORTAL_BASE_URL: never from the request's Host header, which a client chooses."""
+    return settings.PORTAL_BASE_URL + run.get_absolute_url()
 
-    The caller has checked that the run is the employee's and ``needs_help``.
+
+@dataclass(frozen=True)
+class Requested:
+    ticket: Ticket
+    queued: bool  # this call asked (first time or again); False: it was already asked for
+    handed: bool | None  # the broker took its task; None: not known yet (inside an outer transaction)
+
+
+def ticket_request(*, run: Run, user) -> Requested:
+    """Ask for the run's ticket (or ask again after a failure), and hand its task to the broker.
+
+    The caller has checked that the run is the employee's and ``needs_help``. A broker that is down
+    is no error: the ticket is stored, and the sweep hands it to the broker once it is back.
     """
-    from actions.tasks import create_ticket  # tasks import services, not the other way round
-
     now = timezone.now()
+    handed: list[bool] = []
     with transaction.atomic():
         ticket, made = Ticket.objects.get_or_create(
             run=run,
-            defaults={"backend": settings.TICKETING, "run_url": run_url, "requested_by": user, "requested_at": now},
+            defaults={
+                "backend": settings.TICKETING,
+                "run_url": run_link(run),
+                "requested_by": user,
+                "requested_at": now,
+            },
         )
         again = False
         if not made and can_try_again(ticket):
@@ -91,10 +114,57 @@ def ticket_request(*, run: Run, run_url: str, user) -> tuple[Ticket, bool]:
             )
         queued = made or again
         if queued:
-            transaction.on_commit(lambda: create_ticket.delay(ticket.pk))
+            transaction.on_commit(lambda: handed.append(ticket_enqueue(ticket.pk)))
             log.info("ticket for run %s %s", run.pk, "requested" if made else "requested again")
     ticket.refresh_from_db()
-    return ticket, queued
+    return Requested(ticket=ticket, queued=queued, handed=handed[0] if handed else None)
+
+
+def ticket_enqueue(ticket_id, *, countdown: float | None = None) -> bool:
+    """Hand the ticket's task to the broker; False (and a log line) when it cannot be reached."""
+    from actions.tasks import create_ticket  # tasks import services, not the other way round
+
+    try:
+        create_ticket.apply_async((ticket_id,), countdown=countdown)
+    except Exception:  # kombu raises many types for a broker that is down; the ticket stays stored
+        log.warning("ticket %s could not be handed to the broker; the sweep will send it", ticket_id, exc_info=True)
+        return False
+    Ticket.objects.filter(pk=ticket_id).update(enqueued_at=timezone.now())
+    return True
+
+
+def sweep_after() -> timedelta:
+    """How long a due ticket may wait for its task before the sweep hands it to the broker again."""
+    return timedelta(seconds=settings.TICKETING_SWEEP_AFTER_SECONDS)
+
+
+def _lost() -> Q:
+    """Tickets due to be sent whose task is not in flight: requested and waiting past sweep_after()
+    (first attempt, or a retry past its next_attempt_at), or sending with a worker gone (claim())."""
+    now = timezone.now()
+    late = now - sweep_after()
+    waiting = Q(state=State.REQUESTED) & (
+        Q(next_attempt_at__isnull=True, requested_at__lt=late) | Q(next_attempt_at__lt=late)
+    )
+    abandoned = Q(state=State.SENDING, claimed_at__lt=now - stale_after())
+    not_recently_handed = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=late)
+    return (waiting | abandoned) & not_recently_handed
+
+
+def tickets_sweep() -> int:
+    """Beat: hand to the broker each ticket that is due and not in flight. Returns how many were handed.
+
+    Each ticket is claimed first (a conditional update of ``enqueued_at``), so two sweeps running at
+    once (a task delivered twice) hand it once; were both to hand it, claim() still lets one worker
+    call the service desk. A ticket past its deadline is handed too: its task marks it failed.
+    """
+    handed = 0
+    for pk in list(Ticket.objects.filter(_lost()).order_by("requested_at").values_list("pk", flat=True)[:BATCH]):
+        if Ticket.objects.filter(Q(pk=pk) & _lost()).update(enqueued_at=timezone.now()) == 1:
+            handed += ticket_enqueue(pk)
+    if handed:
+        log.info("ticket sweep: handed %s ticket(s) to the broker again", handed)
+    return handed
 
 
 def claim(ticket_id) -> bool:
@@ -127,7 +197,8 @@ def ticket_create(*, ticket_id) -> float | None:
         _fail(mine, ticket, f"Ticketing is set to {settings.TICKETING!r}: no service desk to send it to.")
         return None
     if timezone.now() > deadline_of(ticket):
-        _fail(mine, ticket, ticket.error or "The service desk did not answer in time.")
+        # No error yet: no attempt reached the service desk (the broker was down, or the task lost).
+        _fail(mine, ticket, ticket.error or "The portal could not send the request to the service desk in time.")
         return None
     content = ticket_content(ticket.run, run_url=ticket.run_url, default_category=settings.TICKETING_DEFAULT_CATEGORY)
     try:

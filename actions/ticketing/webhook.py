@@ -1,9 +1,11 @@
 """Webhook: a signed JSON POST to TICKETING_WEBHOOK_URL; the reference comes back in the answer.
 
-The body is ``webhook_body`` (README, "Service desk tickets"); the header
-``X-Portal-Signature: sha256=<hex HMAC-SHA256 of the raw body with TICKETING_WEBHOOK_SECRET>`` signs
-it, and ``Idempotency-Key: <run id>`` (also the body's ``id``) lets the receiver drop a repeat: the
-portal sends again after an attempt whose outcome it could not tell.
+The body is ``webhook_body`` (README, "Service desk tickets"). ``X-Portal-Timestamp: <Unix seconds>``
+says when it was sent, and ``X-Portal-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>"
+with TICKETING_WEBHOOK_SECRET>`` signs both: a receiver that refuses timestamps older than a few
+minutes cannot be fed a recorded request again later. ``Idempotency-Key: <run id>`` (also the body's
+``id``) lets the receiver drop a repeat: the portal sends again after an attempt whose outcome it
+could not tell (with a new timestamp and signature).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +24,7 @@ from . import http
 from .base import ErrorKind, Opened, TicketContent, TicketError
 
 SIGNATURE_HEADER = "X-Portal-Signature"
+TIMESTAMP_HEADER = "X-Portal-Timestamp"
 EVENT = "ticket.requested"
 WHAT = "The service desk webhook"
 
@@ -38,15 +42,19 @@ def webhook_body(content: TicketContent, ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def sign(raw: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+def sign(timestamp: str, raw: bytes, secret: str) -> str:
+    """The signature of the timestamp and the body together: neither can be changed alone."""
+    signed = timestamp.encode() + b"." + raw
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def open_ticket(content: TicketContent, ticket: Ticket) -> Opened:
     raw = json.dumps(webhook_body(content, ticket), separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(raw, settings.TICKETING_WEBHOOK_SECRET),
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(timestamp, raw, settings.TICKETING_WEBHOOK_SECRET),
         "Idempotency-Key": str(ticket.run_id),
     }
     response = http.send(http.session(), "POST", settings.TICKETING_WEBHOOK_URL, what=WHAT, data=raw, headers=headers)

@@ -19,10 +19,14 @@ def run_get_help(request, pk):
     if not needs_help(run):
         messages.info(request, "This run is not one IT can help with from here: it is still running or it worked.")
         return redirect(run)
-    ticket, queued = ticket_request(
-        run=run, run_url=request.build_absolute_uri(run.get_absolute_url()), user=request.user
-    )
-    if queued:
+    asked = ticket_request(run=run, user=request.user)
+    ticket = asked.ticket
+    if asked.queued and asked.handed is False:  # the broker is down: the sweep sends it when it is back
+        messages.success(
+            request,
+            "Your request for help is saved; it will reach the service desk in a few minutes. Its number appears here.",
+        )
+    elif asked.queued:
         messages.success(request, "Your request for help is on its way to the service desk. Its number appears here.")
     elif ticket.state == Ticket.State.CREATED:
         messages.info(request, f"IT already has a ticket for this run: {ticket.number}.")

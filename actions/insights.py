@@ -24,13 +24,13 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from actions.models import Run
-from actions.runs import lifecycle
-from actions.runs.lifecycle import REACHED_DEVICE
+from actions.runs import states
+from actions.runs.states import REACHED_DEVICE
 
 Status = Run.Status
 # The lifecycle's own sets (actions/runs/lifecycle.py), so that a new status is counted somewhere.
 REACHED = sorted(REACHED_DEVICE)
-IN_FLIGHT = sorted(lifecycle.IN_FLIGHT | {Status.FOLLOWING})
+IN_FLIGHT = sorted(states.IN_FLIGHT | {Status.FOLLOWING})
 # The chart's outcomes, bottom to top, with their colours (SVG fill attributes: the CSP forbids style).
 OUTCOMES = [
     ("sent", "Reached the device", "#2e7d32", Q(status__in=REACHED)),

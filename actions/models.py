@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.urls import reverse
 
-from actions.nexthink.uids import NQL_ACTION_ID_RE
+from actions.uids import NQL_ACTION_ID_RE
 
 HEX32 = RegexValidator(r"^[0-9a-f]{32}$", "Enter 32 lowercase hexadecimal characters.")
 # Classic: 32 hexadecimal characters; Infinity: the Collector UID, a UUID. Stored in lower case.
@@ -312,12 +312,6 @@ class Run(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("run_detail", kwargs={"pk": self.pk})
-
-    @property
-    def is_final(self) -> bool:
-        from actions.runs.lifecycle import FINAL  # the lifecycle owns which statuses are final
-
-        return self.status in FINAL
 
 
 class RunAttempt(models.Model):

@@ -504,7 +504,7 @@ def login(session=None):
 def wait_final(run_ids: Iterable, *, timeout: float, poll: float = 0.05) -> tuple[int, int]:
     """Wait until every run is final (or `timeout`); returns (final, total)."""
     from actions.models import Run
-    from actions.runs.lifecycle import FINAL
+    from actions.runs.states import FINAL
 
     ids = [str(i) for i in run_ids]
     deadline = time.monotonic() + timeout

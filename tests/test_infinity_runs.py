@@ -15,8 +15,9 @@ from actions.devices.resolution import resolve_devices_for
 from actions.models import Device, Run
 from actions.runs.dispatch import run_dispatch
 from actions.runs.follow_up import runs_follow_up
-from actions.runs.lifecycle import EXPIRY_GRACE_SECONDS
+from actions.runs.outcomes import EXPIRY_GRACE_SECONDS
 from actions.runs.reaper import runs_reap
+from actions.runs.states import is_final
 from actions.runs.submit import run_submit
 from tests.factories import make_action
 from tests.worker import dispatch_in_thread
@@ -44,7 +45,7 @@ def follow_up_until_final(run, infinity, *, steps=10):
         Run.objects.filter(pk=run.pk).update(next_check_at=timezone.now())  # due now
         runs_follow_up()
         run.refresh_from_db()
-        if run.is_final:
+        if is_final(run.status):
             break
     return run
 
@@ -64,7 +65,7 @@ def test_a_run_is_sent_then_done_on_the_device_with_its_outputs(infinity, alice,
     run_dispatch(run_id=run.pk)
 
     run.refresh_from_db()
-    assert run.status == Status.FOLLOWING and run.request_id and not run.is_final
+    assert run.status == Status.FOLLOWING and run.request_id and not is_final(run.status)
     [execute] = infinity.requests("/api/v1/act/execute")
     assert execute["body"]["remoteActionId"] == "#clear_teams_cache"
     assert execute["body"]["devices"] == [ALICE_LAPTOP]

@@ -7,9 +7,10 @@ from django.utils import timezone
 
 from actions.models import Run
 from actions.nexthink.platform import DeviceResult, Sent
-from actions.runs import lifecycle
+from actions.runs import lifecycle, outcomes, states
 from actions.runs.follow_up import runs_follow_up
 from actions.runs.reaper import UNREAD_AFTER_SECONDS, runs_reap
+from actions.runs.states import is_final
 from actions.runs.submit import run_submit
 from tests.factories import make_device, make_sim_action
 
@@ -22,7 +23,7 @@ def make_following(user, action=None, request_id="req-1") -> Run:
     run = run_submit(user=user, action=action, device=make_device(user), params={})
     lifecycle.claim(run.pk)
     run.refresh_from_db()
-    lifecycle.record(run, lifecycle.outcome_of_sent(Sent(request_id=request_id, expires_in_minutes=60)))
+    lifecycle.record(run, outcomes.outcome_of_sent(Sent(request_id=request_id, expires_in_minutes=60)))
     run.refresh_from_db()
     return run
 
@@ -33,7 +34,7 @@ def following(alice):
 
 
 def test_an_accepted_request_is_sent_not_done_and_followed_up(following):
-    assert following.status == Status.FOLLOWING and not following.is_final
+    assert following.status == Status.FOLLOWING and not is_final(following.status)
     assert following.request_id == "req-1" and following.device_status == "waiting"
     assert following.expires_at - timezone.now() > timedelta(minutes=59)
     assert following.next_check_at is not None
@@ -46,12 +47,12 @@ def test_an_accepted_request_is_sent_not_done_and_followed_up(following):
 def test_a_final_device_result_ends_the_run(following, device_status, status, counts):
     result = DeviceResult(status=device_status, raw_status=device_status, details="exit 0", outputs={"Freed": "2 GB"})
 
-    assert lifecycle.record_follow_up(following, lifecycle.outcome_of_device_result(result, expired=False), result)
+    assert lifecycle.record_follow_up(following, outcomes.outcome_of_device_result(result, expired=False), result)
 
     following.refresh_from_db()
     assert (following.status, following.device_status, following.outputs) == (status, device_status, {"Freed": "2 GB"})
-    assert following.is_final and following.finished_at is not None and following.next_check_at is None
-    assert (status in lifecycle.COUNTED) is counts
+    assert is_final(following.status) and following.finished_at is not None and following.next_check_at is None
+    assert (status in states.COUNTED) is counts
 
 
 def test_a_device_still_working_is_looked_at_again_later_and_less_often(following):
@@ -59,18 +60,18 @@ def test_a_device_still_working_is_looked_at_again_later_and_less_often(followin
     delays = []
     for _ in range(4):
         before = timezone.now()
-        assert lifecycle.outcome_of_device_result(result, expired=False) is None
+        assert outcomes.outcome_of_device_result(result, expired=False) is None
         lifecycle.record_follow_up(following, None, result)
         following.refresh_from_db()
         delays.append((following.next_check_at - before).total_seconds())
 
     assert following.status == Status.FOLLOWING and following.device_status == "in_progress"
     assert following.checks == 4
-    assert delays == sorted(delays) and delays[-1] <= lifecycle.MAX_CHECK_SECONDS + 1
+    assert delays == sorted(delays) and delays[-1] <= outcomes.MAX_CHECK_SECONDS + 1
 
 
 def test_a_device_that_never_came_online_expires(following):
-    outcome = lifecycle.outcome_of_device_result(DeviceResult(status="waiting"), expired=True)
+    outcome = outcomes.outcome_of_device_result(DeviceResult(status="waiting"), expired=True)
 
     lifecycle.record_follow_up(following, outcome, DeviceResult(status="waiting"))
 
@@ -80,7 +81,7 @@ def test_a_device_that_never_came_online_expires(following):
 
 
 def test_no_record_of_the_execution_after_expiry_is_unknown(following):
-    outcome = lifecycle.outcome_of_device_result(None, expired=True)
+    outcome = outcomes.outcome_of_device_result(None, expired=True)
 
     lifecycle.record_follow_up(following, outcome, None)
 
@@ -90,10 +91,10 @@ def test_no_record_of_the_execution_after_expiry_is_unknown(following):
 
 def test_a_second_reading_after_the_end_changes_nothing(following):
     done = DeviceResult(status="success")
-    lifecycle.record_follow_up(following, lifecycle.outcome_of_device_result(done, expired=False), done)
+    lifecycle.record_follow_up(following, outcomes.outcome_of_device_result(done, expired=False), done)
 
     failed = DeviceResult(status="failure")
-    assert not lifecycle.record_follow_up(following, lifecycle.outcome_of_device_result(failed, expired=False), failed)
+    assert not lifecycle.record_follow_up(following, outcomes.outcome_of_device_result(failed, expired=False), failed)
     assert Run.objects.get(pk=following.pk).status == Status.DONE
 
 
@@ -111,7 +112,7 @@ def test_the_reaper_ends_runs_no_follow_up_read_long_after_nexthinks_expiry(foll
     Run.objects.filter(pk=following.pk).update(expires_at=long_expired, next_check_at=now + timedelta(seconds=60))
     # Just past the grace: the follow-up still has its chance to read the device's own result.
     recent = make_following(alice, following.action, request_id="req-2")
-    just_expired = now - timedelta(seconds=lifecycle.EXPIRY_GRACE_SECONDS + 1)
+    just_expired = now - timedelta(seconds=outcomes.EXPIRY_GRACE_SECONDS + 1)
     Run.objects.filter(pk=recent.pk).update(expires_at=just_expired, next_check_at=now + timedelta(seconds=60))
 
     report = runs_reap()

@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from actions.catalog.parameters import InvalidParams
 from actions.models import EngineResult, Run, RunAttempt
+from actions.runs import outcomes
 from actions.runs.dispatch import run_dispatch
-from actions.runs.lifecycle import retry_delay
+from actions.runs.outcomes import retry_delay
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import RunRefused, run_submit
 from simulators import act_api as sim
@@ -438,7 +439,7 @@ def test_not_sent_in_time_never_catches_a_run_a_worker_just_claimed(alice, actio
     run.refresh_from_db()
     assert (run.status, run.error_code) == (Status.SENDING, "")
     # The worker's real answer is then recorded, not dropped.
-    assert lifecycle.record(run, lifecycle.Outcome(Status.SENT)) is True
+    assert lifecycle.record(run, outcomes.Outcome(Status.SENT)) is True
     assert Run.objects.get(pk=run.pk).status == Status.SENT
 
 
@@ -453,7 +454,7 @@ def test_worker_lost_never_catches_a_run_already_following(alice, action, laptop
 
     def nexthink_accepts_it_first(pk, verdict, **kwargs):
         # Between the reaper's read and its move, the worker records Infinity's acceptance.
-        sent = lifecycle.outcome_of_sent(Sent(request_id="req-1", expires_in_minutes=60))
+        sent = outcomes.outcome_of_sent(Sent(request_id="req-1", expires_in_minutes=60))
         assert lifecycle.record(Run.objects.get(pk=pk), sent)
         return real(pk, verdict, **kwargs)
 

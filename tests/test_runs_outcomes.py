@@ -8,10 +8,12 @@ import requests
 from django.utils import timezone
 
 from actions.models import Engine, EngineResult, Run, RunAttempt
-from actions.runs import lifecycle
+from actions.runs import lifecycle, outcomes, states
 from actions.runs.dispatch import run_dispatch
-from actions.runs.lifecycle import TRANSITIONS, Outcome, transition
+from actions.runs.lifecycle import transition
+from actions.runs.outcomes import Outcome
 from actions.runs.reaper import runs_reap
+from actions.runs.states import TRANSITIONS
 from actions.runs.submit import IdempotencyConflict, RunRefused, fair_use, run_submit
 from actions.runs.wording import status_summary
 from tests.conftest import add_fault, requests_received
@@ -55,8 +57,8 @@ def test_final_statuses_have_no_way_out():
         Status.DEVICE_FAILED,
         Status.EXPIRED,
     }
-    assert final == lifecycle.FINAL
-    assert all(not TRANSITIONS[status] for status in lifecycle.FINAL)
+    assert final == states.FINAL
+    assert all(not TRANSITIONS[status] for status in states.FINAL)
     assert set(TRANSITIONS) == set(Status.values)
 
 
@@ -214,7 +216,7 @@ def test_codes_and_messages_of_any_length_are_stored(alice, action, laptop, use_
 
     result = EngineResult.objects.get(run=run)
     assert (len(result.database_uid), len(result.code)) == (64, 100)
-    assert "\x00" not in result.message and len(result.message) == lifecycle.MESSAGE_LENGTH
+    assert "\x00" not in result.message and len(result.message) == outcomes.MESSAGE_LENGTH
     assert run.status == Status.UNKNOWN  # a code the portal does not know
 
 
@@ -223,7 +225,7 @@ def test_a_long_error_code_is_stored(alice, action, laptop, use_simulator, injec
 
     run = dispatched(submit(alice, action, laptop))
 
-    assert (run.status, run.error_code) == (Status.FAILED, "E" * lifecycle.CODE_LENGTH)
+    assert (run.status, run.error_code) == (Status.FAILED, "E" * outcomes.CODE_LENGTH)
 
 
 # --- Engines allowed -----------------------------------------------------------------------------
@@ -408,7 +410,7 @@ def test_the_rate_limit_says_when_the_oldest_counted_run_leaves_the_window(alice
 
 
 def test_engine_names_are_read_again_for_a_new_engine_and_after_a_rename(db):
-    from actions.runs.lifecycle import engine_names
+    from actions.devices.engines import engine_names
 
     first = Engine.objects.create(database_uid="a" * 32, name="engine-one")
     assert engine_names({"a" * 32}) == {"a" * 32: "engine-one"}

@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from actions.models import Run
 from actions.runs.reaper import runs_reap
+from actions.runs.states import is_final
 from actions.runs.submit import run_submit
 from tests.factories import EMEA, make_device, make_parameter, make_sim_action
 from tests.worker import Worker, wait_for
@@ -63,7 +64,7 @@ def test_a_form_post_travels_through_redis_and_a_worker_to_nexthink_and_back(cli
 
     run = Run.objects.get()
     assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
-    wait_for(lambda: Run.objects.get(pk=run.pk).is_final)
+    wait_for(lambda: is_final(Run.objects.get(pk=run.pk).status))
     run.refresh_from_db()
     assert run.status == Run.Status.SENT
     assert [(r.engine_name, r.code) for r in run.engine_results.all()] == [("engine-emea", "ok")]

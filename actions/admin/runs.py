@@ -16,8 +16,8 @@ from django.db.models import Q
 
 from actions.catalog.parameters import InvalidParams
 from actions.models import Device, EngineResult, RemoteAction, Run, RunAttempt
-from actions.nexthink.uids import DEVICE_UID_RE, GUID_RE
 from actions.runs.submit import RunRefused, run_submit
+from actions.uids import DEVICE_UID_RE, GUID_RE
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -20,7 +20,7 @@ from actions.catalog.parameters import (
     remote_action_errors,
 )
 from actions.models import ActionParameter, Device, RemoteAction
-from actions.nexthink.uids import DEVICE_UID_RE
+from actions.uids import DEVICE_UID_RE
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from actions.models import Device, Engine
-from actions.nexthink.uids import DEVICE_UID_RE
+from actions.uids import DEVICE_UID_RE
 
 MAX_NAME_LENGTH = 255
 # C0 and C1 control characters, DEL, and the Unicode line and paragraph separators: a device name

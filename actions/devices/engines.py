@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from actions.models import Engine
 from actions.nexthink.client import ActClient, client_from_settings
-from actions.nexthink.uids import ENGINE_UID_RE
+from actions.uids import ENGINE_UID_RE
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +92,24 @@ def engines_sync(*, client: ActClient | None = None) -> EngineSyncResult:
         gone.update(status=ENGINE_NOT_LISTED)
     log.info("Engines synced: %s", result.as_dict())
     return result
+
+
+# --- Engine names, the label stored beside each Engine's answer ----------------------------------------
+ENGINE_NAMES_SECONDS = 300
+ENGINE_NAMES_KEY = "engine-names"
+
+
+def engine_names(uids: set[str]) -> dict[str, str]:
+    """Engine names by database UID, read once per ENGINE_NAMES_SECONDS per process (and for a UID not
+    seen yet): a name is only a label stored beside each answer, and Engines are seldom renamed.
+    A change saved in this process is seen at once (forget_engine_names, on Engine's signals)."""
+    names = cache.get(ENGINE_NAMES_KEY)
+    if names is None or not uids <= names.keys():
+        names = dict(Engine.objects.values_list("database_uid", "name"))
+        cache.set(ENGINE_NAMES_KEY, names, ENGINE_NAMES_SECONDS)
+    return names
+
+
+@receiver([post_save, post_delete], sender=Engine)
+def forget_engine_names(**_kwargs) -> None:
+    cache.delete(ENGINE_NAMES_KEY)

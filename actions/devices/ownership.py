@@ -16,8 +16,8 @@ from django.http import Http404
 
 from actions.devices.resolution import DIRECTORY_SOURCES, nql_resolve, nxql_fresh_after, nxql_resolve
 from actions.models import Device
-from actions.nexthink.uids import DEVICE_UID_RE
 from actions.security import security_event
+from actions.uids import DEVICE_UID_RE
 
 
 def device_for_user(user, uid: str, *, source_address: str = "", known: Iterable[Device] = ()) -> Device:

@@ -39,7 +39,7 @@ from actions.models import Device, Engine
 from actions.nexthink.client import ActClient, client_from_settings
 from actions.nexthink.errors import ActApiError
 from actions.nexthink.nxql import NxqlDevice, check_user_name, engine_base_url, query_devices_of_user
-from actions.nexthink.uids import COLLECTOR_UID_RE
+from actions.uids import COLLECTOR_UID_RE
 
 log = logging.getLogger(__name__)
 

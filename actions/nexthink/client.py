@@ -21,8 +21,9 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 
+from actions.uids import CLASSIC_DEVICE_UID_RE, ENGINE_UID_RE, GUID_RE
+
 from .errors import TRANSPORT_REASONS, ActApiError, ActInputError, ErrorKind
-from .uids import CLASSIC_DEVICE_UID_RE, ENGINE_UID_RE, GUID_RE
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import requests
 
+from actions.uids import NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
+
 from .client import (
     _NOT_JSON,
     Deadline,
@@ -38,7 +40,6 @@ from .client import (
     transport_error,
 )
 from .errors import ActApiError, ActInputError, ErrorKind
-from .uids import NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from actions.uids import CLASSIC_DEVICE_UID_RE
+
 from .client import ActClient
 from .errors import ActApiError, ErrorKind
-from .uids import CLASSIC_DEVICE_UID_RE
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from actions.models import Run
 from actions.nexthink.errors import ErrorKind
 from actions.runs.selectors import visible_and_owned
+from actions.runs.states import is_final
 from actions.runs.submit import run_limits
 from actions.runs.wording import when_text
 
@@ -28,7 +29,7 @@ class RunAgain:
 def run_again(run: Run, user) -> RunAgain:
     """Offered once the run is final, while the action is visible to the employee, the refusal was not
     permanent, and the cooldown and daily limit allow it; otherwise says when it will be possible."""
-    if not run.is_final or run.action_id is None or run.device is None:
+    if not is_final(run.status) or run.action_id is None or run.device is None:
         return RunAgain(False)
     # Only for the employee's own run, while its action is still theirs to see.
     if run.user_id != user.pk or not user.is_active or not visible_and_owned(run.pk)[0]:

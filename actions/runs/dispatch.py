@@ -10,8 +10,8 @@ from django.db.models.functions import Now
 from actions.models import Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
-from actions.runs import lifecycle
-from actions.runs.lifecycle import Outcome
+from actions.runs import lifecycle, outcomes
+from actions.runs.outcomes import Outcome
 from actions.runs.selectors import visible_and_owned
 from actions.security import security_event
 
@@ -54,7 +54,7 @@ def run_dispatch(*, run_id) -> Outcome | None:
     try:
         refusal = still_allowed(run)
         if refusal:
-            outcome = lifecycle.refused(*refusal)
+            outcome = outcomes.refused(*refusal)
         else:
             release_db_connection()
             called = True
@@ -65,15 +65,15 @@ def run_dispatch(*, run_id) -> Outcome | None:
                 log.warning("run %s: no longer attempt %s's to send; nothing sent", run.pk, run.attempts)
                 return None
             except ActApiError as error:
-                outcome = lifecycle.outcome_of_error(error, attempt=run.attempts, max_attempts=run.max_attempts)
+                outcome = outcomes.outcome_of_error(error, attempt=run.attempts, max_attempts=run.max_attempts)
             else:
                 answers = list(sent.answers)
-                outcome = lifecycle.outcome_of_sent(sent)
+                outcome = outcomes.outcome_of_sent(sent)
         recorded = lifecycle.record(run, outcome, answers)
     except Exception:
         # A bug or a database error must not leave the run in "sending" for the reaper to misname.
         log.exception("run %s: unexpected error while dispatching", run.pk)
-        outcome = lifecycle.crashed(called=called)
+        outcome = outcomes.crashed(called=called)
         recorded = lifecycle.record(run, outcome)
     return outcome if recorded else None
 

@@ -9,7 +9,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from actions.models import Run
-from actions.runs.lifecycle import REACHED_DEVICE
+from actions.runs.states import REACHED_DEVICE, is_final
 
 COMMENT_MAX_LENGTH = Run._meta.get_field("feedback_comment").max_length
 
@@ -34,5 +34,5 @@ def run_feedback(*, run: Run, fixed: bool, comment: str = "") -> None:
 
 def mark_final_seen(run: Run) -> None:
     """The employee's page shows this run as final: no e-mail needed (notify.py)."""
-    if run.is_final and run.final_seen_at is None:
+    if is_final(run.status) and run.final_seen_at is None:
         Run.objects.filter(pk=run.pk, final_seen_at__isnull=True).update(final_seen_at=Now())

@@ -19,7 +19,7 @@ from django.db.models.functions import Now
 from actions.models import Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
-from actions.runs import lifecycle
+from actions.runs import lifecycle, outcomes
 
 log = logging.getLogger("actions.runs")
 Status = Run.Status
@@ -35,7 +35,7 @@ def runs_follow_up() -> int:
         # Claimed while still due: the first pass moves the next look past now, and a second one no
         # longer finds it due (no equality on a time the database's clock wrote: see the reaper).
         claimed = Run.objects.filter(pk=pk, status=Status.FOLLOWING, next_check_at__lte=Now()).update(
-            next_check_at=lifecycle.in_seconds(LEASE_SECONDS)
+            next_check_at=outcomes.in_seconds(LEASE_SECONDS)
         )
         if claimed:
             run_follow_up(Run.objects.get(pk=pk))
@@ -45,7 +45,7 @@ def runs_follow_up() -> int:
 
 def run_follow_up(run: Run) -> None:
     expired = run.expires_at is not None and lifecycle.database_now() > run.expires_at + timedelta(
-        seconds=lifecycle.EXPIRY_GRACE_SECONDS
+        seconds=outcomes.EXPIRY_GRACE_SECONDS
     )
     try:
         result = platform.current().device_result(run)
@@ -56,4 +56,4 @@ def run_follow_up(run: Run) -> None:
         else:
             lifecycle.record_follow_up(run, None, None)  # look again later, backed off
         return
-    lifecycle.record_follow_up(run, lifecycle.outcome_of_device_result(result, expired=expired), result)
+    lifecycle.record_follow_up(run, outcomes.outcome_of_device_result(result, expired=expired), result)

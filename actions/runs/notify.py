@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from actions.models import Preferences, Run
+from actions.runs.states import is_final
 from actions.runs.wording import STATUS_TITLES, status_summary
 
 log = logging.getLogger("actions.runs")
@@ -56,7 +57,7 @@ def run_notify(*, run_id) -> bool:
     less than a double one (the run page and "My runs" show the end either way).
     """
     run = Run.objects.select_related("user").filter(pk=run_id).first()
-    if run is None or not run.is_final:
+    if run is None or not is_final(run.status):
         return False
     if run.final_seen_at is not None or run.notified_at is not None:
         return False  # the page was open and showed the end, or the e-mail went already
@@ -93,6 +94,6 @@ def run_notify(*, run_id) -> bool:
 
 
 def feedback_statuses() -> frozenset[str]:
-    from actions.runs.lifecycle import REACHED_DEVICE
+    from actions.runs.states import REACHED_DEVICE
 
     return REACHED_DEVICE

@@ -26,7 +26,7 @@ from django.db.models.functions import Now
 
 from actions.models import Run
 from actions.nexthink import platform
-from actions.runs import lifecycle
+from actions.runs import lifecycle, outcomes, states
 from actions.runs.dispatch import run_enqueue
 from actions.runs.follow_up import LEASE_SECONDS
 
@@ -59,14 +59,14 @@ def _expire_unsent() -> int:
     """A run that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fails, rather than go out hours late."""
     too_old = Now() - timedelta(seconds=settings.RUN_QUEUE_MAX_AGE_SECONDS)
     pks = list(
-        Run.objects.filter(status__in=lifecycle.UNSENT, created_at__lt=too_old).values_list("pk", flat=True)[:BATCH]
+        Run.objects.filter(status__in=states.UNSENT, created_at__lt=too_old).values_list("pk", flat=True)[:BATCH]
     )
     if not pks:
         return 0
     # Still unsent and still too old at the moment of the move: a run a worker claimed since the
     # read above is "sending" and is left to its worker.
     still_unsent = Q(created_at__lt=too_old)
-    expired = sum(lifecycle.reap(pk, lifecycle.NOT_SENT, leaving=lifecycle.UNSENT, where=still_unsent) for pk in pks)
+    expired = sum(lifecycle.reap(pk, outcomes.NOT_SENT, leaving=states.UNSENT, where=still_unsent) for pk in pks)
     log.warning("reaper: %s run(s) failed: not sent within %s s", expired, settings.RUN_QUEUE_MAX_AGE_SECONDS)
     return expired
 
@@ -98,7 +98,7 @@ def _mark_stuck_sending() -> int:
         # the database's clock writes sending_at (on SQLite as millisecond text that never equals a
         # value read back and written again by Python).
         with transaction.atomic():
-            if lifecycle.reap(run.pk, lifecycle.WORKER_LOST, leaving=(Status.SENDING,), where=Q(attempts=run.attempts)):
+            if lifecycle.reap(run.pk, outcomes.WORKER_LOST, leaving=(Status.SENDING,), where=Q(attempts=run.attempts)):
                 marked += 1
                 lifecycle.log_attempt(run.pk, number=run.attempts, started_at=run.sending_at, outcome="worker_lost")
                 log.warning("run %s unknown: still sending after %.0f s", run.pk, deadline)
@@ -108,7 +108,7 @@ def _mark_stuck_sending() -> int:
 # How long after Nexthink's wait for the device (expires_at) a run may still be "following" while its
 # follow-up works: past EXPIRY_GRACE_SECONDS the first look ends it whatever it reads, and the next
 # look is at most MAX_CHECK_SECONDS away, or LEASE_SECONDS more when the pass that claimed it died.
-UNREAD_AFTER_SECONDS = lifecycle.EXPIRY_GRACE_SECONDS + lifecycle.MAX_CHECK_SECONDS + LEASE_SECONDS
+UNREAD_AFTER_SECONDS = outcomes.EXPIRY_GRACE_SECONDS + outcomes.MAX_CHECK_SECONDS + LEASE_SECONDS
 
 
 def _end_unread() -> int:
@@ -148,7 +148,7 @@ def _hand_over(pk) -> bool:
     """Stamp, then publish, so that two passes at once (a slow pass and the next) send one copy."""
     stale = Now() - timedelta(seconds=settings.RUN_REQUEUE_AFTER_SECONDS)
     not_recently = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
-    if not Run.objects.filter(not_recently, pk=pk, status__in=lifecycle.UNSENT).update(enqueued_at=Now()):
+    if not Run.objects.filter(not_recently, pk=pk, status__in=states.UNSENT).update(enqueued_at=Now()):
         return False
     return run_enqueue(run_id=pk, stamp=False)
 

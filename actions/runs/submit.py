@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from actions.catalog.parameters import validate_params
 from actions.models import Device, RemoteAction, Run
-from actions.runs import lifecycle
+from actions.runs import states
 from actions.runs.dispatch import run_enqueue
 from actions.runs.wording import when_text
 
@@ -139,7 +139,7 @@ def run_limits(*, user, action: RemoteAction, device: Device, now: datetime | No
     fair = fair_use(user=user, now=now)
     if not fair.allowed:
         return fair
-    counted = Run.objects.filter(status__in=lifecycle.COUNTED)
+    counted = Run.objects.filter(status__in=states.COUNTED)
     if action.cooldown_minutes:
         cooldown = timedelta(minutes=action.cooldown_minutes)
         last = (
@@ -179,8 +179,8 @@ def fair_use(*, user, now: datetime) -> Limits:
     window = timedelta(seconds=settings.RUN_RATE_LIMIT_WINDOW_SECONDS)
     since = now - window
     # One read for both limits, counted by the database (no rows fetched, however high the limits).
-    counts = Run.objects.filter(Q(status__in=lifecycle.IN_FLIGHT) | Q(created_at__gt=since), user=user).aggregate(
-        in_flight=Count("pk", filter=Q(status__in=lifecycle.IN_FLIGHT)),
+    counts = Run.objects.filter(Q(status__in=states.IN_FLIGHT) | Q(created_at__gt=since), user=user).aggregate(
+        in_flight=Count("pk", filter=Q(status__in=states.IN_FLIGHT)),
         recent=Count("pk", filter=Q(created_at__gt=since)),
     )
     if counts["in_flight"] >= settings.RUN_MAX_IN_FLIGHT_PER_USER:

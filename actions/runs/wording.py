@@ -8,6 +8,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from actions.models import EngineResult, Run
+from actions.nexthink.client import EngineCode
+from actions.runs.states import is_final
 
 Status = Run.Status
 
@@ -99,9 +101,32 @@ NO_RESULTS_FINAL = "No Nexthink server answered for this run."
 
 
 def results_empty_text(run: Run) -> str:
-    return NO_RESULTS_FINAL if run.is_final else NO_RESULTS_YET
+    return NO_RESULTS_FINAL if is_final(run.status) else NO_RESULTS_YET
 
 
 def status_title(run: Run) -> str:
     """The browser tab's title: the action and where it stands, kept current by the live page."""
     return f"{run.action_name}: {STATUS_TITLES.get(run.status, run.get_status_display())}"
+
+
+# --- What an outcome says: what happened, then the one next step (outcomes.py) -------------------------
+# Next steps, said once here so that every final page says the same.
+AGAIN_LATER = "Nothing was sent. Please run it again in a few minutes; if it keeps failing, contact IT."
+CONTACT_IT = "Nothing was sent. Please contact IT."
+CHECK_DEVICE = "Check your device: if the problem is still there, run it again."
+
+ENGINE_FAILURE_TEXT = {
+    EngineCode.NOT_CONNECTED: (
+        "Your device isn't connected to Nexthink right now, so the action was not sent to it. "
+        "Switch it on and connect it to the network, then run it again."
+    ),
+    EngineCode.ENGINE_ERROR: "Nexthink had a problem and did not send the action to your device. " + AGAIN_LATER,
+    EngineCode.EXCLUDED: "Nexthink did not send the action: it does not know the server your device reports to. "
+    + CONTACT_IT,
+    EngineCode.NO_PERMISSION: "Nexthink did not send the action: the portal may not use the server your device "
+    "reports to. " + CONTACT_IT,
+}
+
+NOT_READ_TEXT = (
+    "Nexthink accepted the action, but the portal could not read what happened on your device. " + CHECK_DEVICE
+)

@@ -27,7 +27,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from actions.models import Run, Ticket
-from actions.runs.lifecycle import NEEDS_HELP
+from actions.runs.states import NEEDS_HELP, is_final
 
 from . import mail, servicenow, webhook
 from .base import ErrorKind, TicketError, ticket_content
@@ -45,7 +45,7 @@ def ticketing_enabled() -> bool:
 
 def needs_help(run: Run) -> bool:
     """A run whose employee may ask IT for help: answered "No", not sent, or with an unknown outcome."""
-    return run.is_final and (run.fixed is False or run.status in HELP_STATUSES)
+    return is_final(run.status) and (run.fixed is False or run.status in HELP_STATUSES)
 
 
 def deadline_of(ticket: Ticket):

@@ -10,9 +10,9 @@ from actions.catalog.parameters import refuse_control_characters
 from actions.models import Run
 from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
-from actions.runs.lifecycle import IN_FLIGHT, REACHED_DEVICE
 from actions.runs.pacing import first_poll_ms
 from actions.runs.selectors import runs_of, runs_page
+from actions.runs.states import IN_FLIGHT, REACHED_DEVICE, is_final
 from actions.runs.wording import (
     device_status_text,
     engine_explanation,
@@ -44,6 +44,7 @@ def run_detail(request, pk):
         "actions/run_detail.html",
         {
             "run": run,
+            "final": is_final(run.status),
             "summary": status_summary(run),
             "title": status_title(run),
             "results": results,
@@ -54,7 +55,7 @@ def run_detail(request, pk):
             "outputs": labelled_outputs(run),
             "feedback_open": feedback_open(run),
             "feedback_form": FeedbackForm(initial={"comment": run.feedback_comment}),
-            "first_poll_ms": 0 if run.is_final else first_poll_ms(run),
+            "first_poll_ms": 0 if is_final(run.status) else first_poll_ms(run),
         },
     )
 
@@ -64,7 +65,7 @@ def run_status(request, pk):
     run = _own_run(request, pk)
     mark_final_seen(run)
     data = run_as_json(run)
-    if run.is_final:
+    if is_final(run.status):
         data["run_again"] = run_again(run, request.user).as_dict()
         data["feedback_open"] = feedback_open(run)
         data["ticket"] = ticket_as_json(run)
@@ -89,7 +90,7 @@ def run_as_json(run: Run) -> dict:
         "status": run.status,
         "status_label": run.get_status_display(),
         "title": status_title(run),
-        "final": run.is_final,
+        "final": is_final(run.status),
         "reached_device": run.status in REACHED_DEVICE,
         "summary": status_summary(run),
         "attempts": run.attempts,

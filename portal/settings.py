@@ -9,8 +9,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from kombu import Queue
 
-from portal import config
+from portal import __version__, config
 
+PORTAL_VERSION = __version__  # in the User-Agent of every call to Nexthink
 BASE_DIR = Path(__file__).resolve().parent.parent
 if (BASE_DIR / ".env").exists():  # first, so that every variable below may come from it
     config.env.read_env(BASE_DIR / ".env", parse_comments=True)
@@ -779,7 +780,7 @@ AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
 # The window: failures are forgotten LOGIN_LOCKOUT_SECONDS after the last one; a lock-out lasts as long.
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "actions.views.common.client_address"
+AXES_CLIENT_IP_CALLABLE = "actions.security.client_address"
 AXES_WHITELIST_CALLABLE = "actions.accounts.throttle.is_not_a_password_attempt"
 AXES_LOCKOUT_CALLABLE = "actions.accounts.throttle.lockout_response"
 AXES_VERBOSE = False  # the lock-out is logged once, as a security event (actions.security)

@@ -4,7 +4,7 @@ import pytest
 import requests
 from django.contrib.auth.models import Group, User
 
-from actions.nexthink.client import ActClient
+from actions.nexthink.classic.client import ActClient
 from simulators import act_api as sim
 
 # Fixtures of the ticketing tests: servicenow (simulator), webhook (a loopback receiver).
@@ -372,7 +372,7 @@ def tls_infinity_sim(tls_simulator, tls_ca):
 @pytest.fixture
 def use_infinity(settings, infinity_sim):
     """NEXTHINK_PLATFORM=infinity, pointed at the test simulator, with the process's token cache empty."""
-    from actions.nexthink.infinity import TOKENS
+    from actions.nexthink.infinity.client import TOKENS
 
     settings.NEXTHINK_PLATFORM = "infinity"
     settings.NEXTHINK_API_URL = infinity_sim.url

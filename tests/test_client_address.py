@@ -1,6 +1,6 @@
 from django.test import RequestFactory
 
-from actions.views.common import client_address
+from actions.security import client_address
 
 
 def test_it_uses_the_socket_address_by_default(settings):

@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 
 from actions.devices.engines import ENGINE_NOT_LISTED, connected_engines, engines_sync
 from actions.models import Engine
-from actions.nexthink.client import ActClient
+from actions.nexthink.classic.client import ActClient
 from actions.tasks import sync_engines_task
 from simulators import act_api as sim
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from actions.devices.resolution import nexthink_user_name, resolve_devices_for
 from actions.models import Device, Engine
-from actions.nexthink.nxql import DEVICES_OF_USER_QUERY
+from actions.nexthink.classic.nxql import DEVICES_OF_USER_QUERY
 from tests.factories import make_device
 
 ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"  # on engine-emea, CORP\alice

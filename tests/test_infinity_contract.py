@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from actions.nexthink.errors import ActApiError, ActInputError, ErrorKind
-from actions.nexthink.infinity import (
+from actions.nexthink.infinity.client import (
     TOKEN_RENEW_MARGIN_SECONDS,
     ExecutionStatus,
     InfinityClient,

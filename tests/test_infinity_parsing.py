@@ -3,7 +3,7 @@
 import pytest
 
 from actions.nexthink.errors import ActApiError
-from actions.nexthink.infinity import (
+from actions.nexthink.infinity.client import (
     ExecutionStatus,
     TriggerInfo,
     normalise_status,

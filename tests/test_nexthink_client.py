@@ -2,8 +2,9 @@
 
 import pytest
 
-from actions.nexthink.client import ActClient, classify_http_error
+from actions.nexthink.classic.client import ActClient
 from actions.nexthink.errors import API_ERROR_STATUS, WHAT_HAPPENED, ActInputError, ErrorKind
+from actions.nexthink.http import classify_http_error
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 DEVICE = "da2add909a144e8235453f88dc45172f"

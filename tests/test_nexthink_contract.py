@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from actions.nexthink.client import ActClient, EngineCode
+from actions.nexthink.classic.client import ActClient, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
 from simulators import act_api as sim
 from tests.conftest import add_fault, requests_received
@@ -207,7 +207,7 @@ def test_it_reads_retry_after_on_a_429(act_client, inject_fault, header, expecte
 def test_it_reads_retry_after_given_as_a_date():
     from email.utils import format_datetime
 
-    from actions.nexthink.client import parse_retry_after
+    from actions.nexthink.http import parse_retry_after
 
     in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
 

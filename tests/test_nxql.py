@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from actions.nexthink.client import ActClient
-from actions.nexthink.errors import ActApiError
-from actions.nexthink.nxql import (
+from actions.nexthink.classic.client import ActClient
+from actions.nexthink.classic.nxql import (
     DEVICES_OF_USER_QUERY,
     NxqlShapeError,
     devices_of_user_request,
@@ -17,6 +16,7 @@ from actions.nexthink.nxql import (
     parse_nxql_datetime,
     query_devices_of_user,
 )
+from actions.nexthink.errors import ActApiError
 from simulators import act_api as sim
 
 ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"
@@ -127,7 +127,7 @@ def test_it_skips_and_logs_records_without_a_usable_uid(caplog):
         "a string, not a record",
         ["a", "list"],
     ]
-    with caplog.at_level(logging.WARNING, logger="actions.nexthink.nxql"):
+    with caplog.at_level(logging.WARNING, logger="actions.nexthink.classic.nxql"):
         devices = parse_device_records(data, expected_user="CORP\\alice", platform="windows", engine_label="emea")
 
     assert [d.uid for d in devices] == [ALICE_LAPTOP]
@@ -137,7 +137,7 @@ def test_it_skips_and_logs_records_without_a_usable_uid(caplog):
 
 def test_it_skips_a_record_of_another_user(caplog):
     data = [{"device_uid": ALICE_LAPTOP, "name": "LAPTOP-ALICE", "last_logged_on_user": "CORP\\bob"}]
-    with caplog.at_level(logging.WARNING, logger="actions.nexthink.nxql"):
+    with caplog.at_level(logging.WARNING, logger="actions.nexthink.classic.nxql"):
         devices = parse_device_records(data, expected_user="CORP\\alice", platform="windows", engine_label="emea")
 
     assert devices == []

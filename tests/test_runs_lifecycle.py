@@ -467,6 +467,7 @@ def test_worker_lost_never_catches_a_run_already_following(alice, action, laptop
 
 def test_classic_sends_nothing_for_a_run_no_longer_its_attempts(alice, action, laptop, use_simulator, sim_requests):
     from actions.nexthink.platform import ClassicPlatform, NotOurs
+    from actions.runs.dispatch import send_of
 
     run = submit(alice, action, laptop)
     asked = []
@@ -476,10 +477,10 @@ def test_classic_sends_nothing_for_a_run_no_longer_its_attempts(alice, action, l
         return False
 
     with pytest.raises(NotOurs):
-        ClassicPlatform().send(run, still_ours=still_ours)
+        ClassicPlatform().send(send_of(run), still_ours=still_ours)
 
     assert asked == [True] and sim_requests() == []
-    ClassicPlatform().send(run, still_ours=lambda: True)
+    ClassicPlatform().send(send_of(run), still_ours=lambda: True)
     assert len(sim_requests()) == 1
 
 

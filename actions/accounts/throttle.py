@@ -6,8 +6,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import render
 
-from actions.security import sign_in_event
-from actions.views.common import client_address
+from actions.security import client_address, sign_in_event
 
 LOCKED_OUT_MESSAGE = (
     "Too many failed sign-ins with a password from here or for this user name. "

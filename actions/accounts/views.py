@@ -21,8 +21,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 from actions.accounts.backends import SignInRefused
 from actions.accounts.middleware import SIGNED_OUT_REASON_KEY
 from actions.integrations import oidc_provider as provider
-from actions.security import sign_in_event
-from actions.views.common import client_address
+from actions.security import client_address, sign_in_event
 
 SIGNED_OUT_MESSAGES = {
     "idle": "You were signed out after a while without activity. Sign in again to go on.",

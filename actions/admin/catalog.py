@@ -18,7 +18,7 @@ from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
 from actions.models import ActionParameter, Category, RemoteAction
 from actions.nexthink.errors import ActApiError
-from actions.nexthink.infinity import infinity_client_from_settings
+from actions.nexthink.infinity.client import infinity_client_from_settings
 from actions.views.catalog import action_preview
 
 

@@ -28,7 +28,7 @@ from django.utils.text import slugify
 from actions.catalog import version as catalog_version
 from actions.catalog.parameters import parameter_definition_errors, parse_choices, remote_action_errors
 from actions.models import ActionParameter, RemoteAction
-from actions.nexthink.infinity import ActionInput, InfinityRemoteAction
+from actions.nexthink.infinity.client import ActionInput, InfinityRemoteAction
 
 # A uuid for an action whose list entry has none (or not a valid one): stable, so a re-run matches.
 UUID_NAMESPACE = uuid.UUID("6b1f0a52-61c4-4a38-9d2e-5c3f4b7e8a90")

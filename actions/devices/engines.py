@@ -13,7 +13,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from actions.models import Engine
-from actions.nexthink.client import ActClient, client_from_settings
+from actions.nexthink.classic.client import ActClient, client_from_settings
 from actions.uids import ENGINE_UID_RE
 
 log = logging.getLogger(__name__)

@@ -36,9 +36,9 @@ from django.utils.dateparse import parse_datetime
 
 from actions.devices.engines import connected_engines
 from actions.models import Device, Engine
-from actions.nexthink.client import ActClient, client_from_settings
+from actions.nexthink.classic.client import ActClient, client_from_settings
+from actions.nexthink.classic.nxql import NxqlDevice, check_user_name, engine_base_url, query_devices_of_user
 from actions.nexthink.errors import ActApiError
-from actions.nexthink.nxql import NxqlDevice, check_user_name, engine_base_url, query_devices_of_user
 from actions.uids import COLLECTOR_UID_RE
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ def nql_resolve(user, *, force: bool = False) -> tuple[list[Device], list[str]]:
     nexthink_user = nexthink_user_name(user)
     if not nexthink_user:
         return [], []
-    from actions.nexthink.infinity import infinity_client_from_settings
+    from actions.nexthink.infinity.client import infinity_client_from_settings
 
     try:
         found = infinity_client_from_settings().devices_of_user(nexthink_user)

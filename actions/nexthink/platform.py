@@ -8,16 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from django.conf import settings
 
-from .client import EngineAnswer, shared_client
-
-if TYPE_CHECKING:
-    from actions.models import Run
+from .classic.client import EngineAnswer, shared_client
 
 EXTERNAL_SOURCE = "Fix my device"
+
+
+@dataclass(frozen=True)
+class Send:
+    """What to send, as plain values: the run dispatch builds it from the run (this layer knows no model)."""
+
+    reference: str  # the run's id: classic's requestUid, Infinity's externalReference
+    action_uid: str
+    action_nql_id: str
+    device_uid: str
+    engine_uids: tuple[str, ...]
+    timeout_seconds: int
+    params: dict[str, str]
+    reason: str  # who asked, for Nexthink's audit (Infinity's triggerInfo)
 
 
 @dataclass(frozen=True)
@@ -61,39 +72,39 @@ class Platform(Protocol):
     name: str
     follows_up: bool  # True: the run is "following" after send, until the device's result is known
 
-    def send(self, run: Run, *, still_ours: Callable[[], bool]) -> Sent:
-        """Send the run. `still_ours` is asked right before each call that could run the action (after a
+    def send(self, what: Send, *, still_ours: Callable[[], bool]) -> Sent:
+        """Send it. `still_ours` is asked right before each call that could run the action (after a
         token is in hand): False raises NotOurs and nothing is sent."""
         ...
 
-    def max_send_seconds(self, run: Run) -> float:
+    def max_send_seconds(self, timeout_seconds: int) -> float:
         """The longest `send` can take, whatever Nexthink does: the reaper's "worker lost" deadline."""
         ...
 
-    def device_result(self, run: Run) -> DeviceResult | None: ...
+    def device_result(self, request_id: str, device_uid: str) -> DeviceResult | None: ...
 
 
 class ClassicPlatform:
     name = "classic"
     follows_up = False
 
-    def send(self, run: Run, *, still_ours: Callable[[], bool]) -> Sent:
+    def send(self, what: Send, *, still_ours: Callable[[], bool]) -> Sent:
         _checked(still_ours)()
         answers = shared_client().run(
-            remote_action_uid=str(run.action_uid),
-            device_uids=[run.device_uid],
-            engine_uids=run.engine_uids or None,
-            timeout_seconds=run.timeout_seconds,
-            params=run.params or None,
-            request_uid=str(run.pk),
+            remote_action_uid=what.action_uid,
+            device_uids=[what.device_uid],
+            engine_uids=list(what.engine_uids) or None,
+            timeout_seconds=what.timeout_seconds,
+            params=what.params or None,
+            request_uid=what.reference,
         )
         return Sent(answers=tuple(answers))
 
-    def max_send_seconds(self, run: Run) -> float:
+    def max_send_seconds(self, timeout_seconds: int) -> float:
         # One call, answered within the run's timeout plus the read margin (client.py's Deadline).
-        return settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS + run.timeout_seconds + settings.NEXTHINK_READ_MARGIN_SECONDS
+        return settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS + timeout_seconds + settings.NEXTHINK_READ_MARGIN_SECONDS
 
-    def device_result(self, run: Run) -> DeviceResult | None:
+    def device_result(self, request_id: str, device_uid: str) -> DeviceResult | None:
         return None  # the Act API v2 never says what happened on the device
 
 
@@ -101,29 +112,31 @@ class InfinityPlatform:
     name = "infinity"
     follows_up = True
 
-    def send(self, run: Run, *, still_ours: Callable[[], bool]) -> Sent:
-        from .infinity import infinity_client_from_settings
+    def send(self, what: Send, *, still_ours: Callable[[], bool]) -> Sent:
+        from .infinity.client import TriggerInfo, infinity_client_from_settings
 
         accepted = infinity_client_from_settings().execute(
-            remote_action_id=run.action_nql_id,
-            devices=[run.device_uid],
-            params=run.params or {},
+            remote_action_id=what.action_nql_id,
+            devices=[what.device_uid],
+            params=what.params or {},
             expires_in_minutes=settings.NEXTHINK_EXPIRES_MINUTES,
-            trigger_info=trigger_info(run),
+            trigger_info=TriggerInfo(
+                external_source=EXTERNAL_SOURCE, reason=what.reason, external_reference=what.reference
+            ),
             before_send=_checked(still_ours),  # the token may have taken long: still ours?
         )
         return Sent(request_id=accepted.request_id, expires_in_minutes=accepted.expires_in_minutes)
 
-    def max_send_seconds(self, run: Run) -> float:
+    def max_send_seconds(self, timeout_seconds: int) -> float:
         # The token and execute calls, each at most twice; the run's own timeout is Nexthink's business.
-        from .infinity import max_execute_seconds
+        from .infinity.client import max_execute_seconds
 
         return max_execute_seconds(settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS, settings.NEXTHINK_API_TIMEOUT_SECONDS)
 
-    def device_result(self, run: Run) -> DeviceResult | None:
-        from .infinity import infinity_client_from_settings
+    def device_result(self, request_id: str, device_uid: str) -> DeviceResult | None:
+        from .infinity.client import infinity_client_from_settings
 
-        executions = infinity_client_from_settings().executions(run.request_id, run.device_uid)
+        executions = infinity_client_from_settings().executions(request_id, device_uid)
         if not executions:
             return None  # Nexthink has not recorded the request yet
         latest = executions[-1]
@@ -145,17 +158,6 @@ EXECUTION_STATUS = {
     "expired": EXPIRED,
     "cancelled": FAILURE,
 }
-
-
-def trigger_info(run: Run):
-    """Who asked, for Nexthink's audit: the employee, and the IT staff member who ran it for them."""
-    from .infinity import TriggerInfo
-
-    employee = run.user.get_full_name() or run.user.get_username()
-    reason = f"Requested by {employee} ({run.user.get_username()}) in the self-service portal"
-    if run.requested_by_id and run.requested_by_id != run.user_id:
-        reason += f", run for them by IT staff {run.requested_by.get_username()}"
-    return TriggerInfo(external_source=EXTERNAL_SOURCE, reason=reason, external_reference=str(run.pk))
 
 
 def current() -> Platform:

@@ -7,6 +7,7 @@ import logging
 from django.db import connection
 from django.db.models.functions import Now
 
+from actions import broker
 from actions.models import Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
@@ -23,13 +24,9 @@ def run_enqueue(*, run_id, countdown: float | None = None, stamp: bool = True) -
 
     `stamp`: note when (`enqueued_at`); submit writes it with the run instead.
     """
-    from actions.tasks import dispatch_run
-
-    try:
-        dispatch_run.apply_async((str(run_id),), countdown=countdown)
-    except Exception:  # kombu raises many types for a broker that is down; the run stays stored
-        log.warning("run %s could not be enqueued; the reaper will send it", run_id, exc_info=True)
-        # No message carries it: the reaper's next pass after the broker is back hands it over.
+    if not broker.try_send("actions.tasks.dispatch_run", str(run_id), countdown=countdown, what=f"run {run_id}"):
+        # The run stays stored, and no message carries it: the reaper's next pass after the broker
+        # is back hands it over.
         Run.objects.filter(pk=run_id).update(enqueued_at=None)
         return False
     if stamp:
@@ -59,7 +56,7 @@ def run_dispatch(*, run_id) -> Outcome | None:
             release_db_connection()
             called = True
             try:
-                sent = platform.current().send(run, still_ours=lambda: still_ours(run))
+                sent = platform.current().send(send_of(run), still_ours=lambda: still_ours(run))
             except platform.NotOurs:
                 # The reaper decided while the token was fetched: nothing was sent, its verdict stands.
                 log.warning("run %s: no longer attempt %s's to send; nothing sent", run.pk, run.attempts)
@@ -76,6 +73,24 @@ def run_dispatch(*, run_id) -> Outcome | None:
         outcome = outcomes.crashed(called=called)
         recorded = lifecycle.record(run, outcome)
     return outcome if recorded else None
+
+
+def send_of(run: Run) -> platform.Send:
+    """The run, as the platform sends it: what was snapshot at submit, and who asked (Nexthink's audit)."""
+    employee = run.user.get_full_name() or run.user.get_username()
+    reason = f"Requested by {employee} ({run.user.get_username()}) in the self-service portal"
+    if run.requested_by_id and run.requested_by_id != run.user_id:
+        reason += f", run for them by IT staff {run.requested_by.get_username()}"
+    return platform.Send(
+        reference=str(run.pk),
+        action_uid=str(run.action_uid),
+        action_nql_id=run.action_nql_id,
+        device_uid=run.device_uid,
+        engine_uids=tuple(run.engine_uids or ()),
+        timeout_seconds=run.timeout_seconds,
+        params=dict(run.params or {}),
+        reason=reason,
+    )
 
 
 def still_ours(run: Run) -> bool:

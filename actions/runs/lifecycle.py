@@ -19,7 +19,7 @@ from django.db.models.functions import Now
 
 from actions.devices.engines import engine_names
 from actions.models import EngineResult, Run, RunAttempt
-from actions.nexthink.client import EngineAnswer
+from actions.nexthink.classic.client import EngineAnswer
 from actions.nexthink.platform import DeviceResult
 from actions.runs import notify
 from actions.runs.outcomes import (

@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from actions import broker
 from actions.models import Preferences, Run
 from actions.runs.states import is_final
 from actions.runs.wording import STATUS_TITLES, status_summary
@@ -26,15 +27,15 @@ def schedule(run_id) -> None:
     if not mail_configured():
         return
 
-    def enqueue():
-        from actions.tasks import notify_run_ended
-
-        try:
-            notify_run_ended.apply_async((str(run_id),), countdown=settings.RUN_NOTIFY_DELAY_SECONDS)
-        except Exception:  # the broker is down: the run is final either way; only the e-mail is lost
-            log.warning("run %s: could not schedule its e-mail", run_id, exc_info=True)
-
-    transaction.on_commit(enqueue)
+    # The broker down: the run is final either way; only the e-mail is lost.
+    transaction.on_commit(
+        lambda: broker.try_send(
+            "actions.tasks.notify_run_ended",
+            str(run_id),
+            countdown=settings.RUN_NOTIFY_DELAY_SECONDS,
+            what=f"run {run_id}'s e-mail",
+        )
+    )
 
 
 def mail_configured() -> bool:

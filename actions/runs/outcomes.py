@@ -18,7 +18,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Value
 from django.db.models.functions import Now
 
 from actions.models import Run
-from actions.nexthink.client import EngineAnswer, EngineCode
+from actions.nexthink.classic.client import EngineAnswer, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
 from actions.nexthink.platform import EXPIRED, FAILURE, SUCCESS, WAITING, DeviceResult, Sent
 from actions.runs.states import COUNTED, Status

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from actions import broker
 from actions.models import Run
 from actions.nexthink import platform
 from actions.runs import lifecycle, outcomes, states
@@ -74,7 +75,7 @@ def _expire_unsent() -> int:
 def sending_deadline(run: Run, on: platform.Platform) -> float:
     """Seconds after which a run still "sending" has lost its worker: the platform's own worst case
     for a send, plus RUN_SENDING_GRACE_SECONDS (a slow database, a busy worker)."""
-    return on.max_send_seconds(run) + settings.RUN_SENDING_GRACE_SECONDS
+    return on.max_send_seconds(run.timeout_seconds) + settings.RUN_SENDING_GRACE_SECONDS
 
 
 def _mark_stuck_sending() -> int:
@@ -155,14 +156,4 @@ def _hand_over(pk) -> bool:
 
 def waiting_messages() -> int | None:
     """How many dispatch messages wait in the broker's queue; None when the broker cannot be asked."""
-    from portal.celery import app
-
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-            with conn.channel() as channel:
-                # Not passive: Redis has no key for an empty queue, and a passive declare calls that missing.
-                return channel.queue_declare(queue=settings.CELERY_TASK_DEFAULT_QUEUE).message_count
-    except Exception:
-        log.warning("reaper: cannot count the broker's waiting messages", exc_info=True)
-        return None
+    return broker.waiting(settings.CELERY_TASK_DEFAULT_QUEUE)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from actions.models import EngineResult, Run
-from actions.nexthink.client import EngineCode
+from actions.nexthink.classic.client import EngineCode
 from actions.runs.states import is_final
 
 Status = Run.Status

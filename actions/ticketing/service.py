@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from actions import broker
 from actions.models import Run, Ticket
 from actions.runs.states import NEEDS_HELP, is_final
 
@@ -122,13 +123,8 @@ def ticket_request(*, run: Run, user) -> Requested:
 
 def ticket_enqueue(ticket_id, *, countdown: float | None = None) -> bool:
     """Hand the ticket's task to the broker; False (and a log line) when it cannot be reached."""
-    from actions.tasks import create_ticket  # tasks import services, not the other way round
-
-    try:
-        create_ticket.apply_async((ticket_id,), countdown=countdown)
-    except Exception:  # kombu raises many types for a broker that is down; the ticket stays stored
-        log.warning("ticket %s could not be handed to the broker; the sweep will send it", ticket_id, exc_info=True)
-        return False
+    if not broker.try_send("actions.tasks.create_ticket", ticket_id, countdown=countdown, what=f"ticket {ticket_id}"):
+        return False  # the ticket stays stored: the sweep sends it
     Ticket.objects.filter(pk=ticket_id).update(enqueued_at=timezone.now())
     return True
 

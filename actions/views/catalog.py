@@ -36,8 +36,7 @@ from actions.devices.resolution import Resolution, resolve_devices_for
 from actions.models import ActionParameter, Device, RemoteAction
 from actions.runs import submit
 from actions.runs.selectors import runs_of
-from actions.security import security_event
-from actions.views.common import client_address
+from actions.security import client_address, security_event
 
 
 def catalog(request):

@@ -6,9 +6,9 @@ import uuid
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from actions.nexthink.client import client_from_settings
+from actions.nexthink.classic.client import client_from_settings
 from actions.nexthink.errors import ActApiError, ActInputError
-from actions.nexthink.infinity import TriggerInfo, infinity_client_from_settings
+from actions.nexthink.infinity.client import TriggerInfo, infinity_client_from_settings
 
 
 class JsonCommand(BaseCommand):

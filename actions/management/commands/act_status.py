@@ -3,7 +3,7 @@ import json
 from django.conf import settings
 
 from actions.nexthink.errors import ActApiError, ActInputError
-from actions.nexthink.infinity import infinity_client_from_settings
+from actions.nexthink.infinity.client import infinity_client_from_settings
 
 from .act_run import JsonCommand
 

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.nexthink.errors import ActApiError
-from actions.nexthink.infinity import infinity_client_from_settings
+from actions.nexthink.infinity.client import infinity_client_from_settings
 
 
 class Command(BaseCommand):

@@ -17,7 +17,7 @@ from actions.catalog import version as catalog_version
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.transfer import import_catalog
 from actions.models import Device, Engine, RemoteAction
-from actions.nexthink.infinity import parse_remote_action
+from actions.nexthink.infinity.client import parse_remote_action
 from simulators import act_api as simulator
 from simulators import infinity as simulator_infinity
 

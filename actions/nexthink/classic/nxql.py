@@ -19,8 +19,8 @@ from typing import Any
 
 from actions.uids import CLASSIC_DEVICE_UID_RE
 
+from ..errors import ActApiError, ErrorKind
 from .client import ActClient
-from .errors import ActApiError, ErrorKind
 
 log = logging.getLogger(__name__)
 

@@ -27,19 +27,19 @@ import requests
 
 from actions.uids import NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
 
-from .client import (
-    _NOT_JSON,
+from ..errors import ActApiError, ActInputError, ErrorKind
+from ..http import (
+    NOT_JSON,
     Deadline,
-    _bad_response,
-    _json_body,
-    _session,
+    bad_response,
     call_timeout,
     classify_http_error,
+    json_body,
+    new_session,
     parse_retry_after,
     tls_verify,
     transport_error,
 )
-from .errors import ActApiError, ActInputError, ErrorKind
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ class InfinityClient:
         # The key never holds the secret itself: a digest, so that a rotated secret gets its own token.
         digest = hashlib.sha256(client_secret.encode()).hexdigest()[:16]
         self._token_key = f"{token_url}|{client_id}|{digest}"
-        self.session = _session()
+        self.session = new_session()
         self.session.verify = verify
         self.session.trust_env = False  # no proxy or netrc from the environment: what is configured is used
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
@@ -397,7 +397,7 @@ class InfinityClient:
     def remote_actions(self) -> list[InfinityRemoteAction]:
         data = self._call("GET", REMOTE_ACTIONS_PATH)
         if not isinstance(data, list):
-            raise _bad_response("the remote action list is not a JSON list", 200)
+            raise bad_response("the remote action list is not a JSON list", 200)
         actions = []
         for item in data:
             action = parse_remote_action(item)
@@ -476,7 +476,7 @@ class InfinityClient:
             )
         except ActApiError as exc:
             raise _token_error(exc) from None
-        data = _json_body(response)
+        data = json_body(response)
         if response.status_code != 200:
             error = classify_http_error(
                 response.status_code,
@@ -494,8 +494,8 @@ class InfinityClient:
                 )
             raise _token_error(error)
         token = data.get("access_token") if isinstance(data, dict) else None
-        if data is _NOT_JSON or not isinstance(token, str) or not token:
-            raise _token_error(_bad_response("the token answer has no access_token", 200))
+        if data is NOT_JSON or not isinstance(token, str) or not token:
+            raise _token_error(bad_response("the token answer has no access_token", 200))
         lifetime = data.get("expires_in", DEFAULT_TOKEN_LIFETIME_SECONDS)
         if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
             lifetime = DEFAULT_TOKEN_LIFETIME_SECONDS
@@ -520,10 +520,10 @@ class InfinityClient:
                 before_send()
             response = self._send(method, self.api_url + path, headers=_bearer(token), **kwargs)
         status = response.status_code
-        data = _json_body(response)
+        data = json_body(response)
         if status == 200:
-            if data is _NOT_JSON:
-                raise _bad_response("the answer was not JSON", status)
+            if data is NOT_JSON:
+                raise bad_response("the answer was not JSON", status)
             return data
         error_data = data if isinstance(data, dict) else None
         if error_data is not None and not isinstance(error_data.get("code"), str) and "code" in error_data:
@@ -630,7 +630,7 @@ def parse_accepted(data: Any, asked_minutes: int | None) -> Accepted:
     request_id = data.get("requestId") if isinstance(data, dict) else None
     if not isinstance(request_id, str) or not request_id:
         # Taken (a 200) but no id: the action may run, and the portal cannot follow it up.
-        raise _bad_response("the answer has no requestId", 200)
+        raise bad_response("the answer has no requestId", 200)
     minutes = data.get("expiresInMinutes")
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         minutes = asked_minutes or MIN_EXPIRES_MINUTES
@@ -641,7 +641,7 @@ def parse_nql_rows(data: Any) -> list[dict[str, Any]]:
     """The rows of an NQL answer: `data` as objects (v2), or as arrays beside `headers` (v1's shape)."""
     rows = data.get("data") if isinstance(data, dict) else None
     if not isinstance(rows, list):
-        raise _bad_response("the NQL answer has no data list", 200)
+        raise bad_response("the NQL answer has no data list", 200)
     headers = data.get("headers")
     result = []
     for row in rows:
@@ -650,7 +650,7 @@ def parse_nql_rows(data: Any) -> list[dict[str, Any]]:
         elif isinstance(row, list) and isinstance(headers, list) and len(headers) == len(row):
             result.append(dict(zip((str(h) for h in headers), row, strict=True)))
         else:
-            raise _bad_response("an NQL row is neither an object nor a list matching the headers", 200)
+            raise bad_response("an NQL row is neither an object nor a list matching the headers", 200)
     return result
 
 
@@ -759,8 +759,6 @@ def parse_remote_action(item: Any) -> InfinityRemoteAction | None:
 def infinity_client_from_settings() -> InfinityClient:
     from django.conf import settings
 
-    import portal
-
     verify = tls_verify()
     return InfinityClient(
         api_url=settings.NEXTHINK_API_URL,
@@ -770,7 +768,7 @@ def infinity_client_from_settings() -> InfinityClient:
         verify=verify,
         timeout=settings.NEXTHINK_API_TIMEOUT_SECONDS,
         connect_timeout=settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS,
-        user_agent=f"fix-my-device-portal/{portal.__version__} (+Nexthink Infinity client)",
+        user_agent=f"fix-my-device-portal/{settings.PORTAL_VERSION} (+Nexthink Infinity client)",
         executions_query=settings.NEXTHINK_NQL_EXECUTIONS_QUERY,
         devices_query=settings.NEXTHINK_NQL_DEVICES_QUERY,
         retry_wait_limit=settings.NEXTHINK_NQL_RETRY_WAIT_SECONDS,

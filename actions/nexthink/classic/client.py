@@ -1,41 +1,39 @@
-"""The Act API v2 client: the only code in the portal that does HTTP to Nexthink."""
+"""The Act API v2 client (classic Nexthink): run an action, list the Engines; an Engine's NXQL API rides on it."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import email.utils
 import logging
-import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import requests
 import requests.adapters
-import urllib3
-import urllib3.connection
-import urllib3.connectionpool
 
 from actions.uids import CLASSIC_DEVICE_UID_RE, ENGINE_UID_RE, GUID_RE
 
-from .errors import TRANSPORT_REASONS, ActApiError, ActInputError, ErrorKind
+from ..errors import ActInputError
+from ..http import (
+    NOT_JSON,
+    Deadline,
+    bad_response,
+    call_timeout,
+    classify_http_error,
+    json_body,
+    new_session,
+    parse_retry_after,
+    tls_verify,
+    transport_error,
+)
 
 log = logging.getLogger(__name__)
 
 RUN_PATH = "/api/remoteaction/v2/run"
 ENGINES_PATH = "/api/configuration/v1/engines"
-# 502/503 say that the request was not handed on (a proxy's page, or a server refusing work), 429
-# that it was refused: nothing can have been accepted. Any other 5xx may come after the Engines were
-# asked (INTERNAL_ERROR, a proxy's 504 Gateway Timeout): the action may run, so it is never resent.
-NOT_ACCEPTED_STATUSES = {429, 502, 503}
-GATEWAY_TIMEOUT = 504
-# The longest Retry-After the client passes on; a longer one is cut to this.
-MAX_RETRY_AFTER_SECONDS = 3600
 
 
 class EngineCode(StrEnum):
@@ -97,7 +95,7 @@ class ActClient:
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout
         self.read_margin = read_margin
-        self.session = _session()
+        self.session = new_session()
         self.session.auth = (username, password)
         self.session.verify = verify
         self.session.trust_env = False  # no proxy or netrc from the environment: what is configured is used
@@ -137,7 +135,7 @@ class ActClient:
         response = self._send("GET", ENGINES_PATH, read_timeout=self.default_timeout)
         data = self._json_or_raise(response)
         if not isinstance(data, list):
-            raise _bad_response("the Engine list is not a JSON list", response.status_code)
+            raise bad_response("the Engine list is not a JSON list", response.status_code)
         engines = []
         for item in data:
             uid = item.get("databaseUID") if isinstance(item, dict) else None
@@ -175,7 +173,7 @@ class ActClient:
         other.base_url = base_url.rstrip("/")
         if default_timeout is not None:
             other.default_timeout = default_timeout
-        other.session = _session()
+        other.session = new_session()
         other.session.auth = (username, password or "") if username is not None else self.session.auth
         other.session.verify = self.session.verify
         other.session.trust_env = self.session.trust_env
@@ -222,40 +220,13 @@ class ActClient:
 
     def _json_or_raise(self, response: requests.Response) -> Any:
         status = response.status_code
-        data = _json_body(response)
+        data = json_body(response)
         if status == 200:
-            if data is _NOT_JSON:
+            if data is NOT_JSON:
                 # The request was taken; an unreadable answer says nothing about what ran.
-                raise _bad_response("the answer was not JSON", status)
+                raise bad_response("the answer was not JSON", status)
             return data
         raise classify_http_error(status, data, retry_after=parse_retry_after(response.headers.get("Retry-After")))
-
-
-_NOT_JSON = object()
-
-
-def call_timeout(connect: float, read: float) -> urllib3.Timeout:
-    # `total` bounds the whole call too: an answer that trickles in cannot hold a worker thread for
-    # ever (Celery's time limits do not apply to the threads pool).
-    return urllib3.Timeout(connect=connect, read=read, total=connect + read)
-
-
-def _json_body(response: requests.Response) -> Any:
-    # Content-Type is not trusted either way: a proxy's HTML page fails to parse and that is what counts.
-    try:
-        return response.json()
-    except ValueError:
-        return _NOT_JSON
-
-
-def _bad_response(detail: str, status: int | None) -> ActApiError:
-    return ActApiError(
-        code=None,
-        reason="BAD_RESPONSE",
-        message=f"Nexthink's answer could not be read: {detail}.",
-        http_status=status,
-        kind=ErrorKind.UNKNOWN,
-    )
 
 
 def build_run_body(
@@ -300,11 +271,11 @@ def build_run_body(
 
 def parse_engine_answers(data: Any) -> list[EngineAnswer]:
     if not isinstance(data, list):
-        raise _bad_response("expected a list of Engine answers", 200)
+        raise bad_response("expected a list of Engine answers", 200)
     answers = []
     for item in data:
         if not isinstance(item, dict) or not isinstance(item.get("code"), str):
-            raise _bad_response("an Engine answer has no code", 200)
+            raise bad_response("an Engine answer has no code", 200)
         raw_code = item["code"]
         answers.append(
             EngineAnswer(
@@ -315,213 +286,6 @@ def parse_engine_answers(data: Any) -> list[EngineAnswer]:
             )
         )
     return answers
-
-
-def classify_http_error(status: int, data: Any, *, retry_after: float | None = None) -> ActApiError:
-    """An HTTP answer other than 200, as an ActApiError of the right kind."""
-    if status in NOT_ACCEPTED_STATUSES:
-        kind = ErrorKind.RETRYABLE
-    elif status >= 500:
-        kind = ErrorKind.UNKNOWN
-    else:  # 4xx and any 3xx: a refusal or a configuration problem that sending again will not fix
-        kind = ErrorKind.PERMANENT
-    after = retry_after if kind is ErrorKind.RETRYABLE else None
-    if isinstance(data, dict) and isinstance(data.get("code"), str):
-        code = data["code"][:100]
-        message = str(data.get("error") or data.get("message") or code)
-        return ActApiError(code=code, message=message, http_status=status, kind=kind, retry_after=after)
-    if status == 401:
-        reason = "UNAUTHORIZED"
-    elif status == 404:
-        reason = "NOT_FOUND"
-    elif status in NOT_ACCEPTED_STATUSES:
-        reason = "UNAVAILABLE"
-    elif status == GATEWAY_TIMEOUT:
-        reason = "TIMEOUT"
-    elif status >= 500:
-        reason = "SERVER_ERROR"
-    else:
-        reason = "HTTP_ERROR"
-    return ActApiError(
-        code=None,
-        reason=reason,
-        message=f"{TRANSPORT_REASONS[reason]} (HTTP {status})",
-        http_status=status,
-        kind=kind,
-        retry_after=after,
-    )
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (a number, or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-def transport_error(exc: requests.RequestException, call: Deadline) -> ActApiError:
-    """A call that got no HTTP answer, as an ActApiError: the call's own record says whether it was sent."""
-    if call.expired and call.request_written:
-        return deadline_error(call.seconds)
-    return classify_transport_error(exc, request_written=call.request_written)
-
-
-def classify_transport_error(exc: requests.RequestException, *, request_written: bool) -> ActApiError:
-    """No HTTP answer: was the request sent (the action may have run) or not?
-
-    `request_written` is what the call recorded, not a guess from the exception's type: a TLS error
-    or a reset can come as well while the answer is read, after Nexthink had the whole request.
-    """
-    if request_written:
-        # Nexthink may have taken the request; whatever broke afterwards, the action may have run.
-        reason = "TIMEOUT" if isinstance(exc, requests.exceptions.Timeout) else "CONNECTION_LOST"
-        kind = ErrorKind.UNKNOWN
-    elif isinstance(exc, requests.exceptions.SSLError):
-        # The TLS handshake failed (or TLS broke while the request went out): Nexthink never had it whole.
-        reason, kind = "TLS_ERROR", ErrorKind.RETRYABLE
-    elif isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-        # Refused, unreachable, a connect timeout, or the connection broke while the request went out.
-        reason, kind = "CONNECTION_FAILED", ErrorKind.RETRYABLE
-    elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
-        reason, kind = "NOT_FOUND", ErrorKind.PERMANENT
-    else:  # anything else the client does not expect: never resent
-        reason, kind = "CONNECTION_LOST", ErrorKind.UNKNOWN
-    return ActApiError(
-        code=None,
-        reason=reason,
-        message=f"{TRANSPORT_REASONS[reason]} ({type(exc).__name__})",
-        http_status=None,
-        kind=kind,
-    )
-
-
-# --- The wall-clock deadline, and what the call sent ------------------------------------------------
-# urllib3's timeouts bound each wait on the socket, not the whole call: a server that trickles one
-# byte at a time could hold a worker thread for ever. Every socket a call uses is registered with
-# the call's Deadline, which shuts it down when the time is up. The Deadline is the one object per
-# call that the connection can reach (through `_current`), so it also records whether the request
-# was written whole: what decides whether a failed call may be sent again.
-_current = threading.local()
-
-
-class Deadline:
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.expired = False
-        self.request_written = False  # every byte of the request, body included, went to the socket
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> Deadline:
-        _current.deadline = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._timer.cancel()
-        _current.deadline = None
-
-    def watch(self, sock: socket.socket | None) -> None:
-        if sock is None:
-            return
-        with self._lock:
-            if self.expired:
-                _shut(sock)
-            else:
-                self._sockets.append(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def deadline_error(seconds: float) -> ActApiError:
-    return ActApiError(
-        code=None,
-        reason="TIMEOUT",
-        message=f"{TRANSPORT_REASONS['TIMEOUT']} (no complete answer within {seconds:.0f} s)",
-        http_status=None,
-        kind=ErrorKind.UNKNOWN,
-    )
-
-
-class _WatchedConnectionMixin:
-    def request(self, *args, **kwargs):
-        # urllib3's HTTPConnection.request returns once the request line, headers and whole body were
-        # handed to the socket; it raises if any of it could not be. (getresponse() alone would not
-        # do: the pool swallows a broken pipe or a reset while sending and asks for the answer anyway.)
-        super().request(*args, **kwargs)
-        deadline = getattr(_current, "deadline", None)
-        if deadline is not None:
-            deadline.request_written = True
-
-    def getresponse(self, *args, **kwargs):
-        deadline = getattr(_current, "deadline", None)
-        if deadline is not None:
-            deadline.watch(self.sock)
-        return super().getresponse(*args, **kwargs)
-
-
-class _HTTPConnection(_WatchedConnectionMixin, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_WatchedConnectionMixin, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-class _WatchedAdapter(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-def _session() -> requests.Session:
-    session = requests.Session()
-    adapter = _WatchedAdapter(max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def tls_verify() -> bool | str:
-    """What `requests` verifies Nexthink's certificate with: the CA bundle when one is set (both platforms)."""
-    from django.conf import settings
-
-    verify: bool | str = settings.NEXTHINK_VERIFY_TLS
-    if verify and settings.NEXTHINK_CA_BUNDLE:
-        verify = settings.NEXTHINK_CA_BUNDLE
-    return verify
 
 
 # Calls close together (a burst, a busy worker thread) reuse their connection: no new TCP and TLS
@@ -556,8 +320,6 @@ def shared_client() -> ActClient:
 def client_from_settings() -> ActClient:
     from django.conf import settings
 
-    import portal
-
     verify = tls_verify()
     return ActClient(
         base_url=settings.NEXTHINK_PORTAL_URL,
@@ -567,5 +329,5 @@ def client_from_settings() -> ActClient:
         default_timeout=settings.NEXTHINK_DEFAULT_TIMEOUT_SECONDS,
         connect_timeout=settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS,
         read_margin=settings.NEXTHINK_READ_MARGIN_SECONDS,
-        user_agent=f"fix-my-device-portal/{portal.__version__} (+Nexthink Act API v2 client)",
+        user_agent=f"fix-my-device-portal/{settings.PORTAL_VERSION} (+Nexthink Act API v2 client)",
     )

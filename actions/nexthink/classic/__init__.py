@@ -1,0 +1,1 @@
+"""Classic Nexthink: the Act API v2 and each Engine's NXQL API."""

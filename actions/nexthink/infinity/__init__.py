@@ -1,0 +1,1 @@
+"""Nexthink Infinity: OAuth2 token, the Remote Actions API and the NQL API."""

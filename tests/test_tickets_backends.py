@@ -8,8 +8,8 @@ from django.core import mail
 from django.utils import timezone
 
 from actions.models import Run, Ticket
+from actions.servicedesk import servicenow as servicenow_backend
 from actions.tasks import create_ticket
-from actions.ticketing import servicenow as servicenow_backend
 from tests.tickets_support import MAX_AGE_SECONDS, make_run_needing_help, receiver_accepts, request_ticket
 
 State = Ticket.State

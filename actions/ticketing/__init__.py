@@ -1,6 +1,6 @@
-"""Service desk tickets: "Get help from IT" about a run (issue 12, item 3).
+"""Service desk tickets: "Get help from IT" about a run.
 
-One module per backend (servicenow, webhook, mail), each with ``open_ticket(content, ticket) ->
-Opened``; ``service`` owns the Ticket row's state; ``http`` is the one outbound HTTP seam of this
-package; ``simulator`` is a ServiceNow-like Table API for the demo and the tests.
+``service`` owns the Ticket row's state and hands each attempt to the configured transport in
+actions/servicedesk/ (servicenow, webhook, mail), as plain values; ``content`` makes the ticket's
+text and data from the run.
 """

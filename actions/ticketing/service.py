@@ -29,9 +29,9 @@ from django.utils import timezone
 from actions import broker
 from actions.models import Run, Ticket
 from actions.runs.states import NEEDS_HELP, is_final
-
-from . import mail, servicenow, webhook
-from .base import ErrorKind, TicketError, ticket_content
+from actions.servicedesk import mail, servicenow, webhook
+from actions.servicedesk.base import Attempt, ErrorKind, TicketError
+from actions.ticketing.content import ticket_content
 
 log = logging.getLogger("actions.ticketing")
 State = Ticket.State
@@ -198,7 +198,8 @@ def ticket_create(*, ticket_id) -> float | None:
         return None
     content = ticket_content(ticket.run, run_url=ticket.run_url, default_category=settings.TICKETING_DEFAULT_CATEGORY)
     try:
-        opened = backend.open_ticket(content, ticket)
+        attempt = Attempt(reference=str(ticket.run_id), number=ticket.attempts, uncertain=ticket.uncertain)
+        opened = backend.open_ticket(content, attempt)
     except TicketError as error:
         return _after_error(mine, ticket, error)
     except Exception:  # a bug must not leave the ticket "being opened": it may have gone out

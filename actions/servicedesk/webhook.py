@@ -18,10 +18,8 @@ from typing import Any
 
 from django.conf import settings
 
-from actions.models import Ticket
-
 from . import http
-from .base import ErrorKind, Opened, TicketContent, TicketError
+from .base import Attempt, ErrorKind, Opened, TicketContent, TicketError
 
 SIGNATURE_HEADER = "X-Portal-Signature"
 TIMESTAMP_HEADER = "X-Portal-Timestamp"
@@ -29,11 +27,11 @@ EVENT = "ticket.requested"
 WHAT = "The service desk webhook"
 
 
-def webhook_body(content: TicketContent, ticket: Ticket) -> dict[str, Any]:
+def webhook_body(content: TicketContent, attempt: Attempt) -> dict[str, Any]:
     return {
         "event": EVENT,
-        "id": str(ticket.run_id),
-        "attempt": ticket.attempts,
+        "id": attempt.reference,
+        "attempt": attempt.number,
         "short_description": content.short_description,
         "description": content.description,
         "category": content.category,
@@ -48,14 +46,14 @@ def sign(timestamp: str, raw: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def open_ticket(content: TicketContent, ticket: Ticket) -> Opened:
-    raw = json.dumps(webhook_body(content, ticket), separators=(",", ":"), sort_keys=True).encode()
+def open_ticket(content: TicketContent, attempt: Attempt) -> Opened:
+    raw = json.dumps(webhook_body(content, attempt), separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: sign(timestamp, raw, settings.TICKETING_WEBHOOK_SECRET),
-        "Idempotency-Key": str(ticket.run_id),
+        "Idempotency-Key": attempt.reference,
     }
     response = http.send(http.session(), "POST", settings.TICKETING_WEBHOOK_URL, what=WHAT, data=raw, headers=headers)
     reference = dig(http.json_of(response, what=WHAT), settings.TICKETING_WEBHOOK_REFERENCE_FIELD)

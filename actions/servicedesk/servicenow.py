@@ -22,10 +22,8 @@ import time
 
 from django.conf import settings
 
-from actions.models import Ticket
-
 from . import http
-from .base import ErrorKind, Opened, TicketContent, TicketError
+from .base import Attempt, ErrorKind, Opened, TicketContent, TicketError
 
 INCIDENT_PATH = "/api/now/table/incident"
 CORRELATION_DISPLAY = "fix-my-device"
@@ -35,11 +33,11 @@ _token_lock = threading.Lock()
 _token: dict[str, object] = {}
 
 
-def open_ticket(content: TicketContent, ticket: Ticket) -> Opened:
+def open_ticket(content: TicketContent, attempt: Attempt) -> Opened:
     s = http.session(verify=settings.SERVICENOW_VERIFY_TLS)
     _authenticate(s)
-    correlation_id = str(ticket.run_id)
-    if ticket.uncertain:
+    correlation_id = attempt.reference
+    if attempt.uncertain:
         found = find_incident(s, correlation_id)
         if found:
             return found

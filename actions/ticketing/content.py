@@ -1,43 +1,11 @@
-"""What every ticketing backend shares: the ticket's content, built from a run, and the error kinds."""
+"""A ticket's content, made from its run: everything IT needs, as text and as data."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from actions.models import Run
-
-
-class ErrorKind(StrEnum):
-    RETRYABLE = "retryable"  # nothing can have been opened: try again
-    UNKNOWN = "unknown"  # the request may have opened a ticket: look it up (or dedupe) before opening again
-    PERMANENT = "permanent"  # trying again will not help: configuration, credentials, a refusal
-
-
-class TicketError(Exception):
-    def __init__(self, kind: ErrorKind, message: str):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Opened:
-    number: str  # the reference the employee quotes
-    external_id: str = ""  # the service desk's own id (ServiceNow sys_id)
-
-
-@dataclass(frozen=True)
-class TicketContent:
-    """Everything IT needs about the run, as text (description) and as data (facts)."""
-
-    short_description: str
-    description: str
-    facts: dict[str, Any] = field(default_factory=dict)
-    category: str = ""
-    assignment_group: str = ""
-
+from actions.servicedesk.base import TicketContent
 
 MAX_SHORT = 160
 

@@ -7,21 +7,20 @@ first 8 characters of the run's id (the run page and the subject show it).
 from __future__ import annotations
 
 import smtplib
+import uuid
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 
-from actions.models import Ticket
-
-from .base import ErrorKind, Opened, TicketContent, TicketError
+from .base import Attempt, ErrorKind, Opened, TicketContent, TicketError
 
 
-def reference_of(ticket: Ticket) -> str:
-    return "FMD-" + ticket.run_id.hex[:8].upper()
+def reference_of(attempt: Attempt) -> str:
+    return "FMD-" + uuid.UUID(attempt.reference).hex[:8].upper()
 
 
-def open_ticket(content: TicketContent, ticket: Ticket) -> Opened:
-    reference = reference_of(ticket)
+def open_ticket(content: TicketContent, attempt: Attempt) -> Opened:
+    reference = reference_of(attempt)
     employee = content.facts["employee"]
     message = EmailMessage(
         subject=f"[{reference}] {content.short_description}",
@@ -29,7 +28,7 @@ def open_ticket(content: TicketContent, ticket: Ticket) -> Opened:
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=settings.TICKETING_EMAIL_TO,
         reply_to=[employee["email"]] if employee["email"] else None,
-        headers={"X-Portal-Run": str(ticket.run_id)},
+        headers={"X-Portal-Run": attempt.reference},
     )
     try:
         message.send()

@@ -34,6 +34,7 @@ from pathlib import Path
 from queue import Empty
 from time import monotonic
 
+from kombu import transport
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem as kombu_filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
@@ -138,3 +139,12 @@ class Channel(kombu_filesystem.Channel):
 
 class Transport(kombu_filesystem.Transport):
     Channel = Channel
+
+
+def use_for_filesystem_urls() -> None:
+    """Make `filesystem://` mean this transport in this process (portal/celery.py calls it first).
+
+    Rather than Celery's broker_transport setting, which would also apply to a Redis URL set later.
+    """
+    transport.TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"
+    transport._transport_cache.pop("filesystem", None)  # kombu's, if anything resolved it already

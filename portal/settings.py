@@ -181,10 +181,9 @@ if BEHIND_TLS_PROXY:
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = config.get_url("CELERY_BROKER_URL", "filesystem://", ("filesystem", "redis", "rediss"))
 if CELERY_BROKER_URL.startswith("filesystem"):
-    # The embedded broker: a folder that every process of this checkout shares; no server. kombu's
-    # filesystem transport, with messages written aside and renamed into place, so that no process
-    # ever reads half a message (see the module: kombu's own crashes the worker, kombu#1551).
-    CELERY_BROKER_TRANSPORT = "portal.filesystem_transport:Transport"
+    # The embedded broker: a folder that every process of this checkout shares; no server. In this
+    # project filesystem:// is portal/filesystem_transport.py (registered in portal/celery.py): kombu's
+    # transport with messages written aside and renamed into place, so no process reads half a one.
     for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

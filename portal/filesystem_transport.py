@@ -39,6 +39,7 @@ from kombu.exceptions import ChannelError
 from kombu.transport import filesystem as kombu_filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
+from kombu.utils.objects import cached_property
 
 log = logging.getLogger("portal.broker")
 
@@ -73,7 +74,7 @@ class Channel(kombu_filesystem.Channel):
     def _get(self, queue):
         """The next message on `queue`, claimed by a rename only one consumer can win."""
         wanted = f"{queue}.msg"
-        processed = Path(self.processed_folder)
+        processed = self._claim_folder
         for name in sorted(os.listdir(self.data_folder_in)):
             if name.partition(".")[2] != wanted:
                 continue
@@ -99,6 +100,14 @@ class Channel(kombu_filesystem.Channel):
                 claimed.unlink()
             return message
         raise Empty()
+
+    @cached_property
+    def _claim_folder(self) -> Path:
+        """Where a consumer moves the message it takes: it must exist, or every claim would fail as if
+        another consumer had been first."""
+        folder = Path(self.processed_folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def _queue_bind(self, exchange, routing_key, pattern, queue):
         entry = kombu_filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")

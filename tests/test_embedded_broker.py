@@ -129,6 +129,16 @@ def test_a_message_file_that_cannot_be_read_is_set_aside_and_the_next_one_delive
     assert [p.name for p in (tmp_path / "processed").iterdir()] == ["0_damaged.celery.msg.bad"]
 
 
+def test_a_consumer_makes_the_folder_it_claims_messages_into(tmp_path):
+    with connection(tmp_path, filesystem_transport.Transport) as conn:
+        (tmp_path / "processed").rmdir()
+        queue = conn.SimpleQueue("celery")
+        queue.put({"run": "one"})
+        message = queue.get(timeout=5)
+        assert message.payload == {"run": "one"}
+        message.ack()
+
+
 def test_queue_bindings_of_several_processes_are_all_kept(tmp_path):
     with (
         connection(tmp_path, filesystem_transport.Transport) as first,

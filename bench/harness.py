@@ -166,12 +166,15 @@ def _git_head() -> str:
 class Bench:
     """One bench script's run: its environment, Django in this process, the processes it starts."""
 
-    def __init__(self, name: str, *, web: bool = False):
+    def __init__(self, name: str, *, web: bool = False, embedded: bool = False):
+        """`embedded`: the demo's set-up instead (SQLite file and filesystem broker in the temporary
+        PORTAL_VAR_DIR, DEBUG on): no PostgreSQL, no Redis."""
         check_venv()
         ports_free()
         self.name = name
-        pg_version = ensure_postgres()
-        redis_version = ensure_redis()
+        self.embedded = embedded
+        pg_version = "" if embedded else ensure_postgres()
+        redis_version = "" if embedded else ensure_redis()
         self.facts = machine_facts(pg_version, redis_version)
         self.var_dir = Path(tempfile.mkdtemp(prefix=f"portal-bench-{name}-"))
         self.log_dir = RESULTS_DIR / "logs"
@@ -197,6 +200,12 @@ class Bench:
             "RUN_MAX_IN_FLIGHT_PER_USER": "100000",
             "RUN_RATE_LIMIT_COUNT": "1000000",
         }
+        if embedded:
+            self.env |= {
+                "DEBUG": "true",  # as bin/demo
+                "DATABASE_URL": f"sqlite:///{self.var_dir / 'portal.sqlite3'}",
+                "CELERY_BROKER_URL": "filesystem://",
+            }
         os.environ.update(self.env)
         self.services: list[Service] = []
         atexit.register(self.stop_all)
@@ -216,7 +225,7 @@ class Bench:
         from django.conf import settings
 
         self.settings = settings
-        self.max_connections = pg_max_connections()
+        self.max_connections = 0 if embedded else pg_max_connections()
         self.sim_config_path = self.var_dir / "simulator.json"
 
     # --- processes ------------------------------------------------------------------------------
@@ -468,6 +477,10 @@ def truncate_runs() -> None:
 
     from actions.models import EngineResult, Run, RunAttempt
 
+    if connection.vendor != "postgresql":  # the embedded set-up's SQLite: a new file, or few runs
+        for model in (EngineResult, RunAttempt, Run):
+            model.objects.all().delete()
+        return
     tables = ", ".join(m._meta.db_table for m in (EngineResult, RunAttempt, Run))
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {tables} CASCADE")  # and what refers to runs (tickets)

@@ -14,6 +14,14 @@ ROOT_URLCONF = "bench.urls"
 if os.environ.get("BENCH_COLD_CARDS") == "1":
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 
+# BENCH_KOMBU_FILESYSTEM=1 (bench/broker_soak.py --kombu): filesystem:// is kombu's own transport
+# again, which portal/celery.py replaced with portal/filesystem_transport.py: the "before" figures.
+if os.environ.get("BENCH_KOMBU_FILESYSTEM") == "1":
+    from kombu import transport as _kombu_transport
+
+    _kombu_transport.TRANSPORT_ALIASES["filesystem"] = "kombu.transport.filesystem:Transport"
+    _kombu_transport._transport_cache.pop("filesystem", None)
+
 # The harness needs to know when a Celery worker is ready without raising its log level (the
 # production command logs at WARNING, which prints nothing at start-up): the worker touches a file.
 if os.environ.get("BENCH_READY_FILE"):

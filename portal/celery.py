@@ -2,6 +2,11 @@ import os
 
 from celery import Celery
 
+from portal import filesystem_transport
+
+# filesystem:// (the embedded broker) is kombu's transport with atomic writes, in every process.
+filesystem_transport.use_for_filesystem_urls()
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")

@@ -232,7 +232,9 @@ CELERY_BROKER_URL = config.get_url(
     must="in production",
 )
 if CELERY_BROKER_URL.startswith("filesystem"):
-    # The embedded broker: a folder that every process of this checkout shares; no server.
+    # The embedded broker: a folder that every process of this checkout shares; no server. In this
+    # project filesystem:// is portal/filesystem_transport.py (registered in portal/celery.py): kombu's
+    # transport with messages written aside and renamed into place, so no process reads half a one.
     for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

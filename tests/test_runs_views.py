@@ -1,12 +1,13 @@
 """The run page, its JSON status and the employee's history: own runs only."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from actions.models import EngineResult, Run
+from actions.models import EngineResult, Preferences, Run
 from actions.runs.submit import run_submit
 from tests.conftest import BROKER_DOWN
 from tests.factories import make_device, make_parameter, make_sim_action
@@ -275,3 +276,66 @@ def test_the_run_s_ticket_is_read_with_the_run_not_on_its_own(client, alice, ali
     ticket_reads = [q["sql"] for q in queries if 'FROM "actions_ticket"' in q["sql"]]
     assert ticket_reads == []
     assert any('LEFT OUTER JOIN "actions_ticket"' in q["sql"] for q in queries)
+
+
+def submitted_ago(run, seconds, **fields):
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=seconds), **fields)
+
+
+LATE = "This is taking longer than usual: the portal is still waiting to send it."
+
+
+def test_a_run_waiting_far_longer_than_usual_says_so_and_that_an_e_mail_will_tell(client, alice, alice_run):
+    client.force_login(alice)
+    submitted_ago(alice_run, 10)
+    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"] == ""
+    page = client.get(alice_run.get_absolute_url()).content.decode()
+    assert LATE not in page and 'data-field="late" role="status" hidden' in page
+
+    submitted_ago(alice_run, 45)  # no run of this action has ended yet: late after 30 s
+
+    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+    assert data["late"] == f"{LATE} You can leave this page; you will get an e-mail when it ends."
+    assert data["summary"].startswith("Waiting to be sent to Nexthink.")
+    page = client.get(alice_run.get_absolute_url()).content.decode()
+    assert f'data-field="late" role="status">{LATE} You can leave this page; you will get an e-mail' in page
+
+
+def test_late_means_three_times_the_action_s_usual_time(client, alice, alice_run):
+    for _ in range(3):  # the action's runs usually take 20 s from submit to final
+        done = run_submit(user=alice, action=alice_run.action, device=alice_run.device, params={"Mode": "full"})
+        now = timezone.now()
+        Run.objects.filter(pk=done.pk).update(
+            status=Status.SENT, created_at=now - timedelta(seconds=120), finished_at=now - timedelta(seconds=100)
+        )
+    client.force_login(alice)
+    submitted_ago(alice_run, 45)
+    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"] == ""
+
+    submitted_ago(alice_run, 65)
+
+    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"].startswith(LATE)
+
+
+def test_a_retrying_run_can_be_late_a_run_being_sent_is_not(client, alice, alice_run):
+    client.force_login(alice)
+    submitted_ago(alice_run, 300, status=Status.RETRYING, attempts=1)
+    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"].startswith(LATE)
+
+    submitted_ago(alice_run, 300, status=Status.SENDING)  # its answer is awaited; not waiting to be sent
+
+    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"] == ""
+
+
+@pytest.mark.parametrize("why", ["no mailer", "opted out"])
+def test_a_late_run_promises_no_e_mail_that_will_not_come(client, alice, alice_run, settings, why):
+    if why == "no mailer":
+        settings.MAILERS = {}
+    else:
+        Preferences.objects.create(user=alice, email_when_run_ends=False)
+    client.force_login(alice)
+    submitted_ago(alice_run, 45)
+
+    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+
+    assert data["late"] == f"{LATE} You can leave this page and come back to it later from My runs."

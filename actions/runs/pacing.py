@@ -61,3 +61,22 @@ def _median_seconds(run: Run) -> float | None:
     )
     seconds = [(finished - created).total_seconds() for created, finished in spans]
     return median(seconds) if seconds else None
+
+
+# A run still waiting to be sent this long after it was submitted is "taking longer than usual",
+# and its page says so: three times the action's typical time, and never under half a minute.
+LATE_MIN_SECONDS = 30.0
+LATE_FACTOR = 3
+
+
+def late_after_seconds(typical: float | None) -> float:
+    """How long after submit a run still waiting to be sent counts as late."""
+    return max(LATE_MIN_SECONDS, LATE_FACTOR * (typical or 0.0))
+
+
+def is_late(run: Run) -> bool:
+    """True for a run still queued or retrying for clearly longer than this action's runs usually take."""
+    if run.status not in (Run.Status.QUEUED, Run.Status.RETRYING):
+        return False
+    elapsed = (timezone.now() - run.created_at).total_seconds()
+    return elapsed > LATE_MIN_SECONDS and elapsed > late_after_seconds(typical_seconds(run))

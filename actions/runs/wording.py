@@ -96,6 +96,16 @@ def status_summary(run: Run) -> str:
     return run.get_status_display()
 
 
+LATE_TEXT = "This is taking longer than usual: the portal is still waiting to send it."
+LATE_MAIL_TEXT = "You can leave this page; you will get an e-mail when it ends."
+LATE_NO_MAIL_TEXT = "You can leave this page and come back to it later from My runs."
+
+
+def late_text(*, mailed: bool) -> str:
+    """What a run page says about a run waiting to be sent far longer than usual."""
+    return f"{LATE_TEXT} {LATE_MAIL_TEXT if mailed else LATE_NO_MAIL_TEXT}"
+
+
 NO_RESULTS_YET = "No answer yet."
 NO_RESULTS_FINAL = "No Nexthink server answered for this run."
 

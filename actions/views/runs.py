@@ -10,12 +10,14 @@ from actions.catalog.parameters import refuse_control_characters
 from actions.models import Run
 from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
-from actions.runs.pacing import first_poll_ms
+from actions.runs.notify import wants_mail
+from actions.runs.pacing import first_poll_ms, is_late
 from actions.runs.selectors import runs_of, runs_page
 from actions.runs.states import IN_FLIGHT, REACHED_DEVICE, is_final
 from actions.runs.wording import (
     device_status_text,
     engine_explanation,
+    late_text,
     results_empty_text,
     status_summary,
     status_title,
@@ -46,6 +48,7 @@ def run_detail(request, pk):
             "run": run,
             "final": is_final(run.status),
             "summary": status_summary(run),
+            "late": late_notice(run),
             "title": status_title(run),
             "results": results,
             "results_empty": results_empty_text(run),
@@ -72,6 +75,14 @@ def run_status(request, pk):
     return JsonResponse(data, headers={"Cache-Control": "no-store"})
 
 
+def late_notice(run: Run) -> str:
+    """The page's words for a run waiting to be sent far longer than usual; "" otherwise.
+
+    The e-mail is promised only to whom the end will be mailed (actions.runs.notify.wants_mail).
+    """
+    return late_text(mailed=wants_mail(run.user)) if is_late(run) else ""
+
+
 def labelled_outputs(run: Run) -> dict[str, str]:
     """The action's outputs under the names Nexthink gives them (their ids where it gives none)."""
     labels = run.action.output_labels if run.action else {}
@@ -93,6 +104,7 @@ def run_as_json(run: Run) -> dict:
         "final": is_final(run.status),
         "reached_device": run.status in REACHED_DEVICE,
         "summary": status_summary(run),
+        "late": late_notice(run),
         "attempts": run.attempts,
         "max_attempts": run.max_attempts,
         "error": {"code": run.error_code, "message": run.error_message} if run.error_code else None,

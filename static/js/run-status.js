@@ -74,6 +74,12 @@
     label.className = "status status-" + data.status;
     label.textContent = data.status_label;
     setText("summary", data.summary);
+    var late = box.querySelector('[data-field="late"]');
+    if (late) {
+      // Waiting to be sent far longer than usual (actions/runs/pacing.py): the page says so.
+      late.textContent = data.late || "";
+      late.hidden = !data.late;
+    }
     setText("attempts", data.attempts + " of " + data.max_attempts);
     setText("sending_at", data.sending_at_text);
     setText("finished_at", data.finished_at_text);

@@ -24,30 +24,36 @@ class Command(BaseCommand):
             raise CommandError("The demo runs with DEBUG=true only (bin/demo sets it).")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("load_demo")
-        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-        celery = [sys.executable, "-m", "celery", "-A", "portal"]
-        programs = {
-            "simulator": [*manage, "act_simulator", "--port", "8765"] if settings.NEXTHINK_USES_SIMULATOR else None,
-            "worker": [
-                *celery,
-                "worker",
-                "--pool",
-                "threads",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            "beat": [*celery, "beat", "--loglevel", "INFO"],
-            "web": [*manage, "runserver", "--noreload", f"{options['host']}:{options['port']}"],
-        }
+        programs = demo_programs(host=options["host"], port=options["port"])
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(self.style.SUCCESS(f"\nFix my device is starting at {url}"))
         self.stdout.write(
             "Sign in as alice / alice-demo (one device), bob / bob-demo (two devices), admin / admin-demo (IT)."
         )
         self.stdout.write("Press Ctrl-C to stop everything.\n")
-        supervise({name: cmd for name, cmd in programs.items() if cmd}, cwd=settings.BASE_DIR, out=self.stdout)
+        supervise(programs, cwd=settings.BASE_DIR, out=self.stdout)
+
+
+def demo_programs(*, host: str, port: int, sim_port: int = 8765) -> dict[str, list[str]]:
+    """The demo's processes and their commands (bench/broker_soak.py runs the same ones)."""
+    manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+    celery = [sys.executable, "-m", "celery", "-A", "portal"]
+    programs = {
+        "simulator": [*manage, "act_simulator", "--port", str(sim_port)] if settings.NEXTHINK_USES_SIMULATOR else None,
+        "worker": [
+            *celery,
+            "worker",
+            "--pool",
+            "threads",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        "beat": [*celery, "beat", "--loglevel", "INFO"],
+        "web": [*manage, "runserver", "--noreload", f"{host}:{port}"],
+    }
+    return {name: cmd for name, cmd in programs.items() if cmd}
 
 
 def supervise(programs: dict[str, list[str]], *, cwd, out, poll: float = 0.5) -> None:

@@ -228,7 +228,7 @@ CELERY_BROKER_URL = config.get_url(
     "filesystem://",
     ("filesystem", "redis", "rediss"),
     doc="Redis: `redis://host:6379/0` (`rediss://` for TLS)",
-    shown="`filesystem://` (embedded, `var/broker/`)",
+    shown="`filesystem://` (embedded, `var/broker/`; atomic writes, safe with several processes)",
     must="in production",
 )
 if CELERY_BROKER_URL.startswith("filesystem"):

@@ -77,11 +77,11 @@ def main() -> None:
     if kombu:
         os.environ["BENCH_KOMBU_FILESYSTEM"] = "1"  # read by bench/settings.py, in every process
     bench = h.Bench("broker_soak_kombu" if kombu else "broker_soak", embedded=True)
-    from actions.management.commands.demo import demo_programs
     from actions.models import Run
     from actions.runs.states import FINAL
     from actions.runs.submit import run_submit
     from portal.celery import app
+    from simulators.management.commands.demo import demo_programs
 
     with app.connection_for_write() as conn:
         transport = f"{type(conn.transport).__module__}.{type(conn.transport).__name__}"

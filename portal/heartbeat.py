@@ -1,4 +1,4 @@
-"""Heartbeats of the background processes, for /healthz: a row each, written every HEARTBEAT_SECONDS.
+"""Heartbeats of the background processes, for /healthz: a row each, written every settings.HEARTBEAT_SECONDS.
 
 Written by the processes themselves (no broker round-trip per probe): the worker from a timer in its
 event loop, beat from its scheduler's tick.
@@ -11,12 +11,11 @@ import time
 
 from celery import bootsteps
 from celery.beat import PersistentScheduler
+from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 30
-STALE_SECONDS = 3 * HEARTBEAT_SECONDS  # /healthz calls a process dead after missing this many beats
 
 
 def beat(name: str) -> None:
@@ -39,7 +38,9 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
     def start(self, worker):
         beat_from_process("worker")
-        self.timer = worker.timer.call_repeatedly(HEARTBEAT_SECONDS, beat_from_process, ("worker",), priority=10)
+        self.timer = worker.timer.call_repeatedly(
+            settings.HEARTBEAT_SECONDS, beat_from_process, ("worker",), priority=10
+        )
 
     def stop(self, worker):
         if getattr(self, "timer", None) is not None:
@@ -53,7 +54,7 @@ class HeartbeatScheduler(PersistentScheduler):
 
     def tick(self, *args, **kwargs):
         now = time.monotonic()
-        if now - self._last_beat >= HEARTBEAT_SECONDS:
+        if now - self._last_beat >= settings.HEARTBEAT_SECONDS:
             beat_from_process("beat")
             self._last_beat = now
-        return min(super().tick(*args, **kwargs), HEARTBEAT_SECONDS)
+        return min(super().tick(*args, **kwargs), settings.HEARTBEAT_SECONDS)

@@ -371,6 +371,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "portal.heartbeat:HeartbeatScheduler"  # writes beat's heartbeat for /healthz
+# The worker and beat each write a heartbeat this often; /healthz calls one dead after three missed.
+HEARTBEAT_SECONDS = 30
+HEARTBEAT_STALE_SECONDS = 3 * HEARTBEAT_SECONDS
 
 # --- E-mail and links to the portal -----------------------------------------------------------------
 config.section("E-mail and links")

@@ -262,3 +262,23 @@ def test_without_the_pool_nothing_is_prepared_for_a_pooler_in_between():
     [options] = settings_of(POSTGRES | {"DATABASE_POOL_MAX_SIZE": "0"}, 'DATABASES["default"].get("OPTIONS", {})')
 
     assert "server_side_binding" not in options and "prepare_threshold" not in options
+
+
+def test_production_settings_have_no_simulator(tmp_path):
+    """The simulators are for the demo and the tests: a production start has neither their commands nor their app."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEXTHINK_", "DATABASE_", "CELERY_", "DEBUG"))}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "SECRET_KEY": "x" * 50,
+        "DEBUG": "false",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "NEXTHINK_PORTAL_URL": "https://nexthink.corp.example",
+        "NEXTHINK_USERNAME": "portal",
+        "NEXTHINK_PASSWORD": "secret",
+    }
+    command = [sys.executable, "manage.py", "act_simulator", "--help"]
+    production = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    demo = subprocess.run(command, cwd=ROOT, env=env | {"DEBUG": "true"}, capture_output=True, text=True, timeout=60)
+
+    assert production.returncode != 0 and "Unknown command: 'act_simulator'" in production.stderr
+    assert demo.returncode == 0, demo.stderr

@@ -11,7 +11,7 @@ from tests.worker import ROOT, wait_for
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from actions.management.commands.demo import supervise
+    from simulators.management.commands.demo import supervise
 
     class Out:
         def write(self, text):

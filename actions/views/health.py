@@ -1,5 +1,7 @@
 import logging
 
+from celery import current_app
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
@@ -8,8 +10,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from actions.models import Heartbeat
-from portal.celery import app
-from portal.heartbeat import STALE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def _database_ok() -> bool:
 
 def _broker_ok() -> bool:
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return True
     except Exception:
@@ -45,7 +45,10 @@ def _alive(names: tuple[str, ...]) -> dict[str, dict]:
     report = {}
     for name in names:
         ago = (now - seen[name]).total_seconds() if name in seen else None
-        report[name] = {"alive": ago is not None and ago <= STALE_SECONDS, "seen_seconds_ago": ago and round(ago)}
+        report[name] = {
+            "alive": ago is not None and ago <= settings.HEARTBEAT_STALE_SECONDS,
+            "seen_seconds_ago": ago and round(ago),
+        }
     return report
 
 

@@ -193,6 +193,8 @@ class Bench:
             "NEXTHINK_PORTAL_URL": SIM_URL,
             "NEXTHINK_USERNAME": "portal",
             "NEXTHINK_PASSWORD": "portal-demo",
+            # The simulators' app (its act_simulator command) is installed only with this or DEBUG.
+            "NEXTHINK_SIMULATOR": "true",
             # NXQL asks the simulator's per-Engine endpoint: no traffic ever leaves loopback.
             "NXQL_URL_TEMPLATE": SIM_URL + "/_sim/engines/{database_uid}",
             "NXQL_USER_NAME_TEMPLATE": "CORP\\{username}",

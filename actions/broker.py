@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from celery import current_app
+from kombu.transport import virtual
 
 log = logging.getLogger("actions.broker")
 
@@ -34,6 +35,10 @@ def waiting(queue: str) -> int | None:
         with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
             with conn.channel() as channel:
+                if not isinstance(channel, virtual.Channel):
+                    # The portal's brokers (Redis, the embedded one) are both kombu virtual transports.
+                    log.warning("cannot count the waiting messages of a %s broker", type(channel).__module__)
+                    return None
                 # Not passive: Redis has no key for an empty queue, and a passive declare calls that missing.
                 return channel.queue_declare(queue=queue).message_count
     except Exception:

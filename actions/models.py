@@ -20,6 +20,14 @@ MAX_COOLDOWN_MINUTES = 7 * 24 * 60
 MAX_DAILY_LIMIT = 100
 
 
+def max_length(model: type[models.Model], field_name: str) -> int:
+    """The max_length of one of `model`'s text fields, to cut what comes from outside to fit."""
+    field = model._meta.get_field(field_name)
+    if not isinstance(field, models.Field) or field.max_length is None:
+        raise TypeError(f"{model.__name__}.{field_name} has no max_length")
+    return field.max_length
+
+
 class Engine(models.Model):
     """A Nexthink Engine, as the List Engines API reports it."""
 
@@ -218,6 +226,10 @@ class Run(models.Model):
         DONE = "done", "Done on the device"
         DEVICE_FAILED = "device_failed", "Failed on the device"
         EXPIRED = "expired", "Expired"
+
+    # Not stored: set on the run `submit` returns; after commit, whether the broker took the task
+    # (None until then). An annotation only, for the type checker: no class attribute, no column.
+    enqueued: bool | None
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No index of their own for user, device, status: the composite indexes below start with them.

@@ -223,8 +223,11 @@ class LocalLoginBackend(ModelBackend):
 class ProxyHeaderBackend(RemoteUserBackend):
     """The user name an SSO proxy put in REMOTE_USER_HEADER; the middleware decides whether to trust it."""
 
-    def authenticate(self, request, remote_user):
-        if not settings.REMOTE_USER_HEADER:
+    def authenticate(self, request, *args, remote_user=None, **credentials):
+        # Callable as ModelBackend's is, as a subclass's must be (RemoteUserBackend's own signature
+        # breaks that rule): other credentials (a user name and password) are not for this backend,
+        # and no remote_user signs nobody in.
+        if not settings.REMOTE_USER_HEADER or not remote_user or args or credentials:
             return None
         return super().authenticate(request, remote_user)
 

@@ -6,9 +6,12 @@ import time
 
 from django.conf import settings
 from django.contrib import auth
+from django.contrib.auth import load_backend
+from django.contrib.auth.backends import RemoteUserBackend
 from django.contrib.auth.middleware import RemoteUserMiddleware
 from django.contrib.auth.views import redirect_to_login
 from django.urls import Resolver404, resolve
+from django.utils.decorators import sync_only_middleware
 
 from actions.security import sign_in_event
 
@@ -68,15 +71,13 @@ def header_meta_key(header: str) -> str:
     return "HTTP_" + header.strip().upper().replace("-", "_")
 
 
+@sync_only_middleware  # Django's RemoteUserMiddleware is async-capable: this one is not (process_request only)
 class ProxyHeaderMiddleware(RemoteUserMiddleware):
     """REMOTE_USER_HEADER signs the user in only behind the TLS proxy and from REMOTE_USER_PROXY_ADDRESSES.
 
     From anywhere else the header is removed from the request, ignored and logged: a client that
     reaches the portal directly could otherwise name any user.
     """
-
-    sync_capable = True
-    async_capable = False
 
     def process_request(self, request):
         if not settings.REMOTE_USER_HEADER:
@@ -93,7 +94,7 @@ class ProxyHeaderMiddleware(RemoteUserMiddleware):
             )
             # Nor may an earlier header sign-in go on from an untrusted address.
             if request.user.is_authenticated:
-                self._remove_invalid_user(request)
+                _log_out_header_user(request)
             return None
         return super().process_request(request)
 
@@ -103,3 +104,15 @@ class ProxyHeaderMiddleware(RemoteUserMiddleware):
     @staticmethod
     def _from_trusted_proxy(request) -> bool:
         return settings.BEHIND_TLS_PROXY and request.META.get("REMOTE_ADDR", "") in settings.REMOTE_USER_PROXY_ADDRESSES
+
+
+def _log_out_header_user(request) -> None:
+    """Sign out a user whom a header signed in (RemoteUserMiddleware._remove_invalid_user, which is
+    private to Django: a user signed in another way stays signed in)."""
+    try:
+        stored_backend = load_backend(request.session.get(auth.BACKEND_SESSION_KEY, ""))
+    except ImportError:
+        auth.logout(request)  # the backend that signed them in is gone
+    else:
+        if isinstance(stored_backend, RemoteUserBackend):
+            auth.logout(request)

@@ -60,10 +60,11 @@ class RemoteActionAdminForm(forms.ModelForm):
         }
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         probe = RemoteAction(
             enabled=cleaned.get("enabled", False),
-            nexthink_uid=cleaned.get("nexthink_uid"),
+            nexthink_uid=cleaned.get("nexthink_uid") or "",  # "": none given, or not a valid UID
             timeout_seconds=cleaned.get("timeout_seconds"),
         )
         for field, message in remote_action_errors(probe).items():
@@ -84,7 +85,8 @@ class ActionParameterAdminForm(forms.ModelForm):
         }
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         probe = ActionParameter(**{f: cleaned.get(f) for f in PARAMETER_FIELDS if f in cleaned})
         for field in ("choices", "default", "regex", "regex_message", "help_text"):
             if getattr(probe, field) is None:

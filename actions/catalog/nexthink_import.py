@@ -121,12 +121,12 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
     existing = {p.name.lower(): p for p in action.parameters.all()}
     wanted, to_delete = [], []
     for order, item in enumerate(remote.inputs):
-        param = existing.pop(item.id.lower(), None)
-        if param is None:
+        known = existing.pop(item.id.lower(), None)
+        if known is None:
             wanted.append(_new_parameter(item, order))
             changes.append(f"parameter {item.id} added")
-        elif _follow_options(param, item):
-            wanted.append(param)
+        elif _follow_options(known, item):
+            wanted.append(known)
             changes.append(f"parameter {item.id}: options now {', '.join(item.options)}")
     for param in existing.values():
         to_delete.append(param)

@@ -67,7 +67,7 @@ class MultiLineField(forms.CharField):
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-class PlainTextMixin:
+class PlainTextMixin(forms.Widget):
     """A refused value is shown back to the employee without its control characters: an ESC must
     not reach the page raw."""
 
@@ -101,7 +101,7 @@ def single_line(value: str) -> None:
 
 def parameter_field(param: ActionParameter) -> forms.Field:
     """The form field that validates one parameter, exactly as the employee's form does."""
-    common = {"label": param.label, "help_text": param.help_text, "required": param.required}
+    label, help_text, required = param.label, param.help_text, param.required
     kind = param.kind
     if kind in TEXT_KINDS:
         is_textarea = kind == ActionParameter.Kind.TEXTAREA
@@ -116,7 +116,9 @@ def parameter_field(param: ActionParameter) -> forms.Field:
             max_length=min(param.max_length or cap, cap),
             widget=PlainTextarea(attrs={"rows": 4}) if is_textarea else PlainTextInput(),
             validators=validators,
-            **common,
+            label=label,
+            help_text=help_text,
+            required=required,
         )
     if kind == ActionParameter.Kind.CHOICE:
         choices = parse_choices(param.choices)
@@ -125,14 +127,17 @@ def parameter_field(param: ActionParameter) -> forms.Field:
         return forms.ChoiceField(
             choices=choices,
             error_messages={"invalid_choice": "Choose one of the options in the list."},
-            **common,
+            label=label,
+            help_text=help_text,
+            required=required,
         )
     if kind == ActionParameter.Kind.BOOLEAN:
         # A checkbox always has an answer: ticked is "true", not ticked is "false".
-        common["required"] = False
-        return forms.BooleanField(**common)
+        return forms.BooleanField(label=label, help_text=help_text, required=False)
     if kind == ActionParameter.Kind.INTEGER:
-        return forms.IntegerField(min_value=param.min_value, max_value=param.max_value, **common)
+        return forms.IntegerField(
+            min_value=param.min_value, max_value=param.max_value, label=label, help_text=help_text, required=required
+        )
     raise ValueError(f"Unknown parameter type {kind!r}.")
 
 

@@ -17,6 +17,8 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    Field,
+    ForeignObjectRel,
     IntegerField,
     OuterRef,
     Q,
@@ -337,7 +339,8 @@ def catalog_overview_from_rows(rows: list[tuple]) -> Overview:
         featured.actions.append(CatalogEntry(*row[:7]))
         featured.total = row[c["section_total"]]
     by_category: dict[int | None, CatalogSection] = {}
-    sections, more = [featured], []
+    sections: list[CatalogSection] = [featured]
+    more: list[CatalogSection] = []
     for row in rows:
         if row[c["featured"]]:
             continue
@@ -416,12 +419,18 @@ def _overview(user) -> QuerySet:
     )
 
 
+def _column(field: Field | ForeignObjectRel) -> str:
+    if not isinstance(field, Field) or field.column is None:
+        raise TypeError(f"{field} is not a column of the table")
+    return field.column
+
+
 def _overview_sql(narrow_sql: str) -> str:
     """The overview's rows: the display columns of the actions `narrow_sql` keeps, joined to them."""
     q = connection.ops.quote_name
     action, category = RemoteAction._meta.db_table, Category._meta.db_table
     fields = [RemoteAction._meta.pk] + [RemoteAction._meta.get_field(name) for name in CATALOG_COLUMNS[1:7]]
-    display = [f"a.{q(field.column)}" for field in fields]
+    display = [f"a.{q(_column(field))}" for field in fields]
     columns = [*display, f"a.{q('category_id')}", f"c.{q('name')}", f"c.{q('display_order')}"]
     columns += [f"n.{q(name)}" for name in OVERVIEW_COLUMNS[-4:]]
     # Names from the models, quoted; every value stays a parameter of narrow_sql.

@@ -70,8 +70,9 @@ def engines_sync(*, client: ActClient | None = None) -> EngineSyncResult:
                 result.skipped += 1
                 continue
             listed.add(uid)
+            name = (info.name.strip() or uid)[:200]
             values = {
-                "name": (info.name.strip() or uid)[:200],
+                "name": name,
                 "address": info.address.strip()[:255],
                 "port": info.port if info.port is not None and 0 < info.port < 65536 else None,
                 "status": info.status.strip()[:40],
@@ -79,7 +80,7 @@ def engines_sync(*, client: ActClient | None = None) -> EngineSyncResult:
             engine = Engine.objects.filter(database_uid=uid).first()
             if engine is None:
                 Engine.objects.create(database_uid=uid, last_synced_at=now, **values)
-                result.created.append(values["name"])
+                result.created.append(name)
                 continue
             changed = any(getattr(engine, key) != value for key, value in values.items())
             for key, value in values.items():

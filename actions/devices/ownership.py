@@ -56,7 +56,7 @@ def device_for_user(user, uid: str, *, source_address: str = "", known: Iterable
 
 def _owned_rows(user) -> QuerySet[Device]:
     """The user's devices by the same rules resolution uses (only the enabled resolvers' rows)."""
-    sources = []
+    sources: list[str] = []
     if "directory" in settings.DEVICE_RESOLVERS:
         sources.extend(DIRECTORY_SOURCES)
     if "nxql" in settings.DEVICE_RESOLVERS:

@@ -170,7 +170,7 @@ def nxql_refresh(*, user) -> list[str]:
     resting = [engine for engine in engines if engine_resting(engine)]
     asked = [engine for engine in engines if engine not in resting]
     answers = ask_engines(asked, nexthink_user) if asked else {}
-    answered = [(engine, answers[engine.pk]) for engine in asked if answers.get(engine.pk) is not None]
+    answered = [(engine, devices) for engine in asked if (devices := answers.get(engine.pk)) is not None]
     _store_nxql_answers(user=user, answered=answered, now=timezone.now())
     return [engine.name for engine in engines if answers.get(engine.pk) is None]
 

@@ -32,10 +32,14 @@ MAX_RETRY_AFTER_SECONDS = 3600
 NOT_JSON = object()
 
 
-def call_timeout(connect: float, read: float) -> urllib3.Timeout:
-    # `total` bounds the whole call too: an answer that trickles in cannot hold a worker thread for
-    # ever (Celery's time limits do not apply to the threads pool).
-    return urllib3.Timeout(connect=connect, read=read, total=connect + read)
+def call_timeout(connect: float, read: float) -> dict[str, Any]:
+    """The `timeout` keyword argument of a requests call.
+
+    `total` bounds the whole call too: an answer that trickles in cannot hold a worker thread for
+    ever (Celery's time limits do not apply to the threads pool). requests hands a urllib3 Timeout
+    on as it is, though its type stubs only know a number or a (connect, read) pair: the argument
+    goes through this mapping."""
+    return {"timeout": urllib3.Timeout(connect=connect, read=read, total=connect + read)}
 
 
 def json_body(response: requests.Response) -> Any:
@@ -206,7 +210,7 @@ def deadline_error(seconds: float) -> ActApiError:
     )
 
 
-class _WatchedConnectionMixin:
+class _WatchedConnectionMixin(urllib3.connection.HTTPConnection):
     def request(self, *args, **kwargs):
         # urllib3's HTTPConnection.request returns once the request line, headers and whole body were
         # handed to the socket; it raises if any of it could not be. (getresponse() alone would not

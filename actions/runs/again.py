@@ -37,9 +37,12 @@ def run_again(run: Run, user) -> RunAgain:
     if run.status == Run.Status.FAILED and run.error_kind == ErrorKind.PERMANENT:
         # Running it again gets the same refusal: the page says to contact IT instead.
         return RunAgain(False)
-    limits = run_limits(user=user, action=run.action, device=run.device)
+    action = run.action
+    if action is None:  # withdrawn since the check above
+        return RunAgain(False)
+    limits = run_limits(user=user, action=action, device=run.device)
     if not limits.allowed:
         text = f"You can run it again from {when_text(limits.again_at)}." if limits.again_at else limits.message
         return RunAgain(False, text=text, at=limits.again_at)
-    url = reverse("action_detail", kwargs={"slug": run.action.slug}) + f"?again={run.pk}"
+    url = reverse("action_detail", kwargs={"slug": action.slug}) + f"?again={run.pk}"
     return RunAgain(True, url=url)

@@ -79,7 +79,7 @@ def send_of(run: Run) -> platform.Send:
     """The run, as the platform sends it: what was snapshot at submit, and who asked (Nexthink's audit)."""
     employee = run.user.get_full_name() or run.user.get_username()
     reason = f"Requested by {employee} ({run.user.get_username()}) in the self-service portal"
-    if run.requested_by_id and run.requested_by_id != run.user_id:
+    if run.requested_by_id and run.requested_by_id != run.user_id and run.requested_by is not None:
         reason += f", run for them by IT staff {run.requested_by.get_username()}"
     return platform.Send(
         reference=str(run.pk),
@@ -119,17 +119,15 @@ def still_allowed(run: Run) -> tuple[str, str] | None:
     # The action still visible to the run's employee (the catalog's rule) and the device still theirs
     # (its owner column), read now, in one query.
     action_visible, device_owned = visible_and_owned(run.pk)
-    if run.requested_by_id is None and not (run.user.is_active and action_visible):
+    requester = run.requested_by  # no query when requested_by_id is None
+    if requester is None and not (run.user.is_active and action_visible):
         return "ACTION_WITHDRAWN", "This action is no longer available to you, so nothing was sent."
-    if run.requested_by_id is not None and not (
-        run.requested_by.is_active and run.requested_by.has_perm("actions.run_action_on_any_device")
-    ):
+    if requester is not None and not (requester.is_active and requester.has_perm("actions.run_action_on_any_device")):
         return "ACTION_WITHDRAWN", "The IT staff member who asked for this may no longer do so, so nothing was sent."
-    device_gone = run.device is None or run.device.uid != run.device_uid
+    device = run.device
+    device_gone = device is None or device.uid != run.device_uid
     if device_gone or not device_owned:
-        if not device_gone:  # e.g. a fresh NXQL answer moved the device to someone else since submit
-            security_event(
-                "device_not_owned", user=run.user, device=run.device.uid, source_address="", stage="dispatch"
-            )
+        if device is not None and not device_gone:  # e.g. a fresh NXQL answer moved the device since submit
+            security_event("device_not_owned", user=run.user, device=device.uid, source_address="", stage="dispatch")
         return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
     return None

@@ -8,10 +8,10 @@ from django.conf import settings
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from actions.models import Run
+from actions.models import Run, max_length
 from actions.runs.states import REACHED_DEVICE, is_final
 
-COMMENT_MAX_LENGTH = Run._meta.get_field("feedback_comment").max_length
+COMMENT_MAX_LENGTH = max_length(Run, "feedback_comment")
 
 
 class FeedbackClosed(Exception):

@@ -98,7 +98,7 @@ def record(run: Run, outcome: Outcome, answers: Iterable[EngineAnswer] = ()) -> 
         "error_message": clip(outcome.message, MESSAGE_LENGTH),
         **outcome.fields,
     }
-    if outcome.retried:
+    if outcome.retry_in is not None:  # outcome.retried
         fields["next_attempt_at"] = in_seconds(outcome.retry_in)
     with transaction.atomic():
         if not transition(run.pk, outcome.status, leaving=(Status.SENDING,), **fields):

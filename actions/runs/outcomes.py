@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import DateTimeField, ExpressionWrapper, Value
 from django.db.models.functions import Now
 
-from actions.models import Run
+from actions.models import Run, max_length
 from actions.nexthink.classic.client import EngineAnswer, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
 from actions.nexthink.platform import EXPIRED, FAILURE, SUCCESS, WAITING, DeviceResult, Sent
@@ -25,7 +25,7 @@ from actions.runs.states import COUNTED, Status
 from actions.runs.wording import AGAIN_LATER, CHECK_DEVICE, CONTACT_IT, ENGINE_FAILURE_TEXT, NOT_READ_TEXT
 
 # Model field lengths: whatever Nexthink sends is cut to fit, on PostgreSQL as on SQLite.
-CODE_LENGTH = Run._meta.get_field("error_code").max_length
+CODE_LENGTH = max_length(Run, "error_code")
 MESSAGE_LENGTH = 2000
 
 
@@ -163,7 +163,7 @@ def outcome_of_device_result(result: DeviceResult | None, *, expired: bool) -> O
 
 
 def device_outcome(status: str, result: DeviceResult) -> Outcome:
-    messages = {
+    messages: dict[str, str] = {
         Status.DONE: "",
         Status.DEVICE_FAILED: "Your device ran the action, but it did not succeed. Run it again, or get help from IT.",
         Status.EXPIRED: "Your device did not come online in time, so the action never ran. Switch it on, connect "

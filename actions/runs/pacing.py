@@ -59,7 +59,7 @@ def _median_seconds(run: Run) -> float | None:
         .order_by("-created_at")
         .values_list("created_at", "finished_at")[:TYPICAL_SAMPLE]
     )
-    seconds = [(finished - created).total_seconds() for created, finished in spans]
+    seconds = [(finished - created).total_seconds() for created, finished in spans if finished is not None]
     return median(seconds) if seconds else None
 
 

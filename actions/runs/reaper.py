@@ -92,7 +92,7 @@ def _mark_stuck_sending() -> int:
     marked = 0
     for run in candidates:
         deadline = sending_deadline(run, on)
-        if run.sending_at + timedelta(seconds=deadline) > now:
+        if run.sending_at is None or run.sending_at + timedelta(seconds=deadline) > now:
             continue
         # Only this very attempt, still sending: a run claimed again since (its attempts counted on)
         # or answered meanwhile is left alone. The attempt number, not sending_at, names the attempt:

@@ -111,9 +111,10 @@ def target_engines(action: RemoteAction, device: Device) -> list[str]:
     reach nothing, or the wrong place.
     """
     allowed = sorted(engine.database_uid for engine in action.engines.all())
-    if device.engine_id is None:
+    engine = device.engine  # no query when engine_id is None
+    if engine is None:
         return allowed
-    own = device.engine.database_uid
+    own = engine.database_uid
     if allowed and own not in allowed:
         raise RunRefused(
             f"“{action.name}” is not available for {device.name}: IT has not enabled it for the Nexthink server "

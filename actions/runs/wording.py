@@ -23,7 +23,7 @@ ENGINE_CODE_TEXT = {
 }
 
 # The browser tab's title and the page's heading for each status.
-STATUS_TITLES = {
+STATUS_TITLES: dict[str, str] = {
     Status.QUEUED: "Waiting to be sent",
     Status.SENDING: "Sending",
     Status.RETRYING: "Retrying",

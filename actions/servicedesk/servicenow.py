@@ -88,7 +88,9 @@ def caller_of(content: TicketContent) -> str:
 
 def _opened(data) -> Opened:
     result = data.get("result") if isinstance(data, dict) else None
-    number = result.get("number") if isinstance(result, dict) else None
+    if not isinstance(result, dict):
+        result = {}
+    number = result.get("number")
     if not number:
         # The incident may exist: the next attempt looks it up by correlation id.
         raise TicketError(ErrorKind.UNKNOWN, f"{WHAT}: the answer had no incident number.")
@@ -106,7 +108,8 @@ def _bearer_token(s) -> str:
     """OAuth client credentials; one token per process, fetched again a minute before it expires."""
     with _token_lock:
         key = (settings.SERVICENOW_TOKEN_URL, settings.SERVICENOW_CLIENT_ID)
-        if _token.get("key") == key and float(_token.get("expires", 0)) > time.monotonic() + 60:
+        expires = _token.get("expires")
+        if _token.get("key") == key and isinstance(expires, float) and expires > time.monotonic() + 60:
             return str(_token["value"])
         response = http.send(
             s,

@@ -203,8 +203,8 @@ class ActClient:
                 response = self.session.request(
                     method,
                     url,
-                    timeout=call_timeout(self.connect_timeout, read_timeout),
                     allow_redirects=False,
+                    **call_timeout(self.connect_timeout, read_timeout),
                     **kwargs,
                 )
         except requests.RequestException as exc:

@@ -250,7 +250,7 @@ class TokenCache:
                     raise _again(failed[0])
                 flight = self._fetches.get(key)
                 leader = flight is None
-                if leader:
+                if flight is None:
                     flight = self._fetches[key] = _Fetch()
             if leader:
                 return self._fetch(key, flight, fetch)
@@ -543,8 +543,8 @@ class InfinityClient:
                 response = self.session.request(
                     method,
                     url,
-                    timeout=call_timeout(self.connect_timeout, self.timeout),
                     allow_redirects=False,
+                    **call_timeout(self.connect_timeout, self.timeout),
                     **kwargs,
                 )
         except requests.RequestException as exc:
@@ -718,8 +718,12 @@ def parse_device(row: dict[str, Any]) -> InfinityDevice | None:
 def parse_remote_action(item: Any) -> InfinityRemoteAction | None:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
         return None
-    targeting = item.get("targeting") if isinstance(item.get("targeting"), dict) else {}
-    script = item.get("scriptInfo") if isinstance(item.get("scriptInfo"), dict) else {}
+    targeting = item.get("targeting")
+    if not isinstance(targeting, dict):
+        targeting = {}
+    script = item.get("scriptInfo")
+    if not isinstance(script, dict):
+        script = {}
     inputs = tuple(
         ActionInput(
             id=_text(i.get("id")),

@@ -8,6 +8,7 @@ Redis usually does), where what the worker left unacknowledged is still there af
 
 import base64
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -109,8 +110,11 @@ def test_a_redis_restart_does_not_stop_the_worker(
     assert worker.process.returncode in (0, -15)  # it kept running until asked to stop
     assert "Unrecoverable error" not in log
     # The run in flight was acknowledged once Redis was back: Redis keeps no copy of it to hand out
-    # again after the visibility timeout (kombu alone failed here: "Couldn't ack").
-    assert "Couldn't ack" not in log
+    # again after the visibility timeout (kombu alone failed here: "Couldn't ack"). The retry's
+    # countdown message may arrive just as Redis goes away; whether that one is acknowledged is
+    # timing, and harmless: a second copy finds its run claimed.
+    in_flight_task = re.search(r"Task actions\.tasks\.dispatch_run\[([^\]]+)\] received", log).group(1)
+    assert f"Couldn't ack '{in_flight_task}'" not in log
     assert str(in_flight.pk) not in unacknowledged_run_ids(broker)
     sent = [r["body"]["requestUid"] for r in sim_requests()]
     assert sent.count(str(in_flight.pk)) == 1

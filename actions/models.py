@@ -85,7 +85,11 @@ class RemoteAction(models.Model):
         max_length=256,
         blank=True,
         default="",
-        validators=[RegexValidator(NQL_ACTION_ID_RE, "Enter the NQL id, like #clear_teams_cache.")],
+        validators=[
+            RegexValidator(
+                NQL_ACTION_ID_RE, "Enter the NQL id: # then letters, digits, _ or -, like #clear_teams_cache."
+            )
+        ],
         help_text="Infinity: the remote action's NQL id, as import_remote_actions sets it.",
     )
     output_labels = models.JSONField(

@@ -7,12 +7,14 @@ GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 # A classic device UID, and an Engine's database UID: 32 hexadecimal characters.
 CLASSIC_DEVICE_UID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 ENGINE_UID_RE = CLASSIC_DEVICE_UID_RE
-# An Infinity device is named by its Collector UID: a UUID in every one of Nexthink's examples.
+# An Infinity device is named by its Collector UID: a UUID in every one of Nexthink's examples (the
+# Collector makes one at install). One rule for the client, device resolution and the model.
 COLLECTOR_UID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # A device UID the portal stores and accepts from a form: either of the two.
 DEVICE_UID_RE = re.compile(rf"{CLASSIC_DEVICE_UID_RE.pattern}|{COLLECTOR_UID_RE.pattern}")
-# Nexthink Infinity: a remote action's NQL id. The Remote Actions API documents only "a string", with
-# the example "#ExampleRA": a `#`, then letters, digits and underscores.
-NQL_ACTION_ID_RE = re.compile(r"^#[A-Za-z0-9_]{1,255}$")
+# Nexthink Infinity: a remote action's NQL id. The Remote Actions API documents only "a string, at
+# least 1 character", with the example "#ExampleRA"; public clients accept dashes (#repair-vpn_v2):
+# a `#`, then 1 to 255 letters, digits, underscores or dashes.
+NQL_ACTION_ID_RE = re.compile(r"^#[A-Za-z0-9_-]{1,255}$")
 # A saved NQL API query's id: the NQL API's own pattern.
 NQL_QUERY_ID_RE = re.compile(r"^#[a-z0-9_]{2,255}$")

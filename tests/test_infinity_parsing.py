@@ -2,10 +2,12 @@
 
 import pytest
 
-from actions.nexthink.errors import ActApiError
+from actions.models import RemoteAction
+from actions.nexthink.errors import ActApiError, ActInputError
 from actions.nexthink.infinity.client import (
     ExecutionStatus,
     TriggerInfo,
+    build_execute_body,
     normalise_status,
     parse_execution,
     parse_nql_rows,
@@ -93,3 +95,52 @@ def test_trigger_info_names_the_portal_and_cuts_the_reason():
     body = TriggerInfo(reason="r" * 501, external_reference="ref").as_body()
 
     assert body == {"externalSource": "Fix my device", "reason": "r" * 500, "externalReference": "ref"}
+
+
+@pytest.mark.parametrize("action_id", ["#repair-vpn_v2", "#ExampleRA", "#a", "#clear_teams_cache"])
+def test_a_remote_action_id_is_a_hash_then_a_name_dashes_included(action_id):
+    body = build_execute_body(
+        remote_action_id=action_id,
+        devices=["0f3c2d1e-4b5a-4c6d-8e7f-901a2b3c4d5e"],
+        params=None,
+        expires_in_minutes=None,
+        trigger_info=None,
+    )
+
+    assert body["remoteActionId"] == action_id
+    RemoteAction._meta.get_field("nql_id").run_validators(action_id)  # the admin agrees: no ValidationError
+
+
+@pytest.mark.parametrize("action_id", ["repair-vpn", "#", "# spaced", "#tab\t", "#" + "a" * 256])
+def test_anything_else_is_refused_before_sending(action_id):
+    with pytest.raises(ActInputError):
+        build_execute_body(
+            remote_action_id=action_id,
+            devices=["0f3c2d1e-4b5a-4c6d-8e7f-901a2b3c4d5e"],
+            params=None,
+            expires_in_minutes=None,
+            trigger_info=None,
+        )
+
+
+@pytest.mark.parametrize(
+    ("uid", "accepted"),
+    [
+        ("0f3c2d1e-4b5a-4c6d-8e7f-901a2b3c4d5e", True),
+        ("collector-42", False),
+        ("0F3C2D1E4B5A4C6D8E7F901A2B3C4D5E", False),
+    ],
+)
+def test_the_client_and_device_resolution_share_one_collector_uid_rule(uid, accepted):
+    from actions.devices import resolution
+
+    assert bool(resolution.COLLECTOR_UID_RE.fullmatch(uid.lower())) is accepted
+    if accepted:
+        build_execute_body(
+            remote_action_id="#a", devices=[uid], params=None, expires_in_minutes=None, trigger_info=None
+        )
+    else:
+        with pytest.raises(ActInputError):
+            build_execute_body(
+                remote_action_id="#a", devices=[uid], params=None, expires_in_minutes=None, trigger_info=None
+            )

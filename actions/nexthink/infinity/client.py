@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from actions.uids import NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
+from actions.uids import COLLECTOR_UID_RE, NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
 
 from ..errors import ActApiError, ActInputError, ErrorKind
 from ..http import (
@@ -48,14 +48,10 @@ REMOTE_ACTIONS_PATH = "/api/v1/act/remote-action"
 NQL_PATH = "/api/v2/nql/execute"
 TOKEN_SCOPE = "service:integration"  # noqa: S105 - an OAuth2 scope, not a secret
 
-# NQL query ids: the pattern of the NQL API's own schema. Remote action ids: the Remote Actions API
-# documents only "a string, at least 1 character", with the example "#ExampleRA" (capitals); anything
-# but `#` and letters, digits, underscores is refused before sending.
+# Identifiers, one rule each (actions/uids.py): NQL query ids as the NQL API's schema says, remote
+# action ids as `#name`, Collector UIDs as UUIDs; anything else is refused before sending.
 NQL_ID_RE = NQL_QUERY_ID_RE
 REMOTE_ACTION_ID_RE = NQL_ACTION_ID_RE
-# Collector UIDs are UUIDs in every example seen; the documentation says only "string". The client
-# refuses what cannot be an identifier (empty, spaces, control characters) and leaves the rest to Nexthink.
-COLLECTOR_UID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 MAX_DEVICES = 10_000
 MIN_EXPIRES_MINUTES = 60
 MAX_EXPIRES_MINUTES = 10_080
@@ -585,7 +581,7 @@ def _token_error(error: ActApiError) -> ActApiError:
 # --- Bodies and answers ----------------------------------------------------------------------------------
 def _check_device(uid: Any) -> None:
     if not isinstance(uid, str) or not COLLECTOR_UID_RE.fullmatch(uid):
-        raise ActInputError(f"A Collector UID must be a non-empty identifier without spaces, got {uid!r}.")
+        raise ActInputError(f"A Collector UID must be a UUID, got {uid!r}.")
 
 
 def build_execute_body(

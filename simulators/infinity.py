@@ -42,9 +42,11 @@ import secrets
 import threading
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("infinity.json")
 TOKEN_PATH = "/oauth2/default/v1/token"  # noqa: S105 - a URL path
@@ -414,6 +416,12 @@ def _nql(handler: Any, state: InfinityState, client: dict[str, Any], data: Any) 
     else:
         handler._json(404, {"message": f"Query {query_id} not found.", "code": 404})
         return
+    if handler.headers.get("x-utc-times", "").lower() != "true":
+        # As Nexthink does: without the header, times come in the tenant's regional zone, unlabelled.
+        zone = ZoneInfo(state.config.get("regional_time_zone", REGIONAL_TIME_ZONE))
+        rows = [
+            {key: _regional(value, zone) if key in TIME_FIELDS else value for key, value in row.items()} for row in rows
+        ]
     handler._json(
         200,
         {
@@ -424,6 +432,18 @@ def _nql(handler: Any, state: InfinityState, client: dict[str, Any], data: Any) 
             "data": rows,
         },
     )
+
+
+TIME_FIELDS = ("time", "device.last_seen")
+REGIONAL_TIME_ZONE = "America/New_York"  # hours away from UTC whatever the season
+
+
+def _regional(value: Any, zone: ZoneInfo) -> Any:
+    """A UTC time ("...Z") as the tenant's regional wall-clock time, without a zone, as NQL gives it."""
+    if not isinstance(value, str) or not value.endswith("Z"):
+        return value
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 # --- helpers -------------------------------------------------------------------------------------------

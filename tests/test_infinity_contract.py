@@ -428,6 +428,33 @@ def test_it_refuses_a_query_id_the_nql_api_would_refuse(infinity_sim, query_id):
     assert infinity_sim.requests() == []
 
 
+def test_nql_answers_in_utc_only_when_asked_and_the_client_always_asks(infinity_sim):
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    import requests
+
+    from actions.nexthink.infinity.client import UTC_TIMES
+
+    client = client_for(infinity_sim)
+    token = client._token()
+    body = {"queryId": "#portal_devices_of_user", "parameters": {"user_name": "CORP\\alice"}}
+
+    def last_seen(headers: dict) -> str:
+        answer = requests.post(
+            infinity_sim.url + NQL, json=body, headers={"Authorization": f"Bearer {token}"} | headers, timeout=5
+        ).json()
+        return answer["data"][0]["device.last_seen"]
+
+    utc, regional = last_seen(UTC_TIMES), last_seen({})
+    moment = datetime.fromisoformat(utc.replace("Z", "+00:00"))
+    # Without the header: the tenant's regional wall-clock time, unlabelled (read as UTC it is hours off).
+    assert regional == moment.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%dT%H:%M:%S")
+    assert moment.tzinfo is UTC or moment.utcoffset().total_seconds() == 0
+    # The client asks for UTC on every NQL call.
+    assert all(d.last_seen.endswith("Z") for d in client.devices_of_user("CORP\\alice"))
+
+
 def test_an_unknown_saved_query_is_a_permanent_error(infinity_sim):
     error = error_of(lambda: client_for(infinity_sim).nql("#not_saved", {}))
 

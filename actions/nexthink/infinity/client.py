@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 EXECUTE_PATH = "/api/v1/act/execute"
 REMOTE_ACTIONS_PATH = "/api/v1/act/remote-action"
 NQL_PATH = "/api/v2/nql/execute"
+# The NQL API answers times in the tenant's regional time zone, without saying which, unless asked
+# for UTC: every NQL call asks, so that a time read without a zone is UTC.
+UTC_TIMES = {"x-utc-times": "true"}
 TOKEN_SCOPE = "service:integration"  # noqa: S105 - an OAuth2 scope, not a secret
 
 # Identifiers, one rule each (actions/uids.py): NQL query ids as the NQL API's schema says, remote
@@ -413,13 +416,13 @@ class InfinityClient:
                 raise ActInputError(f"NQL parameter {name!r} must be a string with a name.")
         body = {"queryId": query_id, "parameters": dict(parameters or {})}
         try:
-            data = self._call("POST", NQL_PATH, json=body)
+            data = self._call("POST", NQL_PATH, json=body, headers=UTC_TIMES)
         except ActApiError as exc:
             if exc.http_status != 429 or exc.retry_after is None or exc.retry_after > self.retry_wait_limit:
                 raise
             # A read changes nothing: waiting what Nexthink asked, then asking once more, is safe.
             self._sleep(exc.retry_after)
-            data = self._call("POST", NQL_PATH, json=body)
+            data = self._call("POST", NQL_PATH, json=body, headers=UTC_TIMES)
         return parse_nql_rows(data)
 
     def executions(self, request_id: str, device: str | None = None) -> list[Execution]:
@@ -499,7 +502,14 @@ class InfinityClient:
         return token, float(lifetime)
 
     # --- HTTP ------------------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, before_send: Callable[[], None] | None = None, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        before_send: Callable[[], None] | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """An API call with the Bearer token; on a 401, once more with a new token. JSON or ActApiError.
 
         `before_send`, when given, is called right before each request, once its token is in hand.
@@ -507,14 +517,14 @@ class InfinityClient:
         token = self._token()
         if before_send is not None:
             before_send()
-        response = self._send(method, self.api_url + path, headers=_bearer(token), **kwargs)
+        response = self._send(method, self.api_url + path, headers=_bearer(token) | (headers or {}), **kwargs)
         if response.status_code == 401:
             # Refused before anything ran: the token expired or was revoked. One renewal, one retry.
             self._tokens.drop(self._token_key, token)
             token = self._token()
             if before_send is not None:
                 before_send()
-            response = self._send(method, self.api_url + path, headers=_bearer(token), **kwargs)
+            response = self._send(method, self.api_url + path, headers=_bearer(token) | (headers or {}), **kwargs)
         status = response.status_code
         data = json_body(response)
         if status == 200:

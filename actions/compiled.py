@@ -2,9 +2,22 @@
 
 Building and compiling a query with Exists and OuterRef costs the ORM about a millisecond, often more
 than the database takes to answer it (bench/README.md, figure 0 and figure 1). The query stays
-written once, with the ORM, in the function that builds it; only its compiled form is kept, with
-where each value goes among its parameters, and it runs on `prepared_cursor`: the catalog's pages,
-the action page and the dispatch's re-checks (`compiled_rows`).
+written once, with the ORM, in a function that builds it from its values (`build`): the catalog's
+pages, the action page and the dispatch's re-checks (`compiled_rows`).
+
+How, with public APIs only:
+1. The first call per process and database vendor builds the query with placeholder values (of the
+   values' types, that no row holds) and compiles it with `query.get_compiler(using).as_sql()`.
+2. It keeps that SQL as the ORM wrote it, its parameters, and where each placeholder sits among
+   them; each value must be there exactly once (else it is an error, not a guess).
+3. Every call copies the parameters, puts its own values in those places and runs the SQL on
+   Django's ordinary `connection.cursor()`: logged, counted, error-mapped and pooled as any query.
+
+Nothing is added to the SQL by hand: what a read needs (a page's bounds, display columns) is in the
+ORM query itself, and every value stays a parameter. On PostgreSQL with the pool, parameters are
+bound on the server (settings.py: server_side_binding) and psycopg prepares a query once it ran
+`prepare_threshold` times on a connection: these reads send the same SQL every time, so PostgreSQL
+parses and plans them once per connection without being asked.
 """
 
 from __future__ import annotations
@@ -13,11 +26,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 from django.db import connections
 from django.db.models import QuerySet
 
-_compiled: dict[tuple[Callable, str], tuple[str, tuple, list[tuple[int, bool]]]] = {}
+_compiled: dict[tuple[Callable, str], tuple[str, tuple, list[tuple[int, Callable | None]]]] = {}
 
 
 def _placeholder(value: Any, n: int) -> Any:
@@ -31,38 +43,40 @@ def _placeholder(value: Any, n: int) -> Any:
     raise TypeError(f"compiled_rows binds UUIDs, integers and text, not {type(value).__name__}")
 
 
-def compiled_rows(
-    build: Callable[..., QuerySet],
-    *values: Any,
-    shape: Callable[[str], str] | None = None,
-    extra: tuple = (),
-    using: str = "default",
-) -> list[tuple]:
-    """The rows of `build(*values)` (a values_list query taking each value exactly once), compiled once.
-
-    `shape` rewrites the compiled SQL once, around it or after it (the catalog wraps its first page's
-    query, and appends LIMIT and OFFSET to a page's); `extra` are the values of what it appended.
-    """
-    key = (build, connections[using].vendor)
+def compiled_rows(build: Callable[..., QuerySet], *values: Any, using: str = "default") -> list[tuple]:
+    """The rows of `build(*values)` (a values_list query taking each value exactly once), compiled once."""
+    connection = connections[using]
+    key = (build, connection.vendor)
     if key not in _compiled:
-        _compiled[key] = _compile(build, values, using, shape)
+        _compiled[key] = _compile(build, values, using)
     sql, params, slots = _compiled[key]
     bound = list(params)
-    for value, (slot, as_hex) in zip(values, slots, strict=True):
-        bound[slot] = value.hex if as_hex else value
-    with prepared_cursor(using) as cursor:
-        cursor.execute(sql, [*bound, *extra])
+    for value, (slot, convert) in zip(values, slots, strict=True):
+        bound[slot] = convert(value) if convert else value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, bound)
         return cursor.fetchall()
 
 
 def _compile(
-    build: Callable[..., QuerySet], values: tuple, using: str, shape: Callable[[str], str] | None
-) -> tuple[str, tuple, list[tuple[int, bool]]]:
+    build: Callable[..., QuerySet], values: tuple, using: str
+) -> tuple[str, tuple, list[tuple[int, Callable | None]]]:
     placeholders = [_placeholder(value, n) for n, value in enumerate(values)]
     sql, params = build(*placeholders).query.get_compiler(using).as_sql()
     found = _slots_of(params, placeholders, build.__qualname__)
-    as_hex = [params[slot] != placeholder for slot, placeholder in zip(found, placeholders, strict=True)]
-    return shape(sql) if shape else sql, tuple(params), list(zip(found, as_hex, strict=True))
+    converters = [_converter(params[slot], placeholder) for slot, placeholder in zip(found, placeholders, strict=True)]
+    return sql, tuple(params), list(zip(found, converters, strict=True))
+
+
+def _converter(param: Any, placeholder: Any) -> Callable | None:
+    """How a value takes the form the ORM gave its placeholder among the parameters, if another."""
+    if isinstance(placeholder, uuid.UUID) and not isinstance(param, uuid.UUID):
+        return lambda value: value.hex  # SQLite stores a UUID as 32 hexadecimal characters
+    if type(param) is not type(placeholder):
+        # As the ORM typed it (psycopg's Int4): so that a page's bounds, small or large, keep one
+        # type from call to call, and PostgreSQL one prepared statement.
+        return type(param)
+    return None
 
 
 def _slots_of(params, placeholders, what: str) -> list[int]:
@@ -76,27 +90,3 @@ def _slots_of(params, placeholders, what: str) -> list[int]:
             raise RuntimeError(f"{what} must take each value exactly once, not {len(found)} times")
         slots.append(found[0])
     return slots
-
-
-def prepared_cursor(using: str = "default"):
-    """Django's cursor, or on PostgreSQL with the portal's pool one that prepares the query at once.
-
-    PostgreSQL then parses and plans it once per pooled connection instead of on every call: that
-    was half of the catalog's cost (bench/README.md, figure 1). With the pool, Django's own cursors
-    bind on the server too (settings.py: server_side_binding) and psycopg prepares their queries
-    after 5 runs on a connection; these hot reads do not wait for that. The cursor is still wrapped
-    by Django: logged, counted and error-mapped as usual. Only with the pool, whose connections go
-    straight to PostgreSQL: a transaction-mode pooler in between (DATABASE_POOL_MAX_SIZE=0 and
-    PgBouncer) may not keep prepared statements.
-    """
-    connection = connections[using]
-    if connection.vendor != "postgresql" or not connection.settings_dict["OPTIONS"].get("pool"):
-        return connection.cursor()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(_PreparedCursor(connection.connection))
-
-
-class _PreparedCursor(psycopg.Cursor):
-    def execute(self, query, params=None, **kwargs):
-        return super().execute(query, params, prepare=True, **kwargs)

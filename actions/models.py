@@ -3,7 +3,8 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
+from django.db.models import F
 from django.urls import reverse
 
 from actions.uids import NQL_ACTION_ID_RE
@@ -28,6 +29,61 @@ def max_length(model: type[models.Model], field_name: str) -> int:
     return field.max_length
 
 
+class CatalogQuerySet(models.QuerySet):
+    """The queryset of what the catalog shows (CatalogVersion): its bulk writes, which send no signal,
+    move the catalog's version in their own transaction, so that no caller can forget to.
+
+    Saves and deletes of single objects, and m2m changes, send signals: actions/catalog/version.py
+    hears those. `catalog_fields`: the only fields whose change matters to the catalog (None: all).
+    """
+
+    catalog_fields: frozenset[str] | None = None
+
+    def _matters(self, fields) -> bool:
+        return self.catalog_fields is None or not self.catalog_fields.isdisjoint(fields)
+
+    def update(self, **kwargs) -> int:
+        if not self._matters(kwargs):
+            return super().update(**kwargs)
+        with transaction.atomic(using=self.db):
+            count = super().update(**kwargs)
+            if count:
+                CatalogVersion.bump(self.db)
+        return count
+
+    def bulk_create(self, objs, *args, **kwargs):
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(objs, *args, **kwargs)
+            if created:
+                CatalogVersion.bump(self.db)
+        return created
+
+    def bulk_update(self, objs, fields, *args, **kwargs) -> int:
+        if not self._matters(fields):
+            return super().bulk_update(objs, fields, *args, **kwargs)
+        with transaction.atomic(using=self.db):
+            count = super().bulk_update(objs, fields, *args, **kwargs)
+            if count:
+                CatalogVersion.bump(self.db)
+        return count
+
+    def delete(self):
+        with transaction.atomic(using=self.db):
+            deleted = super().delete()
+            if deleted[0]:
+                CatalogVersion.bump(self.db)
+        return deleted
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class EngineQuerySet(CatalogQuerySet):
+    # The cached action holds its Engines for their database UID: the hourly sync's status and
+    # sync time must not empty every process's catalog caches.
+    catalog_fields = frozenset({"database_uid"})
+
+
 class Engine(models.Model):
     """A Nexthink Engine, as the List Engines API reports it."""
 
@@ -39,6 +95,8 @@ class Engine(models.Model):
     status = models.CharField(max_length=40, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
 
+    objects = EngineQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
@@ -49,6 +107,8 @@ class Engine(models.Model):
 class Category(models.Model):
     name = models.CharField(max_length=100, unique=True)
     display_order = models.PositiveIntegerField(default=100)
+
+    objects = CatalogQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_order", "name"]
@@ -142,6 +202,8 @@ class RemoteAction(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = CatalogQuerySet.as_manager()
+
     class Meta:
         ordering = ["display_order", "name"]
         constraints = [
@@ -179,6 +241,8 @@ class ActionParameter(models.Model):
     regex = models.CharField("validation regex", max_length=500, blank=True)
     regex_message = models.CharField("regex error message", max_length=200, blank=True)
     display_order = models.PositiveIntegerField(default=100)
+
+    objects = CatalogQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_order", "id"]
@@ -460,8 +524,8 @@ class CompanyIdentity(models.Model):
 
 class CatalogVersion(models.Model):
     """One row whose number changes with every change to what the catalog shows (actions, categories,
-    who sees what): the catalog's first page is cached per version and combination of groups
-    (actions/catalog/version.py)."""
+    who sees what): the catalog's first page is cached per version and combination of groups.
+    CatalogQuerySet's bulk writes and the receivers of actions/catalog/version.py move it."""
 
     number = models.BigIntegerField(default=0)
 
@@ -470,3 +534,10 @@ class CatalogVersion(models.Model):
 
     def __str__(self) -> str:
         return f"catalog version {self.number}"
+
+    @classmethod
+    def bump(cls, using: str | None = None) -> None:
+        """A new number, in the caller's transaction: every cache key built on the old one is unused."""
+        versions = cls.objects.using(using)
+        if not versions.filter(pk=1).update(number=F("number") + 1):
+            versions.get_or_create(pk=1, defaults={"number": 1})

@@ -140,8 +140,8 @@ else:
         # Pooled connections go straight to PostgreSQL, so prepared statements may be kept on them:
         # with parameters bound on the server, psycopg prepares a query once it ran 5 times on a
         # connection, and PostgreSQL then skips parsing and planning it (bench/README.md, figure 0).
-        # The compiled hot reads ask for it at once (actions.compiled.prepared_cursor). None,
-        # Django's default, would forbid it.
+        # The compiled hot reads (actions/compiled.py) send the same SQL every time, so they are
+        # prepared this way too. None, Django's default, would forbid it.
         DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
         DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", True)
     else:

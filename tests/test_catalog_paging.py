@@ -10,7 +10,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from actions.catalog import version
 from actions.catalog.selectors import FEATURED_SHOWN, PAGE_SIZE, PREVIEW_SECTIONS, PREVIEW_SHOWN, SMALL_CATALOG
 from actions.models import Category, RemoteAction
 
@@ -19,8 +18,7 @@ CARD = re.compile(r'<li class="card action-card">.*?<h3><a href="/actions/([\w-]
 
 def bulk(n, *, start=0, prefix="Bulk", **fields) -> list[RemoteAction]:
     """`n` enabled actions in one query, named and ordered by their number (bulk_create sends no
-    signal, so the catalog's version is moved by hand, as code that changes actions in bulk must)."""
-    version.bump()
+    signal: it moves the catalog's version itself, actions.models.CatalogQuerySet)."""
     return RemoteAction.objects.bulk_create(
         RemoteAction(
             name=f"{prefix} {i:04d}",

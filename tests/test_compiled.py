@@ -1,5 +1,7 @@
 """actions/compiled.py: a read compiled once answers as the ORM does, for every value bound to it."""
 
+import uuid
+
 import pytest
 
 from actions.compiled import compiled_rows
@@ -26,7 +28,83 @@ def twice(run_id):
 
 
 def test_a_query_must_take_its_value_exactly_once(db):
-    import uuid
-
     with pytest.raises(RuntimeError, match="exactly once"):
         compiled_rows(twice, uuid.uuid4())
+
+
+# --- The SQL is the ORM's own: nothing added by hand, on SQLite and on PostgreSQL ------------------
+@pytest.fixture
+def tools(db):
+    """A category of a little more than two pages, some featured, with ties in the order (the id decides)."""
+    from actions.catalog.selectors import PAGE_SIZE
+    from actions.models import Category, RemoteAction
+
+    category = Category.objects.create(name="Tools")
+    RemoteAction.objects.bulk_create(
+        RemoteAction(
+            name=f"Action {i % 5}",
+            slug=f"bulk-{i:04d}",
+            nexthink_uid=uuid.uuid4(),
+            enabled=True,
+            category=category,
+            featured=i % 7 == 0,
+            display_order=i % 3,
+        )
+        for i in range(2 * PAGE_SIZE + 5)
+    )
+    return category
+
+
+def test_a_compiled_read_runs_the_orm_s_own_sql_with_the_same_values(alice, tools):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from actions.catalog import selectors as s
+
+    reads = {
+        "overview": (s._overview_of, (alice.pk,)),
+        "category page 2": (s._category_page_of, (alice.pk, tools.pk, s.PAGE_SIZE + 1, 2 * s.PAGE_SIZE)),
+        "featured page": (s._featured_page_of, (alice.pk, 1, s.PAGE_SIZE)),
+        "action": (s._visible_action_pk, (alice.pk, "bulk-0003")),
+    }
+    for name, (build, values) in reads.items():
+        with CaptureQueriesContext(connection) as orm:
+            expected = list(build(*values))
+        with CaptureQueriesContext(connection) as compiled:
+            assert compiled_rows(build, *values) == expected, name
+        # Byte for byte the SQL Django logs for the ORM's own run: no wrapping, no LIMIT appended.
+        assert [q["sql"] for q in compiled] == [q["sql"] for q in orm], name
+        assert expected, name
+
+
+def test_a_category_page_is_the_orm_s_slice_of_the_listing(alice, tools):
+    """Its bounds are a filter on the rows' number (so they stay parameters): the same rows as slicing."""
+    from actions.catalog import selectors as s
+
+    listing = s._listing(s.actions_visible_to(alice).filter(category_id=tools.pk), s.IN_CATEGORY_ORDER)
+
+    for page in (1, 2, 3, 4):
+        offset = (page - 1) * s.PAGE_SIZE
+        assert s._page_rows("category", alice.pk, tools.pk, page) == list(listing[offset : offset + s.PAGE_SIZE])
+
+
+# --- PostgreSQL (CI's second run): the pool's connections, and psycopg prepares the read itself -----
+def test_on_postgresql_a_compiled_read_is_prepared_once_on_the_pooled_connection(alice, settings):
+    from django.db import connection
+
+    from actions.catalog.selectors import _page_rows
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's prepared statements: CI's second run (DATABASE_URL=postgres://...)")
+    assert settings.DATABASE_POOL_MAX_SIZE and connection.pool is not None  # the production path: pooled
+    threshold = connection.settings_dict["OPTIONS"]["prepare_threshold"]
+
+    # Page 1 and page 700: bounds that psycopg would send as int2 and as int4 if the compiled read did
+    # not keep the type the ORM gave them (Int4), and so prepare twice.
+    for _ in range(threshold + 1):
+        for page in (1, 700):
+            assert _page_rows("other", alice.pk, None, page) == []
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%ROW_NUMBER()%"])
+        assert cursor.fetchone() == (1,)  # psycopg prepared it itself, on Django's ordinary cursor

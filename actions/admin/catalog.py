@@ -12,7 +12,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from actions.catalog import version as catalog_version
 from actions.catalog.forms import ActionParameterAdminForm, ActionParameterFormSet, RemoteActionAdminForm
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
@@ -76,7 +75,7 @@ def duplicate_action(action: RemoteAction) -> RemoteAction:
     for param in parameters:
         param.pk = None
         param.action = copy
-    catalog_version.create_parameters(parameters)
+    ActionParameter.objects.bulk_create(parameters)
     return copy
 
 
@@ -170,7 +169,7 @@ class RemoteActionAdmin(admin.ModelAdmin):
     @admin.action(description="Enable selected actions", permissions=["change"])
     def enable_actions(self, request, queryset):
         placeholders = [a for a in queryset if is_placeholder_uid(a.nexthink_uid)]
-        updated = catalog_version.update(queryset.exclude(pk__in=[a.pk for a in placeholders]), enabled=True)
+        updated = queryset.exclude(pk__in=[a.pk for a in placeholders]).update(enabled=True)
         self.message_user(request, f"Enabled {updated} action(s).", messages.SUCCESS)
         if placeholders:
             self.message_user(
@@ -182,7 +181,7 @@ class RemoteActionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Disable selected actions", permissions=["change"])
     def disable_actions(self, request, queryset):
-        updated = catalog_version.update(queryset, enabled=False)
+        updated = queryset.update(enabled=False)
         self.message_user(request, f"Disabled {updated} action(s).", messages.SUCCESS)
 
     @admin.action(description="Duplicate selected actions (as disabled copies)", permissions=["add"])

@@ -25,7 +25,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
-from actions.catalog import version as catalog_version
 from actions.catalog.parameters import parameter_definition_errors, parse_choices, remote_action_errors
 from actions.models import ActionParameter, RemoteAction
 from actions.nexthink.infinity.client import ActionInput, InfinityRemoteAction
@@ -108,7 +107,7 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
         action.save()
         for param in parameters:
             param.action = action
-        catalog_version.create_parameters(parameters)
+        ActionParameter.objects.bulk_create(parameters)
         return "created", []
 
     changes = []

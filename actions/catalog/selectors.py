@@ -10,15 +10,12 @@ from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import (
     Case,
     CharField,
     Count,
     Exists,
     F,
-    Field,
-    ForeignObjectRel,
     IntegerField,
     OuterRef,
     Q,
@@ -33,7 +30,7 @@ from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
 from actions.compiled import compiled_rows
-from actions.models import CatalogVersion, Category, RemoteAction
+from actions.models import CatalogVersion, RemoteAction
 
 SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_WORDS = 8
@@ -221,7 +218,7 @@ def catalog_sections(user, query: str = "") -> list[CatalogSection]:
 
 
 def catalog_overview_rows(user) -> list[tuple]:
-    """The rows the first page shows, one tuple of OVERVIEW_COLUMNS each: one query, prepared once.
+    """The rows the first page shows, one tuple of OVERVIEW_COLUMNS each: one query, compiled once.
 
     Every visible action when there are at most SMALL_CATALOG of them; otherwise the first
     FEATURED_SHOWN featured actions, the first PREVIEW_SHOWN of each of the first PREVIEW_SECTIONS
@@ -241,7 +238,7 @@ def catalog_overview_rows(user) -> list[tuple]:
     key = f"catalog-overview:{version}:{hashlib.blake2b(repr(sorted(groups)).encode(), digest_size=16).hexdigest()}"
     rows = cache.get(key)
     if rows is None:
-        rows = compiled_rows(_overview_of, user.pk, shape=_overview_sql)
+        rows = compiled_rows(_overview_of, user.pk)
         cache.set(key, rows, CATALOG_CACHE_SECONDS)
     return rows
 
@@ -256,7 +253,7 @@ def _version_and_groups(user_id) -> QuerySet:
 def catalog_category(user, category: str, page: int = 1) -> Listing | None:
     """A page of PAGE_SIZE actions of one category, all featured actions or all uncategorized ones
     (`category`: a category's id, FEATURED or OTHER), featured ones included, in the category's order.
-    None when the user sees no action there or no such page: one query, prepared once.
+    None when the user sees no action there or no such page: one query, compiled once.
     """
     if not _active(user) or page < 1:
         return None
@@ -397,8 +394,12 @@ def _listing(actions: QuerySet[RemoteAction], order) -> QuerySet:
 
 
 def _overview(user) -> QuerySet:
-    """The ids of the actions the first page shows, with their place and counts (no display columns:
-    PostgreSQL sorts narrower rows faster; `_overview_sql` joins those columns to the few rows kept)."""
+    """The actions the first page shows (OVERVIEW_COLUMNS), with their place and counts.
+
+    The windows rank and count rows that carry the display columns too: joining those columns to the
+    few rows kept after ranking needs a subquery in FROM, which the ORM does not write. That costs
+    PostgreSQL a little more on a cache miss only (the rows are cached per catalog version and groups).
+    """
     # A featured action's section is "Featured", whatever its category.
     section = (F("featured"), Case(When(featured=True, then=Value(None)), default=F("category_id")))
     return (
@@ -415,29 +416,7 @@ def _overview(user) -> QuerySet:
             | Q(featured=False, position__lte=PREVIEW_SHOWN)
         )
         .order_by()
-        .values_list("pk", *OVERVIEW_COLUMNS[-4:])
-    )
-
-
-def _column(field: Field | ForeignObjectRel) -> str:
-    if not isinstance(field, Field) or field.column is None:
-        raise TypeError(f"{field} is not a column of the table")
-    return field.column
-
-
-def _overview_sql(narrow_sql: str) -> str:
-    """The overview's rows: the display columns of the actions `narrow_sql` keeps, joined to them."""
-    q = connection.ops.quote_name
-    action, category = RemoteAction._meta.db_table, Category._meta.db_table
-    fields = [RemoteAction._meta.pk] + [RemoteAction._meta.get_field(name) for name in CATALOG_COLUMNS[1:7]]
-    display = [f"a.{q(_column(field))}" for field in fields]
-    columns = [*display, f"a.{q('category_id')}", f"c.{q('name')}", f"c.{q('display_order')}"]
-    columns += [f"n.{q(name)}" for name in OVERVIEW_COLUMNS[-4:]]
-    # Names from the models, quoted; every value stays a parameter of narrow_sql.
-    return (
-        f"SELECT {', '.join(columns)} FROM ({narrow_sql}) n "  # noqa: S608
-        f"INNER JOIN {q(action)} a ON a.{q('id')} = n.{q('pk')} "
-        f"LEFT OUTER JOIN {q(category)} c ON c.{q('id')} = a.{q('category_id')}"
+        .values_list(*OVERVIEW_COLUMNS)
     )
 
 
@@ -450,20 +429,28 @@ def _overview_of(user_id) -> QuerySet:
     return _overview(_as_user(user_id))
 
 
-def _category_page_of(user_id, category_id) -> QuerySet:
-    return _listing(actions_visible_to(_as_user(user_id)).filter(category_id=category_id), IN_CATEGORY_ORDER)
+def _page(actions: QuerySet[RemoteAction], first: int, last: int) -> QuerySet:
+    """Rows `first` to `last` (numbered from 1) of a listing in the category's order, and how many in
+    all. The bounds are a filter on the rows' number, not a slice: so they stay parameters, bound at
+    each call, and the query is compiled once for every page (actions/compiled.py)."""
+    return (
+        actions.annotate(total=Window(Count("pk")), row=Window(RowNumber(), order_by=IN_CATEGORY_ORDER))
+        .filter(row__range=(first, last))
+        .order_by(*IN_CATEGORY_ORDER)
+        .values_list(*LISTING_COLUMNS)
+    )
 
 
-def _featured_page_of(user_id) -> QuerySet:
-    return _listing(actions_visible_to(_as_user(user_id)).filter(featured=True), IN_CATEGORY_ORDER)
+def _category_page_of(user_id, category_id, first, last) -> QuerySet:
+    return _page(actions_visible_to(_as_user(user_id)).filter(category_id=category_id), first, last)
 
 
-def _other_page_of(user_id) -> QuerySet:
-    return _listing(actions_visible_to(_as_user(user_id)).filter(category__isnull=True), IN_CATEGORY_ORDER)
+def _featured_page_of(user_id, first, last) -> QuerySet:
+    return _page(actions_visible_to(_as_user(user_id)).filter(featured=True), first, last)
 
 
-def _limit_offset(sql: str) -> str:
-    return sql + " LIMIT %s OFFSET %s"
+def _other_page_of(user_id, first, last) -> QuerySet:
+    return _page(actions_visible_to(_as_user(user_id)).filter(category__isnull=True), first, last)
 
 
 def _page_rows(kind: str, user_id: int, category_id: int | None, page: int) -> list[tuple]:
@@ -472,9 +459,9 @@ def _page_rows(kind: str, user_id: int, category_id: int | None, page: int) -> l
     Building and compiling these queries (Exists, OuterRef, windows, ordering across a join) costs the
     ORM about 1 ms per view, more than PostgreSQL takes to run them (bench/README.md, figure 1).
     """
-    window = (PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    first, last = (page - 1) * PAGE_SIZE + 1, page * PAGE_SIZE
     if kind == FEATURED:
-        return compiled_rows(_featured_page_of, user_id, shape=_limit_offset, extra=window)
+        return compiled_rows(_featured_page_of, user_id, first, last)
     if kind == OTHER:
-        return compiled_rows(_other_page_of, user_id, shape=_limit_offset, extra=window)
-    return compiled_rows(_category_page_of, user_id, category_id, shape=_limit_offset, extra=window)
+        return compiled_rows(_other_page_of, user_id, first, last)
+    return compiled_rows(_category_page_of, user_id, category_id, first, last)

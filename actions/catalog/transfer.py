@@ -21,7 +21,6 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from actions.catalog import version as catalog_version
 from actions.catalog.parameters import PARAMETER_FIELDS, parameter_definition_errors, remote_action_errors
 from actions.models import ActionParameter, Category, Engine, RemoteAction
 
@@ -243,7 +242,7 @@ def _import_action(entry: Any, report: ImportReport) -> str:
     action.parameters.all().delete()
     for param in parameters:
         param.action = action
-    catalog_version.create_parameters(parameters)
+    ActionParameter.objects.bulk_create(parameters)
     return "updated" if existing else "created"
 
 

@@ -3,42 +3,19 @@ the catalog shows. The first page and the action page's action are cached under 
 (actions/catalog/selectors.py), so a curator's change shows on the next view, in every process,
 with nothing to invalidate.
 
-Every way the portal changes actions goes through a model's save or delete, or the groups' and
-Engines' m2m_changed, which these receivers hear; QuerySet.update() and bulk_create() send no
-signal, so the portal's code changes actions and parameters that way only through update() and
-create_parameters() below.
-Deleting a group removes its links to actions without m2m_changed: its post_delete bumps too.
+Bulk writes (QuerySet.update(), bulk_create(), bulk_update(), delete()) of actions, parameters,
+categories and Engines move it themselves (actions.models.CatalogQuerySet); saves and deletes of
+single objects, and the groups' and Engines' m2m_changed, are heard here. Deleting a group removes
+its links to actions without m2m_changed: its post_delete moves it too.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.models import Group
-from django.db import transaction
-from django.db.models import F, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from actions.models import ActionParameter, CatalogVersion, Category, Engine, RemoteAction
-
-
-def bump() -> None:
-    if not CatalogVersion.objects.filter(pk=1).update(number=F("number") + 1):
-        CatalogVersion.objects.get_or_create(pk=1, defaults={"number": 1})
-
-
-def update(actions: QuerySet[RemoteAction], **fields) -> int:
-    """QuerySet.update() on actions, which sends no signal: the version changes with it."""
-    with transaction.atomic():
-        count = actions.update(**fields)
-        bump()
-    return count
-
-
-def create_parameters(parameters: list[ActionParameter]) -> None:
-    """bulk_create() of actions' parameters, which sends no signal: the version changes with it."""
-    with transaction.atomic():
-        ActionParameter.objects.bulk_create(parameters)
-        bump()
 
 
 @receiver([post_save, post_delete], sender=RemoteAction, dispatch_uid="catalog-version-action")
@@ -49,14 +26,14 @@ def create_parameters(parameters: list[ActionParameter]) -> None:
 @receiver([post_save, post_delete], sender=ActionParameter, dispatch_uid="catalog-version-parameter")
 @receiver(m2m_changed, sender=RemoteAction.engines.through, dispatch_uid="catalog-version-engines")
 @receiver(post_delete, sender=Engine, dispatch_uid="catalog-version-engine")
-def _changed(**kwargs) -> None:
+def _changed(using=None, **kwargs) -> None:
     if kwargs.get("action", "post_").startswith("post_"):  # m2m_changed: after the change, not before
-        bump()
+        CatalogVersion.bump(using)
 
 
 @receiver(post_save, sender=Engine, dispatch_uid="catalog-version-engine-saved")
-def _engine_saved(update_fields=None, **kwargs) -> None:
+def _engine_saved(update_fields=None, using=None, **kwargs) -> None:
     # An Engine counts for the cached action only by its database UID: the hourly sync, which saves
     # every Engine's status and sync time by name, must not empty every process's catalog caches.
     if update_fields is None or "database_uid" in update_fields:
-        bump()
+        CatalogVersion.bump(using)

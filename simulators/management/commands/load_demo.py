@@ -13,7 +13,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from actions.catalog import version as catalog_version
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.transfer import import_catalog
 from actions.models import Device, Engine, RemoteAction
@@ -65,7 +64,7 @@ class Command(BaseCommand):
             listed = [parse_remote_action(item) for item in simulator_infinity.load_config()["remote_actions"]]
             new = [action for action in listed if action is not None and action.id not in known]
             report = remote_actions_import(new)
-            catalog_version.update(RemoteAction.objects.filter(nql_id__in=[a.id for a in new]), enabled=True)
+            RemoteAction.objects.filter(nql_id__in=[a.id for a in new]).update(enabled=True)
         if report.rejected:
             raise CommandError(f"The demo actions were rejected: {report.rejected}")
         self.stdout.write(

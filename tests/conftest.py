@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group, User
 
 from actions.nexthink.classic.client import ActClient
 from simulators import act_api as sim
+from tests.factories import EMEA, make_laptop, make_parameter, make_sim_action
 
 # Fixtures of the ticketing tests: servicenow (simulator), webhook (a loopback receiver).
 pytest_plugins = ["tests.tickets_support"]
@@ -94,6 +95,27 @@ def admin_user(db):
 def alice_client(client, alice):
     client.force_login(alice)
     return client
+
+
+@pytest.fixture
+def laptop(alice):
+    """Alice's laptop, LAPTOP-ALICE (uid factories.ALICE_LAPTOP), of no known Engine."""
+    return make_laptop(alice)
+
+
+@pytest.fixture
+def action(db):
+    """The simulator's "Clear Teams cache" with a free-text Mode parameter; no Engine set, so it may run on all."""
+    action = make_sim_action()
+    make_parameter(action, name="Mode", label="Mode")
+    return action
+
+
+@pytest.fixture
+def emea_action(action):
+    """`action`, allowed on engine-emea only."""
+    action.engines.create(database_uid=EMEA, name="engine-emea")
+    return action
 
 
 @pytest.fixture

@@ -1,13 +1,19 @@
-"""Small builders for the models tests need; plain functions, no factory library."""
+"""Small builders for the models tests need, and the plain helpers several test files share; plain functions,
+no factory library."""
 
 import itertools
 import uuid
+from datetime import timedelta
 
-from actions.models import ActionParameter, Device, RemoteAction
+from django.utils import timezone
+
+from actions.models import ActionParameter, Device, RemoteAction, Run
+from actions.runs.submit import run_submit
 
 _counter = itertools.count(1)
 SIM_ACTION = "07844969-1889-4de3-9026-020af94be855"  # enabled and manual in the simulator
 EMEA = "86acc8511251ec444d3a75bac33a23c7"
+ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"  # the uid of the `laptop` fixture
 
 
 def make_action(**fields) -> RemoteAction:
@@ -36,3 +42,18 @@ def make_device(owner, **fields) -> Device:
     n = next(_counter)
     values = {"uid": f"{n:032x}", "name": f"LAPTOP-{n}", "owner": owner} | fields
     return Device.objects.create(**values)
+
+
+def make_laptop(owner, **fields) -> Device:
+    """The device of the `laptop` fixture: uid ALICE_LAPTOP, named LAPTOP-ALICE."""
+    return make_device(owner, **{"uid": ALICE_LAPTOP, "name": "LAPTOP-ALICE"} | fields)
+
+
+def submit(user, action, device, **kwargs) -> Run:
+    """`run_submit` with the Mode parameter of the `action` fixture set to "full", unless `params` is given."""
+    return run_submit(user=user, action=action, device=device, params=kwargs.pop("params", {"Mode": "full"}), **kwargs)
+
+
+def make_due(row) -> None:
+    """Make the planned retry of a run or a ticket due now (instead of waiting for the backoff)."""
+    type(row).objects.filter(pk=row.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))

@@ -2,12 +2,15 @@
 no factory library."""
 
 import itertools
+import socket
 import uuid
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from actions.models import ActionParameter, Device, RemoteAction, Run
+from actions.nexthink.errors import ActApiError
 from actions.runs.submit import run_submit
 
 _counter = itertools.count(1)
@@ -57,3 +60,17 @@ def submit(user, action, device, **kwargs) -> Run:
 def make_due(row) -> None:
     """Make the planned retry of a run or a ticket due now (instead of waiting for the backoff)."""
     type(row).objects.filter(pk=row.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+
+def error_of(call) -> ActApiError:
+    """The ActApiError that `call()` raises (failing the test if it raises none)."""
+    with pytest.raises(ActApiError) as info:
+        call()
+    return info.value
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -14,6 +14,7 @@ from actions.nexthink.classic.client import ActClient, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
 from simulators import act_api as sim
 from tests.conftest import add_fault, requests_received
+from tests.factories import error_of
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 NOT_MANUAL = "e6bb97be-0957-49e0-9922-1a684d093858"
@@ -37,12 +38,6 @@ def raw_post(client, body: bytes, content_type="application/json"):
         client.base_url + "/api/remoteaction/v2/run", data=body, headers={"Content-Type": content_type}, timeout=5
     )
     return client._json_or_raise(response)
-
-
-def error_of(call) -> ActApiError:
-    with pytest.raises(ActApiError) as info:
-        call()
-    return info.value
 
 
 def test_it_returns_each_engines_answer(act_client):

@@ -17,6 +17,7 @@ _counter = itertools.count(1)
 SIM_ACTION = "07844969-1889-4de3-9026-020af94be855"  # enabled and manual in the simulator
 EMEA = "86acc8511251ec444d3a75bac33a23c7"
 ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"  # the uid of the `laptop` fixture
+FORM_KEY = "k" * 32  # the idempotency key `post_run` sends
 
 
 def make_action(**fields) -> RemoteAction:
@@ -55,6 +56,11 @@ def make_laptop(owner, **fields) -> Device:
 def submit(user, action, device, **kwargs) -> Run:
     """`run_submit` with the Mode parameter of the `action` fixture set to "full", unless `params` is given."""
     return run_submit(user=user, action=action, device=device, params=kwargs.pop("params", {"Mode": "full"}), **kwargs)
+
+
+def post_run(client, action, **values):
+    """Post the action page's run form for the `laptop` device with the key FORM_KEY; `values` add or replace fields."""
+    return client.post(action.get_absolute_url(), {"device": ALICE_LAPTOP, "idempotency_key": FORM_KEY} | values)
 
 
 def make_due(row) -> None:

@@ -11,11 +11,10 @@ from actions.devices.resolution import Resolution
 from actions.models import ActionParameter, Category, Run
 from actions.runs import submit
 from actions.views import catalog as catalog_views
-from tests.factories import ALICE_LAPTOP, make_action, make_device, make_laptop, make_parameter
+from tests.factories import ALICE_LAPTOP, FORM_KEY, make_action, make_device, make_laptop, make_parameter, post_run
 
 Kind = ActionParameter.Kind
 UID = ALICE_LAPTOP  # the `recent_laptop` fixture's
-KEY = "k" * 32
 
 
 @pytest.fixture
@@ -31,10 +30,6 @@ def cleanup_action(db):
 def recent_laptop(alice):
     """The `laptop` device, seen five minutes ago."""
     return make_laptop(alice, last_seen_at=timezone.now() - timedelta(minutes=5))
-
-
-def post(client, action, **values):
-    return client.post(action.get_absolute_url(), {"device": UID, "idempotency_key": KEY} | values)
 
 
 def html(response) -> str:
@@ -168,11 +163,11 @@ def test_it_shows_what_will_happen_before_the_form(alice_client, cleanup_action,
 
 
 def test_it_submits_a_run_with_string_values_and_redirects_to_it(alice_client, cleanup_action, recent_laptop, alice):
-    response = post(alice_client, cleanup_action, param_Days="7", param_Folder="Temp", param_Extra="x")
+    response = post_run(alice_client, cleanup_action, param_Days="7", param_Folder="Temp", param_Extra="x")
 
     run = Run.objects.get()
     assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
-    assert (run.user, run.action, run.device, run.idempotency_key) == (alice, cleanup_action, recent_laptop, KEY)
+    assert (run.user, run.action, run.device, run.idempotency_key) == (alice, cleanup_action, recent_laptop, FORM_KEY)
     assert run.params == {"Days": "7", "Folder": "Temp"}
 
 
@@ -188,7 +183,7 @@ def test_it_submits_a_run_with_string_values_and_redirects_to_it(alice_client, c
 def test_it_rejects_bad_values_next_to_the_field_and_stores_nothing(
     alice_client, cleanup_action, recent_laptop, values, field, message
 ):
-    response = post(alice_client, cleanup_action, **values)
+    response = post_run(alice_client, cleanup_action, **values)
 
     assert response.status_code == 200
     page = html(response)
@@ -203,7 +198,7 @@ def test_it_rejects_a_choice_not_in_the_list(alice_client, recent_laptop, db):
     action = make_action(slug="scan")
     make_parameter(action, name="Mode", label="Mode", kind=Kind.CHOICE, choices="quick\nfull", required=True)
 
-    response = post(alice_client, action, param_Mode="deep")
+    response = post_run(alice_client, action, param_Mode="deep")
 
     assert "Choose one of the options in the list." in html(response)
     assert Run.objects.count() == 0
@@ -213,8 +208,8 @@ def test_it_requires_the_confirmation_when_the_action_has_one(alice_client, rece
     action = make_action(slug="restart-teams", confirmation_text="Teams will close for a minute.")
 
     page = html(alice_client.get(action.get_absolute_url()))
-    refused = post(alice_client, action)
-    accepted = post(alice_client, action, confirm="on")
+    refused = post_run(alice_client, action)
+    accepted = post_run(alice_client, action, confirm="on")
 
     assert "Teams will close for a minute." in page and 'name="confirm"' in page
     assert "Tick the box to confirm before running this action." in html(refused)
@@ -226,7 +221,7 @@ def test_it_answers_404_and_stores_nothing_for_a_device_of_someone_else(
 ):
     make_device(bob, uid="c" * 32, name="LAPTOP-BOB")
 
-    response = post(alice_client, cleanup_action, device="c" * 32, param_Days="7", param_Folder="Temp")
+    response = post_run(alice_client, cleanup_action, device="c" * 32, param_Days="7", param_Folder="Temp")
 
     assert response.status_code == 404
     assert Run.objects.count() == 0
@@ -237,7 +232,7 @@ def test_it_rejects_a_malformed_device_uid_before_any_lookup(alice_client, clean
     looked_up = []
     monkeypatch.setattr(catalog_views, "device_for_user", lambda *a, **kw: looked_up.append(a))
 
-    response = post(alice_client, cleanup_action, device="z" * 32, param_Days="7", param_Folder="Temp")
+    response = post_run(alice_client, cleanup_action, device="z" * 32, param_Days="7", param_Folder="Temp")
 
     assert response.status_code == 200
     assert "Choose one of your devices." in html(response)
@@ -250,16 +245,16 @@ def test_it_shows_why_the_service_refused_the_run(alice_client, cleanup_action, 
 
     monkeypatch.setattr(submit, "run_submit", refuse)
 
-    response = post(alice_client, cleanup_action, param_Days="7", param_Folder="Temp")
+    response = post_run(alice_client, cleanup_action, param_Days="7", param_Folder="Temp")
 
     assert response.status_code == 200
     assert "You can run it again at 10:42." in html(response)
 
 
 def test_it_keeps_the_idempotency_key_when_the_form_comes_back_with_errors(alice_client, cleanup_action, recent_laptop):
-    response = post(alice_client, cleanup_action, param_Days="99")
+    response = post_run(alice_client, cleanup_action, param_Days="99")
 
-    assert f'name="idempotency_key" value="{KEY}"' in html(response)
+    assert f'name="idempotency_key" value="{FORM_KEY}"' in html(response)
 
 
 def test_it_labels_every_visible_input(alice_client, recent_laptop, db):
@@ -288,18 +283,18 @@ def test_it_escapes_what_curators_typed(alice_client, recent_laptop, db):
 
 
 def test_a_form_key_reused_with_other_values_is_a_409_with_a_fresh_key(alice_client, cleanup_action, recent_laptop):
-    post(alice_client, cleanup_action, param_Days="7", param_Folder="Temp")
+    post_run(alice_client, cleanup_action, param_Days="7", param_Folder="Temp")
 
-    response = post(alice_client, cleanup_action, param_Days="8", param_Folder="Temp")
+    response = post_run(alice_client, cleanup_action, param_Days="8", param_Folder="Temp")
 
     assert response.status_code == 409
     assert "already sent once with other details" in html(response)
-    assert response.context["form"]["idempotency_key"].value() != KEY
+    assert response.context["form"]["idempotency_key"].value() != FORM_KEY
     assert Run.objects.count() == 1
 
 
 def test_the_error_summary_takes_the_focus(alice_client, cleanup_action, recent_laptop):
-    response = post(alice_client, cleanup_action, param_Days="99")
+    response = post_run(alice_client, cleanup_action, param_Days="99")
 
     assert 'id="error-summary"' in html(response) and 'tabindex="-1"' in html(response)
     assert "js/form-errors.js" in html(response)
@@ -356,7 +351,7 @@ def test_an_engine_taken_from_the_action_counts_at_the_next_submit(alice_client,
     alice_client.get(reverse("action_detail", args=[cleanup_action.slug]))  # cached with both Engines
 
     cleanup_action.engines.remove(apac)
-    response = post(alice_client, cleanup_action, Days="3", Folder="Temp")
+    response = post_run(alice_client, cleanup_action, Days="3", Folder="Temp")
 
     assert response.status_code == 200 and not Run.objects.exists()
     assert "IT has not enabled it for the Nexthink server your device reports to" in response.content.decode()
@@ -389,7 +384,7 @@ def test_an_engine_s_new_uid_counts_at_the_next_submit(alice_client, cleanup_act
 
     engine.database_uid = "f" * 32
     engine.save()
-    response = post(alice_client, cleanup_action, Days="3", Folder="Temp")
+    response = post_run(alice_client, cleanup_action, Days="3", Folder="Temp")
 
     assert response.status_code == 302
     assert Run.objects.get().engine_uids == ["f" * 32]

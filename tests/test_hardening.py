@@ -1,5 +1,6 @@
 """Bad bytes and headers: what a hostile or careless client sends never reaches the device, the log or a cache."""
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from actions.models import ActionParameter, Run
-from tests.factories import make_action, make_device, make_parameter
+from tests.factories import make_action, make_device, make_parameter, post_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,9 +23,7 @@ def printer_action(db):
     return action
 
 
-def post(client, action, **values):
-    data = {"device": "da2add909a144e8235453f88dc45172f", "idempotency_key": "k" * 24, "param_Notes": ""} | values
-    return client.post(action.get_absolute_url(), data)
+post = functools.partial(post_run, idempotency_key="k" * 24, param_Notes="")  # the `laptop` device, Notes empty
 
 
 @pytest.mark.parametrize(

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 
 from actions.models import Device, Engine, RemoteAction
 from tests.factories import make_action, make_parameter
-from tests.worker import database_url
+from tests.worker import process_env, simulator_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,19 +32,7 @@ UID2 = "4423e4c059b2c72ee9382e135888bef7"
 
 
 def manage(*args: str, simulator=None, password: str = "portal-demo") -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-        "DATABASE_URL": database_url(),
-    }
-    if simulator is not None:
-        env |= {
-            "NEXTHINK_PORTAL_URL": simulator.url,
-            "NEXTHINK_USERNAME": "portal",
-            "NEXTHINK_PASSWORD": password,
-            "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "5",
-            "TEST_NEXTHINK_READ_MARGIN_SECONDS": "2",
-        }
+    env = process_env(simulator_env(simulator.url, password) if simulator is not None else None)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

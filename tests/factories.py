@@ -1,12 +1,14 @@
 """Small builders for the models tests need, and the plain helpers several test files share; plain functions,
 no factory library."""
 
+import io
 import itertools
 import socket
 import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from actions.models import ActionParameter, Device, RemoteAction, Run
@@ -80,3 +82,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_command(name, *args) -> tuple[int, str, str]:
+    """`manage.py name args` in this process: its exit code, what it wrote to stdout and to stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command(name, *args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()

@@ -8,8 +8,9 @@ from actions.nexthink.classic.client import ActClient
 from simulators import act_api as sim
 from tests.factories import EMEA, make_laptop, make_parameter, make_sim_action
 
-# Fixtures of the ticketing tests: servicenow (simulator), webhook (a loopback receiver).
-pytest_plugins = ["tests.tickets_support"]
+# Fixtures of the ticketing tests: servicenow (simulator), webhook (a loopback receiver); of the
+# browser tests: browser (Chromium), server (the live server), screenshot.
+pytest_plugins = ["tests.tickets_support", "tests.browser_support"]
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, User
 
 from actions.nexthink.classic.client import ActClient
 from simulators import act_api as sim
-from tests.factories import EMEA, make_laptop, make_parameter, make_sim_action
+from tests.factories import AMER, EMEA, make_laptop, make_parameter, make_sim_action
 
 # Fixtures of the ticketing tests: servicenow (simulator), webhook (a loopback receiver); of the
 # browser tests: browser (Chromium), server (the live server), screenshot.
@@ -252,16 +252,12 @@ def tls_simulator(tls_simulator_server, tls_ca):
 
 
 # --- Device resolution: one NXQL simulator per Engine -----------------------------------------
-NXQL_EMEA = "86acc8511251ec444d3a75bac33a23c7"
-NXQL_AMER = "a4690014774dcc32b919c27d616166f7"
 
 
 @pytest.fixture(scope="session")
 def nxql_servers():
     """The NXQL APIs of two Engines, emea and amer: one simulator each, on loopback."""
-    servers = {
-        uid: sim.start_in_thread(config=sim.load_config() | {"nxql_engine": uid}) for uid in (NXQL_EMEA, NXQL_AMER)
-    }
+    servers = {uid: sim.start_in_thread(config=sim.load_config() | {"nxql_engine": uid}) for uid in (EMEA, AMER)}
     yield servers
     for server in servers.values():
         server.shutdown()
@@ -310,7 +306,7 @@ def nxql_engines(db, settings, nxql_servers):
             nxql_port=nxql_servers[uid].server_address[1],
             status="CONNECTED",
         )
-        for uid, name in ((NXQL_EMEA, "engine-emea"), (NXQL_AMER, "engine-amer"))
+        for uid, name in ((EMEA, "engine-emea"), (AMER, "engine-amer"))
     ]
     settings.DEVICE_RESOLVERS = ["directory", "nxql"]
     settings.NXQL_URL_TEMPLATE = "http://{address}:{nxql_port}"

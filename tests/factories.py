@@ -17,8 +17,12 @@ from actions.runs.submit import run_submit
 
 _counter = itertools.count(1)
 SIM_ACTION = "07844969-1889-4de3-9026-020af94be855"  # enabled and manual in the simulator
+# The simulator's Engines (simulators/act_api.py) and its device of CORP\alice, on engine-emea: the
+# uid of the `laptop` fixture.
 EMEA = "86acc8511251ec444d3a75bac33a23c7"
-ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"  # the uid of the `laptop` fixture
+AMER = "a4690014774dcc32b919c27d616166f7"
+APAC = "ce80dddfdb7a5c2346c4ac184b7d6a54"
+ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"
 FORM_KEY = "k" * 32  # the idempotency key `post_run` sends
 
 

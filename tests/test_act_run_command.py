@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import run_command
+from tests.factories import EMEA, run_command
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 DEVICE = "da2add909a144e8235453f88dc45172f"
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
 
 
 def act_run(*args) -> tuple[int, str, str]:

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from actions.models import Device, Engine, RemoteAction
-from tests.factories import make_action, make_parameter
+from tests.factories import EMEA, make_action, make_parameter
 from tests.worker import process_env, simulator_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 DEVICE = "da2add909a144e8235453f88dc45172f"
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
 UID1 = "da2add909a144e8235453f88dc45172f"
 UID2 = "4423e4c059b2c72ee9382e135888bef7"
 

@@ -10,10 +10,7 @@ from actions.models import Engine
 from actions.nexthink.classic.client import ActClient
 from actions.tasks import sync_engines_task
 from simulators import act_api as sim
-
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
-AMER = "a4690014774dcc32b919c27d616166f7"
-APAC = "ce80dddfdb7a5c2346c4ac184b7d6a54"
+from tests.factories import AMER, APAC, EMEA
 
 
 def engines():

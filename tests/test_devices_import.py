@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from actions.models import Device, Engine
+from tests.factories import EMEA
 
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
 UID1 = "da2add909a144e8235453f88dc45172f"
 UID2 = "4423e4c059b2c72ee9382e135888bef7"
 

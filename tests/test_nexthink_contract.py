@@ -14,17 +14,12 @@ from actions.nexthink.classic.client import ActClient, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
 from simulators import act_api as sim
 from tests.conftest import add_fault, requests_received
-from tests.factories import error_of
+from tests.factories import AMER, APAC, EMEA, error_of
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 NOT_MANUAL = "e6bb97be-0957-49e0-9922-1a684d093858"
 DISABLED = "0a0b0c0d-0e0f-4a1b-8c2d-3e4f5a6b7c8d"
 DEVICES = ["da2add909a144e8235453f88dc45172f", "4423e4c059b2c72ee9382e135888bef7"]
-EMEA, AMER, APAC = (
-    "86acc8511251ec444d3a75bac33a23c7",
-    "a4690014774dcc32b919c27d616166f7",
-    "ce80dddfdb7a5c2346c4ac184b7d6a54",
-)
 
 
 def client_for(server, username="portal", password="portal-demo", **kwargs):

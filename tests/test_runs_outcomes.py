@@ -17,11 +17,10 @@ from actions.runs.states import TRANSITIONS
 from actions.runs.submit import IdempotencyConflict, RunRefused, fair_use, run_submit
 from actions.runs.wording import status_summary
 from tests.conftest import add_fault, requests_received
-from tests.factories import EMEA, make_action, make_device, submit
+from tests.factories import AMER, EMEA, make_action, make_device, submit
 from tests.worker import dispatch_in_thread
 
 Status = Run.Status
-AMER = "a4690014774dcc32b919c27d616166f7"
 
 
 def dispatched(run) -> Run:

@@ -1,6 +1,8 @@
+import os
 import subprocess
 
 import pytest
+import redis
 import requests
 from django.contrib.auth.models import Group, User
 
@@ -337,6 +339,26 @@ def use_broker(monkeypatch):
 
 
 BROKER_DOWN = "redis://127.0.0.1:9/0"  # nothing listens there: the connection is refused at once
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_or_skip() -> redis.Redis:
+    """A client of the Redis at REDIS_URL; the test is skipped when it is unreachable (failed under CI=true)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {REDIS_URL} is unreachable under CI: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
+    return client
+
+
+@pytest.fixture
+def redis_broker(use_broker):
+    """This process publishes to Redis (REDIS_URL, flushed) for the test, as the portal does in production."""
+    redis_or_skip().flushdb()
+    return use_broker(REDIS_URL)
 
 
 # --- Nexthink Infinity: the same simulator serves the token, Remote Actions and NQL APIs ----------

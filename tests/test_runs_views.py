@@ -25,7 +25,8 @@ def alice_mode_run(alice):
     )
 
 
-def finish(run, status, *results):
+def set_outcome(run, status, *results):
+    """The run's status set and the Engines' answers (uid, code, message) stored; not stamped finished."""
     Run.objects.filter(pk=run.pk).update(status=status)
     for uid, code, message in results:
         EngineResult.objects.create(
@@ -34,7 +35,7 @@ def finish(run, status, *results):
 
 
 def test_it_shows_each_engine_answer_in_plain_words(client, alice, alice_mode_run):
-    finish(alice_mode_run, Status.PARTIAL, ("a" * 32, "ok", ""), ("b" * 32, "not_connected", "device offline"))
+    set_outcome(alice_mode_run, Status.PARTIAL, ("a" * 32, "ok", ""), ("b" * 32, "not_connected", "device offline"))
     client.force_login(alice)
 
     page = client.get(alice_mode_run.get_absolute_url()).content.decode()
@@ -58,7 +59,7 @@ def test_a_run_in_progress_polls_and_offers_no_run_again_yet(client, alice, alic
 
 
 def test_the_status_endpoint_gives_the_run_as_json(client, alice, alice_mode_run):
-    finish(alice_mode_run, Status.SENT, ("a" * 32, "ok", ""))
+    set_outcome(alice_mode_run, Status.SENT, ("a" * 32, "ok", ""))
     client.force_login(alice)
 
     response = client.get(reverse("run_status", args=[alice_mode_run.pk]))
@@ -198,7 +199,7 @@ def test_a_retrying_run_says_which_attempt_comes_next(client, alice, alice_mode_
 
 
 def test_run_again_is_offered_only_for_an_action_still_visible_to_the_user(client, alice, alice_mode_run, staff_group):
-    finish(alice_mode_run, Status.SENT)
+    set_outcome(alice_mode_run, Status.SENT)
     client.force_login(alice)
     assert "?again=" in client.get(alice_mode_run.get_absolute_url()).content.decode()
 
@@ -211,7 +212,7 @@ def test_run_again_waits_for_the_cooldown_and_says_when_with_the_time_zone(clien
     settings.TIME_ZONE = "Europe/Zurich"
     alice_mode_run.action.cooldown_minutes = 60
     alice_mode_run.action.save()
-    finish(alice_mode_run, Status.SENT)
+    set_outcome(alice_mode_run, Status.SENT)
     client.force_login(alice)
 
     page = client.get(alice_mode_run.get_absolute_url()).content.decode()
@@ -253,7 +254,7 @@ def test_the_tab_title_follows_the_status(client, alice, alice_mode_run):
         "<title>Clear Teams cache: Waiting to be sent" in client.get(alice_mode_run.get_absolute_url()).content.decode()
     )
 
-    finish(alice_mode_run, Status.SENT)
+    set_outcome(alice_mode_run, Status.SENT)
 
     assert "<title>Clear Teams cache: Sent" in client.get(alice_mode_run.get_absolute_url()).content.decode()
     assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["title"] == "Clear Teams cache: Sent"
@@ -272,7 +273,7 @@ def test_the_run_s_ticket_is_read_with_the_run_not_on_its_own(client, alice, ali
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    finish(alice_mode_run, Status.FAILED, ("a" * 32, "excluded", ""))
+    set_outcome(alice_mode_run, Status.FAILED, ("a" * 32, "excluded", ""))
     client.force_login(alice)
 
     with CaptureQueriesContext(connection) as queries:

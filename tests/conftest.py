@@ -1,14 +1,18 @@
+import os
 import subprocess
 
 import pytest
+import redis
 import requests
 from django.contrib.auth.models import Group, User
 
 from actions.nexthink.classic.client import ActClient
 from simulators import act_api as sim
+from tests.factories import AMER, EMEA, make_laptop, make_parameter, make_sim_action
 
-# Fixtures of the ticketing tests: servicenow (simulator), webhook (a loopback receiver).
-pytest_plugins = ["tests.tickets_support"]
+# Fixtures of the ticketing tests: servicenow (simulator), webhook (a loopback receiver); of the
+# browser tests: browser (Chromium), server (the live server), screenshot.
+pytest_plugins = ["tests.tickets_support", "tests.browser_support"]
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +98,27 @@ def admin_user(db):
 def alice_client(client, alice):
     client.force_login(alice)
     return client
+
+
+@pytest.fixture
+def laptop(alice):
+    """Alice's laptop, LAPTOP-ALICE (uid factories.ALICE_LAPTOP), of no known Engine."""
+    return make_laptop(alice)
+
+
+@pytest.fixture
+def action(db):
+    """The simulator's "Clear Teams cache" with a free-text Mode parameter; no Engine set, so it may run on all."""
+    action = make_sim_action()
+    make_parameter(action, name="Mode", label="Mode")
+    return action
+
+
+@pytest.fixture
+def emea_action(action):
+    """`action`, allowed on engine-emea only."""
+    action.engines.create(database_uid=EMEA, name="engine-emea")
+    return action
 
 
 @pytest.fixture
@@ -229,16 +254,12 @@ def tls_simulator(tls_simulator_server, tls_ca):
 
 
 # --- Device resolution: one NXQL simulator per Engine -----------------------------------------
-NXQL_EMEA = "86acc8511251ec444d3a75bac33a23c7"
-NXQL_AMER = "a4690014774dcc32b919c27d616166f7"
 
 
 @pytest.fixture(scope="session")
 def nxql_servers():
     """The NXQL APIs of two Engines, emea and amer: one simulator each, on loopback."""
-    servers = {
-        uid: sim.start_in_thread(config=sim.load_config() | {"nxql_engine": uid}) for uid in (NXQL_EMEA, NXQL_AMER)
-    }
+    servers = {uid: sim.start_in_thread(config=sim.load_config() | {"nxql_engine": uid}) for uid in (EMEA, AMER)}
     yield servers
     for server in servers.values():
         server.shutdown()
@@ -287,7 +308,7 @@ def nxql_engines(db, settings, nxql_servers):
             nxql_port=nxql_servers[uid].server_address[1],
             status="CONNECTED",
         )
-        for uid, name in ((NXQL_EMEA, "engine-emea"), (NXQL_AMER, "engine-amer"))
+        for uid, name in ((EMEA, "engine-emea"), (AMER, "engine-amer"))
     ]
     settings.DEVICE_RESOLVERS = ["directory", "nxql"]
     settings.NXQL_URL_TEMPLATE = "http://{address}:{nxql_port}"
@@ -318,6 +339,26 @@ def use_broker(monkeypatch):
 
 
 BROKER_DOWN = "redis://127.0.0.1:9/0"  # nothing listens there: the connection is refused at once
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_or_skip() -> redis.Redis:
+    """A client of the Redis at REDIS_URL; the test is skipped when it is unreachable (failed under CI=true)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {REDIS_URL} is unreachable under CI: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
+    return client
+
+
+@pytest.fixture
+def redis_broker(use_broker):
+    """This process publishes to Redis (REDIS_URL, flushed) for the test, as the portal does in production."""
+    redis_or_skip().flushdb()
+    return use_broker(REDIS_URL)
 
 
 # --- Nexthink Infinity: the same simulator serves the token, Remote Actions and NQL APIs ----------

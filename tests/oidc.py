@@ -4,7 +4,6 @@ of ID tokens for the refusal tests, which stands in at the one HTTP seam (action
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.urls import reverse
 
 from actions.integrations import oidc_provider as provider
+from tests.factories import free_port
 
 CLIENT_ID = "fix-my-device"
 CLIENT_SECRET = "test-client-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ProviderProcess:

@@ -1,6 +1,5 @@
 """`manage.py act_run`: one run through the portal's client, for IT admins trying an action."""
 
-import io
 import json
 import os
 import subprocess
@@ -8,21 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+
+from tests.factories import EMEA, run_command
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 DEVICE = "da2add909a144e8235453f88dc45172f"
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
 
 
 def act_run(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("act_run", *args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, out.getvalue(), err.getvalue()
+    return run_command("act_run", *args)
 
 
 def test_it_prints_the_engine_answers_as_json(use_simulator, sim_requests):

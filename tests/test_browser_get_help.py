@@ -9,16 +9,16 @@ from actions.models import Ticket
 from actions.runs.dispatch import run_dispatch
 from actions.runs.submit import run_submit
 from actions.tasks import create_ticket
+from tests.browser_support import sign_in
 from tests.factories import EMEA, make_device, make_sim_action
-from tests.test_browser import browser, screenshot, server, sign_in  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_no_then_get_help_opens_exactly_one_ticket_with_the_run_attached(
-    browser,  # noqa: F811
-    server,  # noqa: F811
-    screenshot,  # noqa: F811
+    browser,
+    server,
+    screenshot,
     alice,
     bob,
     use_simulator,

@@ -11,17 +11,17 @@ from playwright.sync_api import expect
 from actions.models import Run
 from actions.runs.dispatch import run_dispatch
 from actions.runs.follow_up import runs_follow_up
+from tests.browser_support import LIVE_UPDATE_TIMEOUT_MS, sign_in
 from tests.factories import make_action
-from tests.test_browser import LIVE_UPDATE_TIMEOUT_MS, browser, screenshot, server, sign_in  # noqa: F401
 from tests.worker import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_infinity_run_reaches_done_on_the_device_with_its_outputs(
-    browser,  # noqa: F811
-    server,  # noqa: F811
-    screenshot,  # noqa: F811
+    browser,
+    server,
+    screenshot,
     alice,
     use_infinity,
     settings,

@@ -14,17 +14,16 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from actions.models import Run
-from tests import oidc, test_browser
+from tests import oidc
+from tests.browser_support import LIVE_UPDATE_TIMEOUT_MS
 from tests.factories import EMEA, SIM_ACTION, make_action, make_device, make_sim_action
 from tests.worker import FILESYSTEM_BROKER, Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# Fixtures: the provider process and the settings pointing at it; Chromium, the live server and
-# screenshots as the other browser test has them.
+# Fixtures: the provider process and the settings pointing at it (Chromium, the live server and
+# screenshots come from tests/browser_support.py).
 oidc_provider_process, oidc_provider = oidc.oidc_provider_process, oidc.oidc_provider
-browser, server, screenshot = test_browser.browser, test_browser.server, test_browser.screenshot
-LIVE_UPDATE_TIMEOUT_MS = test_browser.LIVE_UPDATE_TIMEOUT_MS
 DANA_DEVICE = "5f1c0e2a9b7d4c3e8a6f1b2c3d4e5f60"
 
 

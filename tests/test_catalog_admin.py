@@ -14,12 +14,6 @@ ADD_URL = reverse("admin:actions_remoteaction_add")
 CHANGELIST_URL = reverse("admin:actions_remoteaction_changelist")
 
 
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def param(**fields) -> dict:
     return {"name": "Days", "label": "Days", "kind": "text", "required": "on", "display_order": "100"} | fields
 

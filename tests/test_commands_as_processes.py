@@ -16,36 +16,22 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 
 from actions.models import Device, Engine, RemoteAction
-from tests.factories import make_action, make_parameter
-from tests.worker import database_url
+from tests.factories import EMEA, make_action, make_parameter
+from tests.worker import process_env, simulator_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 DEVICE = "da2add909a144e8235453f88dc45172f"
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
 UID1 = "da2add909a144e8235453f88dc45172f"
 UID2 = "4423e4c059b2c72ee9382e135888bef7"
 
 
 def manage(*args: str, simulator=None, password: str = "portal-demo") -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-        "DATABASE_URL": database_url(),
-    }
-    if simulator is not None:
-        env |= {
-            "NEXTHINK_PORTAL_URL": simulator.url,
-            "NEXTHINK_USERNAME": "portal",
-            "NEXTHINK_PASSWORD": password,
-            "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "5",
-            "TEST_NEXTHINK_READ_MARGIN_SECONDS": "2",
-        }
+    env = process_env(simulator_env(simulator.url, password) if simulator is not None else None)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

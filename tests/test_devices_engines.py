@@ -10,13 +10,10 @@ from actions.models import Engine
 from actions.nexthink.classic.client import ActClient
 from actions.tasks import sync_engines_task
 from simulators import act_api as sim
-
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
-AMER = "a4690014774dcc32b919c27d616166f7"
-APAC = "ce80dddfdb7a5c2346c4ac184b7d6a54"
+from tests.factories import AMER, APAC, EMEA
 
 
-def engines():
+def engines_by_uid():
     return {e.database_uid: e for e in Engine.objects.all()}
 
 
@@ -25,7 +22,7 @@ def test_it_creates_the_engines_the_list_engines_api_reports(use_simulator, db):
 
     call_command("sync_engines", stdout=out)
 
-    found = engines()
+    found = engines_by_uid()
     assert set(found) == {EMEA, AMER, APAC}
     assert (found[EMEA].name, found[EMEA].status, found[EMEA].address, found[EMEA].port) == (
         "engine-emea",
@@ -40,13 +37,13 @@ def test_it_creates_the_engines_the_list_engines_api_reports(use_simulator, db):
 
 def test_a_second_sync_changes_nothing_but_the_sync_time(use_simulator, db):
     engines_sync()
-    before = {uid: (e.name, e.address, e.port, e.status, e.nxql_port) for uid, e in engines().items()}
+    before = {uid: (e.name, e.address, e.port, e.status, e.nxql_port) for uid, e in engines_by_uid().items()}
 
     result = engines_sync()
 
     assert sorted(result.unchanged) == ["engine-amer", "engine-apac", "engine-emea"]
     assert result.created == result.updated == result.not_listed == []
-    assert {uid: (e.name, e.address, e.port, e.status, e.nxql_port) for uid, e in engines().items()} == before
+    assert {uid: (e.name, e.address, e.port, e.status, e.nxql_port) for uid, e in engines_by_uid().items()} == before
 
 
 def test_it_updates_an_engine_and_keeps_its_nxql_port(use_simulator, db):
@@ -91,7 +88,7 @@ def test_it_skips_entries_without_a_valid_database_uid(db):
         server.server_close()
 
     assert result.skipped == 1
-    assert set(engines()) == {EMEA, AMER, APAC}
+    assert set(engines_by_uid()) == {EMEA, AMER, APAC}
 
 
 def test_the_periodic_task_syncs_the_engines(use_simulator, db):

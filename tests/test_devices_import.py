@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from actions.models import Device, Engine
+from tests.factories import EMEA
 
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
 UID1 = "da2add909a144e8235453f88dc45172f"
 UID2 = "4423e4c059b2c72ee9382e135888bef7"
 
@@ -17,7 +17,8 @@ def emea(db):
     return Engine.objects.create(database_uid=EMEA, name="engine-emea")
 
 
-def run_import(path, *args):
+def import_devices(path, *args):
+    """`manage.py import_devices path args` in this process: its stdout, its stderr and the CommandError, if any."""
     out, err = StringIO(), StringIO()
     try:
         call_command("import_devices", str(path), *args, stdout=out, stderr=err)
@@ -26,7 +27,8 @@ def run_import(path, *args):
     return out.getvalue(), err.getvalue(), None
 
 
-def snapshot():
+def device_rows():
+    """Every Device row as a dict, in uid order."""
     return list(Device.objects.order_by("uid").values())
 
 
@@ -46,7 +48,7 @@ def test_it_imports_the_good_lines_and_reports_each_bad_one(tmp_path, alice, bob
         encoding="utf-8",
     )
 
-    out, err, error = run_import(csv_file)
+    out, err, error = import_devices(csv_file)
 
     assert error is not None and "6 line(s) were not imported" in str(error)
     assert err.splitlines() == [
@@ -69,24 +71,24 @@ def test_it_imports_the_good_lines_and_reports_each_bad_one(tmp_path, alice, bob
 def test_a_second_run_of_the_same_file_changes_nothing(tmp_path, alice, bob, emea):
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text(f"{UID1},LAPTOP-ALICE,alice,{EMEA}\n{UID2},LAPTOP-BOB,bob\n", encoding="utf-8")
-    run_import(csv_file)
-    before = snapshot()
+    import_devices(csv_file)
+    before = device_rows()
 
-    out, err, error = run_import(csv_file)
+    out, err, error = import_devices(csv_file)
 
     assert error is None and err == ""
     assert "0 created, 0 updated, 2 unchanged" in out
-    assert snapshot() == before
+    assert device_rows() == before
 
 
 def test_it_updates_a_changed_line_and_moves_a_device_to_its_new_owner(tmp_path, alice, bob):
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text(f"{UID1},LAPTOP-ALICE,alice\n", encoding="utf-8")
-    run_import(csv_file)
+    import_devices(csv_file)
     Device.objects.filter(uid=UID1).update(source=Device.Source.NXQL)
     csv_file.write_text(f"{UID1},LAPTOP-NOW-BOBS,bob\n", encoding="utf-8")
 
-    out, _, error = run_import(csv_file)
+    out, _, error = import_devices(csv_file)
 
     assert error is None and "0 created, 1 updated, 0 unchanged" in out
     device = Device.objects.get(uid=UID1)
@@ -97,7 +99,7 @@ def test_a_dry_run_changes_nothing(tmp_path, alice):
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text(f"{UID1},LAPTOP-ALICE,alice\nbad,line,alice\n", encoding="utf-8")
 
-    out, err, error = run_import(csv_file, "--dry-run")
+    out, err, error = import_devices(csv_file, "--dry-run")
 
     assert "would import 1 line(s); 1 line(s) with errors" in out
     assert err.startswith("line 2:")
@@ -109,14 +111,14 @@ def test_it_reads_a_spreadsheets_utf8_with_bom_and_quoted_names(tmp_path, alice)
     csv_file = tmp_path / "devices.csv"
     csv_file.write_bytes((f'\ufeffUID,Name,Owner\n{UID1},"Zoë\'s laptop, 14""",alice\n').encode())
 
-    _, err, error = run_import(csv_file)
+    _, err, error = import_devices(csv_file)
 
     assert error is None and err == ""
     assert Device.objects.get(uid=UID1).name == "Zoë's laptop, 14\""
 
 
 def test_a_missing_file_is_an_error(tmp_path, db):
-    _, _, error = run_import(tmp_path / "nope.csv")
+    _, _, error = import_devices(tmp_path / "nope.csv")
 
     assert error is not None and "Cannot read" in str(error)
 
@@ -125,7 +127,7 @@ def test_it_accepts_an_empty_last_column_as_spreadsheets_write_it(tmp_path, alic
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text(f"uid,name,owner,engine,\n{UID1},LAPTOP-ALICE,alice,{EMEA},\n{UID2},LAPTOP-BOB,bob,\n")
 
-    out, err, error = run_import(csv_file)
+    out, err, error = import_devices(csv_file)
 
     assert error is None and err == ""
     assert "2 created" in out
@@ -143,7 +145,7 @@ def test_it_reports_the_physical_line_of_the_file_even_after_a_name_spanning_two
         f"{UID2},LAPTOP-2-AGAIN,alice\n"  # line 6
     )
 
-    _, err, error = run_import(csv_file)
+    _, err, error = import_devices(csv_file)
 
     assert error is not None
     assert err.splitlines() == [
@@ -159,7 +161,7 @@ def test_it_refuses_a_device_name_with_a_control_character(tmp_path, alice, char
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text(f'{UID1},"LAPTOP{char}ALICE",alice\n', encoding="utf-8", newline="")
 
-    _, err, error = run_import(csv_file)
+    _, err, error = import_devices(csv_file)
 
     assert error is not None
     assert err.strip() == f"line 1: the name contains a control character or line break (U+{ord(char):04X})"

@@ -15,9 +15,7 @@ from actions.models import Device, Engine, Run
 from actions.runs.dispatch import still_allowed
 from actions.runs.selectors import visible_and_owned
 from actions.runs.submit import run_submit
-from tests.factories import make_action, make_device
-
-ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"  # CORP\alice on engine-emea in the simulator
+from tests.factories import ALICE_LAPTOP, make_action, make_device
 
 
 def security_events(caplog):

@@ -11,12 +11,9 @@ from django.utils import timezone
 from actions.devices.resolution import nexthink_user_name, resolve_devices_for
 from actions.models import Device, Engine
 from actions.nexthink.classic.nxql import DEVICES_OF_USER_QUERY
-from tests.factories import make_device
+from tests.factories import ALICE_LAPTOP, AMER, EMEA, make_device
 
-ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"  # on engine-emea, CORP\alice
 BOB_LAPTOP = "4423e4c059b2c72ee9382e135888bef7"  # on engine-emea, CORP\bob
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
-AMER = "a4690014774dcc32b919c27d616166f7"
 
 
 def sim_device(uid, name, user, *, engine=EMEA, last_seen="2026-11-20T10:00:00Z", **extra):

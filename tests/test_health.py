@@ -72,19 +72,12 @@ def test_it_answers_a_head_probe_too(client, db):
 
 
 def test_beat_writes_its_heartbeat(transactional_db, tmp_path):
-    import os
     import subprocess
     import sys
 
-    from django.conf import settings
+    from tests.worker import ROOT, process_env, wait_for
 
-    from tests.worker import ROOT, database_url, wait_for
-
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-        "DATABASE_URL": database_url(),
-    }
+    env = process_env()
     log = (tmp_path / "beat.log").open("w")
     beat_process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "portal", "beat", "-s", str(tmp_path / "schedule")],

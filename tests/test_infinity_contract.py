@@ -14,6 +14,7 @@ from actions.nexthink.infinity.client import (
     TriggerInfo,
 )
 from tests.conftest import INFINITY_DEVICES_QUERY, INFINITY_EXECUTIONS_QUERY
+from tests.factories import error_of
 
 ALICE_LAPTOP = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 ALICE_MAC = "0e9d8c7b-6a5f-4e4d-9c3b-2a1f0e9d8c7b"
@@ -46,12 +47,6 @@ def client_for(sim, *, client_id="portal", secret=SECRET, tokens=None, **kwargs)
         tokens=tokens or TokenCache(),
         **options,
     )
-
-
-def error_of(call) -> ActApiError:
-    with pytest.raises(ActApiError) as info:
-        call()
-    return info.value
 
 
 def run_on(client, device=ALICE_LAPTOP, action="#clear_teams_cache", **kwargs):

@@ -241,12 +241,10 @@ def test_a_run_the_reaper_decided_while_its_token_was_fetched_is_not_executed(in
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_an_infinity_run_goes_through_a_real_worker(infinity, alice, teams, tmp_path, use_broker):
-    from tests.test_worker_redis import REDIS_URL, redis_or_skip
+def test_an_infinity_run_goes_through_a_real_worker(infinity, alice, teams, tmp_path, redis_broker):
+    from tests.conftest import REDIS_URL
     from tests.worker import Worker, wait_for
 
-    redis_or_skip().flushdb()
-    use_broker(REDIS_URL)
     resolve_devices_for(alice)
     worker = Worker(
         infinity.url,

@@ -14,19 +14,15 @@ from actions.nexthink.classic.client import ActClient, EngineCode
 from actions.nexthink.errors import ActApiError, ErrorKind, what_happened
 from simulators import act_api as sim
 from tests.conftest import add_fault, requests_received
+from tests.factories import AMER, APAC, EMEA, error_of
 
 ACTION = "07844969-1889-4de3-9026-020af94be855"
 NOT_MANUAL = "e6bb97be-0957-49e0-9922-1a684d093858"
 DISABLED = "0a0b0c0d-0e0f-4a1b-8c2d-3e4f5a6b7c8d"
 DEVICES = ["da2add909a144e8235453f88dc45172f", "4423e4c059b2c72ee9382e135888bef7"]
-EMEA, AMER, APAC = (
-    "86acc8511251ec444d3a75bac33a23c7",
-    "a4690014774dcc32b919c27d616166f7",
-    "ce80dddfdb7a5c2346c4ac184b7d6a54",
-)
 
 
-def client_for(server, username="portal", password="portal-demo", **kwargs):
+def act_client_for(server, username="portal", password="portal-demo", **kwargs):
     options = {"default_timeout": 5, "read_margin": 1} | kwargs
     return ActClient(base_url=server.url, username=username, password=password, **options)
 
@@ -37,12 +33,6 @@ def raw_post(client, body: bytes, content_type="application/json"):
         client.base_url + "/api/remoteaction/v2/run", data=body, headers={"Content-Type": content_type}, timeout=5
     )
     return client._json_or_raise(response)
-
-
-def error_of(call) -> ActApiError:
-    with pytest.raises(ActApiError) as info:
-        call()
-    return info.value
 
 
 def test_it_returns_each_engines_answer(act_client):
@@ -88,7 +78,9 @@ def test_it_targets_named_engines_and_reports_unknown_ones_as_excluded(act_clien
 
 
 def test_it_reports_engines_the_user_may_not_use_as_no_permission(simulator):
-    answers = client_for(simulator, "one-engine", "one-engine-demo").run(remote_action_uid=ACTION, device_uids=DEVICES)
+    answers = act_client_for(simulator, "one-engine", "one-engine-demo").run(
+        remote_action_uid=ACTION, device_uids=DEVICES
+    )
 
     assert {a.database_uid: a.code for a in answers} == {
         EMEA: EngineCode.OK,
@@ -102,7 +94,7 @@ def test_it_keeps_an_engine_code_it_does_not_know():
     config["engines"][0] |= {"answer": "brand_new_code", "message": "later"}
     server = sim.start_in_thread(config=config)
     try:
-        answers = client_for(server).run(remote_action_uid=ACTION, device_uids=DEVICES, engine_uids=[EMEA])
+        answers = act_client_for(server).run(remote_action_uid=ACTION, device_uids=DEVICES, engine_uids=[EMEA])
     finally:
         server.shutdown()
         server.server_close()
@@ -163,7 +155,7 @@ def test_it_classifies_malformed_requests_as_permanent(act_client, body, content
     ],
 )
 def test_it_classifies_refusals_as_permanent(simulator, user, action, code, status):
-    client = client_for(simulator, user, f"{user}-demo")
+    client = act_client_for(simulator, user, f"{user}-demo")
 
     error = error_of(lambda: client.run(remote_action_uid=action, device_uids=DEVICES))
 
@@ -218,7 +210,7 @@ def test_it_reads_retry_after_given_as_a_date():
 def test_a_server_that_trickles_its_answer_cannot_hold_the_call(simulator, inject_fault, sim_requests):
     # Every byte arrives well within the read timeout, so only a wall-clock deadline ends the call.
     inject_fault("trickle", seconds=0.3)
-    client = client_for(simulator, read_margin=1, connect_timeout=1)
+    client = act_client_for(simulator, read_margin=1, connect_timeout=1)
 
     error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES, timeout_seconds=1))
 
@@ -230,7 +222,7 @@ def test_a_server_that_trickles_its_answer_cannot_hold_the_call(simulator, injec
 # --- HTTP and transport failures -----------------------------------------------------------
 def test_it_classifies_bad_credentials_as_permanent(simulator):
     error = error_of(
-        lambda: client_for(simulator, "portal", "wrong").run(remote_action_uid=ACTION, device_uids=DEVICES)
+        lambda: act_client_for(simulator, "portal", "wrong").run(remote_action_uid=ACTION, device_uids=DEVICES)
     )
 
     assert (error.code, error.reason, error.http_status, error.kind) == (None, "UNAUTHORIZED", 401, ErrorKind.PERMANENT)
@@ -266,7 +258,7 @@ def test_it_classifies_a_proxy_page_as_retryable(act_client, inject_fault, statu
 
 def test_it_classifies_a_read_timeout_as_unknown(simulator, inject_fault, sim_requests):
     inject_fault("hang", seconds=4)
-    client = client_for(simulator, read_margin=1)
+    client = act_client_for(simulator, read_margin=1)
 
     error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES, timeout_seconds=1))
 
@@ -276,7 +268,7 @@ def test_it_classifies_a_read_timeout_as_unknown(simulator, inject_fault, sim_re
 
 def test_it_waits_longer_than_nexthinks_own_timeout(simulator, inject_fault):
     inject_fault("hang", seconds=1.5)
-    client = client_for(simulator, read_margin=3)
+    client = act_client_for(simulator, read_margin=3)
 
     answers = client.run(remote_action_uid=ACTION, device_uids=DEVICES, timeout_seconds=1, engine_uids=[EMEA])
 
@@ -335,7 +327,7 @@ def test_it_never_logs_or_shows_the_password(simulator, caplog):
     caplog.set_level(logging.DEBUG)
     password = "s3cret-Pa55"
     token = base64.b64encode(f"portal:{password}".encode()).decode()
-    client = client_for(simulator, "portal", password)
+    client = act_client_for(simulator, "portal", password)
 
     error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES))
 
@@ -357,7 +349,7 @@ def test_it_lists_engines(act_client):
 
 
 def test_listing_engines_with_bad_credentials_is_permanent(simulator):
-    error = error_of(lambda: client_for(simulator, "portal", "nope").list_engines())
+    error = error_of(lambda: act_client_for(simulator, "portal", "nope").list_engines())
 
     assert (error.reason, error.kind) == ("UNAUTHORIZED", ErrorKind.PERMANENT)
 
@@ -366,7 +358,7 @@ def test_listing_engines_with_bad_credentials_is_permanent(simulator):
 def test_it_refuses_a_certificate_it_cannot_verify(tls_simulator, tls_ca):
     assert tls_simulator.url.startswith("https://")
 
-    error = error_of(lambda: client_for(tls_simulator).run(remote_action_uid=ACTION, device_uids=DEVICES))
+    error = error_of(lambda: act_client_for(tls_simulator).run(remote_action_uid=ACTION, device_uids=DEVICES))
 
     # The handshake fails before the request is sent: nothing can have been accepted.
     assert (error.reason, error.kind) == ("TLS_ERROR", ErrorKind.RETRYABLE)
@@ -374,7 +366,7 @@ def test_it_refuses_a_certificate_it_cannot_verify(tls_simulator, tls_ca):
 
 
 def test_a_server_that_does_not_speak_tls_fails_the_handshake_and_is_retryable(simulator, sim_requests):
-    client = client_for(simulator)
+    client = act_client_for(simulator)
     client.base_url = simulator.url.replace("http://", "https://")  # TLS to the plain HTTP simulator
 
     error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES))
@@ -386,7 +378,7 @@ def test_a_server_that_does_not_speak_tls_fails_the_handshake_and_is_retryable(s
 def test_a_tls_error_while_the_answer_is_read_is_unknown_not_a_certificate_problem(tls_simulator, tls_ca):
     # Nexthink read the whole request, then the answer's bytes break TLS: the action may have run.
     add_fault(tls_simulator, "not_tls", verify=tls_ca)
-    client = client_for(tls_simulator, verify=tls_ca)
+    client = act_client_for(tls_simulator, verify=tls_ca)
 
     error = error_of(lambda: client.run(remote_action_uid=ACTION, device_uids=DEVICES))
 
@@ -432,7 +424,7 @@ def test_a_connection_dropped_while_the_request_is_sent_is_retryable():
 
 
 def test_it_trusts_a_certificate_signed_by_the_configured_ca_bundle(tls_simulator, tls_ca):
-    client = client_for(tls_simulator, verify=tls_ca)
+    client = act_client_for(tls_simulator, verify=tls_ca)
 
     answers = client.run(remote_action_uid=ACTION, device_uids=DEVICES, engine_uids=[EMEA])
 

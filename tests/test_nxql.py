@@ -18,8 +18,7 @@ from actions.nexthink.classic.nxql import (
 )
 from actions.nexthink.errors import ActApiError
 from simulators import act_api as sim
-
-ALICE_LAPTOP = "da2add909a144e8235453f88dc45172f"
+from tests.factories import ALICE_LAPTOP
 
 
 @pytest.fixture

@@ -21,17 +21,11 @@ import requests
 from actions.models import Heartbeat, Run
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import run_submit
-from tests.factories import EMEA, make_device, make_sim_action
+from tests.factories import EMEA, free_port, make_device, make_sim_action
 from tests.worker import Beat, Worker, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 REDIS_SERVER = shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OwnRedis:

@@ -16,12 +16,17 @@ def failed_run(user, action=None):
     return run
 
 
+def retry(client, run, **kwargs):
+    """The admin's "Retry" action on the run, as `client`."""
+    return client.post(
+        reverse("admin:actions_run_changelist"), {"action": "retry_runs", "_selected_action": [str(run.pk)]}, **kwargs
+    )
+
+
 def test_retry_makes_a_new_linked_run_for_the_same_user(admin_client, admin_user, alice):
     old = failed_run(alice)
 
-    response = admin_client.post(
-        reverse("admin:actions_run_changelist"), {"action": "retry_runs", "_selected_action": [str(old.pk)]}
-    )
+    response = retry(admin_client, old)
 
     assert response.status_code == 302
     new = Run.objects.exclude(pk=old.pk).get()
@@ -33,11 +38,7 @@ def test_retry_refuses_parameters_the_action_no_longer_has(admin_client, alice):
     old = failed_run(alice)
     old.action.parameters.all().delete()
 
-    response = admin_client.post(
-        reverse("admin:actions_run_changelist"),
-        {"action": "retry_runs", "_selected_action": [str(old.pk)]},
-        follow=True,
-    )
+    response = retry(admin_client, old, follow=True)
 
     assert Run.objects.count() == 1
     assert "has no parameter Mode" in response.content.decode()
@@ -46,9 +47,7 @@ def test_retry_refuses_parameters_the_action_no_longer_has(admin_client, alice):
 def test_retry_skips_runs_that_did_not_fail(admin_client, alice):
     run = run_submit(user=alice, action=make_sim_action(), device=make_device(alice), params={})
 
-    admin_client.post(
-        reverse("admin:actions_run_changelist"), {"action": "retry_runs", "_selected_action": [str(run.pk)]}
-    )
+    retry(admin_client, run)
 
     assert Run.objects.count() == 1
 
@@ -80,7 +79,7 @@ def test_retry_needs_the_permission_dispatch_checks(client, alice, carol):
     old = failed_run(alice)
     client.force_login(carol)
 
-    client.post(reverse("admin:actions_run_changelist"), {"action": "retry_runs", "_selected_action": [str(old.pk)]})
+    retry(client, old)
 
     assert Run.objects.count() == 1
 
@@ -92,7 +91,7 @@ def test_retry_by_it_staff_with_the_permission_makes_a_run_dispatch_accepts(clie
     old = failed_run(alice)
     client.force_login(carol)
 
-    client.post(reverse("admin:actions_run_changelist"), {"action": "retry_runs", "_selected_action": [str(old.pk)]})
+    retry(client, old)
 
     new = Run.objects.exclude(pk=old.pk).get()
     assert (new.requested_by, new.retry_of_id) == (carol, old.pk)
@@ -105,11 +104,7 @@ def test_retry_revalidates_parameters_against_todays_choices(admin_client, alice
     Run.objects.filter(pk=old.pk).update(status=Run.Status.FAILED)
     action.parameters.update(choices="quick\ndeep")  # "full" is no longer offered
 
-    response = admin_client.post(
-        reverse("admin:actions_run_changelist"),
-        {"action": "retry_runs", "_selected_action": [str(old.pk)]},
-        follow=True,
-    )
+    response = retry(admin_client, old, follow=True)
 
     assert Run.objects.count() == 1
     assert "Mode: Choose one of the options in the list." in response.content.decode()

@@ -17,15 +17,16 @@ Status = Run.Status
 
 
 @pytest.fixture
-def action(db):
+def emea_teams_action(db):
+    """The simulator's "Clear Teams cache" of no parameter, allowed on engine-emea only."""
     action = make_sim_action(slug="clear-teams-cache")
     action.engines.create(database_uid=EMEA, name="engine-emea")
     return action
 
 
 @pytest.fixture
-def alice_run(alice, action):
-    return run_submit(user=alice, action=action, device=make_device(alice, name="LAPTOP-ALICE"), params={})
+def alice_run(alice, emea_teams_action):
+    return run_submit(user=alice, action=emea_teams_action, device=make_device(alice, name="LAPTOP-ALICE"), params={})
 
 
 def finish(run, status=Status.SENT, **fields):

@@ -17,29 +17,9 @@ from actions.runs.reaper import runs_reap
 from actions.runs.submit import RunRefused, run_submit
 from simulators import act_api as sim
 from tests.conftest import BROKER_DOWN
-from tests.factories import EMEA, make_device, make_parameter, make_sim_action
+from tests.factories import EMEA, make_device, make_due, make_sim_action, submit
 
 Status = Run.Status
-
-
-@pytest.fixture
-def action(db):
-    action = make_sim_action()
-    make_parameter(action, name="Mode", label="Mode")
-    return action
-
-
-@pytest.fixture
-def laptop(alice):
-    return make_device(alice, uid="da2add909a144e8235453f88dc45172f", name="LAPTOP-ALICE")
-
-
-def submit(alice, action, laptop, **kwargs):
-    return run_submit(user=alice, action=action, device=laptop, params=kwargs.pop("params", {"Mode": "full"}), **kwargs)
-
-
-def make_due(run):
-    Run.objects.filter(pk=run.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
 
 def at_once(calls) -> None:

@@ -16,7 +16,8 @@ Status = Run.Status
 
 
 @pytest.fixture
-def alice_run(alice):
+def alice_mode_run(alice):
+    """Alice's run of "Clear Teams cache" with Mode "full", on LAPTOP-ALICE."""
     action = make_sim_action(slug="clear-teams-cache")
     make_parameter(action, name="Mode", label="Mode")
     return run_submit(
@@ -24,7 +25,8 @@ def alice_run(alice):
     )
 
 
-def finish(run, status, *results):
+def set_outcome(run, status, *results):
+    """The run's status set and the Engines' answers (uid, code, message) stored; not stamped finished."""
     Run.objects.filter(pk=run.pk).update(status=status)
     for uid, code, message in results:
         EngineResult.objects.create(
@@ -32,11 +34,11 @@ def finish(run, status, *results):
         )
 
 
-def test_it_shows_each_engine_answer_in_plain_words(client, alice, alice_run):
-    finish(alice_run, Status.PARTIAL, ("a" * 32, "ok", ""), ("b" * 32, "not_connected", "device offline"))
+def test_it_shows_each_engine_answer_in_plain_words(client, alice, alice_mode_run):
+    set_outcome(alice_mode_run, Status.PARTIAL, ("a" * 32, "ok", ""), ("b" * 32, "not_connected", "device offline"))
     client.force_login(alice)
 
-    page = client.get(alice_run.get_absolute_url()).content.decode()
+    page = client.get(alice_mode_run.get_absolute_url()).content.decode()
 
     assert "Partly sent" in page
     assert "Your device isn&#x27;t connected to Nexthink right now, so the action was not sent to it." in page
@@ -46,34 +48,34 @@ def test_it_shows_each_engine_answer_in_plain_words(client, alice, alice_run):
     assert "?again=" in page
 
 
-def test_a_run_in_progress_polls_and_offers_no_run_again_yet(client, alice, alice_run):
+def test_a_run_in_progress_polls_and_offers_no_run_again_yet(client, alice, alice_mode_run):
     client.force_login(alice)
 
-    page = client.get(alice_run.get_absolute_url()).content.decode()
+    page = client.get(alice_mode_run.get_absolute_url()).content.decode()
 
     assert 'data-final="false"' in page
     assert "js/run-status.js" in page
     assert "Waiting to be sent to Nexthink" in page
 
 
-def test_the_status_endpoint_gives_the_run_as_json(client, alice, alice_run):
-    finish(alice_run, Status.SENT, ("a" * 32, "ok", ""))
+def test_the_status_endpoint_gives_the_run_as_json(client, alice, alice_mode_run):
+    set_outcome(alice_mode_run, Status.SENT, ("a" * 32, "ok", ""))
     client.force_login(alice)
 
-    response = client.get(reverse("run_status", args=[alice_run.pk]))
+    response = client.get(reverse("run_status", args=[alice_mode_run.pk]))
 
     data = response.json()
     assert "no-store" in response["Cache-Control"]
-    assert (data["id"], data["status"], data["final"]) == (str(alice_run.pk), "sent", True)
+    assert (data["id"], data["status"], data["final"]) == (str(alice_mode_run.pk), "sent", True)
     assert data["engine_results"][0]["code"] == "ok"
     assert data["engine_results"][0]["explanation"].startswith("Nexthink accepted the action")
 
 
 @pytest.mark.parametrize("name", ["run_detail", "run_status"])
-def test_another_users_run_is_not_found(client, bob, alice_run, name):
+def test_another_users_run_is_not_found(client, bob, alice_mode_run, name):
     client.force_login(bob)
 
-    assert client.get(reverse(name, args=[alice_run.pk])).status_code == 404
+    assert client.get(reverse(name, args=[alice_mode_run.pk])).status_code == 404
 
 
 @pytest.mark.parametrize("name", ["run_detail", "run_status"])
@@ -84,8 +86,8 @@ def test_an_unknown_run_is_not_found(client, alice, name):
 
 
 @pytest.mark.parametrize("name", ["run_detail", "run_status"])
-def test_signing_in_is_required(client, alice_run, name):
-    response = client.get(reverse(name, args=[alice_run.pk]))
+def test_signing_in_is_required(client, alice_mode_run, name):
+    response = client.get(reverse(name, args=[alice_mode_run.pk]))
 
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
@@ -182,79 +184,83 @@ def test_a_broker_outage_at_submit_keeps_the_run_and_says_it_will_be_sent(client
     assert "will be sent to Nexthink shortly" in response.content.decode()
 
 
-def test_a_retrying_run_says_which_attempt_comes_next(client, alice, alice_run):
-    Run.objects.filter(pk=alice_run.pk).update(
+def test_a_retrying_run_says_which_attempt_comes_next(client, alice, alice_mode_run):
+    Run.objects.filter(pk=alice_mode_run.pk).update(
         status=Status.RETRYING,
         attempts=1,
         error_message="Nexthink was busy or unavailable and did not take the request.",
     )
     client.force_login(alice)
 
-    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+    data = client.get(reverse("run_status", args=[alice_mode_run.pk])).json()
 
     assert "the portal tries again shortly (attempt 2 of 5)" in data["summary"]
     assert data["final"] is False
 
 
-def test_run_again_is_offered_only_for_an_action_still_visible_to_the_user(client, alice, alice_run, staff_group):
-    finish(alice_run, Status.SENT)
+def test_run_again_is_offered_only_for_an_action_still_visible_to_the_user(client, alice, alice_mode_run, staff_group):
+    set_outcome(alice_mode_run, Status.SENT)
     client.force_login(alice)
-    assert "?again=" in client.get(alice_run.get_absolute_url()).content.decode()
+    assert "?again=" in client.get(alice_mode_run.get_absolute_url()).content.decode()
 
-    alice_run.action.groups.add(staff_group)  # now for another team only
+    alice_mode_run.action.groups.add(staff_group)  # now for another team only
 
-    assert "?again=" not in client.get(alice_run.get_absolute_url()).content.decode()
+    assert "?again=" not in client.get(alice_mode_run.get_absolute_url()).content.decode()
 
 
-def test_run_again_waits_for_the_cooldown_and_says_when_with_the_time_zone(client, alice, alice_run, settings):
+def test_run_again_waits_for_the_cooldown_and_says_when_with_the_time_zone(client, alice, alice_mode_run, settings):
     settings.TIME_ZONE = "Europe/Zurich"
-    alice_run.action.cooldown_minutes = 60
-    alice_run.action.save()
-    finish(alice_run, Status.SENT)
+    alice_mode_run.action.cooldown_minutes = 60
+    alice_mode_run.action.save()
+    set_outcome(alice_mode_run, Status.SENT)
     client.force_login(alice)
 
-    page = client.get(alice_run.get_absolute_url()).content.decode()
-    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+    page = client.get(alice_mode_run.get_absolute_url()).content.decode()
+    data = client.get(reverse("run_status", args=[alice_mode_run.pk])).json()
 
     assert "?again=" not in page
     assert "You can run it again from " in page and ("CET" in page or "CEST" in page)
     assert data["run_again"]["allowed"] is False and "You can run it again from" in data["run_again"]["text"]
 
 
-def test_run_again_is_not_offered_after_a_permanent_refusal(client, alice, alice_run):
-    Run.objects.filter(pk=alice_run.pk).update(
+def test_run_again_is_not_offered_after_a_permanent_refusal(client, alice, alice_mode_run):
+    Run.objects.filter(pk=alice_mode_run.pk).update(
         status=Status.FAILED, error_kind="permanent", error_code="NO_MANUAL_EXECUTION", error_message="No. Contact IT."
     )
     client.force_login(alice)
 
-    page = client.get(alice_run.get_absolute_url()).content.decode()
+    page = client.get(alice_mode_run.get_absolute_url()).content.decode()
 
     assert "?again=" not in page
-    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["run_again"]["allowed"] is False
+    assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["run_again"]["allowed"] is False
 
 
-def test_a_final_run_never_says_no_answer_yet(client, alice, alice_run):
-    Run.objects.filter(pk=alice_run.pk).update(status=Status.UNKNOWN, error_message="Cannot tell. Check your device.")
+def test_a_final_run_never_says_no_answer_yet(client, alice, alice_mode_run):
+    Run.objects.filter(pk=alice_mode_run.pk).update(
+        status=Status.UNKNOWN, error_message="Cannot tell. Check your device."
+    )
     client.force_login(alice)
 
-    page = client.get(alice_run.get_absolute_url()).content.decode()
-    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+    page = client.get(alice_mode_run.get_absolute_url()).content.decode()
+    data = client.get(reverse("run_status", args=[alice_mode_run.pk])).json()
 
     assert "No answer yet" not in page and "No Nexthink server answered for this run." in page
     assert data["results_empty"] == "No Nexthink server answered for this run."
 
 
-def test_the_tab_title_follows_the_status(client, alice, alice_run):
+def test_the_tab_title_follows_the_status(client, alice, alice_mode_run):
     client.force_login(alice)
-    assert "<title>Clear Teams cache: Waiting to be sent" in client.get(alice_run.get_absolute_url()).content.decode()
+    assert (
+        "<title>Clear Teams cache: Waiting to be sent" in client.get(alice_mode_run.get_absolute_url()).content.decode()
+    )
 
-    finish(alice_run, Status.SENT)
+    set_outcome(alice_mode_run, Status.SENT)
 
-    assert "<title>Clear Teams cache: Sent" in client.get(alice_run.get_absolute_url()).content.decode()
-    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["title"] == "Clear Teams cache: Sent"
+    assert "<title>Clear Teams cache: Sent" in client.get(alice_mode_run.get_absolute_url()).content.decode()
+    assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["title"] == "Clear Teams cache: Sent"
 
 
-def test_my_runs_labels_every_column_for_phone_width(client, alice, alice_run):
+def test_my_runs_labels_every_column_for_phone_width(client, alice, alice_mode_run):
     client.force_login(alice)
 
     page = client.get(reverse("my_runs")).content.decode()
@@ -263,15 +269,15 @@ def test_my_runs_labels_every_column_for_phone_width(client, alice, alice_run):
 
 
 @pytest.mark.parametrize("page", ["run_detail", "run_status"])
-def test_the_run_s_ticket_is_read_with_the_run_not_on_its_own(client, alice, alice_run, page):
+def test_the_run_s_ticket_is_read_with_the_run_not_on_its_own(client, alice, alice_mode_run, page):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    finish(alice_run, Status.FAILED, ("a" * 32, "excluded", ""))
+    set_outcome(alice_mode_run, Status.FAILED, ("a" * 32, "excluded", ""))
     client.force_login(alice)
 
     with CaptureQueriesContext(connection) as queries:
-        assert client.get(reverse(page, args=[alice_run.pk])).status_code == 200
+        assert client.get(reverse(page, args=[alice_mode_run.pk])).status_code == 200
 
     ticket_reads = [q["sql"] for q in queries if 'FROM "actions_ticket"' in q["sql"]]
     assert ticket_reads == []
@@ -285,57 +291,59 @@ def submitted_ago(run, seconds, **fields):
 LATE = "This is taking longer than usual: the portal is still waiting to send it."
 
 
-def test_a_run_waiting_far_longer_than_usual_says_so_and_that_an_e_mail_will_tell(client, alice, alice_run):
+def test_a_run_waiting_far_longer_than_usual_says_so_and_that_an_e_mail_will_tell(client, alice, alice_mode_run):
     client.force_login(alice)
-    submitted_ago(alice_run, 10)
-    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"] == ""
-    page = client.get(alice_run.get_absolute_url()).content.decode()
+    submitted_ago(alice_mode_run, 10)
+    assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["late"] == ""
+    page = client.get(alice_mode_run.get_absolute_url()).content.decode()
     assert LATE not in page and 'data-field="late" role="status" hidden' in page
 
-    submitted_ago(alice_run, 45)  # no run of this action has ended yet: late after 30 s
+    submitted_ago(alice_mode_run, 45)  # no run of this action has ended yet: late after 30 s
 
-    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+    data = client.get(reverse("run_status", args=[alice_mode_run.pk])).json()
     assert data["late"] == f"{LATE} You can leave this page; you will get an e-mail when it ends."
     assert data["summary"].startswith("Waiting to be sent to Nexthink.")
-    page = client.get(alice_run.get_absolute_url()).content.decode()
+    page = client.get(alice_mode_run.get_absolute_url()).content.decode()
     assert f'data-field="late" role="status">{LATE} You can leave this page; you will get an e-mail' in page
 
 
-def test_late_means_three_times_the_action_s_usual_time(client, alice, alice_run):
+def test_late_means_three_times_the_action_s_usual_time(client, alice, alice_mode_run):
     for _ in range(3):  # the action's runs usually take 20 s from submit to final
-        done = run_submit(user=alice, action=alice_run.action, device=alice_run.device, params={"Mode": "full"})
+        done = run_submit(
+            user=alice, action=alice_mode_run.action, device=alice_mode_run.device, params={"Mode": "full"}
+        )
         now = timezone.now()
         Run.objects.filter(pk=done.pk).update(
             status=Status.SENT, created_at=now - timedelta(seconds=120), finished_at=now - timedelta(seconds=100)
         )
     client.force_login(alice)
-    submitted_ago(alice_run, 45)
-    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"] == ""
+    submitted_ago(alice_mode_run, 45)
+    assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["late"] == ""
 
-    submitted_ago(alice_run, 65)
+    submitted_ago(alice_mode_run, 65)
 
-    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"].startswith(LATE)
+    assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["late"].startswith(LATE)
 
 
-def test_a_retrying_run_can_be_late_a_run_being_sent_is_not(client, alice, alice_run):
+def test_a_retrying_run_can_be_late_a_run_being_sent_is_not(client, alice, alice_mode_run):
     client.force_login(alice)
-    submitted_ago(alice_run, 300, status=Status.RETRYING, attempts=1)
-    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"].startswith(LATE)
+    submitted_ago(alice_mode_run, 300, status=Status.RETRYING, attempts=1)
+    assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["late"].startswith(LATE)
 
-    submitted_ago(alice_run, 300, status=Status.SENDING)  # its answer is awaited; not waiting to be sent
+    submitted_ago(alice_mode_run, 300, status=Status.SENDING)  # its answer is awaited; not waiting to be sent
 
-    assert client.get(reverse("run_status", args=[alice_run.pk])).json()["late"] == ""
+    assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["late"] == ""
 
 
 @pytest.mark.parametrize("why", ["no mailer", "opted out"])
-def test_a_late_run_promises_no_e_mail_that_will_not_come(client, alice, alice_run, settings, why):
+def test_a_late_run_promises_no_e_mail_that_will_not_come(client, alice, alice_mode_run, settings, why):
     if why == "no mailer":
         settings.MAILERS = {}
     else:
         Preferences.objects.create(user=alice, email_when_run_ends=False)
     client.force_login(alice)
-    submitted_ago(alice_run, 45)
+    submitted_ago(alice_mode_run, 45)
 
-    data = client.get(reverse("run_status", args=[alice_run.pk])).json()
+    data = client.get(reverse("run_status", args=[alice_mode_run.pk])).json()
 
     assert data["late"] == f"{LATE} You can leave this page and come back to it later from My runs."

@@ -10,14 +10,10 @@ from django.utils import timezone
 from actions.models import Run, Ticket
 from actions.servicedesk import servicenow as servicenow_backend
 from actions.tasks import create_ticket
+from tests.factories import make_due
 from tests.tickets_support import MAX_AGE_SECONDS, make_run_needing_help, receiver_accepts, request_ticket
 
 State = Ticket.State
-
-
-def due(ticket):
-    """Make the ticket's planned retry due now (instead of waiting for the backoff)."""
-    Ticket.objects.filter(pk=ticket.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
 
 # --- ServiceNow ------------------------------------------------------------------------------------
@@ -89,7 +85,7 @@ def test_after_a_dropped_answer_it_finds_the_incident_instead_of_opening_a_secon
     create_ticket(ticket.pk)  # a redelivery before the retry is due: nothing
     assert len(servicenow.requests()) == 1
 
-    due(ticket)
+    make_due(ticket)
     create_ticket(ticket.pk)
 
     ticket.refresh_from_db()
@@ -105,7 +101,7 @@ def test_after_a_server_error_that_made_nothing_it_looks_up_then_opens_one(alice
     servicenow.fault("500", create=False)
 
     create_ticket(ticket.pk)
-    due(ticket)
+    make_due(ticket)
     create_ticket(ticket.pk)
 
     ticket.refresh_from_db()
@@ -135,7 +131,7 @@ def test_it_gives_up_after_the_last_attempt_with_a_clear_message(alice, servicen
     create_ticket(ticket.pk)
     ticket.refresh_from_db()
     assert ticket.state == State.REQUESTED
-    due(ticket)
+    make_due(ticket)
     create_ticket(ticket.pk)
 
     ticket.refresh_from_db()

@@ -4,42 +4,22 @@ Needs the Redis server on 127.0.0.1:6379 (database 15 is used and flushed). Skip
 when Redis is unreachable, except under CI=true, where that is a failure.
 """
 
-import os
 import signal
 import time
 from datetime import timedelta
 
 import pytest
-import redis
 from django.urls import reverse
 
 from actions.models import Run
 from actions.runs.reaper import runs_reap
 from actions.runs.states import is_final
 from actions.runs.submit import run_submit
+from tests.conftest import REDIS_URL
 from tests.factories import EMEA, make_device, make_parameter, make_sim_action
 from tests.worker import Worker, wait_for
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
-
-
-def redis_or_skip() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {REDIS_URL} is unreachable under CI: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
-    return client
-
-
-@pytest.fixture
-def redis_broker(use_broker):
-    """This process publishes to Redis for the test, as the portal does in production."""
-    redis_or_skip().flushdb()
-    return use_broker(REDIS_URL)
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ from django.utils import timezone
 from actions.models import EngineResult, Run, Ticket
 from actions.runs.submit import run_submit
 from simulators import servicenow as sn_sim
-from tests.factories import make_device, make_parameter, make_sim_action
+from tests.factories import EMEA, make_device, make_parameter, make_sim_action
 
-EMEA = "86acc8511251ec444d3a75bac33a23c7"
 WEBHOOK_SECRET = "webhook-test-secret"
 MAX_AGE_SECONDS = 300  # README: refuse a timestamp older (or further ahead) than five minutes
 

@@ -28,6 +28,30 @@ def database_url() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+def process_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process that shares this process's test settings, var folder (the same
+    embedded broker folder, the same test files) and test database; `extra` added last."""
+    from django.conf import settings
+
+    shared = {
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+        "DATABASE_URL": database_url(),
+    }
+    return os.environ | shared | (extra or {})
+
+
+def simulator_env(url: str, password: str = "portal-demo") -> dict[str, str]:
+    """The variables that point a child process at the Act API simulator at `url`."""
+    return {
+        "NEXTHINK_PORTAL_URL": url,
+        "NEXTHINK_USERNAME": "portal",
+        "NEXTHINK_PASSWORD": password,
+        "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "5",
+        "TEST_NEXTHINK_READ_MARGIN_SECONDS": "2",
+    }
+
+
 def dispatch_in_thread(run_id) -> tuple[threading.Thread, list]:
     """run_dispatch in a started thread of its own (its own database connection, closed at the end);
     the list receives its outcome."""
@@ -61,24 +85,7 @@ class Worker:
     """`celery -A portal worker` in a subprocess; the constructor returns once it is ready."""
 
     def __init__(self, simulator_url: str, log_path: Path, *, broker_url: str, extra_env: dict | None = None):
-        from django.conf import settings
-
-        env = (
-            os.environ
-            | {
-                "DJANGO_SETTINGS_MODULE": "tests.settings",
-                # The same var folder as this process: same embedded broker folder, same test files.
-                "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-                "DATABASE_URL": database_url(),
-                "CELERY_BROKER_URL": broker_url,
-                "NEXTHINK_PORTAL_URL": simulator_url,
-                "NEXTHINK_USERNAME": "portal",
-                "NEXTHINK_PASSWORD": "portal-demo",
-                "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "5",
-                "TEST_NEXTHINK_READ_MARGIN_SECONDS": "2",
-            }
-            | (extra_env or {})
-        )
+        env = process_env({"CELERY_BROKER_URL": broker_url} | simulator_env(simulator_url) | (extra_env or {}))
         self.log_path = log_path
         self.log = log_path.open("w")
         command = self.command(log_path)

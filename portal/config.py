@@ -247,6 +247,18 @@ _MAILER_OPTIONS = {
 }
 
 
+def default_var_dir(base_dir: Path, *, debug: bool) -> Path:
+    """PORTAL_VAR_DIR when unset: `var/`, and `var/infinity/` with DEBUG on Nexthink Infinity.
+
+    Each platform's demo thus keeps its own SQLite file, embedded broker, dev key and mail: the
+    classic demo's actions and devices never show up in the Infinity demo, nor the other way round,
+    and switching back finds each as it was. Classic keeps `var/` as it always had. Read before
+    NEXTHINK_PLATFORM is checked (and documented) further down settings.py; a bad value stops there.
+    """
+    infinity = env.str("NEXTHINK_PLATFORM", default="").strip().lower() == "infinity"
+    return base_dir / "var" / "infinity" if debug and infinity else base_dir / "var"
+
+
 def local_secret_key(path: Path) -> str:
     """A random key kept in var/ for development; never used when DEBUG is off."""
     path.parent.mkdir(parents=True, exist_ok=True)

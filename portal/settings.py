@@ -15,13 +15,12 @@ PORTAL_VERSION = __version__  # in the User-Agent of every call to Nexthink
 BASE_DIR = Path(__file__).resolve().parent.parent
 if (BASE_DIR / ".env").exists():  # first, so that every variable below may come from it
     config.env.read_env(BASE_DIR / ".env", parse_comments=True)
-VAR_DIR = Path(
-    config.get_str("PORTAL_VAR_DIR", doc="SQLite file, embedded broker, dev key, demo mail", shown="`./var`")
-    or BASE_DIR / "var"
-)
+_VAR_DIR = config.get_str("PORTAL_VAR_DIR", doc="SQLite file, embedded broker, dev key, demo mail", shown="`./var`")
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = config.get_bool("DEBUG", False, doc="`bin/demo` sets `true`; never in production")
+# Unset: var/, or var/infinity/ for the demo on Nexthink Infinity (each platform's demo its own data).
+VAR_DIR = Path(_VAR_DIR) if _VAR_DIR else config.default_var_dir(BASE_DIR, debug=DEBUG)
 SECRET_KEY = config.get_secret(
     "SECRET_KEY", doc="Django's signing key", shown="none (DEBUG: a random key in `var/`)", must="when `DEBUG` is off"
 )

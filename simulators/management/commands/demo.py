@@ -27,6 +27,8 @@ class Command(BaseCommand):
         programs = demo_programs(host=options["host"], port=options["port"])
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(self.style.SUCCESS(f"\nFix my device is starting at {url}"))
+        # Each platform's demo has its own folder (portal.config.default_var_dir): name the one in use.
+        self.stdout.write(f"Nexthink {settings.NEXTHINK_PLATFORM} demo; its data, broker and mail: {settings.VAR_DIR}")
         self.stdout.write(
             "Sign in as alice / alice-demo (one device), bob / bob-demo (two devices), admin / admin-demo (IT)."
         )

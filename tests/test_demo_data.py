@@ -1,3 +1,5 @@
+from io import StringIO
+
 import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
@@ -74,3 +76,16 @@ def test_the_infinity_demo_loads_users_and_enabled_actions_twice_without_change(
     assert authenticate(username="bob", password="bob-demo") is not None
     assert RemoteAction.objects.get(nql_id="#clear_teams_cache").name == "Teams, curated"
     assert RemoteAction.objects.filter(enabled=True).exclude(nql_id="").count() >= 3
+
+
+def test_a_database_shared_by_both_demos_is_pointed_out(db, settings):
+    settings.DEBUG = True
+    quiet = StringIO()
+    call_command("load_demo", stdout=quiet, stderr=quiet)
+    assert "also holds" not in quiet.getvalue()
+    settings.NEXTHINK_PLATFORM = "infinity"
+    warning = StringIO()
+
+    call_command("load_demo", stdout=StringIO(), stderr=warning)
+
+    assert "also holds 5 action(s) of the classic demo" in warning.getvalue()

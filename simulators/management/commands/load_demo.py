@@ -35,6 +35,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not (settings.DEBUG and settings.NEXTHINK_USES_SIMULATOR):
             raise CommandError("Demo data is for the demo only: DEBUG=true and no NEXTHINK_PORTAL_URL.")
+        self._warn_of_the_other_platform()
         if settings.NEXTHINK_PLATFORM == "infinity":
             self._infinity()
             return
@@ -71,6 +72,18 @@ class Command(BaseCommand):
             f"Demo data ready (Nexthink Infinity): {len(users)} users; {len(report.created)} demo action(s) "
             "added and enabled, existing ones left as they are; devices are found through NQL."
         )
+
+    def _warn_of_the_other_platform(self) -> None:
+        """A PORTAL_VAR_DIR or DATABASE_URL set by hand may hold the other platform's demo: say so."""
+        infinity = settings.NEXTHINK_PLATFORM == "infinity"
+        other = RemoteAction.objects.filter(nql_id="") if infinity else RemoteAction.objects.exclude(nql_id="")
+        if other.exists():
+            self.stderr.write(
+                f"This database also holds {other.count()} action(s) of the "
+                f"{'classic' if infinity else 'Nexthink Infinity'} demo, which fail here. Each platform's demo "
+                "keeps its own data (var/, var/infinity/) unless PORTAL_VAR_DIR or DATABASE_URL is set: "
+                "give each platform its own."
+            )
 
     @staticmethod
     def _user(name: str, password: str, first_name: str, superuser: bool) -> User:

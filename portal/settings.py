@@ -15,7 +15,11 @@ PORTAL_VERSION = __version__  # in the User-Agent of every call to Nexthink
 BASE_DIR = Path(__file__).resolve().parent.parent
 if (BASE_DIR / ".env").exists():  # first, so that every variable below may come from it
     config.env.read_env(BASE_DIR / ".env", parse_comments=True)
-_VAR_DIR = config.get_str("PORTAL_VAR_DIR", doc="SQLite file, embedded broker, dev key, demo mail", shown="`./var`")
+_VAR_DIR = config.get_str(
+    "PORTAL_VAR_DIR",
+    doc="SQLite file, embedded broker, dev key, demo mail",
+    shown="`./var` (the Infinity demo: `./var/infinity`)",
+)
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = config.get_bool("DEBUG", False, doc="`bin/demo` sets `true`; never in production")

@@ -768,7 +768,7 @@ def parse_remote_action(item: Any) -> InfinityRemoteAction | None:
     )
 
 
-def infinity_client_from_settings() -> InfinityClient:
+def infinity_client_from_settings(tokens: TokenCache | None = None) -> InfinityClient:
     from django.conf import settings
 
     verify = tls_verify()
@@ -784,4 +784,5 @@ def infinity_client_from_settings() -> InfinityClient:
         executions_query=settings.NEXTHINK_NQL_EXECUTIONS_QUERY,
         devices_query=settings.NEXTHINK_NQL_DEVICES_QUERY,
         retry_wait_limit=settings.NEXTHINK_NQL_RETRY_WAIT_SECONDS,
+        tokens=tokens,
     )

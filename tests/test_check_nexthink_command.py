@@ -129,3 +129,23 @@ def test_on_classic_it_says_it_checks_infinity_only(settings):
     code, out, _ = run_command("check_nexthink")
 
     assert code == 1 and "NEXTHINK_PLATFORM=infinity" in out
+
+
+def test_readme_explains_the_set_up_and_its_example_lines_are_the_commands_own(use_infinity, settings):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Setting up a tenant for the portal", 1)[1].split("\n### ", 1)[0]
+    for words in ("Remote Actions API", "NQL API", "Manage all NQL API queries", "check_nexthink", "tick **API**"):
+        assert words in " ".join(section.split())
+    examples = [line[2:] for line in section.split("```sh", 1)[1].split("```", 1)[0].splitlines() if line[:2] == "# "]
+
+    outputs = [run_command("check_nexthink")[1]]
+    settings.NEXTHINK_CLIENT_ID, settings.NEXTHINK_CLIENT_SECRET = "no-nql", "no-nql-demo"
+    outputs.append(run_command("check_nexthink")[1])
+    settings.NEXTHINK_CLIENT_ID, settings.NEXTHINK_CLIENT_SECRET = "portal", "portal-demo"
+    use_infinity.set_saved_query("executions", query_id="#not_saved_yet")
+    outputs.append(run_command("check_nexthink")[1].replace("#not_saved_yet", "#portal_remote_action_executions"))
+
+    assert len(examples) == 4
+    assert all(any(line in output.splitlines() for output in outputs) for line in examples)

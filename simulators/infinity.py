@@ -10,9 +10,13 @@ so its executions expire).
     POST /oauth2/default/v1/token       Basic auth, form grant_type=client_credentials
     POST /api/v1/act/execute            Bearer; the documented body; {"requestId", "expiresInMinutes"}
     GET  /api/v1/act/remote-action      Bearer; the config's actions without their "simulation" block
-    POST /api/v2/nql/execute            Bearer; the two saved queries of "saved_queries":
-                                        devices (parameter user_name) and executions (request_id,
-                                        device_uid optional)
+    POST /api/v2/nql/execute            Bearer; the two saved queries of "saved_queries", each
+                                        {"id", "nql"}: devices ($user_name) and executions
+                                        ($request_id). The NQL text is checked when the query runs,
+                                        as Nexthink documents parameters: `$name`, unquoted, only
+                                        after `| where`; `{{name}}`, `"$name"` or a parameter outside
+                                        a where clause is a 400 naming the problem, and so are
+                                        parameters sent that the query does not declare (or missing)
 
 An execution is "waiting_for_device" for waiting_seconds, then "in_progress" for running_seconds,
 then its outcome ("success" or "failure", with outputs); "expired" once the request expires on a
@@ -25,6 +29,9 @@ device that stays offline. Controls:
                          "times": 1 (0: until reset)}
     POST /_sim/infinity {"advance_seconds": N} moves the simulator's clock on (executions, tokens);
                         {"expire_tokens": true} expires every token issued so far
+                        {"saved_query": {"name": "devices"|"executions", "nql": TEXT, "id": "#id"}}
+                        replaces a saved query's text and/or id (checked when it runs, not here)
+    GET  /_sim/infinity/saved-queries  the saved queries now: {name: {"id", "nql"}}
     GET  /_sim/infinity/requests  every request received, oldest first: path, method, client_id,
                                   auth ("basic"/"bearer"/""), body (never a secret or a token)
     GET  /_sim/infinity/executions  the executions created, with their current status
@@ -54,7 +61,12 @@ EXECUTE_PATH = "/api/v1/act/execute"
 REMOTE_ACTIONS_PATH = "/api/v1/act/remote-action"
 NQL_PATH = "/api/v2/nql/execute"
 PATHS = {TOKEN_PATH: "token", EXECUTE_PATH: "execute", REMOTE_ACTIONS_PATH: "remote_actions", NQL_PATH: "nql"}
-CONTROL_PATHS = {"/_sim/infinity", "/_sim/infinity/requests", "/_sim/infinity/executions"}
+CONTROL_PATHS = {
+    "/_sim/infinity",
+    "/_sim/infinity/requests",
+    "/_sim/infinity/executions",
+    "/_sim/infinity/saved-queries",
+}
 TARGETS = {"token", "execute", "remote_actions", "nql", "*"}
 FAULTS = {
     "expired_token",
@@ -78,6 +90,50 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
     return json.loads(Path(path or DEFAULT_CONFIG_PATH).read_text())
 
 
+# --- Saved NQL queries -------------------------------------------------------------------------------------
+# As Nexthink documents them: a parameter is `$name`, unquoted, and only in a `where` clause.
+PARAMETER_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+MUSTACHE_RE = re.compile(r"\{\{\s*([A-Za-z0-9_.]*)\s*\}\}")
+QUOTED_PARAMETER_RE = re.compile(r"([\"'])\$([A-Za-z_][A-Za-z0-9_]*)\1")
+
+
+def nql_problem(nql: str) -> str | None:
+    """What is wrong with a saved query's parameters, in plain words; None when nothing is."""
+    mustache = MUSTACHE_RE.search(nql)
+    if mustache:
+        name = mustache.group(1) or "name"
+        return (
+            f"The saved query writes a parameter as {mustache.group(0)}: NQL parameters are written "
+            f"${name}, without quotes or braces, in a where clause."
+        )
+    quoted = QUOTED_PARAMETER_RE.search(nql)
+    if quoted:
+        return (
+            f"The saved query puts the parameter {quoted.group(0)} in quotes: write ${quoted.group(2)} "
+            "without quotes, or it is compared as the literal text."
+        )
+    for stage in nql.split("|"):
+        parameter = PARAMETER_RE.search(stage)
+        if parameter and not stage.strip().lower().startswith("where "):
+            return (
+                f"The saved query uses ${parameter.group(1)} outside a where clause: NQL accepts parameters "
+                "only after | where."
+            )
+    return None
+
+
+def declared_parameters(nql: str) -> set[str]:
+    return set(PARAMETER_RE.findall(nql))
+
+
+def saved_queries(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The config's saved queries as {name: {"id", "nql"}}; the old shape {name: "#id"} has no text to check."""
+    queries = {}
+    for name, value in config.get("saved_queries", {}).items():
+        queries[name] = {"id": value, "nql": ""} if isinstance(value, str) else {"id": value["id"], "nql": value["nql"]}
+    return queries
+
+
 def handles(path: str) -> bool:
     return path in PATHS or path in CONTROL_PATHS
 
@@ -90,6 +146,7 @@ class InfinityState:
 
     def reset(self) -> None:
         with self.lock:
+            self.queries = saved_queries(self.config)  # /_sim/infinity may change them until the next reset
             self.offset = 0.0  # seconds added to the clock by /_sim/infinity advance_seconds
             self.tokens: dict[str, dict[str, Any]] = {}
             self.requests: list[dict[str, Any]] = []
@@ -306,6 +363,9 @@ def _control(handler: Any, state: InfinityState, method: str, path: str, body: b
             handler._json(200, list(state.requests))
     elif method == "GET" and path == "/_sim/infinity/executions":
         handler._json(200, state.all_executions())
+    elif method == "GET" and path == "/_sim/infinity/saved-queries":
+        with state.lock:
+            handler._json(200, copy.deepcopy(state.queries))
     elif method == "POST" and path == "/_sim/infinity":
         try:
             change = json.loads(body or b"{}")
@@ -314,12 +374,25 @@ def _control(handler: Any, state: InfinityState, method: str, path: str, body: b
                     state.offset += float(change["advance_seconds"])
             if change.get("expire_tokens"):
                 state.expire_all_tokens()
+            if "saved_query" in change:
+                _replace_query(state, change["saved_query"])
         except (ValueError, TypeError, AttributeError) as exc:
             handler._json(400, {"error": str(exc)})
             return
         handler._json(200, {"ok": True, "offset_seconds": state.offset})
     else:
         handler._not_found()
+
+
+def _replace_query(state: InfinityState, change: Any) -> None:
+    if not isinstance(change, dict) or change.get("name") not in state.queries:
+        raise ValueError(f"saved_query.name must be one of {sorted(state.queries)}")
+    if "nql" in change and not isinstance(change["nql"], str):
+        raise ValueError("saved_query.nql must be a text")
+    if "id" in change and not (isinstance(change["id"], str) and NQL_ID_RE.fullmatch(change["id"])):
+        raise ValueError("saved_query.id must match ^#[a-z0-9_]{2,255}$")
+    with state.lock:
+        state.queries[change["name"]] |= {k: change[k] for k in ("nql", "id") if k in change}
 
 
 def _token(handler: Any, state: InfinityState, entry: dict[str, Any], body: bytes) -> None:
@@ -401,21 +474,27 @@ def _nql(handler: Any, state: InfinityState, client: dict[str, Any], data: Any) 
     if not isinstance(parameters, dict) or not all(isinstance(v, str) for v in parameters.values()):
         handler._json(400, {"message": "parameters must be an object of strings.", "code": 400})
         return
-    queries = state.config.get("saved_queries", {})
     query_id = data["queryId"]
-    if query_id == queries.get("devices"):
+    with state.lock:
+        found = [(name, dict(q)) for name, q in state.queries.items() if q["id"] == query_id]
+    if not found:
+        handler._json(404, {"message": f"Query {query_id} not found.", "code": 404})
+        return
+    name, query = found[0]
+    problem = _query_problem(query_id, query["nql"], parameters) if query["nql"] else None
+    if problem:
+        handler._json(400, {"message": problem, "code": 400})
+        return
+    if name == "devices":
         if "user_name" not in parameters:
             handler._json(400, {"message": "Missing parameter user_name.", "code": 400})
             return
         rows = state.device_rows(parameters["user_name"])
-    elif query_id == queries.get("executions"):
+    else:
         if "request_id" not in parameters:
             handler._json(400, {"message": "Missing parameter request_id.", "code": 400})
             return
         rows = state.execution_rows(parameters["request_id"], parameters.get("device_uid"))
-    else:
-        handler._json(404, {"message": f"Query {query_id} not found.", "code": 404})
-        return
     if handler.headers.get("x-utc-times", "").lower() != "true":
         # As Nexthink does: without the header, times come in the tenant's regional zone, unlabelled.
         zone = ZoneInfo(state.config.get("regional_time_zone", REGIONAL_TIME_ZONE))
@@ -432,6 +511,22 @@ def _nql(handler: Any, state: InfinityState, client: dict[str, Any], data: Any) 
             "data": rows,
         },
     )
+
+
+def _query_problem(query_id: str, nql: str, parameters: dict[str, str]) -> str | None:
+    problem = nql_problem(nql)
+    if problem:
+        return f"Query {query_id}: {problem}"
+    declared, sent = declared_parameters(nql), set(parameters)
+    if declared != sent:
+        missing = ", ".join(f"${p}" for p in sorted(declared - sent)) or "none"
+        unknown = ", ".join(sorted(sent - declared)) or "none"
+        return (
+            f"Query {query_id}: the parameters sent ({', '.join(sorted(sent)) or 'none'}) are not those the query "
+            f"declares ({', '.join(f'${p}' for p in sorted(declared)) or 'none'}): missing {missing}; "
+            f"not declared {unknown}."
+        )
+    return None
 
 
 TIME_FIELDS = ("time", "device.last_seen")

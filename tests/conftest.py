@@ -399,6 +399,14 @@ class InfinitySim:
             self.url + "/_sim/infinity", json={"expire_tokens": True}, timeout=5, verify=self.verify
         ).raise_for_status()
 
+    def saved_queries(self) -> dict[str, dict]:
+        return requests.get(self.url + "/_sim/infinity/saved-queries", timeout=5, verify=self.verify).json()
+
+    def set_saved_query(self, name: str, nql: str | None = None, query_id: str | None = None):
+        """Replace a saved query's text (or id): the simulator answers 200, or 400 naming what it refuses."""
+        change = {"name": name} | ({"nql": nql} if nql is not None else {}) | ({"id": query_id} if query_id else {})
+        return requests.post(self.url + "/_sim/infinity", json={"saved_query": change}, timeout=5, verify=self.verify)
+
 
 @pytest.fixture
 def infinity_sim(simulator):

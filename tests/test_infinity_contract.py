@@ -494,7 +494,7 @@ def test_an_execution_moves_from_waiting_to_in_progress_to_success_with_outputs(
     [query] = infinity_sim.requests(NQL)[-1:]
     assert query["body"] == {
         "queryId": INFINITY_EXECUTIONS_QUERY,
-        "parameters": {"request_id": accepted.request_id, "device_uid": ALICE_LAPTOP},
+        "parameters": {"request_id": accepted.request_id},
     }
 
 

@@ -426,14 +426,16 @@ class InfinityClient:
         return parse_nql_rows(data)
 
     def executions(self, request_id: str, device: str | None = None) -> list[Execution]:
-        """The executions of one request (on one device, or on all), from NEXTHINK_NQL_EXECUTIONS_QUERY."""
+        """The executions of one request (on one device, or on all), from NEXTHINK_NQL_EXECUTIONS_QUERY.
+
+        The saved query declares one parameter, `$request_id` (README): a request's rows are few, and
+        the device is picked here, so that one saved query serves both.
+        """
         if not isinstance(request_id, str) or not request_id.strip():
             raise ActInputError("A request id is needed.")
-        parameters = {"request_id": request_id}
         if device is not None:
             _check_device(device)
-            parameters["device_uid"] = device
-        rows = self.nql(self._query("executions", self.executions_query), parameters)
+        rows = self.nql(self._query("executions", self.executions_query), {"request_id": request_id})
         executions = [parse_execution(row) for row in rows]
         return [e for e in executions if device is None or e.device.lower() == device.lower() or not e.device]
 
@@ -766,7 +768,7 @@ def parse_remote_action(item: Any) -> InfinityRemoteAction | None:
     )
 
 
-def infinity_client_from_settings() -> InfinityClient:
+def infinity_client_from_settings(tokens: TokenCache | None = None) -> InfinityClient:
     from django.conf import settings
 
     verify = tls_verify()
@@ -782,4 +784,5 @@ def infinity_client_from_settings() -> InfinityClient:
         executions_query=settings.NEXTHINK_NQL_EXECUTIONS_QUERY,
         devices_query=settings.NEXTHINK_NQL_DEVICES_QUERY,
         retry_wait_limit=settings.NEXTHINK_NQL_RETRY_WAIT_SECONDS,
+        tokens=tokens,
     )

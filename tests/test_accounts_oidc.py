@@ -334,3 +334,35 @@ def test_the_same_subject_at_another_issuer_is_another_account(db, settings):
     again = backend.get_or_create_user(None, None, {"iss": "https://a.example", "sub": "s1", "preferred_username": "x"})
 
     assert again == first and CompanyIdentity.objects.count() == 1
+
+
+def test_an_account_unused_for_long_is_not_linked_to_a_new_subject(client, db, oidc_provider):
+    """A leaver's account from before subjects were kept: its name may have been given to someone else."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from actions.accounts.backends import LEGACY_LINK_DAYS
+
+    leaver = User.objects.create_user("dana", email="sub-dana@corp.example")
+    User.objects.filter(pk=leaver.pk).update(last_login=timezone.now() - timedelta(days=LEGACY_LINK_DAYS + 1))
+
+    assert refused(sign_in_as(client, oidc_provider, "sub-dana", preferred_username="dana"), "cannot use it to sign")
+    assert not CompanyIdentity.objects.exists()
+
+    User.objects.filter(pk=leaver.pk).update(last_login=timezone.now() - timedelta(days=LEGACY_LINK_DAYS - 1))
+    assert sign_in_as(client, oidc_provider, "sub-dana", preferred_username="dana").status_code == 302
+    assert signed_in_user(client) == leaver  # used lately: its owner coming back
+
+
+def test_a_refused_inactive_account_gets_nothing_of_the_sign_in(client, db, forger):
+    dana = User.objects.create_user("dana", email="", first_name="", is_active=False)
+    request = start_sign_in(client)
+    forger.id_token = forger.sign(forger.claims(request["nonce"], groups=["Field staff"]))
+
+    response = client.get(reverse("oidc_authentication_callback") + f"?code=c&state={request['state']}")
+
+    assert refused(response, "turned off")
+    dana.refresh_from_db()
+    assert (dana.email, dana.first_name, dana.groups.count()) == ("", "", 0)
+    assert not CompanyIdentity.objects.exists()

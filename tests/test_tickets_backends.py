@@ -289,3 +289,42 @@ def test_the_act_api_simulator_also_serves_the_servicenow_api_for_the_demo(alice
     ticket.refresh_from_db()
     assert (ticket.state, ticket.number) == (State.CREATED, "INC0010001")
     assert len(requests.get(simulator.url + "/_sim/incidents", timeout=5).json()) == 1
+
+
+def test_a_service_desk_that_trickles_its_answer_is_given_up_before_the_sweep_would_resend(settings):
+    """Each byte comes within the read timeout, the whole answer never: the call's own deadline ends it,
+    as unknown (the ticket may have been opened), so no worker outlives stale_after()."""
+    import socket
+    import threading
+    import time
+
+    from actions.servicedesk import http as desk_http
+    from actions.servicedesk.base import ErrorKind, TicketError
+
+    settings.TICKETING_CONNECT_TIMEOUT_SECONDS = 1
+    settings.TICKETING_READ_TIMEOUT_SECONDS = 1
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n")
+            try:
+                for _ in range(60):  # 30 s for the whole body, one byte every half second
+                    conn.sendall(b" ")
+                    time.sleep(0.5)
+            except OSError:
+                pass  # the client gave up: expected
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/api/now/table/incident"
+
+    with pytest.raises(TicketError) as raised:
+        desk_http.send(desk_http.session(), "POST", url, what="ServiceNow", json={})
+
+    assert raised.value.kind is ErrorKind.UNKNOWN and "no complete answer" in raised.value.message
+    listener.close()

@@ -121,3 +121,13 @@ def test_beat_runs_the_sweep_on_the_maintenance_queue_and_drops_a_late_copy(sett
     assert entry["task"] == "actions.tasks.sweep_tickets"
     assert entry["options"]["expires"] == entry["schedule"] == settings.TICKETING_SWEEP_INTERVAL_SECONDS
     assert settings.CELERY_TASK_ROUTES["actions.tasks.sweep_tickets"] == {"queue": settings.MAINTENANCE_QUEUE}
+
+
+def test_trying_again_a_ticket_stuck_being_opened_looks_it_up_before_opening_another(alice, servicenow):
+    ticket = request_ticket(make_run_needing_help(alice))
+    long_ago = timezone.now() - timedelta(minutes=django_settings.TICKETING_DEADLINE_MINUTES) - stale_after() * 2
+    Ticket.objects.filter(pk=ticket.pk).update(state=State.SENDING, attempts=1, requested_at=long_ago)
+
+    again = request_ticket(ticket.run)  # the employee's "Try again"
+
+    assert (again.state, again.attempts, again.uncertain) == (State.REQUESTED, 0, True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import jwt
 from axes.backends import AxesStandaloneBackend
@@ -21,6 +22,11 @@ from actions.models import CompanyIdentity
 log = logging.getLogger("actions.accounts")
 # Clocks of the provider and the portal may differ this much (seconds) when exp and iat are checked.
 CLOCK_SKEW_SECONDS = 60
+
+
+# An account made by a sign-in before subjects were kept is linked to a new subject only if it was
+# used this recently: an older one may be a leaver's whose name the directory gave to someone else.
+LEGACY_LINK_DAYS = 90
 
 
 class SignInRefused(Exception):
@@ -131,9 +137,11 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
             self._follow_rename(user, username)
         else:
             user = self._account_for_new_subject(username, claims)
+        if not user.is_active:
+            return user  # refused as turned off, with nothing of this sign-in written into the account
         self._copy_profile(user, claims)
         user.save()
-        if identity is None and user.is_active:  # an inactive account is refused, and stays unlinked
+        if identity is None:
             identity = CompanyIdentity.objects.create(user=user, issuer=issuer, subject=subject)
         if identity is not None:
             CompanyIdentity.objects.filter(pk=identity.pk).update(last_sign_in_at=timezone.now())
@@ -167,9 +175,22 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
                 f"{username!r} belongs to another company account; the directory gave the name to someone "
                 "else. Rename the old portal account to let the new one be made."
             )
-        # Made by an admin for device assignments, or by a sign-in before subjects were kept: taken
-        # over only when nothing says it is someone else's (its e-mail, if it has one, is the claim's).
+        # Made by an admin for device assignments (never signed in), or by a sign-in before subjects
+        # were kept: only an account used lately can be its owner coming back; a name unused for
+        # longer may have been given to someone else, and an admin decides (renames it, or links it
+        # by signing in with that person present).
+        stale = timezone.now() - timedelta(days=LEGACY_LINK_DAYS)
+        if user.last_login is not None and user.last_login < stale:
+            raise SignInRefused(
+                f"{username!r} is an account without a company account, last used {user.last_login:%Y-%m-%d}: "
+                "the name may belong to someone else now. Rename the old portal account, or clear its last "
+                "sign-in in the admin if it is this person's."
+            )
+        # Taken over only when nothing says it is someone else's: its e-mail, if it has one, is the
+        # claim's (and a verified one, when the e-mail is what names the account).
         email = claims.get(settings.OIDC_EMAIL_CLAIM)
+        if settings.OIDC_USERNAME_CLAIM == settings.OIDC_EMAIL_CLAIM and claims.get("email_verified") is False:
+            raise SignInRefused(f"{username!r}: the provider says this e-mail is not verified")
         if user.email and (not isinstance(email, str) or email.strip().lower() != user.email.lower()):
             raise SignInRefused(
                 f"{username!r} is an account of e-mail {user.email!r} without a company account; the claim's "

@@ -12,6 +12,8 @@ from typing import Any
 import requests
 from django.conf import settings
 
+from actions.nexthink.http import Deadline, new_session
+
 from .base import ErrorKind, TicketError
 
 NOT_ACCEPTED = {429, 502, 503}
@@ -19,14 +21,12 @@ USER_AGENT = "fix-my-device-portal"
 
 
 def session(*, verify: bool = True) -> requests.Session:
-    s = requests.Session()
+    # Nexthink's watched session: every socket of a call is shut when the call's deadline passes.
+    s = new_session()
     s.trust_env = False  # no proxy or netrc from the environment: what is configured is used
     s.verify = verify
     s.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-    # No adapter retries: a POST that may have opened a ticket is never resent blindly.
-    s.mount("http://", requests.adapters.HTTPAdapter(max_retries=0))
-    s.mount("https://", requests.adapters.HTTPAdapter(max_retries=0))
-    return s
+    return s  # no adapter retries: a POST that may have opened a ticket is never resent blindly
 
 
 def timeouts() -> tuple[int, int]:
@@ -35,15 +35,22 @@ def timeouts() -> tuple[int, int]:
 
 def send(s: requests.Session, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
     """One request; a TicketError for any transport failure or non-2xx answer. `what`: for messages."""
+    # The read timeout bounds each wait on the socket, not the call: a server that trickles its answer
+    # could hold a worker past the point where the sweep takes the ticket for abandoned and sends it
+    # again. The deadline ends the call first (stale_after() allows three whole calls).
+    deadline = Deadline(sum(timeouts()))
     try:
-        response = s.request(method, url, timeout=timeouts(), allow_redirects=False, **kwargs)
+        with deadline:
+            response = s.request(method, url, timeout=timeouts(), allow_redirects=False, **kwargs)
     except (requests.ConnectionError, requests.ConnectTimeout) as exc:
+        if deadline.expired:
+            raise TicketError(ErrorKind.UNKNOWN, f"{what}: no complete answer in time.") from exc
         if isinstance(exc, requests.ConnectTimeout) or _refused(exc):
             raise TicketError(ErrorKind.RETRYABLE, f"{what}: could not connect.") from exc
         raise TicketError(ErrorKind.UNKNOWN, f"{what}: the connection dropped before an answer.") from exc
-    except requests.Timeout as exc:
-        raise TicketError(ErrorKind.UNKNOWN, f"{what}: no answer in time.") from exc
     except requests.RequestException as exc:
+        if deadline.expired or isinstance(exc, requests.Timeout):
+            raise TicketError(ErrorKind.UNKNOWN, f"{what}: no complete answer in time.") from exc
         raise TicketError(ErrorKind.PERMANENT, f"{what}: the request could not be made ({exc}).") from exc
     if 200 <= response.status_code < 300:
         return response

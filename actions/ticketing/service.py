@@ -105,6 +105,8 @@ def ticket_request(*, run: Run, user) -> Requested:
                     state=State.REQUESTED,
                     backend=settings.TICKETING,
                     attempts=0,
+                    # A ticket stuck "being opened" may have been opened: look it up before creating.
+                    uncertain=ticket.uncertain or ticket.state == State.SENDING,
                     error="",
                     requested_at=now,
                     next_attempt_at=None,

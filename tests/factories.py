@@ -3,7 +3,6 @@ no factory library."""
 
 import io
 import itertools
-import socket
 import uuid
 from datetime import timedelta
 
@@ -79,13 +78,6 @@ def error_of(call) -> ActApiError:
     with pytest.raises(ActApiError) as info:
         call()
     return info.value
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_command(name, *args) -> tuple[int, str, str]:

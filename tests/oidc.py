@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.urls import reverse
 
 from actions.integrations import oidc_provider as provider
-from tests.factories import free_port
+from tests.servers import free_port
 
 CLIENT_ID = "fix-my-device"
 CLIENT_SECRET = "test-client-secret"

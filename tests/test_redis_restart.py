@@ -9,9 +9,6 @@ Redis usually does), where what the worker left unacknowledged is still there af
 import base64
 import json
 import re
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
@@ -21,52 +18,21 @@ import requests
 from actions.models import Heartbeat, Run
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import run_submit
-from tests.factories import EMEA, free_port, make_device, make_sim_action
+from tests.factories import EMEA, make_device, make_sim_action
+from tests.servers import REDIS_SERVER, OwnRedis
 from tests.worker import Beat, Worker, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
-REDIS_SERVER = shutil.which("redis-server")
-
-
-class OwnRedis:
-    """A redis-server of this test's own; `keeps_data`: an append-only file written at every command."""
-
-    def __init__(self, port: int, folder, keeps_data: bool):
-        self.port, self.folder = port, folder
-        self.persistence = ["--appendonly", "yes", "--appendfsync", "always"] if keeps_data else ["--appendonly", "no"]
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *self.persistence],
-            cwd=self.folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self.answers, timeout=10)
-
-    def answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def kill(self):
-        self.process.kill()
-        self.process.wait(timeout=10)
 
 
 @pytest.fixture(params=[False, True], ids=["redis-loses-its-data", "redis-keeps-its-data"])
 def own_redis(request, tmp_path):
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed")
-    server = OwnRedis(free_port(), tmp_path, keeps_data=request.param)
+    server = OwnRedis(tmp_path, keeps_data=request.param)
     server.start()
     yield server
-    if server.process.poll() is None:
-        server.kill()
+    server.kill()
 
 
 def test_a_redis_restart_does_not_stop_the_worker(
@@ -132,11 +98,10 @@ def forgetful_redis(tmp_path):
     """A redis-server of this test's own that loses everything when it stops."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed")
-    server = OwnRedis(free_port(), tmp_path, keeps_data=False)
+    server = OwnRedis(tmp_path)
     server.start()
     yield server
-    if server.process.poll() is None:
-        server.kill()
+    server.kill()
 
 
 def test_runs_wait_out_a_redis_outage_and_go_out_once_when_it_is_back(

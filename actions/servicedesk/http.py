@@ -12,7 +12,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from actions.nexthink.http import Deadline, new_session
+from actions.wallclock import Deadline, new_session
 
 from .base import ErrorKind, TicketError
 

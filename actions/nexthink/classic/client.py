@@ -15,16 +15,15 @@ import requests
 import requests.adapters
 
 from actions.uids import CLASSIC_DEVICE_UID_RE, ENGINE_UID_RE, GUID_RE
+from actions.wallclock import Deadline, new_session
 
 from ..errors import ActInputError
 from ..http import (
     NOT_JSON,
-    Deadline,
     bad_response,
     call_timeout,
     classify_http_error,
     json_body,
-    new_session,
     parse_retry_after,
     tls_verify,
     transport_error,

@@ -26,16 +26,15 @@ from typing import Any
 import requests
 
 from actions.uids import COLLECTOR_UID_RE, NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
+from actions.wallclock import Deadline, new_session
 
 from ..errors import ActApiError, ActInputError, ErrorKind
 from ..http import (
     NOT_JSON,
-    Deadline,
     bad_response,
     call_timeout,
     classify_http_error,
     json_body,
-    new_session,
     parse_retry_after,
     tls_verify,
     transport_error,

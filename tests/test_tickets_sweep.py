@@ -113,7 +113,10 @@ def test_with_the_broker_still_down_the_sweep_hands_nothing_and_tries_again_late
     assert tickets_sweep() == 0
 
     ticket.refresh_from_db()
-    assert ticket.state == State.REQUESTED
+    assert (ticket.state, ticket.enqueued_at) == (State.REQUESTED, None)  # no message carries it
+    use_broker(django_settings.CELERY_BROKER_URL)  # the broker is back
+    assert tickets_sweep() == 1  # at the next pass, not a sweep period later
+    assert ticket_queue() == [ticket.pk]
 
 
 def test_beat_runs_the_sweep_on_the_maintenance_queue_and_drops_a_late_copy(settings):

@@ -123,11 +123,18 @@ def ticket_request(*, run: Run, user) -> Requested:
     return Requested(ticket=ticket, queued=queued, handed=handed[0] if handed else None)
 
 
-def ticket_enqueue(ticket_id, *, countdown: float | None = None) -> bool:
-    """Hand the ticket's task to the broker; False (and a log line) when it cannot be reached."""
+def ticket_enqueue(ticket_id, *, countdown: float | None = None, stamp: bool = True) -> bool:
+    """Hand the ticket's task to the broker; False (and a log line) when it cannot be reached.
+
+    `stamp`: note when (`enqueued_at`); the sweep stamps before it publishes instead. As for runs
+    (actions/runs/dispatch.py), a refused hand-over clears the stamp: no message carries the ticket,
+    and the sweep's next pass sends it.
+    """
     if not broker.try_send("actions.tasks.create_ticket", ticket_id, countdown=countdown, what=f"ticket {ticket_id}"):
-        return False  # the ticket stays stored: the sweep sends it
-    Ticket.objects.filter(pk=ticket_id).update(enqueued_at=timezone.now())
+        Ticket.objects.filter(pk=ticket_id).update(enqueued_at=None)
+        return False
+    if stamp:
+        Ticket.objects.filter(pk=ticket_id).update(enqueued_at=timezone.now())
     return True
 
 
@@ -159,7 +166,7 @@ def tickets_sweep() -> int:
     handed = 0
     for pk in list(Ticket.objects.filter(_lost()).order_by("requested_at").values_list("pk", flat=True)[:BATCH]):
         if Ticket.objects.filter(Q(pk=pk) & _lost()).update(enqueued_at=timezone.now()) == 1:
-            handed += ticket_enqueue(pk)
+            handed += ticket_enqueue(pk, stamp=False)
     if handed:
         log.info("ticket sweep: handed %s ticket(s) to the broker again", handed)
     return handed

@@ -9,6 +9,7 @@ from actions.nexthink.infinity.client import (
     TriggerInfo,
     build_execute_body,
     normalise_status,
+    parse_accepted,
     parse_execution,
     parse_nql_rows,
     parse_outputs,
@@ -144,3 +145,8 @@ def test_the_client_and_device_resolution_share_one_collector_uid_rule(uid, acce
             build_execute_body(
                 remote_action_id="#a", devices=[uid], params=None, expires_in_minutes=None, trigger_info=None
             )
+
+
+@pytest.mark.parametrize(("answered", "kept"), [(120, 120), (10**9, 10_080), (0, 60), (-5, 60), ("soon", 90)])
+def test_the_expiry_nexthink_answers_is_kept_within_its_documented_range(answered, kept):
+    assert parse_accepted({"requestId": "r-1", "expiresInMinutes": answered}, 90).expires_in_minutes == kept

@@ -641,6 +641,8 @@ def parse_accepted(data: Any, asked_minutes: int | None) -> Accepted:
     minutes = data.get("expiresInMinutes")
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         minutes = asked_minutes or MIN_EXPIRES_MINUTES
+    # Within what Nexthink documents: a wild value must not keep a run "following" for months.
+    minutes = min(max(minutes, MIN_EXPIRES_MINUTES), MAX_EXPIRES_MINUTES)
     return Accepted(request_id=request_id, expires_in_minutes=minutes)
 
 

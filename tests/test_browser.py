@@ -114,6 +114,12 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     expect(page).to_have_title(re.compile(r"^Clear Teams cache: Waiting to be sent"))
     expect(page.locator("#engine-results")).to_have_text("No answer yet.")
     expect(page.get_by_role("link", name="Run again")).to_be_hidden()
+    assert_accessible(page)  # the queued run page
+    page.evaluate(
+        "() => { const late = document.querySelector('[data-field=late]'); late.textContent = 'x'; late.hidden = false; }"
+    )
+    assert_accessible(page)  # with the "longer than usual" notice shown
+    page.evaluate("() => { document.querySelector('[data-field=late]').hidden = true; }")
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
     page.evaluate("() => { window.__marker = 1; }")
@@ -135,6 +141,7 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     assert page.evaluate("() => window.__marker") == 1, "the run page was reloaded"
     assert navigations == [] and page.url == run_url
     screenshot(page, "run")
+    assert_accessible(page)  # the final run page
     phone.goto(run.get_absolute_url())
     screenshot(phone, "run-phone")
     assert_fits_phone_width(phone)
@@ -220,3 +227,14 @@ def test_the_page_first_asks_when_runs_of_its_action_usually_end(browser, server
 
     expect(page.locator(".status")).to_have_text("Sent", timeout=LIVE_UPDATE_TIMEOUT_MS)
     assert len(asked) == 1  # one look, once the run had ended
+
+
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def assert_accessible(page) -> None:
+    """axe-core (WCAG 2.1 A and AA) finds nothing on the page as it is now."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_21_AA}})
+    assert results.violations_count == 0, results.generate_report()

@@ -81,8 +81,11 @@ def test_with_the_broker_down_the_request_is_saved_and_the_employee_is_told_so(c
 
     assert response.status_code == 200 and response.redirect_chain[-1][0] == run.get_absolute_url()
     page = response.content.decode()
-    assert "Your request for help is saved; it will reach the service desk in a few minutes." in page
-    assert "on its way to the service desk. Its number appears here." not in page
+    assert (
+        "Your request for help is saved; it will reach the service desk in a few minutes. "
+        "Reload this page later to see its ticket number." in page
+    )
+    assert "on its way to the service desk. Reload this page in a moment" not in page
     ticket = Ticket.objects.get(run=run)
     assert (ticket.state, ticket.enqueued_at) == (State.REQUESTED, None)  # stored; the sweep will send it
 

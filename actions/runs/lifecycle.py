@@ -13,10 +13,13 @@ import logging
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
+from actions import metrics
 from actions.devices.engines import engine_names
 from actions.models import EngineResult, Run, RunAttempt
 from actions.nexthink.classic.client import EngineAnswer
@@ -33,6 +36,9 @@ from actions.runs.outcomes import (
     in_seconds,
 )
 from actions.runs.states import FINAL, UNSENT, Status, check_move
+
+# Moves that Prometheus hears of (actions/metrics.py): Nexthink accepted the run, or it ended.
+OBSERVED = FINAL | {Status.FOLLOWING}
 
 log = logging.getLogger("actions.runs")
 
@@ -63,7 +69,20 @@ def transition(run_id, to: str, *, leaving: Collection[str], where: Q | None = N
         log.info("run %s not moved to %s: another step decided first", run_id, to)
     elif to in FINAL:
         notify.schedule(run_id)
+    if moved and to in OBSERVED:
+        transaction.on_commit(lambda: _observe(run_id, to))
     return moved
+
+
+def _observe(run_id, to: str) -> None:
+    """Count a committed move for Prometheus: one read of what the counters are labelled with."""
+    row = Run.objects.filter(pk=run_id).values_list("action_name", "created_at", "finished_at").first()
+    if row is not None:
+        action, created_at, finished_at = row
+        at = finished_at if to in FINAL else timezone.now()
+        metrics.run_moved(
+            to=to, final=to in FINAL, action=action, platform=settings.NEXTHINK_PLATFORM, created_at=created_at, at=at
+        )
 
 
 def claim(run_id) -> bool:

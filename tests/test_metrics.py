@@ -1,0 +1,152 @@
+"""IT sees the portal work: /metrics for Prometheus, behind its token, and log lines with their ids."""
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+from prometheus_client import REGISTRY
+
+from actions.models import Run
+from actions.tasks import dispatch_run
+from portal.logcontext import ContextFilter, JsonFormatter
+from tests.factories import ALICE_LAPTOP, FORM_KEY
+from tests.worker import ROOT
+
+TOKEN = "scrape-me-please"
+ACTION = "Clear Teams cache"
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def metrics_token(settings):
+    settings.METRICS_TOKEN = TOKEN
+
+
+@pytest.fixture
+def json_lines():
+    """The portal's log lines as LOG_FORMAT=json writes them (the settings' filter and formatter)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(ContextFilter())
+    logger = logging.getLogger("actions")
+    logger.addHandler(handler)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        logger.removeHandler(handler)
+
+
+def submit_and_dispatch(client, action, capture, headers=None) -> Run:
+    """The real path: the action page's form, then the worker's task against the simulator."""
+    with capture(execute=True):
+        form = {"device": ALICE_LAPTOP, "idempotency_key": FORM_KEY, "Mode": "full"}
+        response = client.post(action.get_absolute_url(), form, headers=headers or {})
+        assert response.status_code == 302
+        run = Run.objects.get()
+        dispatch_run.apply(args=[str(run.pk)])
+    run.refresh_from_db()
+    return run
+
+
+def test_a_run_moves_the_counters_it_should(
+    alice_client, emea_action, laptop, use_simulator, metrics_token, django_capture_on_commit_callbacks
+):
+    labels = {"action": ACTION, "platform": "classic"}
+    before = {
+        "submitted": sample("portal_runs_submitted_total", **labels),
+        "ended": sample("portal_runs_ended_total", outcome="sent", **labels),
+        "to_sent": sample("portal_run_submit_to_sent_seconds_count", platform="classic"),
+        "to_final": sample("portal_run_submit_to_final_seconds_count", platform="classic", outcome="sent"),
+        "calls": sample("portal_nexthink_call_seconds_count", platform="classic", endpoint="/api/remoteaction/v2/run"),
+        "waits": sample("portal_broker_queue_wait_seconds_count", queue="runs"),
+    }
+
+    run = submit_and_dispatch(alice_client, emea_action, django_capture_on_commit_callbacks)
+
+    assert run.status == Run.Status.SENT
+    after = {
+        "submitted": sample("portal_runs_submitted_total", **labels),
+        "ended": sample("portal_runs_ended_total", outcome="sent", **labels),
+        "to_sent": sample("portal_run_submit_to_sent_seconds_count", platform="classic"),
+        "to_final": sample("portal_run_submit_to_final_seconds_count", platform="classic", outcome="sent"),
+        "calls": sample("portal_nexthink_call_seconds_count", platform="classic", endpoint="/api/remoteaction/v2/run"),
+        "waits": sample("portal_broker_queue_wait_seconds_count", queue="runs"),
+    }
+    assert {key: after[key] - before[key] for key in before} == dict.fromkeys(before, 1.0)
+
+    # Prometheus reads them, and the state read at scrape time, from /metrics.
+    page = alice_client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).content.decode()
+    assert f'portal_runs_ended_total{{action="{ACTION}",outcome="sent",platform="classic"}}' in page
+    assert 'portal_runs_in_flight{status="queued"} 0.0' in page
+    assert 'portal_broker_waiting_messages{queue="celery"}' in page
+
+
+def test_a_nexthink_error_is_counted_by_kind(
+    alice_client, action, laptop, use_simulator, inject_fault, django_capture_on_commit_callbacks
+):
+    endpoint = {"platform": "classic", "endpoint": "/api/remoteaction/v2/run"}
+    before = sample("portal_nexthink_errors_total", kind="unknown", **endpoint)
+    inject_fault("internal_error")
+
+    run = submit_and_dispatch(alice_client, action, django_capture_on_commit_callbacks)
+
+    assert run.status == Run.Status.UNKNOWN
+    assert sample("portal_nexthink_errors_total", kind="unknown", **endpoint) - before == 1.0
+    assert sample("portal_nexthink_errors_total", kind="retryable", **endpoint) == 0.0
+
+
+def test_metrics_are_not_there_without_a_token(client, db, settings):
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 404
+
+
+def test_metrics_need_the_token(client, db, metrics_token):
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": TOKEN}).status_code == 401  # no scheme
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+
+
+def test_it_adds_up_the_processes_of_one_host(tmp_path):
+    """With PROMETHEUS_MULTIPROC_DIR, what two processes counted shows in a third one's /metrics text."""
+    env = os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    count = "from actions import metrics; metrics.run_submitted(action='Repair VPN', platform='classic')"
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", count], cwd=ROOT, env=env, check=True, timeout=60)
+    show = "from actions import metrics; print(metrics.exposition()[0].decode())"
+    text = subprocess.run(
+        [sys.executable, "-c", show], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+    assert 'portal_runs_submitted_total{action="Repair VPN",platform="classic"} 2.0' in text
+
+
+def test_json_log_lines_carry_the_request_and_the_run(
+    alice_client, action, laptop, use_simulator, json_lines, django_capture_on_commit_callbacks
+):
+    headers = {"X-Request-ID": "lb-7f3a9c2e41d8"}
+    run = submit_and_dispatch(alice_client, action, django_capture_on_commit_callbacks, headers)
+
+    lines = json_lines()
+    queued = next(line for line in lines if line["message"].startswith(f"run {run.pk} queued"))
+    assert queued["request_id"] == "lb-7f3a9c2e41d8"
+    assert {"time", "level", "logger"} <= set(queued)
+    worker_lines = [line for line in lines if "sending attempt" in line["message"]]
+    assert worker_lines and all(line["run_id"] == str(run.pk) for line in worker_lines)
+
+
+def test_the_answer_names_the_request(client, db):
+    offered = client.get("/login/", headers={"X-Request-ID": "lb-7f3a9c2e41d8"})
+    assert offered["X-Request-ID"] == "lb-7f3a9c2e41d8"
+    made_up = client.get("/login/", headers={"X-Request-ID": "no spaces or newlines\n"})
+    assert made_up["X-Request-ID"] != "no spaces or newlines\n" and len(made_up["X-Request-ID"]) == 32

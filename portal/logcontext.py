@@ -48,12 +48,26 @@ def bound(*, request_id: str | None = None, run_id=None) -> Iterator[None]:
 
 
 class ContextFilter(logging.Filter):
-    """Adds request_id and run_id to every record (a handler's filter: it sees every line)."""
+    """Adds request_id and run_id to every record (a handler's filter: it sees every line).
+
+    Outside a run's page or task (submit, the reaper, the follow-up, tickets), a line about a run is
+    written, by the portal's convention, as ``"run %s ..."`` or ``"ticket for run %s ..."`` with the
+    run's id first: that id is its run_id.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get() or "-"
-        record.run_id = RUN_ID.get() or "-"
+        record.run_id = RUN_ID.get() or _run_named(record) or "-"
         return True
+
+
+def _run_named(record: logging.LogRecord) -> str:
+    if isinstance(record.msg, str) and record.msg.startswith(_ABOUT_A_RUN) and isinstance(record.args, tuple):
+        return str(record.args[0])[:64] if record.args else ""
+    return ""
+
+
+_ABOUT_A_RUN = ("run %s", "ticket for run %s")
 
 
 class JsonFormatter(_JsonFormatter):

@@ -4,10 +4,12 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 from prometheus_client import REGISTRY
 
 from actions.models import Run
@@ -151,3 +153,18 @@ def test_the_answer_names_the_request(client, db):
     assert offered["X-Request-ID"] == "lb-7f3a9c2e41d8"
     made_up = client.get("/login/", headers={"X-Request-ID": "no spaces or newlines\n"})
     assert made_up["X-Request-ID"] != "no spaces or newlines\n" and len(made_up["X-Request-ID"]) == 32
+
+
+def test_the_dashboard_and_the_alerts_use_metrics_the_portal_exports(client, db, metrics_token):
+    page = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).content.decode()
+    families = {line.split()[2] for line in page.splitlines() if line.startswith("# TYPE portal_")}
+    exported = {family + suffix for family in families for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    dashboard = json.loads((ROOT / "deploy/grafana/fix-my-device.json").read_text())
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    expressions += [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+    used = {name for expr in expressions for name in re.findall(r"\bportal_[a-z_]+", expr)}
+
+    assert len(expressions) > 20 and len(used) > 10
+    assert used - exported == set()

@@ -13,10 +13,11 @@ import yaml
 from prometheus_client import REGISTRY
 
 from actions.models import Run
+from actions.runs.states import is_final
 from actions.tasks import dispatch_run
 from portal.logcontext import ContextFilter, JsonFormatter
 from tests.factories import ALICE_LAPTOP, FORM_KEY
-from tests.worker import ROOT
+from tests.worker import FILESYSTEM_BROKER, ROOT, Worker, wait_for
 
 TOKEN = "scrape-me-please"
 ACTION = "Clear Teams cache"
@@ -120,32 +121,53 @@ def test_metrics_need_the_token(client, db, metrics_token):
     assert response["Content-Type"].startswith("text/plain")
 
 
+def exposition_of(folder) -> str:
+    """What /metrics of a process of the host whose processes share `folder` shows of their counters."""
+    show = "from actions import metrics; print(metrics.exposition()[0].decode())"
+    env = os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    return subprocess.run(
+        [sys.executable, "-c", show], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+
+
 def test_it_adds_up_the_processes_of_one_host(tmp_path):
     """With PROMETHEUS_MULTIPROC_DIR, what two processes counted shows in a third one's /metrics text."""
     env = os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     count = "from actions import metrics; metrics.run_submitted(action='Repair VPN', platform='classic')"
     for _ in range(2):
         subprocess.run([sys.executable, "-c", count], cwd=ROOT, env=env, check=True, timeout=60)
-    show = "from actions import metrics; print(metrics.exposition()[0].decode())"
-    text = subprocess.run(
-        [sys.executable, "-c", show], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
-    ).stdout
-    assert 'portal_runs_submitted_total{action="Repair VPN",platform="classic"} 2.0' in text
+
+    assert 'portal_runs_submitted_total{action="Repair VPN",platform="classic"} 2.0' in exposition_of(tmp_path)
 
 
-def test_json_log_lines_carry_the_request_and_the_run(
-    alice_client, action, laptop, use_simulator, json_lines, django_capture_on_commit_callbacks
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_process_logs_the_request_and_the_run_and_its_host_counts_them(
+    alice_client, emea_action, laptop, broker_queue, use_simulator, tmp_path, json_lines
 ):
-    headers = {"X-Request-ID": "lb-7f3a9c2e41d8"}
-    run = submit_and_dispatch(alice_client, action, django_capture_on_commit_callbacks, headers)
+    """The real processes: the request's id crosses the broker, the worker's counters reach the host's /metrics."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    log = tmp_path / "worker.log"
+    extra = {"LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    worker = Worker(use_simulator.url, log, broker_url=FILESYSTEM_BROKER, extra_env=extra)
+    try:
+        form = {"device": ALICE_LAPTOP, "idempotency_key": FORM_KEY, "Mode": "full"}
+        alice_client.post(emea_action.get_absolute_url(), form, headers={"X-Request-ID": "lb-7f3a9c2e41d8"})
+        run = Run.objects.get()
+        wait_for(lambda: is_final(Run.objects.get(pk=run.pk).status), timeout=60)
+    finally:
+        worker.stop()
 
-    lines = json_lines()
-    queued = next(line for line in lines if line["message"].startswith(f"run {run.pk} queued"))
+    # The web side's line names the run (its message starts "run <id>"); the worker's call to Nexthink
+    # does not: its task bound the run's id, and the request's id came with the task's message.
+    queued = next(line for line in json_lines() if line["message"].startswith(f"run {run.pk} queued"))
     assert (queued["request_id"], queued["run_id"]) == ("lb-7f3a9c2e41d8", str(run.pk))
     assert {"time", "level", "logger"} <= set(queued)
-    # The worker's call to Nexthink does not name the run: its task bound the run's id.
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     [call] = [line for line in lines if line["message"].startswith("Nexthink POST")]
-    assert call["run_id"] == str(run.pk)
+    assert (call["request_id"], call["run_id"]) == ("lb-7f3a9c2e41d8", str(run.pk))
+    ended = f'portal_runs_ended_total{{action="{ACTION}",outcome="sent",platform="classic"}} 1.0'
+    assert ended in exposition_of(folder)
 
 
 def test_the_answer_names_the_request(client, db):
@@ -168,3 +190,18 @@ def test_the_dashboard_and_the_alerts_use_metrics_the_portal_exports(client, db,
 
     assert len(expressions) > 20 and len(used) > 10
     assert used - exported == set()
+
+
+def test_password_failures_and_lock_outs_are_counted(client, alice, settings):
+    settings.LOCAL_LOGIN = True
+    settings.AXES_FAILURE_LIMIT = settings.LOGIN_FAILURE_LIMIT = 2
+    failures, lockouts = (
+        sample("portal_sign_in_failures_total"),
+        sample("portal_sign_in_events_total", event="local_login_locked_out"),
+    )
+
+    for _ in range(2):  # the second failure reaches the limit: locked out
+        client.post("/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR="10.1.1.1")
+
+    assert sample("portal_sign_in_failures_total") - failures == 2.0
+    assert sample("portal_sign_in_events_total", event="local_login_locked_out") - lockouts == 1.0

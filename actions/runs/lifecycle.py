@@ -59,10 +59,13 @@ def transition_many(runs: Q, to: str, *, leaving: Collection[str], **fields) -> 
     return Run.objects.filter(runs, status__in=list(leaving)).update(status=to, **stamped)
 
 
-def transition(run_id, to: str, *, leaving: Collection[str], where: Q | None = None, **fields) -> bool:
+def transition(
+    run_id, to: str, *, leaving: Collection[str], where: Q | None = None, known: Run | None = None, **fields
+) -> bool:
     """Move one run from one of `leaving` to `to` (if `where` holds too). False: nothing changed.
 
     A run that ends is followed up: its employee hears of it if they left its page (notify.py).
+    `known`: the run as the caller read it, so that counting the move for Prometheus reads nothing.
     """
     moved = transition_many(Q(pk=run_id) & (where or Q()), to, leaving=leaving, **fields) == 1
     if not moved:
@@ -70,18 +73,25 @@ def transition(run_id, to: str, *, leaving: Collection[str], where: Q | None = N
     elif to in FINAL:
         notify.schedule(run_id)
     if moved and to in OBSERVED:
-        transaction.on_commit(lambda: _observe(run_id, to))
+        transaction.on_commit(lambda: _observe(run_id, to, known))
     return moved
 
 
-def _observe(run_id, to: str) -> None:
-    """Count a committed move for Prometheus: one read of what the counters are labelled with."""
-    row = Run.objects.filter(pk=run_id).values_list("action_name", "created_at", "finished_at").first()
+def _observe(run_id, to: str, known: Run | None) -> None:
+    """Count a committed move for Prometheus; without the caller's run, one read of its name and start."""
+    if known is not None:
+        row: tuple | None = (known.action_name, known.created_at)
+    else:
+        row = Run.objects.filter(pk=run_id).values_list("action_name", "created_at").first()
     if row is not None:
-        action, created_at, finished_at = row
-        at = finished_at if to in FINAL else timezone.now()
+        action, created_at = row
         metrics.run_moved(
-            to=to, final=to in FINAL, action=action, platform=settings.NEXTHINK_PLATFORM, created_at=created_at, at=at
+            to=to,
+            final=to in FINAL,
+            action=action,
+            platform=settings.NEXTHINK_PLATFORM,
+            created_at=created_at,
+            at=timezone.now(),
         )
 
 
@@ -120,7 +130,7 @@ def record(run: Run, outcome: Outcome, answers: Iterable[EngineAnswer] = ()) -> 
     if outcome.retry_in is not None:  # outcome.retried
         fields["next_attempt_at"] = in_seconds(outcome.retry_in)
     with transaction.atomic():
-        if not transition(run.pk, outcome.status, leaving=(Status.SENDING,), **fields):
+        if not transition(run.pk, outcome.status, leaving=(Status.SENDING,), known=run, **fields):
             log.warning(
                 "run %s: late outcome %s dropped (%s); answers: %s",
                 run.pk,
@@ -159,6 +169,7 @@ def record_follow_up(run: Run, outcome: Outcome | None, result: DeviceResult | N
             run.pk,
             outcome.status,
             leaving=(Status.FOLLOWING,),
+            known=run,
             error_code=clip(outcome.code, CODE_LENGTH),
             error_kind=outcome.kind,
             error_message=clip(outcome.message, MESSAGE_LENGTH),

@@ -5,9 +5,13 @@ class ActionsConfig(AppConfig):
     name = "actions"
 
     def ready(self):
-        from django.contrib.auth.signals import user_logged_in
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
 
+        from actions import metrics
         from actions.accounts.middleware import start_session_clock
         from actions.catalog import version  # noqa: F401  (its receivers: the catalog's version)
 
         user_logged_in.connect(start_session_clock, dispatch_uid="actions.accounts.start_session_clock")
+        user_login_failed.connect(
+            lambda **kwargs: metrics.sign_in_failed(), weak=False, dispatch_uid="actions.metrics.sign_in_failed"
+        )

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -243,3 +243,11 @@ def _nice_ceiling(value: int) -> int:
             if factor * magnitude >= value:
                 return factor * magnitude
         magnitude *= 10
+
+
+def runs_in_flight_now() -> list[tuple[str, int, datetime]]:
+    """(status, how many, when the oldest was submitted) for each status a run is in flight in now:
+    the state Prometheus reads at each scrape (actions/views/metrics.py). One grouped query, served by
+    the (status, created_at) index."""
+    rows = Run.objects.filter(status__in=IN_FLIGHT).values("status").annotate(n=Count("id"), oldest=Min("created_at"))
+    return [(row["status"], row["n"], row["oldest"]) for row in rows.order_by()]

@@ -8,6 +8,8 @@ import re
 from django.conf import settings
 from django.utils import timezone
 
+from actions import metrics
+
 security_log = logging.getLogger("actions.security")
 _PRINTABLE_RE = re.compile(r"[^\x21-\x7e]")
 
@@ -48,6 +50,7 @@ def sign_in_event(
     The user name is what was typed or claimed, bounded and printable; it says nothing of whether
     such a user exists.
     """
+    metrics.sign_in_event(event)
     at = timezone.now().isoformat()
     shown = _PRINTABLE_RE.sub("?", (username or "-")[:150])
     source = _PRINTABLE_RE.sub("?", (source_address or "-")[:64])

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from actions.accounts import views as accounts
-from actions.views import catalog, health, preferences, runs, tickets
+from actions.views import catalog, health, metrics, preferences, runs, tickets
 
 urlpatterns = [
     path("login/", accounts.LoginView.as_view(), name="login"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("", catalog.catalog, name="catalog"),
     path("actions/<slug:slug>/", catalog.action_detail, name="action_detail"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("runs/", runs.my_runs, name="my_runs"),
     path("runs/<uuid:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<uuid:pk>/status.json", runs.run_status, name="run_status"),

@@ -16,3 +16,7 @@ app.autodiscover_tasks()
 from portal.heartbeat import WorkerHeartbeat  # noqa: E402 - after the app, whose config it needs
 
 app.steps["worker"].add(WorkerHeartbeat)
+
+from portal import logcontext  # noqa: E402
+
+logcontext.connect_celery()  # the request's and the run's ids on the lines of each task

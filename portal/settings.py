@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.logcontext.RequestIdMiddleware",
     "portal.middleware.HealthzMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -579,11 +580,22 @@ config.section("Core")
 LOG_LEVEL = config.get_choice(
     "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True, doc="the portal's own log lines"
 )
+LOG_FORMAT = config.get_choice(
+    "LOG_FORMAT",
+    "plain",
+    ("plain", "json"),
+    doc="`json`: one JSON object per line, with the request's and the run's ids (`request_id`, `run_id`)",
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every line gets request_id and run_id ("-" when none): portal/logcontext.py.
+    "filters": {"context": {"()": "portal.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "portal.logcontext.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "actions": {"level": LOG_LEVEL},
@@ -935,3 +947,19 @@ if TICKETING == "email" and "default" not in MAILERS:
 # A ticket links to the run at PORTAL_BASE_URL, never at the Host a request named.
 if TICKETING != "none" and not DEBUG and not config.is_set("PORTAL_BASE_URL"):
     raise ImproperlyConfigured(f"PORTAL_BASE_URL is required with TICKETING={TICKETING}: tickets link to the run.")
+
+# --- Monitoring (/metrics for Prometheus; README "Monitoring") ----------------------------------------
+config.section("Monitoring")
+METRICS_TOKEN = config.get_secret(
+    "METRICS_TOKEN",
+    doc="the bearer token Prometheus sends to read `/metrics`; unset: no `/metrics` (404)",
+)
+# Read by prometheus_client itself from the environment when it is imported (.env values are put in
+# the environment above, before it): documented and checked here.
+PROMETHEUS_MULTIPROC_DIR = config.get_str(
+    "PROMETHEUS_MULTIPROC_DIR",
+    doc="a folder shared by the web and worker processes of one host, emptied before they start: "
+    "`/metrics` then adds up what all of them counted (else each process counts alone)",
+)
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR: {PROMETHEUS_MULTIPROC_DIR!r} is not a folder.")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 import urllib3
 
+from actions import metrics
 from actions.wallclock import Deadline
 
 from .errors import TRANSPORT_REASONS, ActApiError, ErrorKind
@@ -55,14 +57,29 @@ def bad_response(detail: str, status: int | None) -> ActApiError:
     )
 
 
+def kind_of_status(status: int) -> ErrorKind:
+    """The error kind of an HTTP answer other than 200."""
+    if status in NOT_ACCEPTED_STATUSES:
+        return ErrorKind.RETRYABLE
+    if status >= 500:
+        return ErrorKind.UNKNOWN
+    # 4xx and any 3xx: a refusal or a configuration problem that sending again will not fix
+    return ErrorKind.PERMANENT
+
+
+def observed(
+    platform: str, endpoint: str, started: float, *, status: int = 0, error: ActApiError | None = None
+) -> None:
+    """One call to Nexthink, for Prometheus (actions/metrics.py): how long it took since `started`
+    (time.monotonic), and its error kind when it failed (no answer, or an answer other than 200)."""
+    kind = error.kind if error is not None else kind_of_status(status) if status != 200 else None
+    seconds = time.monotonic() - started
+    metrics.nexthink_call(platform=platform, endpoint=endpoint, seconds=seconds, error_kind=kind.value if kind else "")
+
+
 def classify_http_error(status: int, data: Any, *, retry_after: float | None = None) -> ActApiError:
     """An HTTP answer other than 200, as an ActApiError of the right kind."""
-    if status in NOT_ACCEPTED_STATUSES:
-        kind = ErrorKind.RETRYABLE
-    elif status >= 500:
-        kind = ErrorKind.UNKNOWN
-    else:  # 4xx and any 3xx: a refusal or a configuration problem that sending again will not fix
-        kind = ErrorKind.PERMANENT
+    kind = kind_of_status(status)
     after = retry_after if kind is ErrorKind.RETRYABLE else None
     if isinstance(data, dict) and isinstance(data.get("code"), str):
         code = data["code"][:100]

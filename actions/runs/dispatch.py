@@ -7,7 +7,7 @@ import logging
 from django.db import connection
 from django.db.models.functions import Now
 
-from actions import broker
+from actions import broker, metrics
 from actions.models import Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
@@ -45,6 +45,7 @@ def run_dispatch(*, run_id) -> Outcome | None:
     if not lifecycle.claim(run_id):
         return None
     run = Run.objects.select_related("action", "device", "user", "requested_by").get(pk=run_id)
+    metrics.queue_waited(queue="runs", handed_at=run.enqueued_at, due_at=run.next_attempt_at, taken_at=run.sending_at)
     log.info("run %s sending attempt %s of %s", run.pk, run.attempts, run.max_attempts)
     answers = []
     called = False

@@ -13,10 +13,13 @@ import logging
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
+from actions import metrics
 from actions.devices.engines import engine_names
 from actions.models import EngineResult, Run, RunAttempt
 from actions.nexthink.classic.client import EngineAnswer
@@ -33,6 +36,9 @@ from actions.runs.outcomes import (
     in_seconds,
 )
 from actions.runs.states import FINAL, UNSENT, Status, check_move
+
+# Moves that Prometheus hears of (actions/metrics.py): Nexthink accepted the run, or it ended.
+OBSERVED = FINAL | {Status.FOLLOWING}
 
 log = logging.getLogger("actions.runs")
 
@@ -53,17 +59,40 @@ def transition_many(runs: Q, to: str, *, leaving: Collection[str], **fields) -> 
     return Run.objects.filter(runs, status__in=list(leaving)).update(status=to, **stamped)
 
 
-def transition(run_id, to: str, *, leaving: Collection[str], where: Q | None = None, **fields) -> bool:
+def transition(
+    run_id, to: str, *, leaving: Collection[str], where: Q | None = None, known: Run | None = None, **fields
+) -> bool:
     """Move one run from one of `leaving` to `to` (if `where` holds too). False: nothing changed.
 
     A run that ends is followed up: its employee hears of it if they left its page (notify.py).
+    `known`: the run as the caller read it, so that counting the move for Prometheus reads nothing.
     """
     moved = transition_many(Q(pk=run_id) & (where or Q()), to, leaving=leaving, **fields) == 1
     if not moved:
         log.info("run %s not moved to %s: another step decided first", run_id, to)
     elif to in FINAL:
         notify.schedule(run_id)
+    if moved and to in OBSERVED:
+        transaction.on_commit(lambda: _observe(run_id, to, known))
     return moved
+
+
+def _observe(run_id, to: str, known: Run | None) -> None:
+    """Count a committed move for Prometheus; without the caller's run, one read of its name and start."""
+    if known is not None:
+        row: tuple | None = (known.action_name, known.created_at)
+    else:
+        row = Run.objects.filter(pk=run_id).values_list("action_name", "created_at").first()
+    if row is not None:
+        action, created_at = row
+        metrics.run_moved(
+            to=to,
+            final=to in FINAL,
+            action=action,
+            platform=settings.NEXTHINK_PLATFORM,
+            created_at=created_at,
+            at=timezone.now(),
+        )
 
 
 def claim(run_id) -> bool:
@@ -101,7 +130,7 @@ def record(run: Run, outcome: Outcome, answers: Iterable[EngineAnswer] = ()) -> 
     if outcome.retry_in is not None:  # outcome.retried
         fields["next_attempt_at"] = in_seconds(outcome.retry_in)
     with transaction.atomic():
-        if not transition(run.pk, outcome.status, leaving=(Status.SENDING,), **fields):
+        if not transition(run.pk, outcome.status, leaving=(Status.SENDING,), known=run, **fields):
             log.warning(
                 "run %s: late outcome %s dropped (%s); answers: %s",
                 run.pk,
@@ -140,6 +169,7 @@ def record_follow_up(run: Run, outcome: Outcome | None, result: DeviceResult | N
             run.pk,
             outcome.status,
             leaving=(Status.FOLLOWING,),
+            known=run,
             error_code=clip(outcome.code, CODE_LENGTH),
             error_kind=outcome.kind,
             error_message=clip(outcome.message, MESSAGE_LENGTH),

@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from actions import broker
+from actions import broker, metrics
 from actions.models import Preferences, Run
 from actions.runs.states import is_final
 from actions.runs.wording import STATUS_TITLES, status_summary
@@ -89,8 +89,10 @@ def run_notify(*, run_id) -> bool:
         )
     except Exception:  # SMTP and socket errors alike; the claim stays (at most once, see above)
         log.warning("run %s: its e-mail could not be sent; not tried again", run.pk, exc_info=True)
+        metrics.email_sent(ok=False)
         return False
     log.info("run %s: e-mail sent to its employee", run.pk)
+    metrics.email_sent(ok=True)
     return True
 
 

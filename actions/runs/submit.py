@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from actions import metrics
 from actions.catalog.parameters import validate_params
 from actions.models import Device, RemoteAction, Run
 from actions.runs import states
@@ -101,6 +102,7 @@ def run_submit(
 
 
 def _enqueue_after_commit(run: Run) -> None:
+    metrics.run_submitted(action=run.action_name, platform=settings.NEXTHINK_PLATFORM)
     run.enqueued = run_enqueue(run_id=run.pk, stamp=False)  # refused: enqueued_at cleared, the reaper sends it
 
 

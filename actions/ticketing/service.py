@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from actions import broker
+from actions import broker, metrics
 from actions.models import Run, Ticket
 from actions.runs.states import NEEDS_HELP, is_final
 from actions.servicedesk import mail, servicenow, webhook
@@ -196,6 +196,9 @@ def ticket_create(*, ticket_id) -> float | None:
         log.info("ticket %s not claimed: done, not due, or another worker has it", ticket_id)
         return None
     ticket = Ticket.objects.select_related("run__user", "run__action").get(pk=ticket_id)
+    metrics.queue_waited(
+        queue="tickets", handed_at=ticket.enqueued_at, due_at=ticket.next_attempt_at, taken_at=ticket.claimed_at
+    )
     mine = Q(pk=ticket.pk, state=State.SENDING, attempts=ticket.attempts)
     backend = BACKENDS.get(ticket.backend)
     if backend is None:
@@ -223,6 +226,7 @@ def ticket_create(*, ticket_id) -> float | None:
         updated_at=timezone.now(),
     )
     log.info("ticket for run %s created: %s%s", ticket.run_id, opened.number, "" if moved else " (late, dropped)")
+    metrics.ticket_attempt(backend=ticket.backend, outcome="created")
     return None
 
 
@@ -242,6 +246,7 @@ def _after_error(mine: Q, ticket: Ticket, error: TicketError) -> float | None:
         updated_at=timezone.now(),
     )
     log.warning("ticket for run %s: %s (%s); next attempt in %.0f s", ticket.run_id, error.message, error.kind, delay)
+    metrics.ticket_attempt(backend=ticket.backend, outcome="retrying")
     return delay if moved else None
 
 
@@ -251,6 +256,7 @@ def _fail(mine: Q, ticket: Ticket, message: str, *, uncertain: bool | None = Non
         fields["uncertain"] = uncertain
     Ticket.objects.filter(mine).update(**fields)
     log.warning("ticket for run %s failed: %s", ticket.run_id, message)
+    metrics.ticket_attempt(backend=ticket.backend, outcome="failed")
 
 
 def retry_delay(attempt: int) -> float:

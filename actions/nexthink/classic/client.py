@@ -24,6 +24,7 @@ from ..http import (
     call_timeout,
     classify_http_error,
     json_body,
+    observed,
     parse_retry_after,
     tls_verify,
     transport_error,
@@ -210,8 +211,10 @@ class ActClient:
             self.session.close()  # nothing of a failed call's connection is reused
             error = transport_error(exc, deadline)
             log.warning("Nexthink %s %s failed: %s", method, path, error)
+            observed("classic", path, started, error=error)
             raise error from None
         self._idle_since = time.monotonic()
+        observed("classic", path, started, status=response.status_code)
         log.info(
             "Nexthink %s %s -> %s in %.0f ms", method, path, response.status_code, (time.monotonic() - started) * 1000
         )

@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from actions import metrics
 from actions.uids import COLLECTOR_UID_RE, NQL_ACTION_ID_RE, NQL_QUERY_ID_RE
 from actions.wallclock import Deadline, new_session
 
@@ -35,6 +36,7 @@ from ..http import (
     call_timeout,
     classify_http_error,
     json_body,
+    observed,
     parse_retry_after,
     tls_verify,
     transport_error,
@@ -462,9 +464,12 @@ class InfinityClient:
         return self._tokens.get(self._token_key, self._fetch_token)
 
     def _fetch_token(self) -> tuple[str, float]:
-        """POST the client-credentials grant; (access token, lifetime in seconds). Raises ActApiError.
+        """POST the client-credentials grant; (access token, lifetime in seconds). Raises ActApiError."""
+        with metrics.token_renewal():
+            return self._request_token()
 
-        Nothing of an action was sent when this fails, so a failure the seam calls UNKNOWN is
+    def _request_token(self) -> tuple[str, float]:
+        """Nothing of an action was sent when this fails, so a failure the seam calls UNKNOWN is
         RETRYABLE here; the error's message never carries the secret or the token.
         """
         try:
@@ -540,6 +545,10 @@ class InfinityClient:
             status, error_data, retry_after=parse_retry_after(response.headers.get("Retry-After"))
         )
 
+    def _endpoint(self, path: str) -> str:
+        """A call's label for Prometheus: "token", or the API path (a fixed list: the query ids are in the body)."""
+        return "token" if path == self.token_url.split("?", 1)[0] else path.removeprefix(self.api_url)
+
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One HTTP call, over within connect + read timeout of wall-clock time whatever the server does."""
         started = time.monotonic()
@@ -557,7 +566,9 @@ class InfinityClient:
         except requests.RequestException as exc:
             error = transport_error(exc, deadline)
             log.warning("Nexthink %s %s failed: %s", method, path, error)
+            observed("infinity", self._endpoint(path), started, error=error)
             raise error from None
+        observed("infinity", self._endpoint(path), started, status=response.status_code)
         log.info(
             "Nexthink %s %s -> %s in %.0f ms", method, path, response.status_code, (time.monotonic() - started) * 1000
         )

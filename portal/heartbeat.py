@@ -34,6 +34,7 @@ def alive_file(name: str):
 
 def touch_alive(name: str) -> None:
     try:
+        alive_file(name).parent.mkdir(parents=True, exist_ok=True)
         alive_file(name).touch()
     except OSError:
         log.warning("%s not written", alive_file(name), exc_info=True)

@@ -97,3 +97,30 @@ def test_a_leader_whose_redis_is_down_does_not_schedule(use_broker):
     assert not locks.BeatLeader(2).is_leader()
     with locks.held("reap-runs", 30) as mine:
         assert not mine
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)  # beat's heartbeat closes stale connections, as in its process
+def test_a_beat_standing_by_schedules_nothing_until_the_leader_stops(redis_locks, monkeypatch, settings, tmp_path):
+    from celery.beat import PersistentScheduler
+
+    from actions.models import Heartbeat
+    from portal.celery import app
+    from portal.heartbeat import HeartbeatScheduler
+
+    scheduled = []  # the schedulers whose own tick ran: those that send the due tasks
+    monkeypatch.setattr(PersistentScheduler, "tick", lambda self, *args, **kwargs: scheduled.append(self) or 1.0)
+    leader, standby = (HeartbeatScheduler(app=app, schedule_filename=str(tmp_path / name)) for name in "ab")
+
+    alive = settings.VAR_DIR / "beat.alive"  # what the container's health check reads
+    leader.tick()
+    assert Heartbeat.objects.filter(name="beat").exists()  # written by the leader
+    alive.unlink()
+    standby.tick()
+    assert scheduled == [leader]
+    assert alive.exists()  # the standby is alive too
+
+    leader.close()  # stopped: it hands over
+    standby.tick()
+    assert scheduled == [leader, standby]
+    standby.close()

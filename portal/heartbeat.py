@@ -67,7 +67,7 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 class HeartbeatScheduler(PersistentScheduler):
     """Celery beat's own scheduler, scheduling only while it is the leader (portal/locks.py), and
     writing beat's heartbeat as it ticks. Several beats may run (one per machine): one schedules, the
-    others stand by and take over within BEAT_LEADER_SECONDS of its death."""
+    others stand by and take over within BEAT_LEADER_SECONDS + 5 s of its death."""
 
     _last_beat = _last_alive = 0.0
     leader: BeatLeader | None = None

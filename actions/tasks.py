@@ -1,12 +1,32 @@
-"""Thin Celery tasks: take an id, call one service."""
+"""Thin Celery tasks: take an id, call one service.
+
+The periodic passes run under a lock of their own (portal/locks.py): whatever beats sent them and
+whichever workers took them, one pass of each kind runs at a time; a copy that finds it held does
+nothing and returns None.
+"""
+
+import logging
+from collections.abc import Callable
 
 from celery import shared_task
+from django.conf import settings
 
 from actions.devices.engines import engines_sync
 from actions.runs.dispatch import run_dispatch, run_enqueue
 from actions.runs.follow_up import runs_follow_up
 from actions.runs.notify import run_notify
 from actions.runs.reaper import runs_reap
+from portal import locks
+
+log = logging.getLogger(__name__)
+
+
+def _alone[T](name: str, a_pass: Callable[[], T]) -> T | None:
+    with locks.held(name, settings.PERIODIC_LOCK_SECONDS) as mine:
+        if not mine:
+            log.info("%s: another worker runs this pass now; this copy does nothing", name)
+            return None
+        return a_pass()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -18,8 +38,10 @@ def dispatch_run(run_id: str) -> str | None:
 
 
 @shared_task(ignore_result=True)
-def reap_runs() -> dict:
-    report = runs_reap()
+def reap_runs() -> dict | None:
+    report = _alone("reap-runs", runs_reap)
+    if report is None:
+        return None
     return {
         "requeued": report.requeued,
         "marked_unknown": report.marked_unknown,
@@ -29,9 +51,10 @@ def reap_runs() -> dict:
 
 
 @shared_task(ignore_result=True)
-def sync_engines_task() -> dict:
+def sync_engines_task() -> dict | None:
     """Periodic: update the Engines from the List Engines API."""
-    return engines_sync().as_dict()
+    result = _alone("sync-engines", engines_sync)
+    return result.as_dict() if result is not None else None
 
 
 @shared_task(ignore_result=True)
@@ -40,9 +63,9 @@ def notify_run_ended(run_id: str) -> bool:
 
 
 @shared_task(ignore_result=True)
-def follow_up_runs() -> int:
+def follow_up_runs() -> int | None:
     """Periodic: read the device's result of runs on a platform that reports it."""
-    return runs_follow_up()
+    return _alone("follow-up-runs", runs_follow_up)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -56,8 +79,8 @@ def create_ticket(ticket_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
-def sweep_tickets() -> int:
+def sweep_tickets() -> int | None:
     """Periodic: hand to the broker the tickets that are due and whose task is not in flight."""
     from actions.ticketing.service import tickets_sweep
 
-    return tickets_sweep()
+    return _alone("sweep-tickets", tickets_sweep)

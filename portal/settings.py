@@ -374,7 +374,19 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULER = "portal.heartbeat:HeartbeatScheduler"  # writes beat's heartbeat for /healthz
+CELERY_BEAT_SCHEDULER = "portal.heartbeat:HeartbeatScheduler"  # leader lock; writes beat's heartbeat for /healthz
+# Several beats may run (one per machine); only the holder of a lock in Redis schedules. It renews
+# the lock every third of this (at most 5 s apart); when it dies, another takes over within this + 5 s.
+BEAT_LEADER_SECONDS = config.get_int(
+    "BEAT_LEADER_SECONDS",
+    30,
+    minimum=2,
+    maximum=300,
+    doc="with several beats (one schedules): a dead leader's lock expires after this long; another beat takes over within 5 s more",
+)
+# A periodic pass (reaper, follow-up, ticket sweep, Engine sync) runs under a lock of its own, renewed
+# while it runs; a worker that dies mid-pass frees it after this long.
+PERIODIC_LOCK_SECONDS = 60
 # The worker and beat each write a heartbeat this often; /healthz calls one dead after three missed.
 HEARTBEAT_SECONDS = 30
 HEARTBEAT_STALE_SECONDS = 3 * HEARTBEAT_SECONDS

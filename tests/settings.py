@@ -35,9 +35,12 @@ NXQL_URL_TEMPLATE = "http://127.0.0.1:9/{database_uid}"
 NXQL_RECHECK_SECONDS = 0
 NXQL_ENGINE_REST_SECONDS = 0
 
-# Tests make many runs for one employee; the fair-use tests set these limits themselves.
-RUN_MAX_IN_FLIGHT_PER_USER = 10_000
-RUN_RATE_LIMIT_COUNT = 10_000
+# Tests make many runs for one employee; the fair-use tests set these limits themselves (a process a
+# test starts may get them from its environment).
+if "RUN_MAX_IN_FLIGHT_PER_USER" not in os.environ:
+    RUN_MAX_IN_FLIGHT_PER_USER = 10_000
+if "RUN_RATE_LIMIT_COUNT" not in os.environ:
+    RUN_RATE_LIMIT_COUNT = 10_000
 
 # A mailer, as with EMAIL_URL set; the test runner keeps the mails in memory (mailoutbox).
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

@@ -15,7 +15,7 @@ from actions.models import Run
 from actions.runs.reaper import runs_reap
 from actions.runs.states import is_final
 from actions.runs.submit import run_submit
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, redis_or_skip
 from tests.factories import EMEA, make_device, make_parameter, make_sim_action
 from tests.worker import Worker, wait_for
 
@@ -64,7 +64,12 @@ def test_a_killed_worker_leaves_the_run_unknown_and_it_is_never_resent(
     wait_for(lambda: Run.objects.get(pk=run.pk).status == Run.Status.SENDING)
 
     first.stop(signal.SIGKILL)  # mid-call: the task was never acknowledged
-    time.sleep(2)  # let the unacknowledged message pass the second worker's visibility timeout
+    unacked = redis_or_skip().zrange("unacked_index", 0, -1, withscores=True)  # kombu's: delivery time by tag
+    assert unacked
+    delivered_at = min(score for _tag, score in unacked)
+    # The second worker looks for unacknowledged messages as it starts: this one must be older than its
+    # visibility timeout by then.
+    wait_for(lambda: time.time() - delivered_at > 1.5)
     second = Worker(
         use_simulator.url,
         tmp_path / "second.log",

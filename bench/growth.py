@@ -137,7 +137,7 @@ def timed(name: str, call, reps: int) -> tuple[float, float]:
     return h.median(times), max(times)
 
 
-def measure(data: dict, reps: int) -> dict[str, tuple[float, float]]:
+def measure(data: dict, reps: int) -> dict[str, tuple]:
     import secrets
 
     from django.contrib.auth.models import User
@@ -192,6 +192,10 @@ def measure(data: dict, reps: int) -> dict[str, tuple[float, float]]:
     }
     started = database_now()
     results = {name: timed(name, call, reps) for name, call in pages.items()}
+    # How many runs each admin page lists: a search's answer fills up as runs pile up (1 → 100 rows).
+    for name, call in pages.items():
+        if name.startswith("admin:"):
+            results[name] += (call().content.count(b'class="action-select"'),)
     # The runs "submit" made stay queued (no worker here): left in place, the next size's reaper pass
     # would find them overdue and hand them to the broker again, timing that instead of its queries.
     Run.objects.filter(user=data["user"], created_at__gte=started).delete()
@@ -237,10 +241,17 @@ def main() -> None:
             *(f"{results[s][name][0]:.1f}" for s in sizes),
             f"{results[sizes[-1]][name][0] / results[sizes[0]][name][0]:.2f}x",
             f"{results[sizes[-1]][name][1]:.1f}",
+            " → ".join(str(results[s][name][2]) for s in sizes) if len(results[sizes[0]][name]) > 2 else "",
         ]
         for name in names
     ]
-    headers = ["page or job (median ms)", *(f"{s:,} runs" for s in sizes), "growth", "slowest at the largest"]
+    headers = [
+        "page or job (median ms)",
+        *(f"{s:,} runs" for s in sizes),
+        "growth",
+        "slowest at the largest",
+        "runs listed",
+    ]
     print(h.table(headers, rows))
     worst = max(names, key=lambda name: results[sizes[-1]][name][0] / results[sizes[0]][name][0])
     h.log(f"worst growth: {worst}, {results[sizes[-1]][worst][0] / results[sizes[0]][worst][0]:.2f}x")
@@ -249,6 +260,7 @@ def main() -> None:
             "sizes": sizes,
             "median_ms": {str(s): {n: r[0] for n, r in results[s].items()} for s in sizes},
             "slowest_ms": {str(s): {n: r[1] for n, r in results[s].items()} for s in sizes},
+            "admin_rows": {str(s): {n: r[2] for n, r in results[s].items() if len(r) > 2} for s in sizes},
             "reps": reps,
             "warm_up": WARM_UP,
         }

@@ -9,10 +9,13 @@ import uuid
 from functools import cached_property
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
+from django.utils.html import format_html
+from django.utils.translation import gettext
 
 from actions.catalog.parameters import InvalidParams
 from actions.models import Device, EngineResult, RemoteAction, Run, RunAttempt
@@ -148,6 +151,17 @@ class RunAdmin(admin.ModelAdmin):
             },
         ),
     )
+
+    def action_checkbox(self, obj):
+        """The row's checkbox exactly as Django's own (CheckboxInput), written without rendering a
+        template per row: that was a third of a 100-row page's time (bench/growth.py)."""
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
 
     def has_add_permission(self, request):
         return False

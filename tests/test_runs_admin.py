@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from actions.models import Device, Run
 from actions.runs.submit import run_submit
-from tests.factories import make_device, make_parameter, make_sim_action
+from tests.factories import make_device, make_parameter, make_sim_action, submit
 
 
 def failed_run(user, action=None):
@@ -154,3 +154,15 @@ def test_the_runs_list_counts_no_more_than_it_shows(admin_client, alice, monkeyp
 
     assert response.context["cl"].result_count == 3
     assert response.status_code == 200
+
+
+def test_a_run_s_checkbox_is_django_s_own(admin_client, alice, laptop, action):
+    from django.contrib import admin as django_admin
+
+    run = submit(alice, action, laptop)
+    model_admin = django_admin.site.get_model_admin(Run)
+
+    ours = model_admin.action_checkbox(run)
+
+    assert ours == django_admin.ModelAdmin.action_checkbox(model_admin, run)
+    assert ours in admin_client.get(reverse("admin:actions_run_changelist")).content.decode()

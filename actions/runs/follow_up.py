@@ -20,6 +20,7 @@ from actions.models import Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
 from actions.runs import lifecycle, outcomes
+from actions.sql import Constant
 
 log = logging.getLogger("actions.runs")
 Status = Run.Status
@@ -29,7 +30,8 @@ LEASE_SECONDS = 120  # a pass that dies mid-read leaves the run to be read again
 
 def runs_follow_up() -> int:
     """Read the device's result of every due run; returns how many were read."""
-    due = Run.objects.filter(status=Status.FOLLOWING, next_check_at__lte=Now()).order_by("next_check_at")
+    # The status as a literal: the partial index run_follow_up_due serves any plan (actions/sql.py).
+    due = Run.objects.filter(status=Constant(Status.FOLLOWING), next_check_at__lte=Now()).order_by("next_check_at")
     read = 0
     for pk in due.values_list("pk", flat=True)[:BATCH]:
         # Claimed while still due: the first pass moves the next look past now, and a second one no

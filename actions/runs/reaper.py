@@ -30,6 +30,7 @@ from actions.nexthink import platform
 from actions.runs import lifecycle, outcomes, states
 from actions.runs.dispatch import run_enqueue
 from actions.runs.follow_up import LEASE_SECONDS
+from actions.sql import Constant, constants
 
 log = logging.getLogger("actions.runs")
 Status = Run.Status
@@ -60,7 +61,9 @@ def _expire_unsent() -> int:
     """A run that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fails, rather than go out hours late."""
     too_old = Now() - timedelta(seconds=settings.RUN_QUEUE_MAX_AGE_SECONDS)
     pks = list(
-        Run.objects.filter(status__in=states.UNSENT, created_at__lt=too_old).values_list("pk", flat=True)[:BATCH]
+        Run.objects.filter(status__in=constants(states.UNSENT), created_at__lt=too_old).values_list("pk", flat=True)[
+            :BATCH
+        ]
     )
     if not pks:
         return 0
@@ -84,7 +87,8 @@ def _mark_stuck_sending() -> int:
     now = lifecycle.database_now()
     candidates = (
         Run.objects.filter(
-            status=Status.SENDING, sending_at__lt=now - timedelta(seconds=settings.RUN_SENDING_GRACE_SECONDS)
+            status=Constant(Status.SENDING),
+            sending_at__lt=now - timedelta(seconds=settings.RUN_SENDING_GRACE_SECONDS),
         )
         .only("pk", "sending_at", "timeout_seconds", "attempts")
         .order_by("sending_at")[:BATCH]
@@ -115,7 +119,8 @@ UNREAD_AFTER_SECONDS = outcomes.EXPIRY_GRACE_SECONDS + outcomes.MAX_CHECK_SECOND
 def _end_unread() -> int:
     """A run still "following" UNREAD_AFTER_SECONDS after its expiry ends unknown: nothing read it in time."""
     too_old = Now() - timedelta(seconds=UNREAD_AFTER_SECONDS)
-    pks = list(Run.objects.filter(status=Status.FOLLOWING, expires_at__lt=too_old).values_list("pk", flat=True)[:BATCH])
+    following = Run.objects.filter(status=Constant(Status.FOLLOWING), expires_at__lt=too_old)
+    pks = list(following.values_list("pk", flat=True)[:BATCH])
     return sum(lifecycle.end_unread(pk) for pk in pks)
 
 
@@ -131,11 +136,10 @@ def _requeue_lost() -> int:
     drains meanwhile cannot look like a loss.
     """
     stale = Now() - timedelta(seconds=settings.RUN_REQUEUE_AFTER_SECONDS)
-    due = Q(status=Status.QUEUED) | Q(status=Status.RETRYING, next_attempt_at__lte=Now())
+    queued, retrying = Constant(Status.QUEUED), Constant(Status.RETRYING)
+    due = Q(status=queued) | Q(status=retrying, next_attempt_at__lte=Now())
     never_handed = list(Run.objects.filter(due, enqueued_at__isnull=True).values_list("pk", flat=True)[:BATCH])
-    overdue = (Q(status=Status.QUEUED) | Q(status=Status.RETRYING, next_attempt_at__lt=stale)) & Q(
-        enqueued_at__lt=stale
-    )
+    overdue = (Q(status=queued) | Q(status=retrying, next_attempt_at__lt=stale)) & Q(enqueued_at__lt=stale)
     handed = []
     if Run.objects.filter(overdue).exists():
         waiting = waiting_messages()

@@ -66,7 +66,9 @@ def runs_page(runs: QuerySet[Run], *, before: str = "", after: str = "") -> RunP
     runs = runs.order_by("-created_at", "-id")
     if after and (position := parse_cursor(after)):
         created, pk = position
-        newer = runs.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=pk))
+        # `created_at >= created` says nothing new, but is a bound the (user, -created_at) index reads
+        # from in any plan; the OR alone is a filter over all of a heavy employee's runs.
+        newer = runs.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=pk), created_at__gte=created)
         rows = list(newer.order_by("created_at", "id")[: PAGE_SIZE + 1])
         more_newer = len(rows) > PAGE_SIZE
         page = list(reversed(rows[:PAGE_SIZE]))
@@ -78,7 +80,7 @@ def runs_page(runs: QuerySet[Run], *, before: str = "", after: str = "") -> RunP
     has_newer = False
     if before and (position := parse_cursor(before)):
         created, pk = position
-        runs = runs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
+        runs = runs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk), created_at__lte=created)
         has_newer = True
     rows = list(runs[: PAGE_SIZE + 1])
     page = rows[:PAGE_SIZE]

@@ -19,6 +19,7 @@ from actions.models import Device, RemoteAction, Run
 from actions.runs import states
 from actions.runs.dispatch import run_enqueue
 from actions.runs.wording import when_text
+from actions.sql import Constant, constants
 
 log = logging.getLogger("actions.runs")
 
@@ -57,7 +58,10 @@ def run_submit(
         # limit below are then read and written without a race. (A run's user owns its device.)
         get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
         if idempotency_key:
-            existing = Run.objects.filter(user=user, idempotency_key=idempotency_key).first()
+            # The key's condition written as the partial unique index's own (`<> ''`, a literal): a
+            # generic plan then reads that index, not the employee's whole history (actions/sql.py).
+            same_key = Run.objects.filter(~Q(idempotency_key=Constant("")), user=user, idempotency_key=idempotency_key)
+            existing = same_key.first()
             if existing:
                 if (existing.action_id, existing.device_id, existing.params) != (action.pk, device.pk, params):
                     raise IdempotencyConflict(
@@ -182,8 +186,10 @@ def fair_use(*, user, now: datetime) -> Limits:
     window = timedelta(seconds=settings.RUN_RATE_LIMIT_WINDOW_SECONDS)
     since = now - window
     # One read for both limits, counted by the database (no rows fetched, however high the limits).
-    counts = Run.objects.filter(Q(status__in=states.IN_FLIGHT) | Q(created_at__gt=since), user=user).aggregate(
-        in_flight=Count("pk", filter=Q(status__in=states.IN_FLIGHT)),
+    # The statuses as literals: PostgreSQL then knows in-flight runs are few (actions/sql.py).
+    in_flight = Q(status__in=constants(states.IN_FLIGHT))
+    counts = Run.objects.filter(in_flight | Q(created_at__gt=since), user=user).aggregate(
+        in_flight=Count("pk", filter=in_flight),
         recent=Count("pk", filter=Q(created_at__gt=since)),
     )
     if counts["in_flight"] >= settings.RUN_MAX_IN_FLIGHT_PER_USER:

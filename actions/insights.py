@@ -26,6 +26,7 @@ from django.utils import timezone
 from actions.models import Run
 from actions.runs import states
 from actions.runs.states import REACHED_DEVICE
+from actions.sql import constants
 
 Status = Run.Status
 # The lifecycle's own sets (actions/runs/lifecycle.py), so that a new status is counted somewhere.
@@ -249,5 +250,9 @@ def runs_in_flight_now() -> list[tuple[str, int, datetime]]:
     """(status, how many, when the oldest was submitted) for each status a run is in flight in now:
     the state Prometheus reads at each scrape (actions/views/metrics.py). One grouped query, served by
     the (status, created_at) index."""
-    rows = Run.objects.filter(status__in=IN_FLIGHT).values("status").annotate(n=Count("id"), oldest=Min("created_at"))
+    rows = (
+        Run.objects.filter(status__in=constants(IN_FLIGHT))
+        .values("status")
+        .annotate(n=Count("id"), oldest=Min("created_at"))
+    )
     return [(row["status"], row["n"], row["oldest"]) for row in rows.order_by()]

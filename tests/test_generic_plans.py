@@ -18,6 +18,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from actions.insights import runs_in_flight_now
 from actions.models import Run
 from actions.runs.follow_up import runs_follow_up
 from actions.runs.reaper import runs_reap
@@ -125,6 +126,14 @@ def test_every_reaper_read_is_an_index_range_of_in_flight_runs(plans):
         # The statuses as literals PostgreSQL knows to be rare, never parameters it guesses common.
         assert re.search(r"Index Cond: .*\(status\)::text = (ANY \()?'", plan), plan
         assert not re.search(r"\(status\)::text = (ANY \(\(ARRAY\[)?\$", plan), plan
+
+
+def test_the_scrape_counts_runs_in_flight_from_the_status_index(plans):
+    runs_in_flight_now()
+
+    plan = plans.of("MIN(")
+    assert index_scans(plan) == {"actions_run_status_031cdb_idx"}, plan
+    assert not re.search(r"\(status\)::text = (ANY \(\(ARRAY\[)?\$", plan), plan
 
 
 def test_the_follow_up_finds_due_runs_in_its_partial_index(plans):

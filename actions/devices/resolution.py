@@ -38,6 +38,7 @@ from actions.devices.engines import connected_engines
 from actions.models import Device, Engine
 from actions.nexthink.classic.client import ActClient, client_from_settings
 from actions.nexthink.classic.nxql import NxqlDevice, check_user_name, engine_base_url, query_devices_of_user
+from actions.nexthink.device_platforms import device_platform
 from actions.nexthink.errors import ActApiError
 from actions.uids import COLLECTOR_UID_RE
 
@@ -256,7 +257,7 @@ def _store_nxql_answers(*, user, answered: list[tuple[Engine, list[NxqlDevice]]]
                 "name": found.name[:255],
                 "owner": user,
                 "engine": engine,
-                "platform": found.platform[:40],
+                "platform": device_platform(found.platform),
                 "source": Device.Source.NXQL,
                 "confirmed_at": now,
             }
@@ -313,7 +314,7 @@ def _store_nql_answer(*, user, found, now: datetime) -> None:
         values = {
             "name": device.name[:255] or uid,
             "owner": user,
-            "platform": device.platform[:40],
+            "platform": device_platform(device.platform),
             "source": Device.Source.NQL,
             "confirmed_at": now,
         }

@@ -4,6 +4,7 @@ import importlib
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.urls import reverse
 
 from actions.catalog.nexthink_import import remote_actions_import
@@ -266,3 +267,14 @@ def test_the_send_time_check_refuses_an_action_no_longer_for_the_devices_system(
 def test_on_classic_the_admin_sets_the_systems(admin_client, windows_only):
     html = admin_client.get(reverse("admin:actions_remoteaction_change", args=[windows_only.pk])).content.decode()
     assert 'name="runs_on_macos"' in html and 'name="parameters-0-used_by_macos"' in html
+
+
+def test_the_classic_demo_has_a_mac_user_offered_only_what_runs_on_macos(client, settings):
+    settings.DEBUG = True
+    call_command("load_demo", stdout=None)
+    client.login(username="dana", password="dana-demo")
+
+    assert Device.objects.get(owner__username="dana").platform == MACOS
+    offered_to_dana = catalog_names(client)
+    assert "Clear Teams cache" in offered_to_dana
+    assert not {"Free disk space", "Restart print spooler"} & offered_to_dana

@@ -189,6 +189,24 @@ def test_the_cached_first_page_is_not_shared_between_systems(client, alice, bob,
     assert catalog_names(client) == set()
 
 
+def test_a_first_visit_finds_the_devices_with_nql_and_asks_once_for_a_user_without_any(
+    use_infinity, client, alice, bob, windows_only, settings
+):
+    settings.DEVICE_RESOLVERS = ["nql"]
+    settings.NXQL_USER_NAME_TEMPLATE = "CORP\\{username}"
+    settings.NXQL_RECHECK_SECONDS = 60  # as in production (the tests' settings ask every time)
+    dana = type(alice).objects.create_user("dana")
+    client.force_login(dana)  # MACBOOK-DANA in the simulator, not known to the portal yet
+
+    assert catalog_names(client) == set()
+    assert Device.objects.get(owner=dana).platform == MACOS
+
+    client.force_login(type(alice).objects.create_user("erin"))  # no device in Nexthink
+    asked = len(use_infinity.requests("/api/v2/nql/execute"))
+    assert catalog_names(client) == catalog_names(client) == {"Restart a Windows service"}
+    assert len(use_infinity.requests("/api/v2/nql/execute")) == asked + 1
+
+
 def test_search_and_category_pages_offer_only_what_fits(alice_client, mac, windows_only, everywhere):
     assert catalog_names(alice_client, q="restart") == set()
     listing = alice_client.get(reverse("catalog"), {"category": "other"})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -60,14 +61,24 @@ def platform_rule(platforms: frozenset[str] | None) -> Q:
     return rule
 
 
-def catalog_platforms(user) -> frozenset[str] | None:
+def catalog_platforms(user, learn_devices: LearnDevices | None = None) -> frozenset[str] | None:
     """The systems the catalog offers actions for: those of the devices the portal knows as the user's.
 
-    None (every action): no device known yet, or one whose system is not known. The catalog reads
-    the stored devices only, never asks Nexthink: the action page resolves them, and offers only the
-    devices the action runs on whatever the catalog showed.
+    None (every action): no device known, or one whose system is not known. When it knows none,
+    `learn_devices(user)` may find them (True: found some; actions/devices/resolution.learn_devices).
     """
-    return offered(Device.objects.filter(owner_id=user.pk).values_list("platform", flat=True).distinct())
+    systems = _device_systems(user)
+    if not systems and learn_devices is not None and learn_devices(user):
+        systems = _device_systems(user)
+    return offered(systems)
+
+
+# Finds the user's devices when the portal knows none: True when it found some.
+LearnDevices = Callable[[Any], bool]
+
+
+def _device_systems(user) -> list[str]:
+    return list(Device.objects.filter(owner_id=user.pk).order_by().values_list("platform", flat=True).distinct())
 
 
 @functools.cache
@@ -253,7 +264,7 @@ def catalog_sections(user, query: str = "") -> list[CatalogSection]:
     return catalog_overview_from_rows(catalog_overview_rows(user)).sections
 
 
-def catalog_overview_rows(user) -> list[tuple]:
+def catalog_overview_rows(user, learn_devices: LearnDevices | None = None) -> list[tuple]:
     """The rows the first page shows, one tuple of OVERVIEW_COLUMNS each: one query, compiled once.
 
     Every visible action when there are at most SMALL_CATALOG of them; otherwise the first
@@ -265,15 +276,11 @@ def catalog_overview_rows(user) -> list[tuple]:
     # What the first page shows depends only on the catalog and the user's groups: cached under both
     # (the catalog's version changes with every change to it: actions/catalog/version.py). Ranking and
     # counting every visible action was most of a view's cost at 1,000 actions (bench/README.md, figure 1).
-    # It also depends on the systems of the user's devices (actions/platforms.py): read in the same query.
-    version, groups, systems = None, [], set()
-    for kind, number in compiled_rows(_version_groups_and_systems, user.pk, user.pk):  # one query, compiled once
-        if kind == "v":
-            version = number
-        elif kind == "g":
-            groups.append(number)
-        else:
-            systems.add(_SYSTEM_NAMES.get(number, UNKNOWN))
+    # It also depends on the systems of the user's devices (actions/platforms.py): read in the same query,
+    # and again if `learn_devices` found devices the portal did not know (see catalog_platforms).
+    version, groups, systems = _version_groups_and_systems_of(user)
+    if not systems and learn_devices is not None and learn_devices(user):
+        version, groups, systems = _version_groups_and_systems_of(user)
     platforms = offered(systems)
     shown = repr((sorted(groups), sorted(platforms) if platforms is not None else None))
     key = f"catalog-overview:{version}:{hashlib.blake2b(shown.encode(), digest_size=16).hexdigest()}"
@@ -282,6 +289,18 @@ def catalog_overview_rows(user) -> list[tuple]:
         rows = compiled_rows(with_platforms(_overview_of, platforms), user.pk)
         cache.set(key, rows, CATALOG_CACHE_SECONDS)
     return rows
+
+
+def _version_groups_and_systems_of(user) -> tuple[int | None, list[int], set[str]]:
+    version, groups, systems = None, [], set()
+    for kind, number in compiled_rows(_version_groups_and_systems, user.pk, user.pk):  # one query, compiled once
+        if kind == "v":
+            version = number
+        elif kind == "g":
+            groups.append(number)
+        else:
+            systems.add(_SYSTEM_NAMES.get(number, UNKNOWN))
+    return version, groups, systems
 
 
 _SYSTEM_NUMBERS = {WINDOWS: 1, MACOS: 2}  # a device's system as a number, to share the union's column
@@ -302,7 +321,7 @@ def _version_groups_and_systems(user_id, device_owner_id) -> QuerySet:
     return version.union(groups, systems, all=True)
 
 
-def catalog_category(user, category: str, page: int = 1) -> Listing | None:
+def catalog_category(user, category: str, page: int = 1, learn_devices: LearnDevices | None = None) -> Listing | None:
     """A page of PAGE_SIZE actions of one category, all featured actions or all uncategorized ones
     (`category`: a category's id, FEATURED or OTHER), featured ones included, in the category's order.
     None when the user sees no action there or no such page: one query, compiled once.
@@ -315,7 +334,7 @@ def catalog_category(user, category: str, page: int = 1) -> Listing | None:
         kind, category_id = "category", int(category)
     else:
         return None
-    rows = _page_rows(kind, user.pk, category_id, page, catalog_platforms(user))
+    rows = _page_rows(kind, user.pk, category_id, page, catalog_platforms(user, learn_devices))
     if not rows:
         return None
     if kind == FEATURED:
@@ -327,14 +346,14 @@ def catalog_category(user, category: str, page: int = 1) -> Listing | None:
     return Listing(title, rows, rows[0][-1], page)
 
 
-def catalog_search(user, query: str, page: int = 1) -> Listing:
+def catalog_search(user, query: str, page: int = 1, learn_devices: LearnDevices | None = None) -> Listing:
     """A page of PAGE_SIZE actions matching `query`, in the first page's order (featured first, then
     by category). Its rows are empty past the last page: one query."""
     query = query.strip()
     if not _active(user) or not query or page < 1:
         return Listing("", [], 0, page)
     offset = (page - 1) * PAGE_SIZE
-    visible = actions_visible_to(user, catalog_platforms(user))
+    visible = actions_visible_to(user, catalog_platforms(user, learn_devices))
     rows = list(_listing(search_actions(visible, query), SEARCH_ORDER)[offset : offset + PAGE_SIZE])
     return Listing("", rows, rows[0][-1] if rows else 0, page)
 

@@ -80,6 +80,22 @@ def resolve_devices_for(user) -> Resolution:
     return Resolution(devices=sort_devices(found.values()), unreachable_engines=unreachable)
 
 
+def learn_devices(user) -> bool:
+    """Find the user's devices when the portal knows none of them yet; True if it found some.
+
+    The catalog offers actions by the systems of the devices it knows (actions/catalog/selectors.py):
+    a first visit asks Nexthink, as the action page would. A user with no device at all is asked for
+    at most once per NXQL_RECHECK_SECONDS (per process), so the catalog does not ask on every view.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return False
+    key = f"devices-learned:{user.pk}"
+    if cache.get(key):
+        return False
+    cache.set(key, True, timeout=settings.NXQL_RECHECK_SECONDS)
+    return bool(resolve_devices_for(user).devices)
+
+
 def sort_devices(devices: Iterable[Device]) -> list[Device]:
     """Most recently seen first; never seen last; then by name."""
     return sorted(

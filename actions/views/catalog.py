@@ -32,7 +32,7 @@ from actions.catalog.selectors import (
     visible_action,
 )
 from actions.devices.ownership import device_for_user
-from actions.devices.resolution import Resolution, resolve_devices_for
+from actions.devices.resolution import Resolution, learn_devices, resolve_devices_for
 from actions.models import ActionParameter, Device, RemoteAction
 from actions.platforms import labels, runs_on
 from actions.runs import submit
@@ -53,18 +53,19 @@ def catalog(request):
     page = page_number(request.GET.get("page"))
     category = request.GET.get("category", "").strip()
     if query:  # the search box searches every action the employee sees, whatever the page it is on
-        listing = catalog_search(request.user, query, page)
+        listing = catalog_search(request.user, query, page, learn_devices)
         if not listing.rows and page > 1:
             raise Http404("No such page of results.")
         return render_listing(request, listing, kind="search", query=query)
     if category:
-        listing = catalog_category(request.user, category, page)
+        listing = catalog_category(request.user, category, page, learn_devices)
         if listing is None:
             raise Http404("No such category, or no such page of it.")
         return render_listing(request, listing, kind="category", category=category)
     if page != 1:
         raise Http404("The catalog's first page has no other pages.")
-    rows = catalog_overview_rows(request.user)
+    # The catalog offers what runs on the systems of the employee's devices: found first if none is known.
+    rows = catalog_overview_rows(request.user, learn_devices)
     overview = SimpleLazyObject(lambda: catalog_overview_from_rows(rows))
     context = {
         # Built only if the cards are not in the cache already (the template's {% cache %}).

@@ -282,6 +282,11 @@ def test_the_send_time_check_refuses_an_action_no_longer_for_the_devices_system(
     assert (run.status, run.error_code, run.attempts) == (Run.Status.FAILED, "WRONG_SYSTEM", 1)
 
 
+def test_it_support_is_offered_only_the_actions_that_run_on_the_device(admin_client, mac, windows_only, everywhere):
+    page = admin_client.get(reverse("admin:actions_device_run_action", args=[mac.pk]))
+    assert [a.name for a in page.context["actions"]] == ["Repair VPN"]
+
+
 def test_on_classic_the_admin_sets_the_systems(admin_client, windows_only):
     html = admin_client.get(reverse("admin:actions_remoteaction_change", args=[windows_only.pk])).content.decode()
     assert 'name="runs_on_macos"' in html and 'name="parameters-0-used_by_macos"' in html

@@ -1,4 +1,7 @@
-"""In Chromium, on Nexthink Infinity: a Mac user is not offered a Windows-only action, and its page says why."""
+"""In Chromium: a Mac user is not offered a Windows-only action (Infinity, NQL), and the form shows only the
+inputs the chosen device's system uses."""
+
+import re
 
 import pytest
 from django.contrib.auth.models import User
@@ -6,9 +9,11 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from actions.catalog.nexthink_import import remote_actions_import
-from actions.models import RemoteAction
+from actions.models import RemoteAction, Run
 from actions.nexthink.infinity.client import infinity_client_from_settings
+from actions.platforms import MACOS, WINDOWS
 from tests.browser_support import sign_in
+from tests.factories import make_action, make_device, make_parameter
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,3 +37,23 @@ def test_a_mac_user_is_not_offered_a_windows_only_action(browser, server, screen
     expect(page.get_by_role("heading", name="This fix is not made for your device")).to_be_visible()
     expect(page.locator("main")).to_contain_text("MACBOOK-DANA is a macOS device")
     expect(page.get_by_role("button", name="Run “Restart a Windows service”")).to_have_count(0)
+
+
+def test_the_form_shows_only_the_inputs_of_the_chosen_devices_system(browser, server, alice):
+    action = make_action(name="Repair VPN", slug="repair-vpn")
+    make_parameter(action, name="Adapter", label="Network adapter", required=True, used_by_macos=False)
+    make_device(alice, name="LAPTOP-ALICE", platform=WINDOWS)
+    mac = make_device(alice, name="MACBOOK-ALICE", platform=MACOS)
+    page = sign_in(browser, server.url, "alice", "alice-pass")
+    page.goto(action.get_absolute_url())
+    adapter = page.get_by_label("Network adapter")
+
+    page.get_by_label(re.compile("MACBOOK-ALICE")).check()
+    expect(adapter).to_be_hidden()
+    page.get_by_label(re.compile("LAPTOP-ALICE")).check()
+    expect(adapter).to_be_visible()
+    page.get_by_label(re.compile("MACBOOK-ALICE")).check()
+    page.get_by_role("button", name="Run “Repair VPN”").click()
+
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}/$"))
+    assert (Run.objects.get().device, Run.objects.get().params) == (mac, {})

@@ -172,12 +172,18 @@ class ActionRunForm(forms.Form):
         self._build_device_field()
         self.fields["idempotency_key"].initial = new_idempotency_key()
         param_fields = {}
+        # Inputs that only some of the devices' systems use: the page shows them for the device chosen
+        # (static/js/device-inputs.js reads data-platforms and device_platforms).
+        self.device_platforms = {device.uid: device.platform for device in self.devices}
+        self.platform_dependent = False
         for param in self.parameters:
             field = parameter_field(param)
             field.initial = parameter_initial(param)
             if not all(uses(param, platform) for platform in platforms):
                 note = f"Asked only for your {labels(used_by(param))} devices."
                 field.help_text = f"{field.help_text} {note}".strip()
+                field.widget.attrs["data-platforms"] = " ".join(sorted(used_by(param)))
+                self.platform_dependent = True
             param_fields[self.PARAM_PREFIX + param.name] = field
         # Parameters first, in the curator's order; then the device; then the confirmation.
         device_field = self.fields.pop("device")

@@ -119,6 +119,19 @@ def test_the_import_from_infinity_stores_the_systems_and_follows_their_change(us
     assert RemoteAction.objects.get(pk=service.pk).runs_on_macos is False
 
 
+def test_the_simulator_fails_an_action_on_a_device_it_has_no_script_for(use_infinity):
+    client = infinity_client_from_settings()
+    mac = "0e9d8c7b-6a5f-4e4d-9c3b-2a1f0e9d8c7b"  # MACBOOK-ALICE in the simulator
+    accepted = client.execute(
+        remote_action_id="#restart_windows_service", devices=[mac], params={"ServiceName": "BITS"}
+    )
+
+    use_infinity.advance(10)
+    [execution] = client.executions(accepted.request_id, mac)
+
+    assert (execution.status, execution.status_details) == ("failure", "The remote action has no script for macOS.")
+
+
 def test_nql_gives_each_devices_system(use_infinity, alice, settings):
     settings.DEVICE_RESOLVERS = ["nql"]
     settings.NXQL_USER_NAME_TEMPLATE = "CORP\\{username}"

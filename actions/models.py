@@ -7,6 +7,7 @@ from django.db import models, transaction
 from django.db.models import F
 from django.urls import reverse
 
+from actions import platforms
 from actions.uids import NQL_ACTION_ID_RE
 
 HEX32 = RegexValidator(r"^[0-9a-f]{32}$", "Enter 32 lowercase hexadecimal characters.")
@@ -157,6 +158,12 @@ class RemoteAction(models.Model):
         blank=True,
         help_text="Infinity: the label of each of the action's outputs, by output id (set by import_remote_actions).",
     )
+    # Which systems the script exists for: Infinity's import sets them (hasScriptWindows, hasScriptMacOs);
+    # on classic the curator does. A device of another system is not offered the action.
+    runs_on_windows = models.BooleanField(
+        "runs on Windows", default=True, help_text="The action's script exists for Windows devices."
+    )
+    runs_on_macos = models.BooleanField("runs on macOS", default=True, help_text="The action's script exists for Macs.")
     enabled = models.BooleanField(default=False)
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions")
     icon = models.CharField(max_length=20, choices=Icon.choices, default=Icon.WRENCH)
@@ -241,6 +248,10 @@ class ActionParameter(models.Model):
     regex = models.CharField("validation regex", max_length=500, blank=True)
     regex_message = models.CharField("regex error message", max_length=200, blank=True)
     display_order = models.PositiveIntegerField(default=100)
+    # Which systems' scripts read this input (Infinity: usedByWindows, usedByMacOs): the form asks for
+    # it only when the chosen device runs one of them.
+    used_by_windows = models.BooleanField("used on Windows", default=True)
+    used_by_macos = models.BooleanField("used on macOS", default=True)
 
     objects = CatalogQuerySet.as_manager()
 
@@ -265,7 +276,9 @@ class Device(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
     )
     engine = models.ForeignKey(Engine, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices")
-    platform = models.CharField(max_length=40, blank=True)
+    # The device's system, as Nexthink reports it (NQL device.operating_system.platform, NXQL's platform);
+    # "unknown": every action is offered for it.
+    platform = models.CharField(max_length=10, choices=platforms.CHOICES, default=platforms.UNKNOWN)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     confirmed_at = models.DateTimeField(null=True, blank=True, help_text="When the owner was last confirmed.")

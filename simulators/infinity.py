@@ -274,6 +274,9 @@ class InfinityState:
                 details = "The device did not come online before the request expired."
         elif elapsed < waited:
             status = "waiting_for_device"
+        elif not _has_script(action, device):
+            status = "failure"
+            details = f"The remote action has no script for {device.get('platform', 'Windows')}."
         elif elapsed < waited + running:
             status = "in_progress"
         else:
@@ -306,6 +309,13 @@ class InfinityState:
                 }
             )
         return rows
+
+
+def _has_script(action: dict[str, Any], device: dict[str, Any]) -> bool:
+    """Does the action's script exist for the device's platform (scriptInfo.hasScriptWindows, hasScriptMacOs)?"""
+    script = action.get("scriptInfo", {})
+    mac = str(device.get("platform", "Windows")).lower() == "macos"
+    return script.get("hasScriptMacOs" if mac else "hasScriptWindows", True) is not False
 
 
 def _iso(seconds: float) -> str:

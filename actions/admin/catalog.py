@@ -30,6 +30,7 @@ class ActionParameterInline(admin.StackedInline):
         (None, {"fields": [("name", "label"), "help_text", ("kind", "required", "display_order")]}),
         ("Values", {"fields": ["default", "choices", ("max_length", "min_value", "max_value")]}),
         ("Validation", {"fields": [("regex", "regex_message")]}),
+        ("Systems whose script uses it", {"fields": [("used_by_windows", "used_by_macos")]}),
     ]
 
 
@@ -94,6 +95,8 @@ class RemoteActionAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "nexthink_uid", "nql_id", "enabled"]}),
+        # Infinity's import sets them from Nexthink; on classic the curator does.
+        ("Systems its script exists for", {"fields": [("runs_on_windows", "runs_on_macos")]}),
         ("In the catalog", {"fields": ["category", "icon", "display_order", "featured", "summary", "description"]}),
         ("Who may see and run it", {"fields": ["groups"]}),
         (

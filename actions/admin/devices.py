@@ -15,9 +15,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from actions.catalog.forms import ActionRunForm
+from actions.catalog.selectors import platform_rule
 from actions.devices.engines import engines_sync
 from actions.models import Device, Engine, RemoteAction
 from actions.nexthink.errors import ActApiError
+from actions.platforms import offered
 from actions.runs.submit import RunRefused, run_submit
 
 security_log = logging.getLogger("actions.security")
@@ -120,7 +122,8 @@ class DeviceAdmin(admin.ModelAdmin):
         if not self.has_view_or_change_permission(request, device):
             raise PermissionDenied
         change_url = reverse("admin:actions_device_change", args=[device.pk])
-        actions = RemoteAction.objects.filter(enabled=True).order_by("name")
+        # Only the actions that run on the device's system (all of them for a system not known).
+        actions = RemoteAction.objects.filter(platform_rule(offered([device.platform])), enabled=True).order_by("name")
         chosen = request.POST.get("action") if request.method == "POST" else request.GET.get("action")
         action = actions.filter(pk=chosen).first() if chosen and str(chosen).isdigit() else None
         form = None

@@ -20,6 +20,7 @@ from actions.catalog.parameters import (
     remote_action_errors,
 )
 from actions.models import ActionParameter, Device, RemoteAction
+from actions.platforms import UNKNOWN, fits, labels, used_by, uses
 from actions.uids import DEVICE_UID_RE
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -36,6 +37,8 @@ class RemoteActionAdminForm(forms.ModelForm):
             "slug",
             "nexthink_uid",
             "nql_id",
+            "runs_on_windows",
+            "runs_on_macos",
             "enabled",
             "category",
             "icon",
@@ -123,6 +126,11 @@ class ActionParameterFormSet(forms.BaseInlineFormSet):
 # --- The employee's form -----------------------------------------------------------------------
 
 
+def devices_fitting(action: RemoteAction, devices: Sequence[Device]) -> list[Device]:
+    """The devices the action can run on (its script exists for their system; an unknown system fits)."""
+    return [device for device in devices if fits(action, device.platform)]
+
+
 def new_idempotency_key() -> str:
     return secrets.token_urlsafe(24)
 
@@ -138,6 +146,10 @@ class ActionRunForm(forms.Form):
 
     Parameter fields are named `param_<Nexthink name>` so they never clash with the form's own fields;
     `nexthink_params()` maps them back and is the only way values leave the form.
+
+    Only the inputs the chosen device's system uses are asked (and sent): the device in the data, or
+    the only device; before a choice among devices of several systems, those any of them uses, each
+    saying which system asks for it.
     """
 
     PARAM_PREFIX = "param_"
@@ -153,13 +165,25 @@ class ActionRunForm(forms.Form):
         super().__init__(data=data, **kwargs)
         self.action = action
         self.devices = list(devices)
-        self.parameters: list[ActionParameter] = list(action.parameters.all())
+        platforms = self._platforms(data)
+        self.parameters: list[ActionParameter] = [
+            param for param in action.parameters.all() if any(uses(param, platform) for platform in platforms)
+        ]
         self._build_device_field()
         self.fields["idempotency_key"].initial = new_idempotency_key()
         param_fields = {}
+        # Inputs that only some of the devices' systems use: the page shows them for the device chosen
+        # (static/js/device-inputs.js reads data-platforms and device_platforms).
+        self.device_platforms = {device.uid: device.platform for device in self.devices}
+        self.platform_dependent = False
         for param in self.parameters:
             field = parameter_field(param)
             field.initial = parameter_initial(param)
+            if not all(uses(param, platform) for platform in platforms):
+                note = f"Asked only for your {labels(used_by(param))} devices."
+                field.help_text = f"{field.help_text} {note}".strip()
+                field.widget.attrs["data-platforms"] = " ".join(sorted(used_by(param)))
+                self.platform_dependent = True
             param_fields[self.PARAM_PREFIX + param.name] = field
         # Parameters first, in the curator's order; then the device; then the confirmation.
         device_field = self.fields.pop("device")
@@ -173,6 +197,16 @@ class ActionRunForm(forms.Form):
                 error_messages={"required": "Tick the box to confirm before running this action."},
             )
         self.fields["idempotency_key"] = key_field
+
+    def _platforms(self, data) -> set[str]:
+        """The systems whose inputs the form asks: the chosen device's, else those of all the devices."""
+        uid = data.get("device") if data is not None else None
+        chosen = next((d for d in self.devices if d.uid == uid), None)
+        if chosen is None and len(self.devices) == 1:
+            chosen = self.devices[0]
+        if chosen is not None:
+            return {chosen.platform}
+        return {d.platform for d in self.devices} or {UNKNOWN}
 
     def _build_device_field(self) -> None:
         field = self.fields["device"]

@@ -7,6 +7,8 @@ script accepts comes from Nexthink; how it is shown to employees is the curator'
 - a new action is created *disabled*, named and described as in Nexthink, with one parameter per
   input: an input with options and no custom value becomes a choice of exactly those options; any
   other input becomes free text (its options, if any, are named in the help text);
+- which systems the script exists for (hasScriptWindows, hasScriptMacOs) and which inputs each
+  system's script uses (usedByWindows, usedByMacOs) are Nexthink's facts: set on every import;
 - an existing action keeps its name, texts, audience, limits and state; its parameters follow the
   inputs: a new input is added, a removed one deleted, and a closed list of options replaces the
   choices when the values differ (labels the curator wrote are kept while the values are the same).
@@ -28,6 +30,7 @@ from django.utils.text import slugify
 from actions.catalog.parameters import parameter_definition_errors, parse_choices, remote_action_errors
 from actions.models import ActionParameter, RemoteAction
 from actions.nexthink.infinity.client import ActionInput, InfinityRemoteAction
+from actions.platforms import labels, runs_on, used_by
 
 # A uuid for an action whose list entry has none (or not a valid one): stable, so a re-run matches.
 UUID_NAMESPACE = uuid.UUID("6b1f0a52-61c4-4a38-9d2e-5c3f4b7e8a90")
@@ -117,6 +120,10 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
     if action.output_labels != output_labels(remote):
         changes.append("output labels updated")
         action.output_labels = output_labels(remote)
+    systems = (remote.has_script_windows, remote.has_script_macos)
+    if (action.runs_on_windows, action.runs_on_macos) != systems:
+        action.runs_on_windows, action.runs_on_macos = systems
+        changes.append(f"runs on {labels(runs_on(action))}")
     existing = {p.name.lower(): p for p in action.parameters.all()}
     wanted, to_delete = [], []
     for order, item in enumerate(remote.inputs):
@@ -124,9 +131,16 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
         if known is None:
             wanted.append(_new_parameter(item, order))
             changes.append(f"parameter {item.id} added")
-        elif _follow_options(known, item):
-            wanted.append(known)
-            changes.append(f"parameter {item.id}: options now {', '.join(item.options)}")
+        else:
+            changed = []
+            if _follow_options(known, item):
+                changed.append(f"parameter {item.id}: options now {', '.join(item.options)}")
+            if (known.used_by_windows, known.used_by_macos) != (item.used_by_windows, item.used_by_macos):
+                known.used_by_windows, known.used_by_macos = item.used_by_windows, item.used_by_macos
+                changed.append(f"parameter {item.id}: used on {labels(used_by(known))}")
+            if changed:
+                wanted.append(known)
+                changes.extend(changed)
     for param in existing.values():
         to_delete.append(param)
         changes.append(f"parameter {param.name} removed (no longer an input in Nexthink)")
@@ -151,6 +165,8 @@ def _new_action(remote: InfinityRemoteAction, uid: uuid.UUID) -> RemoteAction:
         nexthink_uid=uid,
         nql_id=remote.id,
         output_labels=output_labels(remote),
+        runs_on_windows=remote.has_script_windows,
+        runs_on_macos=remote.has_script_macos,
         enabled=False,  # a curator decides who sees it, and enables it
     )
 
@@ -185,6 +201,8 @@ def _new_parameter(item: ActionInput, order: int) -> ActionParameter:
         choices="\n".join(item.options) if _closed(item) else "",
         required=True,
         display_order=(order + 1) * 10,
+        used_by_windows=item.used_by_windows,
+        used_by_macos=item.used_by_macos,
     )
 
 

@@ -14,6 +14,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from actions.models import ActionParameter, RemoteAction
+from actions.platforms import UNKNOWN, uses
 
 # PowerShell parameter: an identifier, compared without regard to case.
 PARAMETER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -246,6 +247,8 @@ PARAMETER_FIELDS = [
     "regex",
     "regex_message",
     "display_order",
+    "used_by_windows",
+    "used_by_macos",
 ]
 
 
@@ -256,14 +259,15 @@ class InvalidParams(ValueError):
     """Parameters that do not pass the action's definition: nothing is stored or sent."""
 
 
-def validate_params(action: RemoteAction, params: dict[str, str]) -> dict[str, str]:
+def validate_params(action: RemoteAction, params: dict[str, str], platform: str = UNKNOWN) -> dict[str, str]:
     """The parameters as Nexthink will get them, checked against the action's parameters of today.
 
+    Only the inputs the device's system uses (`platform`; unknown: all of them) are asked and sent.
     Only the action's own names (Nexthink ignores unknown ones, so a typo would silently do
     nothing), every value a string that passes its field: the same rules as the employee's form, for
     every caller (the form, the admin's retry of an old run whose choices have since changed).
     """
-    definitions = list(action.parameters.all())
+    definitions = [param for param in action.parameters.all() if uses(param, platform)]
     unknown = sorted(set(params) - {param.name for param in definitions})
     if unknown:
         raise InvalidParams(f"“{action.name}” has no parameter {', '.join(unknown)}.")

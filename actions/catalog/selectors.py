@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -30,21 +31,67 @@ from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
 from actions.compiled import compiled_rows
-from actions.models import CatalogVersion, RemoteAction
+from actions.models import CatalogVersion, Device, RemoteAction
+from actions.platforms import MACOS, UNKNOWN, WINDOWS, offered
 
 SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_WORDS = 8
 
 
-def actions_visible_to(user) -> QuerySet[RemoteAction]:
+def actions_visible_to(user, platforms: frozenset[str] | None = None) -> QuerySet[RemoteAction]:
     """Enabled actions that have no groups, or a group the user belongs to. One query, no duplicates.
 
     The rule is the same for everyone, superusers included: curators check other groups' view with
-    the admin's preview.
+    the admin's preview. `platforms`: only the actions that run on one of these systems (None: all).
     """
     if not _active(user):
         return RemoteAction.objects.none()
-    return RemoteAction.objects.filter(visibility_rule(user.pk))
+    return RemoteAction.objects.filter(visibility_rule(user.pk) & platform_rule(platforms))
+
+
+def platform_rule(platforms: frozenset[str] | None) -> Q:
+    """The action runs on one of these systems (actions/platforms.py); None: no rule."""
+    rule = Q()
+    if platforms is None:
+        return rule
+    if WINDOWS in platforms:
+        rule |= Q(runs_on_windows=True)
+    if MACOS in platforms:
+        rule |= Q(runs_on_macos=True)
+    return rule
+
+
+def catalog_platforms(user, learn_devices: LearnDevices | None = None) -> frozenset[str] | None:
+    """The systems the catalog offers actions for: those of the devices the portal knows as the user's.
+
+    None (every action): no device known, or one whose system is not known. When it knows none,
+    `learn_devices(user)` may find them (True: found some; actions/devices/resolution.learn_devices).
+    """
+    systems = _device_systems(user)
+    if not systems and learn_devices is not None and learn_devices(user):
+        systems = _device_systems(user)
+    return offered(systems)
+
+
+# Finds the user's devices when the portal knows none: True when it found some.
+LearnDevices = Callable[[Any], bool]
+
+
+def _device_systems(user) -> list[str]:
+    return list(Device.objects.filter(owner_id=user.pk).order_by().values_list("platform", flat=True).distinct())
+
+
+@functools.cache
+def with_platforms(build, platforms: frozenset[str] | None):
+    """`build`, filtered to the actions that run on `platforms`: one function (so one compiled query,
+    actions/compiled.py) per builder and set of systems. `build` takes `platforms` as a keyword."""
+
+    def built(*values):
+        return build(*values, platforms=platforms)
+
+    built.__name__ = build.__name__
+    built.__qualname__ = f"{build.__qualname__}[{','.join(sorted(platforms)) if platforms else 'all'}]"
+    return built
 
 
 def visibility_rule(user_id) -> Q:
@@ -217,7 +264,7 @@ def catalog_sections(user, query: str = "") -> list[CatalogSection]:
     return catalog_overview_from_rows(catalog_overview_rows(user)).sections
 
 
-def catalog_overview_rows(user) -> list[tuple]:
+def catalog_overview_rows(user, learn_devices: LearnDevices | None = None) -> list[tuple]:
     """The rows the first page shows, one tuple of OVERVIEW_COLUMNS each: one query, compiled once.
 
     Every visible action when there are at most SMALL_CATALOG of them; otherwise the first
@@ -229,28 +276,52 @@ def catalog_overview_rows(user) -> list[tuple]:
     # What the first page shows depends only on the catalog and the user's groups: cached under both
     # (the catalog's version changes with every change to it: actions/catalog/version.py). Ranking and
     # counting every visible action was most of a view's cost at 1,000 actions (bench/README.md, figure 1).
-    version, groups = None, []
-    for kind, number in compiled_rows(_version_and_groups, user.pk):  # one query, compiled once
-        if kind == "v":
-            version = number
-        else:
-            groups.append(number)
-    key = f"catalog-overview:{version}:{hashlib.blake2b(repr(sorted(groups)).encode(), digest_size=16).hexdigest()}"
+    # It also depends on the systems of the user's devices (actions/platforms.py): read in the same query,
+    # and again if `learn_devices` found devices the portal did not know (see catalog_platforms).
+    version, groups, systems = _version_groups_and_systems_of(user)
+    if not systems and learn_devices is not None and learn_devices(user):
+        version, groups, systems = _version_groups_and_systems_of(user)
+    platforms = offered(systems)
+    shown = repr((sorted(groups), sorted(platforms) if platforms is not None else None))
+    key = f"catalog-overview:{version}:{hashlib.blake2b(shown.encode(), digest_size=16).hexdigest()}"
     rows = cache.get(key)
     if rows is None:
-        rows = compiled_rows(_overview_of, user.pk)
+        rows = compiled_rows(with_platforms(_overview_of, platforms), user.pk)
         cache.set(key, rows, CATALOG_CACHE_SECONDS)
     return rows
 
 
-def _version_and_groups(user_id) -> QuerySet:
-    """("v", the catalog's version) and ("g", group id) for each of the user's groups."""
+def _version_groups_and_systems_of(user) -> tuple[int | None, list[int], set[str]]:
+    version, groups, systems = None, [], set()
+    for kind, number in compiled_rows(_version_groups_and_systems, user.pk, user.pk):  # one query, compiled once
+        if kind == "v":
+            version = number
+        elif kind == "g":
+            groups.append(number)
+        else:
+            systems.add(_SYSTEM_NAMES.get(number, UNKNOWN))
+    return version, groups, systems
+
+
+_SYSTEM_NUMBERS = {WINDOWS: 1, MACOS: 2}  # a device's system as a number, to share the union's column
+_SYSTEM_NAMES = {number: name for name, number in _SYSTEM_NUMBERS.items()}
+
+
+def _version_groups_and_systems(user_id, device_owner_id) -> QuerySet:
+    """("v", the catalog's version), ("g", group id) for each of the user's groups, and ("s", system)
+    for each of the user's devices (_SYSTEM_NUMBERS; 0: not known)."""
     version = CatalogVersion.objects.filter(pk=1).values_list(Value("v"), "number")
     groups = get_user_model().groups.through.objects.filter(user_id=user_id).values_list(Value("g"), "group_id")
-    return version.union(groups, all=True)
+    system = Case(
+        *(When(platform=name, then=Value(number)) for name, number in _SYSTEM_NUMBERS.items()),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    systems = Device.objects.filter(owner_id=device_owner_id).order_by().values_list(Value("s"), system)
+    return version.union(groups, systems, all=True)
 
 
-def catalog_category(user, category: str, page: int = 1) -> Listing | None:
+def catalog_category(user, category: str, page: int = 1, learn_devices: LearnDevices | None = None) -> Listing | None:
     """A page of PAGE_SIZE actions of one category, all featured actions or all uncategorized ones
     (`category`: a category's id, FEATURED or OTHER), featured ones included, in the category's order.
     None when the user sees no action there or no such page: one query, compiled once.
@@ -263,7 +334,7 @@ def catalog_category(user, category: str, page: int = 1) -> Listing | None:
         kind, category_id = "category", int(category)
     else:
         return None
-    rows = _page_rows(kind, user.pk, category_id, page)
+    rows = _page_rows(kind, user.pk, category_id, page, catalog_platforms(user, learn_devices))
     if not rows:
         return None
     if kind == FEATURED:
@@ -275,14 +346,15 @@ def catalog_category(user, category: str, page: int = 1) -> Listing | None:
     return Listing(title, rows, rows[0][-1], page)
 
 
-def catalog_search(user, query: str, page: int = 1) -> Listing:
+def catalog_search(user, query: str, page: int = 1, learn_devices: LearnDevices | None = None) -> Listing:
     """A page of PAGE_SIZE actions matching `query`, in the first page's order (featured first, then
     by category). Its rows are empty past the last page: one query."""
     query = query.strip()
     if not _active(user) or not query or page < 1:
         return Listing("", [], 0, page)
     offset = (page - 1) * PAGE_SIZE
-    rows = list(_listing(search_actions(actions_visible_to(user), query), SEARCH_ORDER)[offset : offset + PAGE_SIZE])
+    visible = actions_visible_to(user, catalog_platforms(user, learn_devices))
+    rows = list(_listing(search_actions(visible, query), SEARCH_ORDER)[offset : offset + PAGE_SIZE])
     return Listing("", rows, rows[0][-1] if rows else 0, page)
 
 
@@ -393,7 +465,7 @@ def _listing(actions: QuerySet[RemoteAction], order) -> QuerySet:
     return actions.annotate(total=Window(Count("pk"))).order_by(*order).values_list(*LISTING_COLUMNS)
 
 
-def _overview(user) -> QuerySet:
+def _overview(user, platforms: frozenset[str] | None = None) -> QuerySet:
     """The actions the first page shows (OVERVIEW_COLUMNS), with their place and counts.
 
     The windows rank and count rows that carry the display columns too: joining those columns to the
@@ -403,7 +475,7 @@ def _overview(user) -> QuerySet:
     # A featured action's section is "Featured", whatever its category.
     section = (F("featured"), Case(When(featured=True, then=Value(None)), default=F("category_id")))
     return (
-        actions_visible_to(user)
+        actions_visible_to(user, platforms)
         .annotate(
             position=Window(RowNumber(), partition_by=section, order_by=IN_CATEGORY_ORDER),
             section_total=Window(Count("pk"), partition_by=section),
@@ -425,8 +497,8 @@ def _as_user(user_id) -> SimpleNamespace:
     return SimpleNamespace(pk=user_id, is_authenticated=True, is_active=True)
 
 
-def _overview_of(user_id) -> QuerySet:
-    return _overview(_as_user(user_id))
+def _overview_of(user_id, platforms=None) -> QuerySet:
+    return _overview(_as_user(user_id), platforms)
 
 
 def _page(actions: QuerySet[RemoteAction], first: int, last: int) -> QuerySet:
@@ -441,19 +513,21 @@ def _page(actions: QuerySet[RemoteAction], first: int, last: int) -> QuerySet:
     )
 
 
-def _category_page_of(user_id, category_id, first, last) -> QuerySet:
-    return _page(actions_visible_to(_as_user(user_id)).filter(category_id=category_id), first, last)
+def _category_page_of(user_id, category_id, first, last, platforms=None) -> QuerySet:
+    return _page(actions_visible_to(_as_user(user_id), platforms).filter(category_id=category_id), first, last)
 
 
-def _featured_page_of(user_id, first, last) -> QuerySet:
-    return _page(actions_visible_to(_as_user(user_id)).filter(featured=True), first, last)
+def _featured_page_of(user_id, first, last, platforms=None) -> QuerySet:
+    return _page(actions_visible_to(_as_user(user_id), platforms).filter(featured=True), first, last)
 
 
-def _other_page_of(user_id, first, last) -> QuerySet:
-    return _page(actions_visible_to(_as_user(user_id)).filter(category__isnull=True), first, last)
+def _other_page_of(user_id, first, last, platforms=None) -> QuerySet:
+    return _page(actions_visible_to(_as_user(user_id), platforms).filter(category__isnull=True), first, last)
 
 
-def _page_rows(kind: str, user_id: int, category_id: int | None, page: int) -> list[tuple]:
+def _page_rows(
+    kind: str, user_id: int, category_id: int | None, page: int, platforms: frozenset[str] | None = None
+) -> list[tuple]:
     """A page of a category, of the featured actions or of the uncategorized ones: compiled once each.
 
     Building and compiling these queries (Exists, OuterRef, windows, ordering across a join) costs the
@@ -461,7 +535,7 @@ def _page_rows(kind: str, user_id: int, category_id: int | None, page: int) -> l
     """
     first, last = (page - 1) * PAGE_SIZE + 1, page * PAGE_SIZE
     if kind == FEATURED:
-        return compiled_rows(_featured_page_of, user_id, first, last)
+        return compiled_rows(with_platforms(_featured_page_of, platforms), user_id, first, last)
     if kind == OTHER:
-        return compiled_rows(_other_page_of, user_id, first, last)
-    return compiled_rows(_category_page_of, user_id, category_id, first, last)
+        return compiled_rows(with_platforms(_other_page_of, platforms), user_id, first, last)
+    return compiled_rows(with_platforms(_category_page_of, platforms), user_id, category_id, first, last)

@@ -48,6 +48,9 @@ ACTION_FIELDS = [
     "output_labels",
     "ticket_category",
     "ticket_assignment_group",
+    # Optional too: which systems the script exists for (older files: both).
+    "runs_on_windows",
+    "runs_on_macos",
 ]
 ACTION_KEYS = {"nexthink_uid", "category", "groups", "engines", "parameters", *ACTION_FIELDS}
 

@@ -38,6 +38,7 @@ from actions.devices.engines import connected_engines
 from actions.models import Device, Engine
 from actions.nexthink.classic.client import ActClient, client_from_settings
 from actions.nexthink.classic.nxql import NxqlDevice, check_user_name, engine_base_url, query_devices_of_user
+from actions.nexthink.device_platforms import device_platform
 from actions.nexthink.errors import ActApiError
 from actions.uids import COLLECTOR_UID_RE
 
@@ -77,6 +78,22 @@ def resolve_devices_for(user) -> Resolution:
         for device in devices:
             found.setdefault(device.uid, device)
     return Resolution(devices=sort_devices(found.values()), unreachable_engines=unreachable)
+
+
+def learn_devices(user) -> bool:
+    """Find the user's devices when the portal knows none of them yet; True if it found some.
+
+    The catalog offers actions by the systems of the devices it knows (actions/catalog/selectors.py):
+    a first visit asks Nexthink, as the action page would. A user with no device at all is asked for
+    at most once per NXQL_RECHECK_SECONDS (per process), so the catalog does not ask on every view.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return False
+    key = f"devices-learned:{user.pk}"
+    if cache.get(key):
+        return False
+    cache.set(key, True, timeout=settings.NXQL_RECHECK_SECONDS)
+    return bool(resolve_devices_for(user).devices)
 
 
 def sort_devices(devices: Iterable[Device]) -> list[Device]:
@@ -256,7 +273,7 @@ def _store_nxql_answers(*, user, answered: list[tuple[Engine, list[NxqlDevice]]]
                 "name": found.name[:255],
                 "owner": user,
                 "engine": engine,
-                "platform": found.platform[:40],
+                "platform": device_platform(found.platform),
                 "source": Device.Source.NXQL,
                 "confirmed_at": now,
             }
@@ -313,7 +330,7 @@ def _store_nql_answer(*, user, found, now: datetime) -> None:
         values = {
             "name": device.name[:255] or uid,
             "owner": user,
-            "platform": device.platform[:40],
+            "platform": device_platform(device.platform),
             "source": Device.Source.NQL,
             "confirmed_at": now,
         }

@@ -11,6 +11,7 @@ from actions import broker, metrics
 from actions.models import Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
+from actions.platforms import fits
 from actions.runs import lifecycle, outcomes
 from actions.runs.outcomes import Outcome
 from actions.runs.selectors import visible_and_owned
@@ -131,4 +132,7 @@ def still_allowed(run: Run) -> tuple[str, str] | None:
         if device is not None and not device_gone:  # e.g. a fresh NXQL answer moved the device since submit
             security_event("device_not_owned", user=run.user, device=device.uid, source_address="", stage="dispatch")
         return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
+    if device is not None and not fits(run.action, device.platform):
+        # IT changed the systems the action runs on, or the device's system became known, since submit.
+        return "WRONG_SYSTEM", "This action does not run on this device's system, so nothing was sent."
     return None

@@ -16,6 +16,7 @@ from django.utils import timezone
 from actions import metrics
 from actions.catalog.parameters import validate_params
 from actions.models import Device, RemoteAction, Run
+from actions.platforms import fits, label, labels, runs_on
 from actions.runs import states
 from actions.runs.dispatch import run_enqueue
 from actions.runs.wording import when_text
@@ -51,7 +52,8 @@ def run_submit(
     A repeated idempotency key returns the run it first made, if it asked for the same thing.
     After commit, `run.enqueued` says whether the broker took the task (False: the reaper sends it).
     """
-    params = validate_params(action, params)
+    refuse_other_system(action, device)
+    params = validate_params(action, params, device.platform)
     engines = target_engines(action, device)
     with transaction.atomic():
         # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
@@ -108,6 +110,19 @@ def run_submit(
 def _enqueue_after_commit(run: Run) -> None:
     metrics.run_submitted(action=run.action_name, platform=settings.NEXTHINK_PLATFORM)
     run.enqueued = run_enqueue(run_id=run.pk, stamp=False)  # refused: enqueued_at cleared, the reaper sends it
+
+
+def refuse_other_system(action: RemoteAction, device: Device) -> None:
+    """An action whose script does not exist for the device's system (a Windows fix on a Mac) is refused."""
+    if not fits(action, device.platform):
+        raise RunRefused(wrong_system_message(action, device))
+
+
+def wrong_system_message(action: RemoteAction, device: Device) -> str:
+    return (
+        f"“{action.name}” cannot run on {device.name}: IT has it for {labels(runs_on(action))} devices only, "
+        f"and {device.name} is a {label(device.platform)} device."
+    )
 
 
 def target_engines(action: RemoteAction, device: Device) -> list[str]:

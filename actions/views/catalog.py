@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_http_methods
 
-from actions.catalog.forms import ActionRunForm, new_idempotency_key
+from actions.catalog.forms import ActionRunForm, devices_fitting, new_idempotency_key
 from actions.catalog.parameters import InvalidParams
 from actions.catalog.selectors import (
     CATALOG_COLUMNS,
@@ -32,8 +32,9 @@ from actions.catalog.selectors import (
     visible_action,
 )
 from actions.devices.ownership import device_for_user
-from actions.devices.resolution import Resolution, resolve_devices_for
+from actions.devices.resolution import Resolution, learn_devices, resolve_devices_for
 from actions.models import ActionParameter, Device, RemoteAction
+from actions.platforms import labels, runs_on
 from actions.runs import submit
 from actions.runs.selectors import runs_of
 from actions.security import client_address, security_event
@@ -52,18 +53,19 @@ def catalog(request):
     page = page_number(request.GET.get("page"))
     category = request.GET.get("category", "").strip()
     if query:  # the search box searches every action the employee sees, whatever the page it is on
-        listing = catalog_search(request.user, query, page)
+        listing = catalog_search(request.user, query, page, learn_devices)
         if not listing.rows and page > 1:
             raise Http404("No such page of results.")
         return render_listing(request, listing, kind="search", query=query)
     if category:
-        listing = catalog_category(request.user, category, page)
+        listing = catalog_category(request.user, category, page, learn_devices)
         if listing is None:
             raise Http404("No such category, or no such page of it.")
         return render_listing(request, listing, kind="category", category=category)
     if page != 1:
         raise Http404("The catalog's first page has no other pages.")
-    rows = catalog_overview_rows(request.user)
+    # The catalog offers what runs on the systems of the employee's devices: found first if none is known.
+    rows = catalog_overview_rows(request.user, learn_devices)
     overview = SimpleLazyObject(lambda: catalog_overview_from_rows(rows))
     context = {
         # Built only if the cards are not in the cache already (the template's {% cache %}).
@@ -123,7 +125,10 @@ def action_detail(request, slug):
     action = visible_action(request.user, slug)
     if action is None:
         raise Http404("No such action.")
-    resolution = resolve_devices_for(request.user)
+    found = resolve_devices_for(request.user)
+    # Only the devices the action runs on are offered; the others are named on the page.
+    resolution = Resolution(devices_fitting(action, found.devices), found.unreachable_engines)
+    others = [device for device in found.devices if device not in resolution.devices]
     status = 200
     if request.method == "POST":
         form = ActionRunForm(action, resolution.devices, data=request.POST)
@@ -135,7 +140,7 @@ def action_detail(request, slug):
                 request.user,
                 form.cleaned_data["device"],
                 source_address=client_address(request),
-                known=resolution.devices,
+                known=found.devices,
             )
         elif request.POST.get("device"):
             # Not even the shape of a device UID (too long, other characters): nobody's form sends that.
@@ -171,7 +176,8 @@ def action_detail(request, slug):
     else:
         initial = rerun_initial(request.user, action, request.GET.get("again", ""))
         form = ActionRunForm(action, resolution.devices, initial=initial)
-    return render(request, "actions/action_detail.html", page_context(action, form, resolution), status=status)
+    context = page_context(action, form, resolution) | {"other_devices": others}
+    return render(request, "actions/action_detail.html", context, status=status)
 
 
 def rerun_initial(user, action: RemoteAction, run_id: str) -> dict:
@@ -212,6 +218,7 @@ def page_context(action: RemoteAction, form: ActionRunForm, resolution, *, previ
         "form": form,
         "resolution": resolution,
         "wait": wait_text(submit.action_timeout(action)),
+        "systems": labels(runs_on(action)),
         "preview": preview,
     }
 

@@ -182,6 +182,9 @@ class ActionInput:
     description: str
     options: tuple[str, ...]
     allow_custom_value: bool
+    # Which systems' scripts read it (usedByWindows, usedByMacOs); not said: both.
+    used_by_windows: bool = True
+    used_by_macos: bool = True
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,10 @@ class InfinityRemoteAction:
     timeout_seconds: int | None
     inputs: tuple[ActionInput, ...]
     outputs: tuple[ActionOutput, ...]
-    raw: dict[str, Any] = field(repr=False, compare=False)
+    # Which systems its script exists for (scriptInfo.hasScriptWindows, hasScriptMacOs); not said: both.
+    has_script_windows: bool = True
+    has_script_macos: bool = True
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
 
 # --- The token ---------------------------------------------------------------------------------------
@@ -751,6 +757,8 @@ def parse_remote_action(item: Any) -> InfinityRemoteAction | None:
             description=_text(i.get("description")),
             options=tuple(_text(o) for o in (i.get("options") or []) if o is not None),
             allow_custom_value=bool(i.get("allowCustomValue")),
+            used_by_windows=i.get("usedByWindows") is not False,
+            used_by_macos=i.get("usedByMacOs") is not False,
         )
         for i in (script.get("inputs") or [])
         if isinstance(i, dict) and i.get("id")
@@ -776,6 +784,8 @@ def parse_remote_action(item: Any) -> InfinityRemoteAction | None:
         timeout_seconds=timeout if isinstance(timeout, int) and not isinstance(timeout, bool) else None,
         inputs=inputs,
         outputs=outputs,
+        has_script_windows=script.get("hasScriptWindows") is not False,
+        has_script_macos=script.get("hasScriptMacOs") is not False,
         raw=item,
     )
 

@@ -30,7 +30,8 @@ class Command(BaseCommand):
         # Each platform's demo has its own folder (portal.config.default_var_dir): name the one in use.
         self.stdout.write(f"Nexthink {settings.NEXTHINK_PLATFORM} demo; its data, broker and mail: {settings.VAR_DIR}")
         self.stdout.write(
-            "Sign in as alice / alice-demo (one device), bob / bob-demo (two devices), admin / admin-demo (IT)."
+            "Sign in as alice / alice-demo (one device), bob / bob-demo (two devices), dana / dana-demo (a Mac), "
+            "admin / admin-demo (IT)."
         )
         self.stdout.write("Press Ctrl-C to stop everything.\n")
         supervise(programs, cwd=settings.BASE_DIR, out=self.stdout)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.transfer import import_catalog
 from actions.models import Device, Engine, RemoteAction
+from actions.nexthink.device_platforms import device_platform
 from actions.nexthink.infinity.client import parse_remote_action
 from simulators import act_api as simulator
 from simulators import infinity as simulator_infinity
@@ -24,13 +25,16 @@ CATALOG = Path(__file__).resolve().parents[2] / "demo" / "catalog.json"
 USERS = [  # user name, password, first name, superuser
     ("alice", "alice-demo", "Alice", False),
     ("bob", "bob-demo", "Bob", False),
+    ("dana", "dana-demo", "Dana", False),  # a Mac user: offered only what runs on macOS
     ("admin", "admin-demo", "IT admin", True),
 ]
-DEVICES = {"alice": ["LAPTOP-ALICE"], "bob": ["LAPTOP-BOB", "DESKTOP-BOB"]}
+DEVICES = {"alice": ["LAPTOP-ALICE"], "bob": ["LAPTOP-BOB", "DESKTOP-BOB"], "dana": ["MACBOOK-DANA"]}
 
 
 class Command(BaseCommand):
-    help = "Load the demo data (users alice, bob, admin). Refuses unless DEBUG is on and Nexthink is the simulator."
+    help = (
+        "Load the demo data (users alice, bob, dana, admin). Refuses unless DEBUG is on and Nexthink is the simulator."
+    )
 
     def handle(self, *args, **options):
         if not (settings.DEBUG and settings.NEXTHINK_USES_SIMULATOR):
@@ -118,7 +122,7 @@ class Command(BaseCommand):
                 "name": item["name"],
                 "owner": owner,
                 "engine": engine,
-                "platform": item.get("platform", ""),
+                "platform": device_platform(item.get("platform", "")),
                 "last_seen_at": now - timedelta(minutes=item.get("last_seen_minutes_ago", 0)),
                 "source": Device.Source.IMPORT,
                 "confirmed_at": now,

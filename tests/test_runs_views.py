@@ -40,7 +40,7 @@ def test_it_shows_each_engine_answer_in_plain_words(client, alice, alice_mode_ru
 
     page = client.get(alice_mode_run.get_absolute_url()).content.decode()
 
-    assert "Partly sent" in page
+    assert "Partly accepted by Nexthink" in page
     assert "Your device isn&#x27;t connected to Nexthink right now, so the action was not sent to it." in page
     assert "device offline" in page and "engine-aaaa" in page
     assert "Mode" in page and "full" in page
@@ -55,7 +55,7 @@ def test_a_run_in_progress_polls_and_offers_no_run_again_yet(client, alice, alic
 
     assert 'data-final="false"' in page
     assert "js/run-status.js" in page
-    assert "Waiting to be sent to Nexthink" in page
+    assert "Waiting to be sent" in page and "The portal sends it to Nexthink" in page
 
 
 def test_the_status_endpoint_gives_the_run_as_json(client, alice, alice_mode_run):
@@ -256,8 +256,14 @@ def test_the_tab_title_follows_the_status(client, alice, alice_mode_run):
 
     set_outcome(alice_mode_run, Status.SENT)
 
-    assert "<title>Clear Teams cache: Sent" in client.get(alice_mode_run.get_absolute_url()).content.decode()
-    assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["title"] == "Clear Teams cache: Sent"
+    assert (
+        "<title>Clear Teams cache: Accepted by Nexthink"
+        in client.get(alice_mode_run.get_absolute_url()).content.decode()
+    )
+    assert (
+        client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["title"]
+        == "Clear Teams cache: Accepted by Nexthink"
+    )
 
 
 def test_my_runs_labels_every_column_for_phone_width(client, alice, alice_mode_run):
@@ -302,7 +308,7 @@ def test_a_run_waiting_far_longer_than_usual_says_so_and_that_an_e_mail_will_tel
 
     data = client.get(reverse("run_status", args=[alice_mode_run.pk])).json()
     assert data["late"] == f"{LATE} You can leave this page; you will get an e-mail when it ends."
-    assert data["summary"].startswith("Waiting to be sent to Nexthink.")
+    assert data["summary"].startswith("The portal sends it to Nexthink")
     page = client.get(alice_mode_run.get_absolute_url()).content.decode()
     assert f'data-field="late" role="status">{LATE} You can leave this page; you will get an e-mail' in page
 

@@ -79,10 +79,8 @@ def status_summary(run: Run) -> str:
         case Status.SENDING:
             return "Nexthink's answer comes within a few seconds."
         case Status.RETRYING:
-            return (
-                f"{run.error_message} Nothing was sent yet; the portal tries again shortly "
-                f"(attempt {run.attempts + 1} of {run.max_attempts})."
-            ).strip()
+            # How many attempts: in "Technical details", for IT.
+            return f"{run.error_message} Nothing was sent yet; the portal tries again shortly.".strip()
         case Status.SENT:
             return (
                 "It should run on your device within a few minutes (the portal cannot see when it does). "

@@ -61,4 +61,3 @@ def run_in(status: str, *, user, action, device, params: dict | None = None) -> 
         )
     run.refresh_from_db()
     return run
-

@@ -1,5 +1,6 @@
 """The run page, its JSON status and the employee's history: own runs only."""
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -272,7 +273,9 @@ def test_my_runs_labels_every_column_for_phone_width(client, alice, alice_mode_r
 
     page = client.get(reverse("my_runs")).content.decode()
 
-    assert '<table class="stack">' in page and 'data-label="Status"' in page
+    headings = re.findall(r'<th scope="col">([^<]+)</th>', page)
+    assert '<table class="stack">' in page and len(headings) == 6
+    assert all(f'data-label="{heading}"' in page for heading in headings)
 
 
 @pytest.mark.parametrize("page", ["run_detail", "run_status"])

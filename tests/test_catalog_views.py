@@ -176,7 +176,7 @@ def test_it_submits_a_run_with_string_values_and_redirects_to_it(alice_client, c
     [
         ({"param_Days": "31"}, "param_Days", "Ensure this value is less than or equal to 30."),
         ({"param_Days": "0"}, "param_Days", "Ensure this value is greater than or equal to 1."),
-        ({"param_Folder": "x" * 21}, "param_Folder", "Ensure this value has at most 20 characters (it has 21)."),
+        ({"param_Folder": "x" * 21}, "param_Folder", "This is 21 characters long; at most 20 fit. Shorten it."),
         ({"param_Folder": "Temp1"}, "param_Folder", "Letters."),
     ],
 )

@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
+from actions.admin.plain_text import PlainTextAdmin
 from actions.catalog.forms import ActionParameterAdminForm, ActionParameterFormSet, RemoteActionAdminForm
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
@@ -21,7 +22,7 @@ from actions.nexthink.infinity.client import infinity_client_from_settings
 from actions.views.catalog import action_preview
 
 
-class ActionParameterInline(admin.StackedInline):
+class ActionParameterInline(PlainTextAdmin, admin.StackedInline):
     model = ActionParameter
     form = ActionParameterAdminForm
     formset = ActionParameterFormSet
@@ -34,7 +35,7 @@ class ActionParameterInline(admin.StackedInline):
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(PlainTextAdmin, admin.ModelAdmin):
     list_display = ["name", "display_order", "action_count"]
     list_editable = ["display_order"]
     search_fields = ["name"]
@@ -80,7 +81,7 @@ def duplicate_action(action: RemoteAction) -> RemoteAction:
 
 
 @admin.register(RemoteAction)
-class RemoteActionAdmin(admin.ModelAdmin):
+class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
     form = RemoteActionAdminForm
     inlines = [ActionParameterInline]
     list_display = ["name", "category", "enabled", "featured", "display_order", "visible_to", "nexthink_uid"]

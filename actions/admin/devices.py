@@ -14,6 +14,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from actions.admin.plain_text import PlainTextAdmin
 from actions.catalog.forms import ActionRunForm
 from actions.devices.engines import engines_sync
 from actions.models import Device, Engine, RemoteAction
@@ -26,7 +27,7 @@ RUN_PERMISSION = "actions.run_action_on_any_device"
 
 
 @admin.register(Engine)
-class EngineAdmin(admin.ModelAdmin):
+class EngineAdmin(PlainTextAdmin, admin.ModelAdmin):
     list_display = ["name", "database_uid", "address", "port", "nxql_port", "status", "last_synced_at", "device_count"]
     list_filter = ["status"]
     search_fields = ["name", "database_uid", "address"]
@@ -80,7 +81,7 @@ class EngineAdmin(admin.ModelAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(PlainTextAdmin, admin.ModelAdmin):
     list_display = ["name", "uid", "owner", "engine", "platform", "last_seen_at", "source", "confirmed_at"]
     list_filter = ["source", "platform", "engine"]
     search_fields = ["name", "uid", "owner__username", "owner__email"]

@@ -106,7 +106,7 @@
 
   function apply(data) {
     var label = box.querySelector('[data-field="status_label"]');
-    if (data.title) document.title = data.title + " · " + siteName;
+    if (data.title) document.title = data.title + (siteName ? " · " + siteName : "");
     label.className = "status status-" + data.status;
     label.textContent = data.status_label;
     setText("summary", data.summary);

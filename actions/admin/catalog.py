@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -34,11 +35,24 @@ class ActionParameterInline(PlainTextAdmin, admin.StackedInline):
     ]
 
 
+class CategoryOrderForm(forms.ModelForm):
+    """A row of the categories list: its order box is labelled with the category's name (a screen
+    reader otherwise reads a row of unnamed number boxes)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "display_order" in self.fields:
+            self.fields["display_order"].widget.attrs["aria-label"] = f"Display order of {self.instance.name}"
+
+
 @admin.register(Category)
 class CategoryAdmin(PlainTextAdmin, admin.ModelAdmin):
     list_display = ["name", "display_order", "action_count"]
     list_editable = ["display_order"]
     search_fields = ["name"]
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, **{"form": CategoryOrderForm} | kwargs)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(action_count=Count("actions"))

@@ -80,10 +80,29 @@ class EngineAdmin(PlainTextAdmin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:actions_engine_changelist"))
 
 
+class PlatformFilter(admin.SimpleListFilter):
+    """The devices' platforms; a device whose platform nobody reported is "Not known" (Django's own
+    filter shows it as a link with no text, which a screen reader cannot name)."""
+
+    title = "platform"
+    parameter_name = "platform"
+    NOT_KNOWN = "-"
+
+    def lookups(self, request, model_admin):
+        platforms = Device.objects.order_by("platform").values_list("platform", flat=True).distinct()
+        return [(platform or self.NOT_KNOWN, platform or "Not known") for platform in platforms]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(platform="" if value == self.NOT_KNOWN else value)
+
+
 @admin.register(Device)
 class DeviceAdmin(PlainTextAdmin, admin.ModelAdmin):
     list_display = ["name", "uid", "owner", "engine", "platform", "last_seen_at", "source", "confirmed_at"]
-    list_filter = ["source", "platform", "engine"]
+    list_filter = ["source", PlatformFilter, "engine"]
     search_fields = ["name", "uid", "owner__username", "owner__email"]
     autocomplete_fields = ["owner", "engine"]
     list_select_related = ["owner", "engine"]

@@ -1,0 +1,63 @@
+"""In Chromium: axe-core (WCAG 2.1 A/AA) finds nothing on the run page in each status (Technical
+details open too), My runs, a refused feedback answer, and the admin pages the portal adds or changes."""
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from actions.models import Category, Run
+from tests.browser_support import sign_in
+from tests.factories import make_device, make_sim_action
+from tests.run_states import run_in
+from tests.test_browser import PHONE, assert_accessible, assert_fits_phone_width
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_the_admin_lists_and_a_run_have_no_accessibility_violation(browser, server, admin_user, alice):
+    Category.objects.create(name="Network", display_order=1)
+    run = run_in(Run.Status.FAILED, user=alice, action=make_sim_action(), device=make_device(alice))
+    page = sign_in(browser, server.url, "admin", "admin-pass")
+
+    for url in (
+        reverse("admin:actions_category_changelist"),  # the order boxes of list_editable
+        reverse("admin:actions_run_changelist"),  # the filters and the search box
+        reverse("admin:actions_run_change", args=[run.pk]),
+        reverse("admin:actions_remoteaction_changelist"),
+        reverse("admin:actions_device_changelist"),
+        reverse("admin:actions_ticket_changelist"),
+    ):
+        page.goto(url)
+        assert_accessible(page)
+
+
+def test_every_run_status_my_runs_and_a_refused_answer_have_no_accessibility_violation(
+    browser, server, alice, screenshot
+):
+    action, device = make_sim_action(), make_device(alice, name="LAPTOP-ALICE")
+    runs = {status: run_in(status, user=alice, action=action, device=device) for status in Run.Status.values}
+    page = sign_in(browser, server.url, "alice", "alice-pass")
+    phone = page.context.new_page()
+    phone.set_viewport_size(PHONE)
+
+    for status, run in runs.items():
+        page.goto(run.get_absolute_url())
+        page.get_by_text("Technical details").click()  # opened: its table and codes are checked too
+        assert_accessible(page)
+        screenshot(page, f"run-{status}")
+        phone.goto(run.get_absolute_url())
+        assert_fits_phone_width(phone)
+        screenshot(phone, f"run-{status}-phone")
+    page.goto(reverse("my_runs"))
+    assert_accessible(page)
+    screenshot(page, "my-runs")
+    phone.goto(reverse("my_runs"))
+    screenshot(phone, "my-runs-phone")
+
+    # A refused answer: the page again, the comment kept in its box, the focus on it.
+    page.goto(runs[Run.Status.SENT].get_absolute_url())
+    page.get_by_label("Anything to add?").fill("Still slow\x07")
+    page.get_by_role("button", name="No, it is not").click()
+    expect(page.get_by_label("Anything to add?")).to_be_focused()
+    expect(page.get_by_label("Anything to add?")).to_have_value("Still slow\ufffd")
+    assert_accessible(page)

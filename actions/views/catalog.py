@@ -35,6 +35,7 @@ from actions.devices.ownership import device_for_user
 from actions.devices.resolution import Resolution, resolve_devices_for
 from actions.models import ActionParameter, Device, RemoteAction
 from actions.runs import submit
+from actions.runs.outlook import run_outlook
 from actions.runs.selectors import runs_of
 from actions.security import client_address, security_event
 
@@ -171,7 +172,9 @@ def action_detail(request, slug):
     else:
         initial = rerun_initial(request.user, action, request.GET.get("again", ""))
         form = ActionRunForm(action, resolution.devices, initial=initial)
-    return render(request, "actions/action_detail.html", page_context(action, form, resolution), status=status)
+    context = page_context(action, form, resolution)
+    context["outlook"] = run_outlook(user=request.user, action=action, devices=resolution.devices)
+    return render(request, "actions/action_detail.html", context, status=status)
 
 
 def rerun_initial(user, action: RemoteAction, run_id: str) -> dict:

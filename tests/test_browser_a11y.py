@@ -15,8 +15,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_admin_lists_and_a_run_have_no_accessibility_violation(browser, server, admin_user, alice):
-    Category.objects.create(name="Network", display_order=1)
-    run = run_in(Run.Status.FAILED, user=alice, action=make_sim_action(), device=make_device(alice))
+    network = Category.objects.create(name="Network", display_order=1)
+    action = make_sim_action(category=network)
+    run = run_in(Run.Status.FAILED, user=alice, action=action, device=make_device(alice))
     page = sign_in(browser, server.url, "admin", "admin-pass")
 
     for url in (
@@ -26,6 +27,9 @@ def test_the_admin_lists_and_a_run_have_no_accessibility_violation(browser, serv
         reverse("admin:actions_remoteaction_changelist"),
         reverse("admin:actions_device_changelist"),
         reverse("admin:actions_ticket_changelist"),
+        reverse("admin:actions_engine_changelist"),
+        reverse("admin:actions_runinsight_changelist"),
+        reverse("admin:actions_remoteaction_change", args=[action.pk]),
     ):
         page.goto(url)
         assert_accessible(page)

@@ -110,3 +110,23 @@ def test_the_technical_details_keep_what_it_knows_for_it(client, alice, teams):
     details = page[page.index('<details class="technical"') : page.index("</details>")]
     assert "engine-amer" in details and "not_connected" in details and str(run.pk) in details
     assert "<code>RestartTeams</code>" in details and run.device_uid in details
+
+
+def test_the_curators_words_show_at_their_moment(client, alice, teams):
+    teams.message_before, teams.message_during = "Send your messages first.", "Teams closes for a moment."
+    teams.message_after = "Teams is back: sign in again if it asks."
+    teams.save()
+    device = make_device(alice)
+    queued, sent = (
+        run_in(status, user=alice, action=teams, device=device, params={"RestartTeams": "false"})
+        for status in (Status.QUEUED, Status.SENT)
+    )
+    client.force_login(alice)
+
+    before = VisibleText.of(client.get(teams.get_absolute_url()).content.decode())
+    during = VisibleText.of(client.get(queued.get_absolute_url()).content.decode())
+    after = VisibleText.of(client.get(sent.get_absolute_url()).content.decode())
+
+    assert "Send your messages first." in before
+    assert "Teams closes for a moment." in during and "Teams is back" not in during
+    assert "Teams is back: sign in again if it asks." in after and "Teams closes" not in after

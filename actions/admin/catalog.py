@@ -117,7 +117,16 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
         ("Who may see and run it", {"fields": ["groups"]}),
         (
             "Running",
-            {"fields": ["confirmation_text", "message_before", "message_after", "timeout_seconds", "engines"]},
+            {
+                "fields": [
+                    "confirmation_text",
+                    "message_before",
+                    "message_during",
+                    "message_after",
+                    "timeout_seconds",
+                    "engines",
+                ]
+            },
         ),
         ("Limits", {"fields": ["cooldown_minutes", "daily_limit_per_user"]}),
         ("Service desk tickets", {"fields": ["ticket_category", "ticket_assignment_group"]}),

@@ -46,6 +46,7 @@ class RemoteActionAdminForm(forms.ModelForm):
             "groups",
             "confirmation_text",
             "message_before",
+            "message_during",
             "message_after",
             "timeout_seconds",
             "engines",

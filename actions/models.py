@@ -194,6 +194,11 @@ class RemoteAction(models.Model):
         help_text="Runs per employee per day, 1 to 100. Empty: no limit.",
     )
     message_before = models.TextField(blank=True, help_text="Shown on the action page, above the form.")
+    message_during = models.TextField(
+        blank=True,
+        help_text="Shown on the run page while the run is on its way or waiting for the device "
+        "(e.g. “Teams will close for a minute”).",
+    )
     message_after = models.TextField(blank=True, help_text="Shown on the run page once the run is sent.")
     ticket_category = models.CharField(
         max_length=100,

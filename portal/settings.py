@@ -92,6 +92,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.site",
             ],
         },
     },
@@ -168,6 +169,9 @@ LOGOUT_REDIRECT_URL = "login"
 config.section("Core")
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = config.get_str("TIME_ZONE", "UTC", doc="the time zone of dates shown to employees")
+PORTAL_NAME = config.get_str(
+    "PORTAL_NAME", "Fix my device", doc="the site's name: the same in the tab title, the header, e-mails and tickets"
+)
 USE_I18N = True
 USE_TZ = True
 
@@ -416,7 +420,10 @@ if config.is_set("EMAIL_URL") or DEBUG:
 else:
     SILENCED_SYSTEM_CHECKS = ["mail.W001"]  # no mailer on purpose; the code checks before sending
 DEFAULT_FROM_EMAIL = config.get_str(
-    "DEFAULT_FROM_EMAIL", "Fix my device <fix-my-device@localhost>", doc="sender of the portal's e-mails"
+    "DEFAULT_FROM_EMAIL",
+    f"{PORTAL_NAME} <fix-my-device@localhost>",
+    doc="sender of the portal's e-mails",
+    shown="`PORTAL_NAME <fix-my-device@localhost>`",
 )
 # "Did this fix it?" can be answered, and changed, for this long after a run ends.
 RUN_FEEDBACK_DAYS = 7
@@ -839,6 +846,17 @@ if REMOTE_USER_HEADER and not REMOTE_USER_PROXY_ADDRESSES:
 
 # --- Service desk tickets ("Get help from IT", actions/ticketing/) -------------------------------
 config.section("Service desk tickets")
+# How a person reaches the service desk: every "Contact your IT service desk" says it (footer, run
+# page, e-mails). Unset, the portal names no way it does not know.
+SERVICE_DESK_PHONE = config.get_str(
+    "SERVICE_DESK_PHONE", doc='the service desk\'s phone number, shown wherever the portal says "contact IT"'
+)
+SERVICE_DESK_CHAT_URL = config.get_optional_url(
+    "SERVICE_DESK_CHAT_URL", doc="a link to the service desk's chat (Teams, ServiceNow Virtual Agent...)"
+)
+SERVICE_DESK_HOURS = config.get_str(
+    "SERVICE_DESK_HOURS", doc="when the service desk answers, with the time zone: `Mon-Fri 8:00-18:00 CET`"
+)
 TICKETING_BACKENDS = ("none", "email", "servicenow", "webhook")
 TICKETING = config.get_choice(
     "TICKETING", "none", TICKETING_BACKENDS, doc='where "Get help from IT" opens a ticket (see "Service desk tickets")'

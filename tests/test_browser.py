@@ -110,7 +110,7 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     assert run_url.removesuffix("#main") == base + run.get_absolute_url()
     assert broker_queue() == [str(run.pk)]
     status = page.locator("#run-status [data-field=status_label]")
-    expect(status).to_have_text("Queued")
+    expect(status).to_have_text("Waiting to be sent")
     expect(page).to_have_title(re.compile(r"^Clear Teams cache: Waiting to be sent"))
     expect(page.locator("#engine-results")).to_have_text("No answer yet.")
     expect(page.get_by_role("link", name="Run again")).to_be_hidden()
@@ -127,7 +127,7 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
     # A real worker takes the run from the broker; the page turns to sent by itself.
     worker = Worker(use_simulator.url, tmp_path / "worker.log", broker_url=FILESYSTEM_BROKER)
     try:
-        expect(status).to_have_text("Sent", timeout=LIVE_UPDATE_TIMEOUT_MS)
+        expect(status).to_have_text("Accepted by Nexthink", timeout=LIVE_UPDATE_TIMEOUT_MS)
         rows = page.locator("#engine-results tr")
         expect(rows).to_have_count(1)
         expect(rows.first.locator("td")).to_have_text(
@@ -137,7 +137,7 @@ def test_an_employee_runs_an_action_and_watches_it_succeed_live(
         worker.stop()
         print(worker.log_path.read_text())  # shown by pytest when the test fails
     expect(page.get_by_role("link", name="Run again")).to_be_visible()
-    expect(page).to_have_title(re.compile(r"^Clear Teams cache: Sent"))
+    expect(page).to_have_title(re.compile(r"^Clear Teams cache: Accepted by Nexthink"))
     assert page.evaluate("() => window.__marker") == 1, "the run page was reloaded"
     assert navigations == [] and page.url == run_url
     screenshot(page, "run")
@@ -182,18 +182,18 @@ def test_a_run_page_in_a_background_tab_asks_nothing_until_shown_again(browser, 
     asked = []
     page.on("request", lambda request: asked.append(request.url) if "status.json" in request.url else None)
     page.goto(run.get_absolute_url())
-    expect(page.locator(".status")).to_have_text("Queued")
+    expect(page.locator(".status")).to_have_text("Waiting to be sent")
 
     lifecycle.claim(run.pk)
     lifecycle.transition(run.pk, Run.Status.SENT, leaving=(Run.Status.SENDING,))
     page.wait_for_timeout(2500)  # past the first two looks the page would make if it were shown
 
     assert asked == []
-    expect(page.locator(".status")).to_have_text("Queued")  # nothing asked, nothing changed
+    expect(page.locator(".status")).to_have_text("Waiting to be sent")  # nothing asked, nothing changed
 
     page.evaluate("window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))")
 
-    expect(page.locator(".status")).to_have_text("Sent")
+    expect(page.locator(".status")).to_have_text("Accepted by Nexthink")
     assert len(asked) == 1
 
 
@@ -223,9 +223,9 @@ def test_the_page_first_asks_when_runs_of_its_action_usually_end(browser, server
     page.wait_for_timeout(2500)  # past the first two looks a page with no such history makes
 
     assert asked == []
-    expect(page.locator(".status")).to_have_text("Queued")
+    expect(page.locator(".status")).to_have_text("Waiting to be sent")
 
-    expect(page.locator(".status")).to_have_text("Sent", timeout=LIVE_UPDATE_TIMEOUT_MS)
+    expect(page.locator(".status")).to_have_text("Accepted by Nexthink", timeout=LIVE_UPDATE_TIMEOUT_MS)
     assert len(asked) == 1  # one look, once the run had ended
 
 

@@ -43,7 +43,7 @@ def test_an_infinity_run_reaches_done_on_the_device_with_its_outputs(
     run = Run.objects.get()
     run_dispatch(run_id=run.pk)  # what the worker does
     status = page.locator("#run-status [data-field=status_label]")
-    expect(status).to_have_text("Sent, waiting for the device", timeout=LIVE_UPDATE_TIMEOUT_MS)
+    expect(status).to_have_text("Waiting for your device", timeout=LIVE_UPDATE_TIMEOUT_MS)
 
     def done() -> bool:
         use_infinity.advance(5)  # the simulated device takes the action and finishes it
@@ -52,8 +52,8 @@ def test_an_infinity_run_reaches_done_on_the_device_with_its_outputs(
         return Run.objects.get(pk=run.pk).status == Run.Status.DONE
 
     wait_for(done, timeout=30)
-    expect(status).to_have_text("Done on the device", timeout=LIVE_UPDATE_TIMEOUT_MS)
-    expect(page.locator("[data-field=device_status_text]")).to_have_text("Your device ran the action successfully.")
+    expect(status).to_have_text("Done on your device", timeout=LIVE_UPDATE_TIMEOUT_MS)
+    expect(page.locator("#run-status [data-field=summary]")).to_contain_text("Your device ran the action successfully.")
     expect(page.locator("#device-outputs")).to_contain_text("Cache cleared (MB)")
     expect(page.locator("#device-outputs")).to_contain_text("812")
     expect(page.get_by_role("heading", name="Did this fix your problem?")).to_be_visible()

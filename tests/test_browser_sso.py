@@ -99,7 +99,7 @@ def test_an_employee_signs_in_with_the_company_account_and_runs_an_action_on_the
     worker = Worker(use_simulator.url, tmp_path / "worker.log", broker_url=FILESYSTEM_BROKER)
     try:
         expect(page.locator("#run-status [data-field=status_label]")).to_have_text(
-            "Sent", timeout=LIVE_UPDATE_TIMEOUT_MS
+            "Accepted by Nexthink", timeout=LIVE_UPDATE_TIMEOUT_MS
         )
     finally:
         worker.stop()

@@ -73,7 +73,7 @@ def test_it_saves_an_action_with_a_parameter_of_each_type(admin_client):
         ({"regex": "[a-"}, "regex", "This regex does not compile: unterminated character set"),
         ({"regex": "[0-9]+", "default": "seven"}, "default", "does not pass this parameter's own validation"),
         ({"regex": "[0-9]+", "regex_message": "Digits only.", "default": "x"}, "default", "Digits only."),
-        ({"max_length": "3", "default": "abcd"}, "default", "at most 3 characters"),
+        ({"max_length": "3", "default": "abcd"}, "default", "at most 3 fit"),
         ({"kind": "integer", "min_value": "1", "max_value": "30", "default": "50"}, "default", "less than or equal"),
         ({"kind": "integer", "default": "many"}, "default", "Enter a whole number."),
         ({"kind": "integer", "min_value": "9", "max_value": "1"}, "max_value", "smaller than the minimum"),

@@ -37,7 +37,20 @@ def test_it_rejects_text_longer_than_its_max_length(bare_action, laptop):
     form = bound(bare_action, laptop, param_Folder="abcdef")
 
     assert not form.is_valid()
-    assert form.errors["param_Folder"] == ["Ensure this value has at most 5 characters (it has 6)."]
+    assert form.errors["param_Folder"] == ["This is 6 characters long; at most 5 fit. Shorten it."]
+
+
+def test_the_browser_never_cuts_what_is_typed_or_pasted(bare_action, laptop):
+    """No `maxlength` on any text box: a browser silently drops what goes beyond it (a 9-character
+    field once sent INC001000 for INC0010001); the server refuses it with a message instead."""
+    make_parameter(bare_action, name="Ticket", label="Ticket", max_length=9)
+    make_parameter(bare_action, name="Notes", label="Notes", kind=Kind.TEXTAREA, max_length=9)
+
+    form = bound(bare_action, laptop, param_Ticket="INC0010001", param_Notes="x")
+
+    assert "maxlength" not in str(form["param_Ticket"]) + str(form["param_Notes"])
+    assert form.errors["param_Ticket"] == ["This is 10 characters long; at most 9 fit. Shorten it."]
+    assert 'value="INC0010001"' in str(form["param_Ticket"])  # kept in the box, to be shortened
 
 
 def test_it_bounds_text_without_a_max_length(bare_action, laptop):
@@ -46,7 +59,7 @@ def test_it_bounds_text_without_a_max_length(bare_action, laptop):
     form = bound(bare_action, laptop, param_Folder="x" * 1001)
 
     assert not form.is_valid()
-    assert "at most 1000 characters" in form.errors["param_Folder"][0]
+    assert "at most 1000 fit" in form.errors["param_Folder"][0]
 
 
 def test_it_rejects_a_line_break_in_single_line_text(bare_action, laptop):

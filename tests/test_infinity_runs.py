@@ -106,8 +106,8 @@ def test_the_run_page_shows_the_devices_status_and_outputs(infinity, alice, team
     run = follow_up_until_final(run, infinity)
     page = client.get(run.get_absolute_url()).content.decode()
 
-    assert waiting["status_label"] == "Sent, waiting for the device" and waiting["final"] is False
-    assert "Done on the device" in page and "Your device ran the action successfully." in page
+    assert waiting["status_label"] == "Waiting for your device" and waiting["final"] is False
+    assert "Done on your device" in page and "Your device ran the action successfully." in page
     assert "CacheSizeMB" in page and "812" in page
     assert "Did this fix your problem?" in page
 

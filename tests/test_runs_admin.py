@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from actions.models import Device, Run
 from actions.runs.submit import run_submit
+from actions.uids import run_reference
 from tests.factories import make_device, make_parameter, make_sim_action, submit
 
 
@@ -166,3 +167,25 @@ def test_a_run_s_checkbox_is_django_s_own(admin_client, alice, laptop, action):
 
     assert ours == django_admin.ModelAdmin.action_checkbox(model_admin, run)
     assert ours in admin_client.get(reverse("admin:actions_run_changelist")).content.decode()
+
+
+def test_runs_are_searchable_by_the_reference_the_employee_reads_out(admin_client, alice):
+    ids = [
+        "8d41162a-ffff-4fff-bfff-ffffffffffff",
+        "8d41162b-0000-4000-8000-000000000000",
+        "8d41162c-0000-4000-8000-000000000000",
+    ]
+    first = failed_run(alice)
+    runs = [first, failed_run(alice, first.action), failed_run(alice, first.action)]
+    for run, new_id in zip(runs, ids, strict=True):
+        Run.objects.filter(pk=run.pk).update(id=new_id)
+    changelist = reverse("admin:actions_run_changelist")
+
+    def found(term):
+        return sorted(str(r.pk) for r in admin_client.get(changelist, {"q": term}).context["cl"].result_list)
+
+    assert run_reference(ids[1]) == "FMD-8D41162B"
+    assert found("FMD-8D41162B") == [ids[1]]
+    assert found(" fmd-8d41162b ") == [ids[1]]  # as typed from the phone, any case
+    assert found("FMD-8D41") == ids  # its start: every run it may be
+    assert "FMD-8D41162B" in admin_client.get(reverse("admin:actions_run_change", args=[ids[1]])).content.decode()

@@ -159,7 +159,7 @@ def test_it_mails_the_employee_when_the_page_did_not_show_the_end(alice_run, mai
 
     [mail] = mailoutbox
     assert mail.to == ["alice@corp.example"]
-    assert mail.subject == "Clear Teams cache on LAPTOP-ALICE: Sent"
+    assert mail.subject == "Clear Teams cache on LAPTOP-ALICE: Accepted by Nexthink"
     assert f"https://fix.corp.example/runs/{alice_run.pk}/#feedback" in mail.body
     assert "Did this fix your problem?" in mail.body and "https://fix.corp.example/preferences/" in mail.body
 

@@ -1,5 +1,6 @@
 """The run page, its JSON status and the employee's history: own runs only."""
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -40,7 +41,7 @@ def test_it_shows_each_engine_answer_in_plain_words(client, alice, alice_mode_ru
 
     page = client.get(alice_mode_run.get_absolute_url()).content.decode()
 
-    assert "Partly sent" in page
+    assert "Partly accepted by Nexthink" in page
     assert "Your device isn&#x27;t connected to Nexthink right now, so the action was not sent to it." in page
     assert "device offline" in page and "engine-aaaa" in page
     assert "Mode" in page and "full" in page
@@ -55,7 +56,7 @@ def test_a_run_in_progress_polls_and_offers_no_run_again_yet(client, alice, alic
 
     assert 'data-final="false"' in page
     assert "js/run-status.js" in page
-    assert "Waiting to be sent to Nexthink" in page
+    assert "Waiting to be sent" in page and "The portal sends it to Nexthink" in page
 
 
 def test_the_status_endpoint_gives_the_run_as_json(client, alice, alice_mode_run):
@@ -184,7 +185,7 @@ def test_a_broker_outage_at_submit_keeps_the_run_and_says_it_will_be_sent(client
     assert "will be sent to Nexthink shortly" in response.content.decode()
 
 
-def test_a_retrying_run_says_which_attempt_comes_next(client, alice, alice_mode_run):
+def test_a_retrying_run_says_it_tries_again_and_leaves_the_count_to_it(client, alice, alice_mode_run):
     Run.objects.filter(pk=alice_mode_run.pk).update(
         status=Status.RETRYING,
         attempts=1,
@@ -194,8 +195,9 @@ def test_a_retrying_run_says_which_attempt_comes_next(client, alice, alice_mode_
 
     data = client.get(reverse("run_status", args=[alice_mode_run.pk])).json()
 
-    assert "the portal tries again shortly (attempt 2 of 5)" in data["summary"]
-    assert data["final"] is False
+    assert "Nothing was sent yet; the portal tries again shortly." in data["summary"]
+    assert "attempt" not in data["summary"]  # the count is for IT: Technical details
+    assert (data["attempts"], data["max_attempts"], data["final"]) == (1, 5, False)
 
 
 def test_run_again_is_offered_only_for_an_action_still_visible_to_the_user(client, alice, alice_mode_run, staff_group):
@@ -256,8 +258,14 @@ def test_the_tab_title_follows_the_status(client, alice, alice_mode_run):
 
     set_outcome(alice_mode_run, Status.SENT)
 
-    assert "<title>Clear Teams cache: Sent" in client.get(alice_mode_run.get_absolute_url()).content.decode()
-    assert client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["title"] == "Clear Teams cache: Sent"
+    assert (
+        "<title>Clear Teams cache: Accepted by Nexthink"
+        in client.get(alice_mode_run.get_absolute_url()).content.decode()
+    )
+    assert (
+        client.get(reverse("run_status", args=[alice_mode_run.pk])).json()["title"]
+        == "Clear Teams cache: Accepted by Nexthink"
+    )
 
 
 def test_my_runs_labels_every_column_for_phone_width(client, alice, alice_mode_run):
@@ -265,7 +273,9 @@ def test_my_runs_labels_every_column_for_phone_width(client, alice, alice_mode_r
 
     page = client.get(reverse("my_runs")).content.decode()
 
-    assert '<table class="stack">' in page and 'data-label="Status"' in page
+    headings = re.findall(r'<th scope="col">([^<]+)</th>', page)
+    assert '<table class="stack">' in page and len(headings) == 6
+    assert all(f'data-label="{heading}"' in page for heading in headings)
 
 
 @pytest.mark.parametrize("page", ["run_detail", "run_status"])
@@ -302,7 +312,7 @@ def test_a_run_waiting_far_longer_than_usual_says_so_and_that_an_e_mail_will_tel
 
     data = client.get(reverse("run_status", args=[alice_mode_run.pk])).json()
     assert data["late"] == f"{LATE} You can leave this page; you will get an e-mail when it ends."
-    assert data["summary"].startswith("Waiting to be sent to Nexthink.")
+    assert data["summary"].startswith("The portal sends it to Nexthink")
     page = client.get(alice_mode_run.get_absolute_url()).content.decode()
     assert f'data-field="late" role="status">{LATE} You can leave this page; you will get an e-mail' in page
 

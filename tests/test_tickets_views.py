@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from actions.models import Run, Ticket
 from actions.tasks import create_ticket
+from actions.uids import run_reference
 from actions.views.tickets import ticket_as_json
 from tests.conftest import BROKER_DOWN
 from tests.tickets_support import make_run_needing_help
@@ -83,9 +84,9 @@ def test_with_the_broker_down_the_request_is_saved_and_the_employee_is_told_so(c
     page = response.content.decode()
     assert (
         "Your request for help is saved; it will reach the service desk in a few minutes. "
-        "Reload this page later to see its ticket number." in page
+        "Its ticket number appears on this page once the service desk gives one." in page
     )
-    assert "on its way to the service desk. Reload this page in a moment" not in page
+    assert "on its way to the service desk." not in page
     ticket = Ticket.objects.get(run=run)
     assert (ticket.state, ticket.enqueued_at) == (State.REQUESTED, None)  # stored; the sweep will send it
 
@@ -156,11 +157,15 @@ def test_a_run_that_worked_or_is_still_running_offers_no_help_button(client, ali
 
 def test_without_ticketing_the_page_says_to_contact_the_service_desk(client, alice, settings):
     settings.TICKETING = "none"
+    settings.SERVICE_DESK_PHONE, settings.SERVICE_DESK_CHAT_URL = "+41 44 000 00 00", "https://chat.example/it"
+    settings.SERVICE_DESK_HOURS = "Mon-Fri 8:00-18:00 CET"
     run = make_run_needing_help(alice)
     client.force_login(alice)
 
     page = help_block(run, alice)
-    assert "contact the service desk and quote the reference" in page and "<button" not in page
+    assert "contact your IT service desk: call" in page and "<button" not in page
+    assert 'href="tel:+41440000000"' in page and 'href="https://chat.example/it"' in page and "8:00-18:00 CET" in page
+    assert f"Quote the reference <strong>{run_reference(run.pk)}</strong>" in page
     assert get_help(client, run).status_code == 404
     assert ticket_as_json(run) == {"state": None, "can_request": False}
 

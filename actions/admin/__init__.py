@@ -1,5 +1,6 @@
 """Django admin, one module per area."""
 
+from django.conf import settings
 from django.contrib import admin
 
 from actions.admin import catalog, devices, insights, runs, tickets  # noqa: F401
@@ -12,6 +13,6 @@ def _portal_staff_only(request) -> bool:
 
 
 admin.site.has_permission = _portal_staff_only
-admin.site.site_header = "Fix my device: IT admin"
-admin.site.site_title = "Fix my device admin"
+admin.site.site_header = f"{settings.PORTAL_NAME}: IT admin"
+admin.site.site_title = f"{settings.PORTAL_NAME} admin"
 admin.site.index_title = "Curate actions, devices and runs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -12,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
+from actions.admin.plain_text import PlainTextAdmin
 from actions.catalog.forms import ActionParameterAdminForm, ActionParameterFormSet, RemoteActionAdminForm
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
@@ -21,7 +23,7 @@ from actions.nexthink.infinity.client import infinity_client_from_settings
 from actions.views.catalog import action_preview
 
 
-class ActionParameterInline(admin.StackedInline):
+class ActionParameterInline(PlainTextAdmin, admin.StackedInline):
     model = ActionParameter
     form = ActionParameterAdminForm
     formset = ActionParameterFormSet
@@ -34,11 +36,24 @@ class ActionParameterInline(admin.StackedInline):
     ]
 
 
+class CategoryOrderForm(forms.ModelForm):
+    """A row of the categories list: its order box is labelled with the category's name (a screen
+    reader otherwise reads a row of unnamed number boxes)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "display_order" in self.fields:
+            self.fields["display_order"].widget.attrs["aria-label"] = f"Display order of {self.instance.name}"
+
+
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(PlainTextAdmin, admin.ModelAdmin):
     list_display = ["name", "display_order", "action_count"]
     list_editable = ["display_order"]
     search_fields = ["name"]
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, **{"form": CategoryOrderForm} | kwargs)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(action_count=Count("actions"))
@@ -81,7 +96,7 @@ def duplicate_action(action: RemoteAction) -> RemoteAction:
 
 
 @admin.register(RemoteAction)
-class RemoteActionAdmin(admin.ModelAdmin):
+class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
     form = RemoteActionAdminForm
     inlines = [ActionParameterInline]
     list_display = ["name", "category", "enabled", "featured", "display_order", "visible_to", "nexthink_uid"]
@@ -90,6 +105,10 @@ class RemoteActionAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "summary", "description", "nexthink_uid", "nql_id"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["groups", "engines"]
+
+    class Media:
+        js = ["js/admin-a11y.js"]  # names the two-list selectors' search icons for screen readers
+
     actions = ["enable_actions", "disable_actions", "duplicate_actions"]
     view_on_site = False  # the employee's page 404s for a disabled action; see "Preview employee form"
     readonly_fields = ["created_at", "updated_at"]
@@ -101,7 +120,16 @@ class RemoteActionAdmin(admin.ModelAdmin):
         ("Who may see and run it", {"fields": ["groups"]}),
         (
             "Running",
-            {"fields": ["confirmation_text", "message_before", "message_after", "timeout_seconds", "engines"]},
+            {
+                "fields": [
+                    "confirmation_text",
+                    "message_before",
+                    "message_during",
+                    "message_after",
+                    "timeout_seconds",
+                    "engines",
+                ]
+            },
         ),
         ("Limits", {"fields": ["cooldown_minutes", "daily_limit_per_user"]}),
         ("Service desk tickets", {"fields": ["ticket_category", "ticket_assignment_group"]}),

@@ -14,6 +14,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from actions.admin.plain_text import PlainTextAdmin
 from actions.catalog.forms import ActionRunForm
 from actions.catalog.selectors import platform_rule
 from actions.devices.engines import engines_sync
@@ -28,7 +29,7 @@ RUN_PERMISSION = "actions.run_action_on_any_device"
 
 
 @admin.register(Engine)
-class EngineAdmin(admin.ModelAdmin):
+class EngineAdmin(PlainTextAdmin, admin.ModelAdmin):
     list_display = ["name", "database_uid", "address", "port", "nxql_port", "status", "last_synced_at", "device_count"]
     list_filter = ["status"]
     search_fields = ["name", "database_uid", "address"]
@@ -81,10 +82,29 @@ class EngineAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:actions_engine_changelist"))
 
 
+class PlatformFilter(admin.SimpleListFilter):
+    """The devices' platforms; a device whose platform nobody reported is "Not known" (Django's own
+    filter shows it as a link with no text, which a screen reader cannot name)."""
+
+    title = "platform"
+    parameter_name = "platform"
+    NOT_KNOWN = "-"
+
+    def lookups(self, request, model_admin):
+        platforms = Device.objects.order_by("platform").values_list("platform", flat=True).distinct()
+        return [(platform or self.NOT_KNOWN, platform or "Not known") for platform in platforms]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(platform="" if value == self.NOT_KNOWN else value)
+
+
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(PlainTextAdmin, admin.ModelAdmin):
     list_display = ["name", "uid", "owner", "engine", "platform", "last_seen_at", "source", "confirmed_at"]
-    list_filter = ["source", "platform", "engine"]
+    list_filter = ["source", PlatformFilter, "engine"]
     search_fields = ["name", "uid", "owner__username", "owner__email"]
     autocomplete_fields = ["owner", "engine"]
     list_select_related = ["owner", "engine"]

@@ -21,7 +21,7 @@ from actions.catalog.parameters import InvalidParams
 from actions.models import Device, EngineResult, RemoteAction, Run, RunAttempt
 from actions.runs.submit import RunRefused, run_submit
 from actions.sql import starts_with
-from actions.uids import DEVICE_UID_RE, GUID_RE
+from actions.uids import DEVICE_UID_RE, GUID_RE, reference_bounds, run_reference
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -90,11 +90,21 @@ def search_match(runs, term: str) -> Q:
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "action_name", "user", "device_name", "status", "attempts", "requested_by")
+    list_display = (
+        "created_at",
+        "reference",
+        "action_name",
+        "user",
+        "device_name",
+        "status",
+        "attempts",
+        "requested_by",
+    )
     list_filter = ("status", "action")
     search_fields = ("device_name",)  # shows the search box; get_search_results decides what it searches
     search_help_text = (
-        "A request UID, a device UID, a user name or e-mail, a device or action name (any case), "
+        "A reference the employee reads out (FMD-8D41162B, or its start), a request UID, a device UID, "
+        "a user name or e-mail, a device or action name (any case), "
         "or the start of a device or action name (case as typed)."
     )
     list_select_related = ("user", "requested_by")
@@ -108,17 +118,37 @@ class RunAdmin(admin.ModelAdmin):
             return queryset, False
         if GUID_RE.fullmatch(term):  # as the run page and the logs show it, with dashes
             return queryset.filter(pk=uuid.UUID(term)), False
+        bounds = reference_bounds(term)
+        if bounds:  # the run page's short reference: a range of the primary key, from its index
+            low, high = bounds
+            return queryset.filter(pk__gte=uuid.UUID(low), pk__lte=uuid.UUID(high)), False
         if DEVICE_UID_RE.fullmatch(term):
             return queryset.filter(device_uid=term.lower()), False
         return queryset.filter(search_match(queryset, term)), False
 
+    @admin.display(description="Reference")
+    def reference(self, run: Run) -> str:
+        return run_reference(run.pk)
+
     inlines = [EngineResultInline, RunAttemptInline]
     actions = ["retry_runs"]
-    readonly_fields = [f.name for f in Run._meta.fields]
+    readonly_fields = ["reference", *(f.name for f in Run._meta.fields)]
     fieldsets = (
         (
             None,
-            {"fields": ("id", "status", "user", "requested_by", "retry_of", "created_at", "sending_at", "finished_at")},
+            {
+                "fields": (
+                    "id",
+                    "reference",
+                    "status",
+                    "user",
+                    "requested_by",
+                    "retry_of",
+                    "created_at",
+                    "sending_at",
+                    "finished_at",
+                )
+            },
         ),
         (
             "What was sent",

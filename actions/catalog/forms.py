@@ -49,6 +49,7 @@ class RemoteActionAdminForm(forms.ModelForm):
             "groups",
             "confirmation_text",
             "message_before",
+            "message_during",
             "message_after",
             "timeout_seconds",
             "engines",
@@ -135,6 +136,15 @@ def new_idempotency_key() -> str:
     return secrets.token_urlsafe(24)
 
 
+def probably_in_use(devices: Sequence[Device]) -> Device | None:
+    """Of several devices, the one seen last, if only one was seen then: the one the employee is
+    probably using now."""
+    seen = sorted(((d.last_seen_at, i) for i, d in enumerate(devices) if d.last_seen_at), reverse=True)
+    if len(devices) < 2 or not seen or (len(seen) > 1 and seen[0][0] == seen[1][0]):
+        return None
+    return devices[seen[0][1]]
+
+
 def device_label(device: Device) -> str:
     if device.last_seen_at:
         return f"{device.name} (last seen {timesince(device.last_seen_at, timezone.now())} ago)"
@@ -210,15 +220,20 @@ class ActionRunForm(forms.Form):
 
     def _build_device_field(self) -> None:
         field = self.fields["device"]
+        current = probably_in_use(self.devices)
         if len(self.devices) > 1:
             field.label = "Device to fix"
             # Radio buttons among the employee's own devices; the field still accepts any well-formed
             # UID, and the view asks devices.device_for_user() whether it is really theirs.
-            field.widget = forms.RadioSelect(choices=[(d.uid, device_label(d)) for d in self.devices])
+            choices = [
+                (d.uid, device_label(d) + (" · probably the one you are using now" if d is current else ""))
+                for d in self.devices
+            ]
+            field.widget = forms.RadioSelect(choices=choices)
         else:
             field.widget = forms.HiddenInput()
         if self.devices:
-            field.initial = self.devices[0].uid
+            field.initial = (current or self.devices[0]).uid
 
     def clean_device(self) -> str:
         uid = self.cleaned_data["device"]

@@ -12,6 +12,7 @@ import uuid
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 
 from actions.models import ActionParameter, RemoteAction
 from actions.platforms import UNKNOWN, uses
@@ -85,6 +86,17 @@ class PlainTextarea(PlainTextMixin, forms.Textarea):
     pass
 
 
+def never_cut(field: forms.Field) -> forms.Field:
+    """A text field the browser never cuts: no `maxlength` on the input (a browser silently drops what
+    is typed or pasted beyond it, and the wrong value is sent); the server refuses a longer text with a
+    message instead, and the text stays in the box to be shortened."""
+    field.widget.attrs.pop("maxlength", None)
+    for validator in field.validators:
+        if isinstance(validator, MaxLengthValidator):
+            validator.message = "This is %(show_value)d characters long; at most %(limit_value)d fit. Shorten it."
+    return field
+
+
 def refuse_control_characters(value: str) -> None:
     if _CONTROL_RE.search(value):
         raise ValidationError("Remove the invisible control characters from this text.", code="invalid")
@@ -113,13 +125,15 @@ def parameter_field(param: ActionParameter) -> forms.Field:
                 FullMatchRegexValidator(param.regex, param.regex_message or "Enter a value in the expected format.")
             )
         field_class = MultiLineField if is_textarea else forms.CharField
-        return field_class(
-            max_length=min(param.max_length or cap, cap),
-            widget=PlainTextarea(attrs={"rows": 4}) if is_textarea else PlainTextInput(),
-            validators=validators,
-            label=label,
-            help_text=help_text,
-            required=required,
+        return never_cut(
+            field_class(
+                max_length=min(param.max_length or cap, cap),
+                widget=PlainTextarea(attrs={"rows": 4}) if is_textarea else PlainTextInput(),
+                validators=validators,
+                label=label,
+                help_text=help_text,
+                required=required,
+            )
         )
     if kind == ActionParameter.Kind.CHOICE:
         choices = parse_choices(param.choices)

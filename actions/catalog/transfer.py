@@ -46,6 +46,7 @@ ACTION_FIELDS = [
     # what a ticket about the action says.
     "nql_id",
     "output_labels",
+    "message_during",
     "ticket_category",
     "ticket_assignment_group",
     # Optional too: which systems the script exists for (older files: both).

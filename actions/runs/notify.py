@@ -77,6 +77,12 @@ def run_notify(*, run_id) -> bool:
         "link": link,
         "ask_feedback": run.status in feedback_statuses(),
         "preferences": settings.PORTAL_BASE_URL + reverse("preferences"),
+        "PORTAL_NAME": settings.PORTAL_NAME,
+        "SERVICE_DESK": {
+            "phone": settings.SERVICE_DESK_PHONE,
+            "chat_url": settings.SERVICE_DESK_CHAT_URL,
+            "hours": settings.SERVICE_DESK_HOURS,
+        },
     }
     subject = f"{run.action_name} on {run.device_name or run.device_uid}: {context['title']}"
     try:

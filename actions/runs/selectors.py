@@ -11,8 +11,15 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from actions.catalog.selectors import visibility_rule
 from actions.compiled import compiled_rows
 from actions.models import Device, RemoteAction, Run
+from actions.nexthink import platform
+from actions.runs.states import platform_statuses
 
 PAGE_SIZE = 20
+
+
+def filter_statuses() -> list[str]:
+    """The statuses My runs offers to filter by: those that exist on this portal's platform."""
+    return platform_statuses(follows_up=platform.current().follows_up)
 
 
 def runs_of(user) -> QuerySet[Run]:

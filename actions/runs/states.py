@@ -49,6 +49,17 @@ COUNTED = frozenset(TRANSITIONS) - {Status.FAILED, Status.EXPIRED}
 
 UNSENT = (Status.QUEUED, Status.RETRYING)
 
+# Where a run can end depends on the platform: classic's Engines answer at once (sent, partial);
+# Infinity's runs are followed up on the device (following, then done, device_failed, expired).
+CLASSIC_ONLY = frozenset({Status.SENT, Status.PARTIAL})
+FOLLOW_UP_ONLY = frozenset({Status.FOLLOWING, Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED})
+
+
+def platform_statuses(*, follows_up: bool) -> list[str]:
+    """The statuses a run can have on a platform, in TRANSITIONS' order."""
+    other = CLASSIC_ONLY if follows_up else FOLLOW_UP_ONLY
+    return [status for status in TRANSITIONS if status not in other]
+
 
 def is_final(status: str) -> bool:
     return status in FINAL

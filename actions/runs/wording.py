@@ -7,7 +7,8 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from actions.models import EngineResult, Run
+from actions.catalog.parameters import parse_choices
+from actions.models import ActionParameter, EngineResult, Run
 from actions.nexthink.classic.client import EngineCode
 from actions.runs.states import is_final
 
@@ -22,25 +23,33 @@ ENGINE_CODE_TEXT = {
     "no_permission": "The portal is not allowed to use this Nexthink server. IT needs to fix this.",
 }
 
-# The browser tab's title and the page's heading for each status.
-STATUS_TITLES: dict[str, str] = {
+# The status in plain words: the badge on the run page and My runs, the tab's title, the e-mail. Each
+# says where the run stands for the employee, and the sentence after it (status_summary) never repeats
+# it. The model's own labels (Run.Status) stay the technical names IT reads in the admin.
+STATUS_LABELS: dict[str, str] = {
     Status.QUEUED: "Waiting to be sent",
-    Status.SENDING: "Sending",
-    Status.RETRYING: "Retrying",
-    Status.SENT: "Sent",
-    Status.PARTIAL: "Partly sent",
+    Status.SENDING: "Being sent",
+    Status.RETRYING: "Waiting to try again",
+    Status.SENT: "Accepted by Nexthink",
+    Status.PARTIAL: "Partly accepted by Nexthink",
     Status.FAILED: "Not sent",
-    Status.UNKNOWN: "Outcome unknown",
-    Status.FOLLOWING: "Sent, waiting for the device",
-    Status.DONE: "Done on the device",
-    Status.DEVICE_FAILED: "Failed on the device",
-    Status.EXPIRED: "Expired",
+    Status.UNKNOWN: "Result unknown",
+    Status.FOLLOWING: "Waiting for your device",
+    Status.DONE: "Done on your device",
+    Status.DEVICE_FAILED: "Failed on your device",
+    Status.EXPIRED: "Timed out: device offline",
 }
+STATUS_TITLES = STATUS_LABELS  # the tab's title and the e-mail's subject say the same
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
+
 
 # What the device is doing, where the platform says (Nexthink Infinity).
 DEVICE_STATUS_TEXT = {
-    "waiting": "Waiting for your device to come online and take the action.",
-    "in_progress": "Your device is running the action.",
+    "waiting": "Nexthink runs it as soon as your device is online and takes it.",
+    "in_progress": "Your device is running the action now.",
     "success": "Your device ran the action successfully.",
     "failure": "Your device ran the action, but it did not succeed.",
     "expired": "Your device did not come online in time; the action never ran.",
@@ -62,38 +71,102 @@ def when_text(moment: datetime) -> str:
 
 
 def status_summary(run: Run) -> str:
-    """What happened and the one next step. A final run never promises more from the portal."""
+    """What happened and the one next step, after the status label (never repeating it). A final run
+    never promises more from the portal."""
     match run.status:
         case Status.QUEUED:
-            return "Waiting to be sent to Nexthink. This usually takes a few seconds."
+            return "The portal sends it to Nexthink within a few seconds."
         case Status.SENDING:
-            return "Sending to Nexthink and waiting for its answer."
+            return "Nexthink's answer comes within a few seconds."
         case Status.RETRYING:
-            return (
-                f"{run.error_message} Nothing was sent yet; the portal tries again shortly "
-                f"(attempt {run.attempts + 1} of {run.max_attempts})."
-            ).strip()
+            # How many attempts: in "Technical details", for IT.
+            return f"{run.error_message} Nothing was sent yet; the portal tries again shortly.".strip()
         case Status.SENT:
             return (
-                "Sent. Nexthink accepted the action for your device; it runs there in the next few minutes. "
-                "Wait a few minutes, then check whether your problem is gone."
+                "It should run on your device within a few minutes (the portal cannot see when it does). "
+                "Then check whether your problem is gone."
             )
         case Status.PARTIAL:
             return (
-                "Partly sent: some Nexthink servers accepted the action, others did not (see below). "
-                "Wait a few minutes, then check whether your problem is gone."
+                "Some of Nexthink's servers took it and others did not; it should run on your device within a "
+                "few minutes. Then check whether your problem is gone."
             )
         case Status.FAILED:
-            return run.error_message or "Nexthink did not accept the action, so nothing was sent (see below)."
+            return run.error_message or "Nexthink did not take the action, so nothing was sent. Please contact IT."
         case Status.UNKNOWN:
-            return run.error_message or "The portal cannot tell whether the action ran. Check your device."
+            return run.error_message or "The portal cannot tell whether the action ran. " + CHECK_DEVICE
         case Status.FOLLOWING:
-            return f"Sent. Nexthink accepted the action. {device_status_text(run)}".strip()
+            return device_status_text(run) or DEVICE_STATUS_TEXT["waiting"]
         case Status.DONE:
-            return "Done: your device ran the action. Check whether your problem is gone."
+            return "Your device ran the action successfully. Check whether your problem is gone."
         case Status.DEVICE_FAILED | Status.EXPIRED:
             return run.error_message
-    return run.get_status_display()
+    return status_label(run.status)
+
+
+def feedback_hint(run: Run) -> str:
+    """What to do before answering "Did this fix your problem?"."""
+    if run.status == Status.DONE:
+        return "Check whether the problem is gone, then tell us."
+    return "Give it a few minutes to run on your device, then tell us."
+
+
+# The moment the run ended, named for what ended it: a run that was not sent never says "Sent".
+ENDED_LABELS: dict[str, str] = {
+    Status.SENT: "Accepted by Nexthink",
+    Status.PARTIAL: "Nexthink answered",
+    Status.FAILED: "Stopped trying",
+    Status.UNKNOWN: "Stopped following",
+    Status.DONE: "Done on your device",
+    Status.DEVICE_FAILED: "Failed on your device",
+    Status.EXPIRED: "Nexthink stopped waiting",
+}
+# Statuses in which the request surely went out to Nexthink.
+_WENT_OUT = frozenset(
+    {Status.SENT, Status.PARTIAL, Status.FOLLOWING, Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED}
+)
+
+
+def run_times(run: Run) -> list[tuple[str, str]]:
+    """The moments an employee reads, each with its time zone, each named for what it is in this status."""
+    times = [("Requested", when_text(run.created_at))]
+    if run.sending_at and run.status in _WENT_OUT:
+        times.append(("Sent to Nexthink", when_text(run.sending_at)))
+    if run.status == Status.FOLLOWING and run.expires_at:
+        times.append(("Nexthink waits for your device until", when_text(run.expires_at)))
+    if run.finished_at and is_final(run.status):
+        times.append((ENDED_LABELS.get(run.status, "Ended"), when_text(run.finished_at)))
+    return times
+
+
+def technical_times(run: Run) -> list[tuple[str, str]]:
+    """The portal's own stamps, for IT ("Technical details")."""
+    return [
+        (label, when_text(moment) if moment else "not yet")
+        for label, moment in (
+            ("Created", run.created_at),
+            ("Last send started", run.sending_at),
+            ("Ended", run.finished_at),
+        )
+    ]
+
+
+def chosen_values(run: Run) -> list[tuple[str, str]]:
+    """What the employee chose, under the form's labels and choices' names (not the script's names)."""
+    definitions = {param.name: param for param in run.action.parameters.all()} if run.action else {}
+    chosen = []
+    for name, value in run.params.items():
+        param = definitions.get(name)
+        if param is None:
+            chosen.append((name, value or "(empty)"))
+            continue
+        shown = value
+        if param.kind == ActionParameter.Kind.BOOLEAN:
+            shown = "Yes" if value == "true" else "No"
+        elif param.kind == ActionParameter.Kind.CHOICE:
+            shown = dict(parse_choices(param.choices)).get(value, value)
+        chosen.append((param.label or name, shown or "(empty)"))
+    return chosen
 
 
 LATE_TEXT = "This is taking longer than usual: the portal is still waiting to send it."
@@ -110,13 +183,18 @@ NO_RESULTS_YET = "No answer yet."
 NO_RESULTS_FINAL = "No Nexthink server answered for this run."
 
 
+NO_RESULTS_PER_SERVER = "Nexthink answers for the whole request here (its request ID above), not per server."
+
+
 def results_empty_text(run: Run) -> str:
+    if run.request_id:
+        return NO_RESULTS_PER_SERVER
     return NO_RESULTS_FINAL if is_final(run.status) else NO_RESULTS_YET
 
 
 def status_title(run: Run) -> str:
     """The browser tab's title: the action and where it stands, kept current by the live page."""
-    return f"{run.action_name}: {STATUS_TITLES.get(run.status, run.get_status_display())}"
+    return f"{run.action_name}: {status_label(run.status)}"
 
 
 # --- What an outcome says: what happened, then the one next step (outcomes.py) -------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from actions.models import Run
 from actions.servicedesk.base import TicketContent
 
@@ -72,7 +74,7 @@ def _why(run: Run) -> str:
 def _description(run: Run, facts: dict[str, Any]) -> str:
     employee, device, action, r = facts["employee"], facts["device"], facts["action"], facts["run"]
     lines = [
-        "Opened from the Fix my device portal: the employee asked for help after running a remote action.",
+        f"Opened from the {settings.PORTAL_NAME} portal: the employee asked for help after running a remote action.",
         "",
         f"Employee: {employee['name'] or '-'} (user name {employee['username']}, e-mail {employee['email'] or '-'})",
         f"Device: {device['name'] or '-'} (Nexthink UID {device['uid']})",

@@ -36,6 +36,7 @@ from actions.devices.resolution import Resolution, learn_devices, resolve_device
 from actions.models import ActionParameter, Device, RemoteAction
 from actions.platforms import labels, runs_on
 from actions.runs import submit
+from actions.runs.outlook import run_outlook
 from actions.runs.selectors import runs_of
 from actions.security import client_address, security_event
 
@@ -177,6 +178,7 @@ def action_detail(request, slug):
         initial = rerun_initial(request.user, action, request.GET.get("again", ""))
         form = ActionRunForm(action, resolution.devices, initial=initial)
     context = page_context(action, form, resolution) | {"other_devices": others}
+    context["outlook"] = run_outlook(user=request.user, action=action, devices=resolution.devices)
     return render(request, "actions/action_detail.html", context, status=status)
 
 

@@ -2,26 +2,29 @@ from django import forms
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_POST
 
-from actions.catalog.parameters import refuse_control_characters
+from actions.catalog.parameters import MultiLineField, PlainTextarea, never_cut, refuse_control_characters
 from actions.models import Run
 from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
 from actions.runs.notify import wants_mail
 from actions.runs.pacing import first_poll_ms, is_late
-from actions.runs.selectors import runs_of, runs_page
+from actions.runs.selectors import filter_statuses, runs_of, runs_page
 from actions.runs.states import IN_FLIGHT, REACHED_DEVICE, is_final
 from actions.runs.wording import (
-    device_status_text,
+    chosen_values,
     engine_explanation,
+    feedback_hint,
     late_text,
     results_empty_text,
+    run_times,
+    status_label,
     status_summary,
     status_title,
+    technical_times,
 )
+from actions.uids import run_reference
 from actions.views.tickets import ticket_as_json
 
 
@@ -40,12 +43,22 @@ def engine_results(run: Run) -> list:
 def run_detail(request, pk):
     run = _own_run(request, pk)
     mark_final_seen(run)
+    return render_run_page(request, run, FeedbackForm(initial={"comment": run.feedback_comment}))
+
+
+def render_run_page(request, run: Run, feedback_form: "FeedbackForm", status: int = 200):
     results = [(result, engine_explanation(result)) for result in engine_results(run)]
     return render(
         request,
         "actions/run_detail.html",
         {
             "run": run,
+            "status_label": status_label(run.status),
+            "reference": run_reference(run.pk),
+            "times": run_times(run),
+            "technical_times": technical_times(run),
+            "chosen": chosen_values(run),
+            "feedback_hint": feedback_hint(run),
             "final": is_final(run.status),
             "summary": status_summary(run),
             "late": late_notice(run),
@@ -54,12 +67,12 @@ def run_detail(request, pk):
             "results_empty": results_empty_text(run),
             "again": run_again(run, request.user),
             "reached_device": run.status in REACHED_DEVICE,
-            "device_status_text": device_status_text(run),
             "outputs": labelled_outputs(run),
             "feedback_open": feedback_open(run),
-            "feedback_form": FeedbackForm(initial={"comment": run.feedback_comment}),
+            "feedback_form": feedback_form,
             "first_poll_ms": 0 if is_final(run.status) else first_poll_ms(run),
         },
+        status=status,
     )
 
 
@@ -71,6 +84,7 @@ def run_status(request, pk):
     if is_final(run.status):
         data["run_again"] = run_again(run, request.user).as_dict()
         data["feedback_open"] = feedback_open(run)
+        data["feedback_hint"] = feedback_hint(run)
         data["ticket"] = ticket_as_json(run)
     return JsonResponse(data, headers={"Cache-Control": "no-store"})
 
@@ -93,13 +107,10 @@ def run_as_json(run: Run) -> dict:
     def when(value):
         return value.isoformat() if value else None
 
-    def shown(value):  # as the page shows it, so a live update reads the same as a reload
-        return date_format(timezone.localtime(value), "DATETIME_FORMAT") if value else "not yet"
-
     return {
         "id": str(run.pk),
         "status": run.status,
-        "status_label": run.get_status_display(),
+        "status_label": status_label(run.status),
         "title": status_title(run),
         "final": is_final(run.status),
         "reached_device": run.status in REACHED_DEVICE,
@@ -120,13 +131,15 @@ def run_as_json(run: Run) -> dict:
         ],
         "results_empty": results_empty_text(run),
         "device_status": run.device_status,
-        "device_status_text": device_status_text(run),
+        "device_status_details": run.device_status_details,
         "outputs": labelled_outputs(run),
         "created_at": when(run.created_at),
         "sending_at": when(run.sending_at),
         "finished_at": when(run.finished_at),
-        "sending_at_text": shown(run.sending_at),
-        "finished_at_text": shown(run.finished_at),
+        # As the page shows them (time zone named), so a live update reads the same as a reload.
+        "times": run_times(run),
+        "technical_times": technical_times(run),
+        "error_code": run.error_code,
     }
 
 
@@ -138,14 +151,15 @@ def my_runs(request):
     runs = runs_of(request.user)
     if status:
         runs = runs.filter(status=status)
-    page = runs_page(
-        runs.only(*RUN_LIST_FIELDS), before=request.GET.get("before", "")[:80], after=request.GET.get("after", "")[:80]
-    )
+    # Each run with its ticket, if one was asked for: one query, one join.
+    runs = runs.select_related("ticket").only(*RUN_LIST_FIELDS, "ticket__id", "ticket__state", "ticket__number")
+    page = runs_page(runs, before=request.GET.get("before", "")[:80], after=request.GET.get("after", "")[:80])
     awaiting_feedback = {run.pk for run in page.runs if run.fixed is None and feedback_open(run)}
+    statuses = [(value, status_label(value)) for value in filter_statuses()]
     return render(
         request,
         "actions/my_runs.html",
-        {"page": page, "status": status, "statuses": Run.Status.choices, "awaiting_feedback": awaiting_feedback},
+        {"page": page, "status": status, "statuses": statuses, "awaiting_feedback": awaiting_feedback},
     )
 
 
@@ -168,12 +182,14 @@ class FeedbackForm(forms.Form):
         coerce=lambda value: value == "yes",
         error_messages={"required": "Answer yes or no.", "invalid_choice": "Answer yes or no."},
     )
-    comment = forms.CharField(
-        label="Anything to add?",
-        required=False,
-        max_length=COMMENT_MAX_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        validators=[refuse_control_characters],
+    comment = never_cut(
+        MultiLineField(
+            label="Anything to add?",
+            required=False,
+            max_length=COMMENT_MAX_LENGTH,
+            widget=PlainTextarea(attrs={"rows": 3}),
+            validators=[refuse_control_characters],
+        )
     )
 
 
@@ -182,10 +198,9 @@ def run_feedback_view(request, pk):
     run = _own_run(request, pk)
     form = FeedbackForm(request.POST)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
-        return redirect(run.get_absolute_url() + "#feedback")
+        # The page again, with what was typed kept in the box and the error on its field (the error
+        # summary takes the focus and links to the field): nothing the employee wrote is lost.
+        return render_run_page(request, run, form, status=400)
     try:
         run_feedback(run=run, fixed=form.cleaned_data["fixed"], comment=form.cleaned_data["comment"])
     except FeedbackClosed:

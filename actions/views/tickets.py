@@ -24,12 +24,12 @@ def run_get_help(request, pk):
     if asked.queued and asked.handed is False:  # the broker is down: the sweep sends it when it is back
         messages.success(
             request,
-            "Your request for help is saved; it will reach the service desk in a few minutes. Reload this page later to see its ticket number.",
+            "Your request for help is saved; it will reach the service desk in a few minutes. Its ticket number appears on this page once the service desk gives one.",
         )
     elif asked.queued:
         messages.success(
             request,
-            "Your request for help is on its way to the service desk. Reload this page in a moment to see its ticket number.",
+            "Your request for help is on its way to the service desk. Its ticket number appears on this page once the service desk gives one.",
         )
     elif ticket.state == Ticket.State.CREATED:
         messages.info(request, f"IT already has a ticket for this run: {ticket.number}.")

@@ -5,8 +5,10 @@
 (function () {
   "use strict";
   function focusSummary() {
-    var summary = document.getElementById("error-summary");
-    if (summary) summary.focus();
+    // A one-field form (data-focus-first-invalid) puts the focus on the refused field itself.
+    var target = document.querySelector("[data-focus-first-invalid] [aria-invalid=true]") ||
+      document.getElementById("error-summary");
+    if (target) target.focus();
   }
   if (document.readyState === "complete") focusSummary();
   else window.addEventListener("load", function () { window.setTimeout(focusSummary, 0); });

@@ -2,9 +2,12 @@
 (function () {
   "use strict";
   var box = document.getElementById("run-status");
-  if (!box || box.dataset.final === "true") return;
-  var url = box.dataset.statusUrl;
+  if (!box) return;
+  var siteName = box.dataset.siteName || "";
+  // A final run is followed only while its ticket waits for the service desk's number.
+  if (box.dataset.final === "true" && !document.querySelector("#get-help [data-ticket-waiting]")) return;
   var delay = 1000;
+  var url = box.dataset.statusUrl;
   // The first look when runs of this action usually end (actions/runs/pacing.py): asking sooner tells
   // nothing new. A run slower than that is then looked at as often as before: 1.3 s later, and so on.
   var firstDelay = Number(box.dataset.firstPollMs) || delay;
@@ -53,24 +56,57 @@
     text.hidden = !again.text;
   }
 
+  function renderFacts(list, facts) {
+    // [label, text] pairs, as the server words them (each time with its time zone).
+    if (!list || !facts) return;
+    list.textContent = "";
+    facts.forEach(function (fact) {
+      var term = document.createElement("dt");
+      term.textContent = fact[0];
+      var value = document.createElement("dd");
+      value.textContent = fact[1];
+      list.append(term, value);
+    });
+  }
+
   function renderOutputs(outputs) {
     var list = document.getElementById("device-outputs");
     if (!list || !outputs) return;
     var names = Object.keys(outputs);
-    list.textContent = "";
-    names.forEach(function (name) {
-      var term = document.createElement("dt");
-      term.textContent = name;
-      var value = document.createElement("dd");
-      value.textContent = outputs[name] || "(empty)";
-      list.append(term, value);
-    });
-    list.hidden = names.length === 0;
+    renderFacts(list, names.map(function (name) { return [name, outputs[name] || "(empty)"]; }));
+    var section = document.getElementById("device-result");
+    if (section) section.hidden = names.length === 0;
+  }
+
+  function followTicket(ticket) {
+    // The service desk gives the ticket its number: shown here as soon as it is known, no reload.
+    // True once there is nothing more to wait for.
+    var waiting = document.querySelector("#get-help [data-ticket-waiting]");
+    if (!waiting || !ticket || !ticket.state) return true;
+    if (ticket.state === "created") {
+      waiting.removeAttribute("data-ticket-waiting");
+      waiting.dataset.ticketState = "created";
+      waiting.textContent = "The service desk has a ticket about this run";
+      if (ticket.number) {
+        var number = document.createElement("strong");
+        number.dataset.field = "ticket_number";
+        number.textContent = ticket.number;
+        waiting.append(": ", number, ". Quote this number if you contact them.");
+      } else {
+        waiting.append(".");
+      }
+      return true;
+    }
+    if (ticket.try_again) {
+      window.location.reload();  // it could not be opened: the page with the "Try again" button
+      return true;
+    }
+    return false;
   }
 
   function apply(data) {
     var label = box.querySelector('[data-field="status_label"]');
-    if (data.title) document.title = data.title + " · IT self-service";
+    if (data.title) document.title = data.title + (siteName ? " · " + siteName : "");
     label.className = "status status-" + data.status;
     label.textContent = data.status_label;
     setText("summary", data.summary);
@@ -80,17 +116,15 @@
       late.textContent = data.late || "";
       late.hidden = !data.late;
     }
+    renderFacts(document.getElementById("run-times"), data.times);
+    (data.technical_times || []).forEach(function (fact, i) { setText("tech_time_" + (i + 1), fact[1]); });
+    setText("status", data.status);
     setText("attempts", data.attempts + " of " + data.max_attempts);
-    setText("sending_at", data.sending_at_text);
-    setText("finished_at", data.finished_at_text);
+    setText("error_code", data.error_code || "none");
+    setText("device_status", data.device_status || "none");
+    setText("device_status_details", data.device_status_details || "none");
     renderResults(data.engine_results);
     setText("results_empty", data.results_empty);
-    if (data.device_status) {
-      // The platform reports the device's own result: show it instead of per-Engine answers.
-      document.querySelectorAll("[data-show-when-device]").forEach(function (el) { el.hidden = false; });
-      document.querySelectorAll("[data-hide-when-device]").forEach(function (el) { el.hidden = true; });
-      setText("device_status_text", data.device_status_text);
-    }
     renderOutputs(data.outputs);
     document.querySelectorAll("[data-show-when-sent]").forEach(function (el) { el.hidden = !data.reached_device; });
     if (data.final) {
@@ -100,12 +134,15 @@
         return true;
       }
       showRunAgain(data.run_again);
+      if (data.feedback_hint) setText("feedback_hint", data.feedback_hint);
       document.querySelectorAll("[data-show-when-feedback]").forEach(function (el) { el.hidden = !data.feedback_open; });
       box.dataset.final = "true";
       document.querySelectorAll("[data-show-when-final]").forEach(function (el) { el.hidden = false; });
       document.querySelectorAll("[data-hide-when-final]").forEach(function (el) { el.hidden = true; });
+      // A final run still changes in one way: its ticket gets a number. Keep asking until it has.
+      return followTicket(data.ticket);
     }
-    return data.final;
+    return false;
   }
 
   function poll() {
@@ -122,8 +159,9 @@
       })
       .then(function (data) {
         if (!apply(data)) {
-          // Sent and waiting for the device (Infinity) takes minutes, not seconds: look less often.
-          delay = Math.min(delay * 1.3, data.status === "following" ? 15000 : 5000);
+          // Sent and waiting for the device (Infinity), or a ticket waiting for its number, takes
+          // minutes, not seconds: look less often.
+          delay = Math.min(delay * 1.3, data.status === "following" || data.final ? 15000 : 5000);
           later(delay);
         }
       })

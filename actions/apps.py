@@ -8,6 +8,8 @@ class ActionsConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
 
         from actions.accounts.middleware import start_session_clock
+        from actions.audit import audit_register
         from actions.catalog import version  # noqa: F401  (its receivers: the catalog's version)
 
+        audit_register()
         user_logged_in.connect(start_session_clock, dispatch_uid="actions.accounts.start_session_clock")

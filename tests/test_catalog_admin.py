@@ -269,6 +269,7 @@ def test_it_creates_the_curators_group_with_exactly_these_permissions(curators):
             for verb in ("add", "change", "delete", "view")
         ]
         + [("actions", "view_run"), ("actions", "view_runattempt"), ("actions", "view_engineresult")]
+        + [("auditlog", "view_logentry")]  # 0018_audit_trail: read the audit trail
     )
 
 

@@ -242,7 +242,7 @@ def _import_action(entry: Any, report: ImportReport) -> str:
     action.parameters.all().delete()
     for param in parameters:
         param.action = action
-    ActionParameter.objects.bulk_create(parameters)
+        param.save()  # one by one: the audit trail records each (bulk_create sends no signal)
     return "updated" if existing else "created"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from actions.audit import audit_event
 from actions.catalog.parameters import validate_params
 from actions.models import Device, RemoteAction, Run
 from actions.runs import states
@@ -88,6 +90,20 @@ def run_submit(
             enqueued_at=Now(),
         )
         run.enqueued = None
+        if requested_by is not None:  # IT asked for it: a retry, or a run on this employee's device
+            audit_event(
+                "admin_retry" if retry_of is not None else "run_for_other",
+                target=run,
+                actor=requested_by,
+                created=True,
+                details={
+                    "employee": user.get_username(),
+                    "device": f"{device.name} ({device.uid})",
+                    "action": action.name,
+                    "parameters": json.dumps(params, sort_keys=True),
+                    **({"retry of run": retry_of.pk} if retry_of is not None else {}),
+                },
+            )
         log.info(
             "run %s queued action=%s device=%s user=%s by=%s",
             run.pk,

@@ -25,6 +25,9 @@ from actions.models import ActionParameter, Category, Device, Engine, RemoteActi
 EVENTS = {
     "admin_retry": "IT retried a run",
     "run_for_other": "Run on another person's device",
+    "approval_granted": "Approved a request",
+    "approval_denied": "Denied a request",
+    "approval_no_longer_allowed": "Approved a request that could no longer run (ended unsent)",
 }
 
 

@@ -38,6 +38,7 @@ OUTCOMES = [
     ("failed", "Not sent or never ran", "#c62828", Q(status__in=[Status.FAILED, Status.EXPIRED])),
     ("unknown", "Outcome unknown", "#f9a825", Q(status=Status.UNKNOWN)),
     ("in_flight", "In progress", "#90a4ae", Q(status__in=IN_FLIGHT)),
+    ("not_approved", "Not approved", "#5d4037", Q(status__in=sorted(states.NOT_APPROVED))),
 ]
 MAX_DAYS = 366
 

@@ -26,6 +26,7 @@ def form_data(*params, **fields) -> dict:
         "icon": "disk",
         "display_order": "100",
         "cooldown_minutes": "0",
+        "approval_hours": "24",
         "parameters-TOTAL_FORMS": str(len(params)),
         "parameters-INITIAL_FORMS": "0",
         "parameters-MIN_NUM_FORMS": "0",

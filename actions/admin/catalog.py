@@ -113,6 +113,7 @@ class RemoteActionAdmin(admin.ModelAdmin):
             {"fields": ["confirmation_text", "message_before", "message_after", "timeout_seconds", "engines"]},
         ),
         ("Limits", {"fields": ["cooldown_minutes", "daily_limit_per_user"]}),
+        ("Approval", {"fields": ["approver_group", "approval_hours"]}),
         ("Service desk tickets", {"fields": ["ticket_category", "ticket_assignment_group"]}),
         ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]

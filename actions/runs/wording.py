@@ -35,6 +35,10 @@ STATUS_TITLES: dict[str, str] = {
     Status.DONE: "Done on the device",
     Status.DEVICE_FAILED: "Failed on the device",
     Status.EXPIRED: "Expired",
+    Status.WAITING_APPROVAL: "Waiting for approval",
+    Status.DENIED: "Not approved",
+    Status.APPROVAL_EXPIRED: "Not approved in time",
+    Status.CANCELLED: "Cancelled",
 }
 
 # What the device is doing, where the platform says (Nexthink Infinity).
@@ -93,7 +97,27 @@ def status_summary(run: Run) -> str:
             return "Done: your device ran the action. Check whether your problem is gone."
         case Status.DEVICE_FAILED | Status.EXPIRED:
             return run.error_message
+        case Status.WAITING_APPROVAL:
+            until = (
+                f" If nobody decides by {when_text(run.approval_expires_at)}, it ends."
+                if run.approval_expires_at
+                else ""
+            )
+            return f"Waiting for approval: IT approves this action before it runs. Nothing has been sent yet.{until}"
+        case Status.DENIED:
+            return f"Not approved by {decider_name(run)}, so nothing was sent.{comment_text(run)}"
+        case Status.APPROVAL_EXPIRED | Status.CANCELLED:
+            return run.error_message
     return run.get_status_display()
+
+
+def decider_name(run: Run) -> str:
+    person = run.decided_by
+    return (person.get_full_name() or person.get_username()) if person is not None else "IT"
+
+
+def comment_text(run: Run) -> str:
+    return f" Their comment: “{run.decision_comment}”" if run.decision_comment else ""
 
 
 LATE_TEXT = "This is taking longer than usual: the portal is still waiting to send it."

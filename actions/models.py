@@ -373,6 +373,8 @@ class Run(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_comment = models.TextField(blank=True, max_length=1000)
+    # Claimed (a conditional update) by the one delivery of notify_approvers that sends the e-mail.
+    approvers_notified_at = models.DateTimeField(null=True, blank=True)
     # The employee's side: did they see the final status, and did it fix their problem?
     final_seen_at = models.DateTimeField(
         null=True, blank=True, help_text="When the employee's page first showed the run as final."

@@ -7,10 +7,12 @@ from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from actions.models import Run
 from actions.runs.approvals import ApprovalRefused, approvals_waiting_for, run_approve, run_cancel, run_deny
+from actions.runs.notify import approvers_notify
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import RunRefused
 from actions.runs.wording import status_summary
@@ -216,3 +218,58 @@ def test_the_action_page_asks_why_and_the_run_page_says_it_waits(alice_client, r
     run = Run.objects.get()
     assert response.status_code == 302 and (run.status, run.reason) == (Status.WAITING_APPROVAL, "Teams will not start")
     assert "Waiting for approval" in alice_client.get(run.get_absolute_url()).content.decode()
+
+
+# --- The approvers' page, their e-mail, the employee's cancel --------------------------------------
+def test_the_approvers_page_shows_the_request_and_one_click_decides(client, alice, risky, laptop, dan, erin):
+    earlier = submit(alice, risky, laptop, requested_by=User.objects.create_superuser("it", "it@corp.example", "x"))
+    run = ask(alice, risky, laptop)
+    client.force_login(dan)
+
+    page = client.get(reverse("approvals")).content.decode()
+    assert all(text in page for text in ("Clear Teams cache for alice", "LAPTOP-ALICE", "Teams will not start"))
+    assert "<dt>Mode</dt><dd>full</dd>" in page and earlier.get_status_display() in page
+    response = client.post(reverse("approval_decide", args=[run.pk]), {"decision": "approve", "comment": "Fine"})
+
+    assert response.status_code == 302 and Run.objects.get(pk=run.pk).status == Status.QUEUED
+    client.force_login(erin)
+    late = client.post(reverse("approval_decide", args=[run.pk]), {"decision": "deny"}, follow=True)
+    assert "Already decided by dan" in late.content.decode()
+    assert "Nothing waits for your approval." in late.content.decode()
+
+
+def test_the_approvers_are_emailed_once_with_a_link(alice, risky, laptop, dan, erin, mailoutbox, approvers):
+    alice.groups.add(approvers)  # an approver asking: not e-mailed about their own request
+    run = ask(alice, risky, laptop)
+
+    assert approvers_notify(run_id=run.pk) == 2
+    assert approvers_notify(run_id=run.pk) == 0  # a second delivery of the task
+    [mail] = mailoutbox
+    assert sorted(mail.bcc) == ["dan@corp.example", "erin@corp.example"] and mail.to == []
+    assert "Teams will not start" in mail.body and reverse("approvals") in mail.body
+
+
+def test_the_employee_cancels_from_the_run_page(alice_client, alice, risky, laptop):
+    run = ask(alice, risky, laptop)
+    assert "Cancel this request" in alice_client.get(run.get_absolute_url()).content.decode()
+
+    alice_client.post(reverse("run_cancel", args=[run.pk]))
+
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED and "You cancelled" in status_summary(run)
+
+
+def test_the_catalog_export_carries_the_approval_and_an_import_needs_the_group(risky, approvers):
+    from actions.catalog.transfer import export_catalog, import_catalog
+
+    risky.approval_hours = 8
+    risky.save()
+    data = export_catalog()
+    [entry] = data["actions"]
+    assert (entry["approver_group"], entry["approval_hours"]) == ("Security approvers", 8)
+
+    approvers.name = "Renamed"
+    approvers.save()
+    report = import_catalog(data)
+    [(_label, reason)] = report.rejected
+    assert reason == "no such group here: Security approvers (create it first)"

@@ -10,6 +10,7 @@ approver is told why. Dispatch re-checks again at send time, as for every run.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -159,3 +160,27 @@ def _record(run: Run, event: str, approver, to: str, comment: str) -> None:
         changes={"status": (Status.WAITING_APPROVAL.label, Status(to).label)},
         details={"employee": run.user.get_username(), "action": run.action_name, "comment": comment},
     )
+
+
+@dataclass(frozen=True)
+class ApprovalDetails:
+    """What an approver reads before deciding: who, the parameters by their labels, the device's recent runs."""
+
+    run: Run
+    employee: str
+    parameters: list[tuple[str, str]]
+    recent: list[Run]
+
+
+RECENT_RUNS = 5
+
+
+def approval_details(run: Run) -> ApprovalDetails:
+    labels = {p.name: p.label for p in run.action.parameters.all()} if run.action is not None else {}
+    params = [(labels.get(name, name), str(value)) for name, value in (run.params or {}).items()]
+    recent = list(
+        Run.objects.filter(device_uid=run.device_uid).exclude(pk=run.pk).order_by("-created_at")[:RECENT_RUNS]
+    )
+    person = run.user.get_full_name()
+    employee = f"{person} ({run.user.get_username()})" if person else run.user.get_username()
+    return ApprovalDetails(run=run, employee=employee, parameters=params, recent=recent)

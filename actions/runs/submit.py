@@ -19,6 +19,7 @@ from actions.catalog.parameters import validate_params
 from actions.models import Device, RemoteAction, Run, max_length
 from actions.runs import states
 from actions.runs.dispatch import run_enqueue
+from actions.runs.notify import approvers_schedule
 from actions.runs.wording import when_text
 
 log = logging.getLogger("actions.runs")
@@ -121,7 +122,9 @@ def run_submit(
             user.get_username(),
             requested_by.get_username() if requested_by else "-",
         )
-        if not needs_approval:  # a run waiting for approval is handed over once approved (runs/approvals.py)
+        if needs_approval:  # handed over once approved (runs/approvals.py); its approvers hear of it
+            approvers_schedule(run.pk)
+        else:
             transaction.on_commit(lambda: _enqueue_after_commit(run))
     return run
 

@@ -123,7 +123,7 @@
       .then(function (data) {
         if (!apply(data)) {
           // Sent and waiting for the device (Infinity) takes minutes, not seconds: look less often.
-          delay = Math.min(delay * 1.3, data.status === "following" ? 15000 : 5000);
+          delay = Math.min(delay * 1.3, data.status === "following" || data.status === "waiting_approval" ? 15000 : 5000);
           later(delay);
         }
       })

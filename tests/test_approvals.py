@@ -273,3 +273,24 @@ def test_the_catalog_export_carries_the_approval_and_an_import_needs_the_group(r
     report = import_catalog(data)
     [(_label, reason)] = report.rejected
     assert reason == "no such group here: Security approvers (create it first)"
+
+
+def test_insights_count_approvals_and_the_median_time_to_decide(alice, risky, laptop, dan, admin_client):
+    from actions.insights import approval_figures, default_period
+
+    granted, denied, expired, waiting = (ask(alice, risky, laptop) for _ in range(4))
+    run_approve(run_id=granted.pk, approver=dan)
+    run_deny(run_id=denied.pk, approver=dan)
+    Run.objects.filter(pk=expired.pk).update(approval_expires_at=timezone.now() - timedelta(seconds=1))
+    runs_reap()
+    now = timezone.now()
+    Run.objects.filter(pk=granted.pk).update(created_at=now - timedelta(hours=2), decided_at=now)
+    Run.objects.filter(pk=denied.pk).update(created_at=now - timedelta(hours=4), decided_at=now)
+    submit(alice, risky, laptop, requested_by=dan)  # IT's run for alice: no approval asked
+
+    figures = approval_figures(default_period())
+
+    assert (figures.asked, figures.granted, figures.denied, figures.expired, figures.waiting) == (4, 1, 1, 1, 1)
+    assert figures.median_decision_seconds == pytest.approx(3 * 3600, abs=5)
+    page = admin_client.get(reverse("admin:actions_runinsight_changelist")).content.decode()
+    assert "Median time to decide" in page and "3 h 0 min" in page

@@ -149,6 +149,18 @@ def test_approving_after_the_device_changed_hands_ends_the_run_unsent(alice, bob
     assert Run.objects.get(pk=run.pk).status == Status.FAILED
 
 
+def test_approving_after_the_parameters_changed_ends_the_run_unsent(alice, risky, laptop, dan):
+    run = ask(alice, risky, laptop)
+    mode = risky.parameters.get()
+    mode.kind, mode.choices = "choice", "quick"  # "full" is no longer a choice
+    mode.save()
+
+    with pytest.raises(ApprovalRefused, match="no longer run as asked"):
+        run_approve(run_id=run.pk, approver=dan)
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and "Mode" in run.error_message
+
+
 def test_the_sweep_ends_a_request_nobody_decided_in_time(alice, risky, laptop, dan):
     late = ask(alice, risky, laptop)
     Run.objects.filter(pk=late.pk).update(approval_expires_at=timezone.now() - timedelta(seconds=1))
@@ -232,6 +244,8 @@ def test_the_approvers_page_shows_the_request_and_one_click_decides(client, alic
     response = client.post(reverse("approval_decide", args=[run.pk]), {"decision": "approve", "comment": "Fine"})
 
     assert response.status_code == 302 and Run.objects.get(pk=run.pk).status == Status.QUEUED
+    decision = LogEntry.objects.get_for_object(run).get()
+    assert (decision.actor, decision.remote_addr, decision.additional_data["comment"]) == (dan, "127.0.0.1", "Fine")
     client.force_login(erin)
     late = client.post(reverse("approval_decide", args=[run.pk]), {"decision": "deny"}, follow=True)
     assert "Already decided by dan" in late.content.decode()

@@ -39,6 +39,7 @@ def approvals_waiting_for(user) -> QuerySet[Run]:
         Run.objects.filter(status=Status.WAITING_APPROVAL, approver_group__in=user.groups.all())
         .exclude(user=user)
         .select_related("user", "device", "action")
+        .prefetch_related("action__parameters")
         .order_by("approval_expires_at", "created_at")
     )
 

@@ -174,6 +174,24 @@ def test_only_those_given_the_view_permission_read_it(client, db):
     assert client.get(EXPORT).status_code in (302, 403)
 
 
+def test_curators_filter_the_trail_by_person_and_object_type(client, carol, admin_user):
+    with set_actor(carol, remote_addr="192.0.2.9"):
+        by_carol = Category.objects.create(name="Network")
+    with set_actor(None):
+        by_portal = make_action(name="Clear Teams cache")
+    client.force_login(carol)
+
+    def listed(**query) -> set[int]:
+        return {entry.pk for entry in client.get(CHANGELIST, query).context["cl"].result_list}
+
+    [carols] = records(by_carol)
+    [portals] = records(by_portal)
+    assert listed(person=carol.pk) == {carols.pk}
+    assert listed(person="portal") == {portals.pk} | {e.pk for e in LogEntry.objects.filter(actor=None)}
+    assert listed(object_type=ContentType.objects.get_for_model(RemoteAction).pk) == {portals.pk}
+    assert listed(q="carol") == {carols.pk}
+
+
 # --- CSV export ---------------------------------------------------------------------------------
 def test_the_csv_export_follows_the_filters_and_cannot_run_as_a_formula(admin_client, carol):
     with set_actor(carol, remote_addr="192.0.2.9"):

@@ -16,6 +16,7 @@ the number of actions or days; the index (created_at, action) on Run serves the 
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -39,6 +40,7 @@ OUTCOMES = [
     ("failed", "Not sent or never ran", "#c62828", Q(status__in=[Status.FAILED, Status.EXPIRED])),
     ("unknown", "Outcome unknown", "#f9a825", Q(status=Status.UNKNOWN)),
     ("in_flight", "In progress", "#90a4ae", Q(status__in=IN_FLIGHT)),
+    ("not_approved", "Not approved", "#5d4037", Q(status__in=sorted(states.NOT_APPROVED))),
 ]
 MAX_DAYS = 366
 
@@ -256,3 +258,47 @@ def runs_in_flight_now() -> list[tuple[str, int, datetime]]:
         .annotate(n=Count("id"), oldest=Min("created_at"))
     )
     return [(row["status"], row["n"], row["oldest"]) for row in rows.order_by()]
+
+
+# --- Approvals: asked, granted, denied, expired, and how long a decision took -----------------------
+@dataclass(frozen=True)
+class ApprovalFigures:
+    asked: int
+    granted: int
+    denied: int
+    expired: int
+    cancelled: int
+    waiting: int
+    median_decision_seconds: float | None
+
+
+def approval_figures(period: Period) -> ApprovalFigures:
+    """The approval requests made in the period (runs with an approval deadline): one grouped query,
+    then the decided ones' times (few: only actions that need approval ask)."""
+    asked = runs_in(period).filter(approval_expires_at__isnull=False)
+    decided = Q(decided_at__isnull=False)
+    counts = asked.aggregate(
+        asked=Count("pk"),
+        granted=Count("pk", filter=decided & ~Q(status=Status.DENIED)),
+        denied=Count("pk", filter=Q(status=Status.DENIED)),
+        expired=Count("pk", filter=Q(status=Status.APPROVAL_EXPIRED)),
+        cancelled=Count("pk", filter=Q(status=Status.CANCELLED)),
+        waiting=Count("pk", filter=Q(status=Status.WAITING_APPROVAL)),
+    )
+    times = [(d - c).total_seconds() for c, d in asked.filter(decided).values_list("created_at", "decided_at")]
+    return ApprovalFigures(**counts, median_decision_seconds=statistics.median(times) if times else None)
+
+
+def duration_text(seconds: float | None) -> str:
+    """A duration as staff read it: "45 s", "12 min", "3 h 20 min", "2 d 4 h"; "–" for none."""
+    if seconds is None:
+        return "–"
+    whole = round(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{secs} s"

@@ -20,6 +20,7 @@ DEVICE_UID = RegexValidator(
 MAX_TIMEOUT_SECONDS = settings.NEXTHINK_MAX_TIMEOUT_SECONDS
 MAX_COOLDOWN_MINUTES = 7 * 24 * 60
 MAX_DAILY_LIMIT = 100
+MAX_APPROVAL_HOURS = 30 * 24
 
 
 def max_length(model: type[models.Model], field_name: str) -> int:
@@ -206,6 +207,19 @@ class RemoteAction(models.Model):
         help_text="The service desk's category for a ticket about this action (ServiceNow: the incident's "
         "category value). Empty: TICKETING_DEFAULT_CATEGORY.",
     )
+    approver_group = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="approvable_actions",
+        help_text="Runs of it wait until a member of this group approves them. Empty: it runs at once.",
+    )
+    approval_hours = models.PositiveIntegerField(
+        default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVAL_HOURS)],
+        help_text="Hours the approvers have to decide (1 to 720); then the request ends without running.",
+    )
     ticket_assignment_group = models.CharField(
         max_length=100,
         blank=True,
@@ -312,6 +326,11 @@ class Run(models.Model):
         DONE = "done", "Done on the device"
         DEVICE_FAILED = "device_failed", "Failed on the device"
         EXPIRED = "expired", "Expired"
+        # An action that needs approval (RemoteAction.approver_group): nothing is sent before it is approved.
+        WAITING_APPROVAL = "waiting_approval", "Waiting for approval"
+        DENIED = "denied", "Not approved"
+        APPROVAL_EXPIRED = "approval_expired", "Not approved in time"
+        CANCELLED = "cancelled", "Cancelled"
 
     # Not stored: set on the run `submit` returns; after commit, whether the broker took the task
     # (None until then). An annotation only, for the type checker: no class attribute, no column.
@@ -361,6 +380,19 @@ class Run(models.Model):
     outputs = models.JSONField(default=dict, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
     checks = models.PositiveIntegerField(default=0)
+    # Approval, for an action that needs it: why the employee asks, who may decide until when, the decision.
+    reason = models.CharField("employee's reason", max_length=300, blank=True)
+    approver_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs_to_approve"
+    )
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs_decided"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True, max_length=1000)
+    # Claimed (a conditional update) by the one delivery of notify_approvers that sends the e-mail.
+    approvers_notified_at = models.DateTimeField(null=True, blank=True)
     # The employee's side: did they see the final status, and did it fix their problem?
     final_seen_at = models.DateTimeField(
         null=True, blank=True, help_text="When the employee's page first showed the run as final."
@@ -396,6 +428,10 @@ class Run(models.Model):
             ),
             # The follow-up's due runs, and only those.
             models.Index(fields=["next_check_at"], condition=models.Q(status="following"), name="run_follow_up_due"),
+            # The approvals waiting: the approvers' page and the expiry sweep.
+            models.Index(
+                fields=["approval_expires_at"], condition=models.Q(status="waiting_approval"), name="run_approval_due"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

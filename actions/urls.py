@@ -1,7 +1,7 @@
 from django.urls import path
 
 from actions.accounts import views as accounts
-from actions.views import catalog, health, metrics, preferences, runs, tickets
+from actions.views import approvals, catalog, health, metrics, preferences, runs, tickets
 
 urlpatterns = [
     path("login/", accounts.LoginView.as_view(), name="login"),
@@ -18,4 +18,7 @@ urlpatterns = [
     path("runs/<uuid:pk>/feedback", runs.run_feedback_view, name="run_feedback"),
     path("preferences/", preferences.preferences, name="preferences"),
     path("runs/<uuid:pk>/get-help/", tickets.run_get_help, name="run_get_help"),
+    path("runs/<uuid:pk>/cancel", approvals.run_cancel_view, name="run_cancel"),
+    path("approvals/", approvals.approvals, name="approvals"),
+    path("approvals/<uuid:pk>/decide", approvals.approval_decide, name="approval_decide"),
 ]

@@ -1,6 +1,10 @@
 """Small middleware of the portal's own."""
 
+from auditlog.middleware import AuditlogMiddleware
 from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+from actions.audit import audit_address
+from actions.security import client_address
 
 
 class NoStoreForSignedInMiddleware:
@@ -32,3 +36,19 @@ class HealthzMiddleware:
 
             return healthz(request)
         return self.get_response(request)
+
+
+class AuditMiddleware(AuditlogMiddleware):
+    """The audit trail's actor and address for every record written during this request (django-auditlog).
+
+    The address is the one the security events use (actions.security.client_address: behind our TLS
+    proxy, the entry that proxy added), kept only if it is an IP address; the port and any correlation id
+    the client sends are not recorded, being the client's to forge."""
+
+    @staticmethod
+    def _get_remote_addr(request):
+        return audit_address(client_address(request))
+
+    @staticmethod
+    def _get_remote_port(request):
+        return None

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "auditlog",  # the audit trail (actions/audit.py): who changed what, before/after, from where
     "actions",
 ]
 
@@ -725,6 +726,11 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
     "actions.accounts.middleware.SessionLimitsMiddleware",
 )
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("actions.accounts.middleware.SessionLimitsMiddleware") + 1,
+    # After sign-in and the session limits: the audit trail's actor and address for this request.
+    "portal.middleware.AuditMiddleware",
+)
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 AUTHENTICATION_BACKENDS = [
     "actions.accounts.backends.PasswordThrottleBackend",  # axes, first: refuses a locked-out password sign-in before any check
@@ -823,6 +829,12 @@ AXES_CLIENT_IP_CALLABLE = "actions.security.client_address"
 AXES_WHITELIST_CALLABLE = "actions.accounts.throttle.is_not_a_password_attempt"
 AXES_LOCKOUT_CALLABLE = "actions.accounts.throttle.lockout_response"
 AXES_VERBOSE = False  # the lock-out is logged once, as a security event (actions.security)
+
+# The audit trail (django-auditlog, actions/audit.py). The address comes from actions.security.client_address
+# (portal.middleware.AuditMiddleware), never from a header the client may forge; so does no correlation id.
+AUDITLOG_CID_HEADER = None
+AUDITLOG_DISABLE_ON_RAW_SAVE = False  # loaddata's rows are changes too
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True  # "owner: alice → bob", not the users' ids
 
 # Sessions: signed out after this long without activity, and this long after signing in at most.
 SESSION_IDLE_TIMEOUT_SECONDS = config.get_int(

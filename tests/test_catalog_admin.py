@@ -26,6 +26,7 @@ def form_data(*params, **fields) -> dict:
         "icon": "disk",
         "display_order": "100",
         "cooldown_minutes": "0",
+        "approval_hours": "24",
         "parameters-TOTAL_FORMS": str(len(params)),
         "parameters-INITIAL_FORMS": "0",
         "parameters-MIN_NUM_FORMS": "0",
@@ -269,6 +270,7 @@ def test_it_creates_the_curators_group_with_exactly_these_permissions(curators):
             for verb in ("add", "change", "delete", "view")
         ]
         + [("actions", "view_run"), ("actions", "view_runattempt"), ("actions", "view_engineresult")]
+        + [("auditlog", "view_logentry")]  # 0018_audit_trail: read the audit trail
     )
 
 

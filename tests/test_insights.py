@@ -85,6 +85,7 @@ def test_runs_per_day_has_every_day_with_its_outcomes(known_runs, django_assert_
         "failed": 1,
         "unknown": 0,
         "in_flight": 1,
+        "not_approved": 0,
     }
     assert by_day[today - timedelta(days=3)]["sent"] == 1 and by_day[today - timedelta(days=3)]["unknown"] == 1
     assert by_day[today - timedelta(days=10)] | {"day": None} == {
@@ -94,6 +95,7 @@ def test_runs_per_day_has_every_day_with_its_outcomes(known_runs, django_assert_
         "failed": 0,
         "unknown": 0,
         "in_flight": 0,
+        "not_approved": 0,
     }
 
 

@@ -38,6 +38,9 @@ def test_final_statuses_have_no_way_out():
         Status.DONE,
         Status.DEVICE_FAILED,
         Status.EXPIRED,
+        Status.DENIED,
+        Status.APPROVAL_EXPIRED,
+        Status.CANCELLED,
     }
     assert final == states.FINAL
     assert all(not TRANSITIONS[status] for status in states.FINAL)

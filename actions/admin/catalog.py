@@ -90,9 +90,21 @@ def duplicate_action(action: RemoteAction) -> RemoteAction:
     copy.engines.set(engines)
     for param in parameters:
         param.pk = None
+        param._state.adding = True
         param.action = copy
-    ActionParameter.objects.bulk_create(parameters)
+        param.save()  # one by one: the audit trail records each (bulk_create sends no signal)
     return copy
+
+
+@transaction.atomic
+def actions_set_enabled(actions: QuerySet[RemoteAction], enabled: bool) -> int:
+    """Enable or disable these actions one by one, so that the audit trail records each change."""
+    count = 0
+    for action in actions.select_related(None).prefetch_related(None).select_for_update():
+        action.enabled = enabled
+        action.save(update_fields=["enabled", "updated_at"])
+        count += 1
+    return count
 
 
 @admin.register(RemoteAction)
@@ -132,6 +144,7 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
             },
         ),
         ("Limits", {"fields": ["cooldown_minutes", "daily_limit_per_user"]}),
+        ("Approval", {"fields": ["approver_group", "approval_hours"]}),
         ("Service desk tickets", {"fields": ["ticket_category", "ticket_assignment_group"]}),
         ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
@@ -200,7 +213,7 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
     @admin.action(description="Enable selected actions", permissions=["change"])
     def enable_actions(self, request, queryset):
         placeholders = [a for a in queryset if is_placeholder_uid(a.nexthink_uid)]
-        updated = queryset.exclude(pk__in=[a.pk for a in placeholders]).update(enabled=True)
+        updated = actions_set_enabled(queryset.exclude(pk__in=[a.pk for a in placeholders]), True)
         self.message_user(request, f"Enabled {updated} action(s).", messages.SUCCESS)
         if placeholders:
             self.message_user(
@@ -212,7 +225,7 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
 
     @admin.action(description="Disable selected actions", permissions=["change"])
     def disable_actions(self, request, queryset):
-        updated = queryset.update(enabled=False)
+        updated = actions_set_enabled(queryset, False)
         self.message_user(request, f"Disabled {updated} action(s).", messages.SUCCESS)
 
     @admin.action(description="Duplicate selected actions (as disabled copies)", permissions=["add"])

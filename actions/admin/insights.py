@@ -88,6 +88,7 @@ class InsightsAdmin(admin.ModelAdmin):
                     "sorted": ("descending" if order.startswith("-") else "ascending") if current else "",
                 }
             )
+        approvals = insights.approval_figures(period)
         context = {
             **self.admin_site.each_context(request),
             "title": "Insights",
@@ -98,6 +99,8 @@ class InsightsAdmin(admin.ModelAdmin):
             "total": insights.totals(rows),
             "headers": headers,
             "chart": insights.chart(insights.runs_per_day(period)),
+            "approvals": approvals,
+            "median_decision": insights.duration_text(approvals.median_decision_seconds),
             "csv_url": f"{here}?{urlencode(query | {'o': order, 'format': 'csv'})}",
             **(extra_context or {}),
         }

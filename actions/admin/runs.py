@@ -167,6 +167,19 @@ class RunAdmin(admin.ModelAdmin):
             },
         ),
         (
+            "Approval",
+            {
+                "fields": (
+                    "reason",
+                    "approver_group",
+                    "approval_expires_at",
+                    "decided_by",
+                    "decided_at",
+                    "decision_comment",
+                )
+            },
+        ),
+        (
             "Progress",
             {
                 "fields": (

@@ -200,6 +200,13 @@ class ActionRunForm(forms.Form):
         key_field = self.fields.pop("idempotency_key")
         self.fields.update(param_fields)
         self.fields["device"] = device_field
+        if action.approver_group_id is not None:
+            self.fields["reason"] = forms.CharField(
+                label="Why do you need this?",
+                max_length=300,
+                help_text="IT approves this action before it runs; the approver reads this.",
+                error_messages={"required": "Say why you need this: IT approves it before it runs."},
+            )
         if action.confirmation_text:
             self.fields["confirm"] = forms.BooleanField(
                 label="I understand and want to run this now",

@@ -110,7 +110,7 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
         action.save()
         for param in parameters:
             param.action = action
-        ActionParameter.objects.bulk_create(parameters)
+            param.save()  # one by one: the audit trail records each (bulk_create sends no signal)
         return "created", []
 
     changes = []

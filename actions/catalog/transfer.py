@@ -52,8 +52,9 @@ ACTION_FIELDS = [
     # Optional too: which systems the script exists for (older files: both).
     "runs_on_windows",
     "runs_on_macos",
+    "approval_hours",
 ]
-ACTION_KEYS = {"nexthink_uid", "category", "groups", "engines", "parameters", *ACTION_FIELDS}
+ACTION_KEYS = {"nexthink_uid", "category", "groups", "engines", "parameters", "approver_group", *ACTION_FIELDS}
 
 
 class Rejected(Exception):
@@ -84,6 +85,7 @@ def action_as_dict(
     data["category"] = category_name
     data["groups"] = sorted(group_names)
     data["engines"] = sorted(engine_uids)
+    data["approver_group"] = action.approver_group.name if action.approver_group is not None else None
     orders = sequential_orders([p.display_order for p in parameters])
     data["parameters"] = [
         {f: getattr(p, f) for f in PARAMETER_FIELDS} | {"display_order": order}
@@ -115,7 +117,9 @@ def stored_action_as_dict(action: RemoteAction) -> dict[str, Any]:
 
 
 def export_catalog() -> dict[str, Any]:
-    actions = RemoteAction.objects.select_related("category").prefetch_related("parameters", "groups", "engines")
+    actions = RemoteAction.objects.select_related("category", "approver_group").prefetch_related(
+        "parameters", "groups", "engines"
+    )
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -194,7 +198,7 @@ def _import_action(entry: Any, report: ImportReport) -> str:
         raise Rejected(f"nexthink_uid is not a GUID: {entry['nexthink_uid']!r}") from None
 
     existing = (
-        RemoteAction.objects.select_related("category")
+        RemoteAction.objects.select_related("category", "approver_group")
         .prefetch_related("parameters", "groups", "engines")
         .filter(nexthink_uid=uid)
         .first()
@@ -219,6 +223,15 @@ def _import_action(entry: Any, report: ImportReport) -> str:
     missing_groups = sorted(set(group_names) - {g.name for g in groups})
     if missing_groups:
         raise Rejected(f"no such group here: {', '.join(missing_groups)} (create it first)")
+    approver_name = entry.get("approver_group")
+    if approver_name in (None, ""):
+        action.approver_group = None
+    elif isinstance(approver_name, str):
+        action.approver_group = Group.objects.filter(name=approver_name).first()
+        if action.approver_group is None:
+            raise Rejected(f"no such group here: {approver_name} (create it first)")
+    else:
+        raise Rejected("approver_group must be a group's name or null")
     engine_uids = _string_list(entry, "engines")
     engines = list(Engine.objects.filter(database_uid__in=engine_uids))
     missing_engines = sorted(set(engine_uids) - {e.database_uid for e in engines})
@@ -246,7 +259,7 @@ def _import_action(entry: Any, report: ImportReport) -> str:
     action.parameters.all().delete()
     for param in parameters:
         param.action = action
-    ActionParameter.objects.bulk_create(parameters)
+        param.save()  # one by one: the audit trail records each (bulk_create sends no signal)
     return "updated" if existing else "created"
 
 

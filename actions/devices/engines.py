@@ -89,8 +89,10 @@ def engines_sync(*, client: ActClient | None = None) -> EngineSyncResult:
             engine.save(update_fields=[*values, "last_synced_at"])  # found by its UID: never changes it
             (result.updated if changed else result.unchanged).append(engine.name)
         gone = Engine.objects.exclude(database_uid__in=listed).exclude(status=ENGINE_NOT_LISTED)
-        result.not_listed = list(gone.values_list("name", flat=True))
-        gone.update(status=ENGINE_NOT_LISTED)
+        for engine in gone:  # one by one: the audit trail records each (update() sends no signal)
+            engine.status = ENGINE_NOT_LISTED
+            engine.save(update_fields=["status"])
+            result.not_listed.append(engine.name)
     log.info("Engines synced: %s", result.as_dict())
     return result
 

@@ -281,10 +281,11 @@ def _store_nxql_answers(*, user, answered: list[tuple[Engine, list[NxqlDevice]]]
                 values["last_seen_at"] = found.last_seen
             Device.objects.update_or_create(uid=found.uid, defaults=values)
     # The user's cached devices that an Engine which answered no longer lists are no longer theirs.
-    released = (
-        Device.objects.filter(owner=user, source=Device.Source.NXQL, engine__in=[engine for engine, _ in answered])
-        .exclude(uid__in=listed)
-        .update(owner=None, confirmed_at=now)
+    released = _release(
+        Device.objects.filter(
+            owner=user, source=Device.Source.NXQL, engine__in=[engine for engine, _ in answered]
+        ).exclude(uid__in=listed),
+        now=now,
     )
     if released:
         log.info("NXQL: %d cached device(s) no longer %s's", released, user.get_username())
@@ -338,6 +339,15 @@ def _store_nql_answer(*, user, found, now: datetime) -> None:
         if seen is not None:
             values["last_seen_at"] = seen if timezone.is_aware(seen) else timezone.make_aware(seen, UTC)
         Device.objects.update_or_create(uid=uid, defaults=values)
-    Device.objects.filter(owner=user, source=Device.Source.NQL).exclude(uid__in=listed).update(
-        owner=None, confirmed_at=now
-    )
+    _release(Device.objects.filter(owner=user, source=Device.Source.NQL).exclude(uid__in=listed), now=now)
+
+
+def _release(devices: QuerySet[Device], *, now: datetime) -> int:
+    """These devices are no longer their owner's: one by one, so the audit trail records each change."""
+    count = 0
+    for device in devices.select_for_update():
+        device.owner = None
+        device.confirmed_at = now
+        device.save(update_fields=["owner", "confirmed_at"])
+        count += 1
+    return count

@@ -235,3 +235,34 @@ def reap(run_id, verdict: Outcome, *, leaving: Collection[str], where: Q | None 
         error_kind=verdict.kind,
         error_message=verdict.message,
     )
+
+
+# --- Approval: a run of an action that needs it waits, then is approved, refused or ends ---------
+
+
+def approve(run_id, *, by, comment: str) -> bool:
+    """waiting_approval → queued, for exactly one approver; stamped as handed to the broker, as submit does."""
+    return transition(
+        run_id,
+        Status.QUEUED,
+        leaving=(Status.WAITING_APPROVAL,),
+        decided_by=by,
+        decided_at=Now(),
+        decision_comment=comment,
+        enqueued_at=Now(),
+    )
+
+
+def end_waiting(run_id, to: str, *, by=None, comment: str = "", code: str = "", message: str = "", where=None) -> bool:
+    """waiting_approval → denied, cancelled, approval_expired or failed (no longer allowed): never sent."""
+    decided = {"decided_by": by, "decided_at": Now()} if by is not None else {}
+    return transition(
+        run_id,
+        to,
+        leaving=(Status.WAITING_APPROVAL,),
+        where=where,
+        decision_comment=comment,
+        error_code=code,
+        error_message=message,
+        **decided,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -106,3 +106,54 @@ def feedback_statuses() -> frozenset[str]:
     from actions.runs.states import REACHED_DEVICE
 
     return REACHED_DEVICE
+
+
+# --- Approvers: a request waits for them ---------------------------------------------------------
+
+
+def approvers_schedule(run_id) -> None:
+    """Once the waiting run is committed, e-mail its approvers (a task; nothing without a mailer)."""
+    if not mail_configured():
+        return
+    transaction.on_commit(
+        lambda: broker.try_send("actions.tasks.notify_approvers", str(run_id), what=f"run {run_id}'s approvers")
+    )
+
+
+def approvers_notify(*, run_id) -> int:
+    """E-mail the approvers of a run waiting for approval, once (the claim, as run_notify's). How many."""
+    run = Run.objects.select_related("user", "approver_group").filter(pk=run_id).first()
+    if run is None or run.status != Run.Status.WAITING_APPROVAL or run.approver_group is None:
+        return 0
+    emails = sorted(
+        {
+            email
+            for email in run.approver_group.user_set.filter(is_active=True)
+            .exclude(pk=run.user_id)
+            .values_list("email", flat=True)
+            if email
+        }
+    )
+    if not emails:
+        log.warning("run %s waits for approval, and none of its approvers has an e-mail address", run.pk)
+        return 0
+    if not Run.objects.filter(pk=run.pk, approvers_notified_at__isnull=True).update(
+        approvers_notified_at=timezone.now()
+    ):
+        return 0
+    person = run.user.get_full_name()
+    employee = f"{person} ({run.user.get_username()})" if person else run.user.get_username()
+    context = {"run": run, "employee": employee, "link": settings.PORTAL_BASE_URL + reverse("approvals")}
+    message = EmailMessage(
+        f"Approval needed: {run.action_name} for {employee}",
+        render_to_string("actions/email/approval_needed.txt", context),
+        None,
+        bcc=emails,
+    )
+    try:
+        message.send(fail_silently=False)
+    except Exception:  # at most once, as run_notify
+        log.warning("run %s: the approvers' e-mail could not be sent; not tried again", run.pk, exc_info=True)
+        return 0
+    log.info("run %s: %s approver(s) e-mailed", run.pk, len(emails))
+    return len(emails)

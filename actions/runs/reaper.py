@@ -28,6 +28,7 @@ from actions import broker
 from actions.models import Run
 from actions.nexthink import platform
 from actions.runs import lifecycle, outcomes, states
+from actions.runs.approvals import approvals_expire
 from actions.runs.dispatch import run_enqueue
 from actions.runs.follow_up import LEASE_SECONDS
 from actions.sql import Constant, constants
@@ -50,6 +51,9 @@ def runs_reap() -> ReapReport:
     marked = _mark_stuck_sending()
     requeued = _requeue_lost()
     unread = _end_unread()
+    not_decided = approvals_expire()
+    if not_decided:
+        log.info("reaper: %s request(s) not approved in time ended", not_decided)
     if requeued or marked or expired or unread:
         log.info(
             "reaper: requeued %s, marked unknown %s, expired %s, ended unread %s", requeued, marked, expired, unread
@@ -60,16 +64,16 @@ def runs_reap() -> ReapReport:
 def _expire_unsent() -> int:
     """A run that could not be sent for RUN_QUEUE_MAX_AGE_SECONDS fails, rather than go out hours late."""
     too_old = Now() - timedelta(seconds=settings.RUN_QUEUE_MAX_AGE_SECONDS)
+    # Due to be sent since it was asked for, or since it was approved (a run that waited for approval).
+    waited_too_long = Q(created_at__lt=too_old) & (Q(decided_at__isnull=True) | Q(decided_at__lt=too_old))
     pks = list(
-        Run.objects.filter(status__in=constants(states.UNSENT), created_at__lt=too_old).values_list("pk", flat=True)[
-            :BATCH
-        ]
+        Run.objects.filter(waited_too_long, status__in=constants(states.UNSENT)).values_list("pk", flat=True)[:BATCH]
     )
     if not pks:
         return 0
     # Still unsent and still too old at the moment of the move: a run a worker claimed since the
     # read above is "sending" and is left to its worker.
-    still_unsent = Q(created_at__lt=too_old)
+    still_unsent = waited_too_long
     expired = sum(lifecycle.reap(pk, outcomes.NOT_SENT, leaving=states.UNSENT, where=still_unsent) for pk in pks)
     log.warning("reaper: %s run(s) failed: not sent within %s s", expired, settings.RUN_QUEUE_MAX_AGE_SECONDS)
     return expired

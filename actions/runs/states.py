@@ -10,6 +10,8 @@ into an outcome in outcomes.py.
     following ──past Nexthink's expiry + grace, result unreadable (follow-up or reaper)──▶ unknown
     queued, retrying ──reaper: not sent in time──▶ failed
     sending ──reaper: worker lost──▶ unknown
+    waiting_approval ──approved──▶ queued;  ──denied──▶ denied;  ──reaper: past approval_expires_at──▶ approval_expired
+    waiting_approval ──the employee cancels──▶ cancelled;  ──approved, but no longer allowed──▶ failed
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
         {Status.RETRYING, Status.SENT, Status.PARTIAL, Status.FAILED, Status.UNKNOWN, Status.FOLLOWING}
     ),
     Status.FOLLOWING: frozenset({Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED, Status.UNKNOWN}),
+    Status.WAITING_APPROVAL: frozenset(
+        {Status.QUEUED, Status.DENIED, Status.APPROVAL_EXPIRED, Status.CANCELLED, Status.FAILED}
+    ),
+    Status.DENIED: frozenset(),
+    Status.APPROVAL_EXPIRED: frozenset(),
+    Status.CANCELLED: frozenset(),
     Status.SENT: frozenset(),
     Status.PARTIAL: frozenset(),
     Status.FAILED: frozenset(),
@@ -36,7 +44,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.EXPIRED: frozenset(),
 }
 FINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
-IN_FLIGHT = frozenset({Status.QUEUED, Status.SENDING, Status.RETRYING})
+# Waiting or being sent: counted towards the employee's in-flight cap (a request waiting for approval too).
+IN_FLIGHT = frozenset({Status.WAITING_APPROVAL, Status.QUEUED, Status.SENDING, Status.RETRYING})
 # Final runs whose employee is offered help from IT (with an answer "No" to "Did this fix it?", any
 # final run): nothing was sent, nobody can tell what happened, or it failed or never ran on the device.
 NEEDS_HELP = frozenset({Status.FAILED, Status.UNKNOWN, Status.DEVICE_FAILED, Status.EXPIRED})
@@ -44,8 +53,10 @@ NEEDS_HELP = frozenset({Status.FAILED, Status.UNKNOWN, Status.DEVICE_FAILED, Sta
 # employee is asked whether it fixed their problem.
 REACHED_DEVICE = frozenset({Status.SENT, Status.PARTIAL, Status.DONE})
 # Counted towards the cooldown and the daily limit: whatever may reach or may have reached the
-# device. Only a run that was not sent, or that expired before the device took it, surely did not run.
-COUNTED = frozenset(TRANSITIONS) - {Status.FAILED, Status.EXPIRED}
+# device. Only a run that was not sent, or that expired before the device took it, surely did not run;
+# nor did a request that was not approved (denied, not in time, cancelled).
+NOT_APPROVED = frozenset({Status.DENIED, Status.APPROVAL_EXPIRED, Status.CANCELLED})
+COUNTED = frozenset(TRANSITIONS) - {Status.FAILED, Status.EXPIRED} - NOT_APPROVED
 
 UNSENT = (Status.QUEUED, Status.RETRYING)
 

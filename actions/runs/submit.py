@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,11 +15,13 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from actions import metrics
+from actions.audit import audit_event
 from actions.catalog.parameters import validate_params
-from actions.models import Device, RemoteAction, Run
+from actions.models import Device, RemoteAction, Run, max_length
 from actions.platforms import fits, label, labels, runs_on
 from actions.runs import states
 from actions.runs.dispatch import run_enqueue
+from actions.runs.notify import approvers_schedule
 from actions.runs.wording import when_text
 from actions.sql import Constant, constants
 
@@ -46,14 +49,22 @@ def run_submit(
     idempotency_key: str = "",
     requested_by=None,
     retry_of: Run | None = None,
+    reason: str = "",
 ) -> Run:
     """Store a queued run with a snapshot of what will be sent, and enqueue it once committed.
 
     A repeated idempotency key returns the run it first made, if it asked for the same thing.
     After commit, `run.enqueued` says whether the broker took the task (False: the reaper sends it).
+    An employee's run of an action that needs approval (its approver group) waits for it, with the
+    employee's `reason`, and is handed to the broker once approved (runs/approvals.py). IT's runs
+    for an employee (`requested_by`: staff allowed to run anything on any device) do not wait.
     """
     refuse_other_system(action, device)
     params = validate_params(action, params, device.platform)
+    reason = " ".join(reason.split())[: max_length(Run, "reason")]
+    needs_approval = action.approver_group_id is not None and requested_by is None
+    if needs_approval and not reason:
+        raise RunRefused("IT approves this action before it runs: please say why you need it.")
     engines = target_engines(action, device)
     with transaction.atomic():
         # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
@@ -92,9 +103,24 @@ def run_submit(
             params=params,
             max_attempts=settings.RUN_MAX_ATTEMPTS,
             # Stamped now, in the same write; cleared if the broker refuses the task after commit.
-            enqueued_at=Now(),
+            enqueued_at=None if needs_approval else Now(),
+            **(approval_fields(action, reason) if needs_approval else {}),
         )
         run.enqueued = None
+        if requested_by is not None:  # IT asked for it: a retry, or a run on this employee's device
+            audit_event(
+                "admin_retry" if retry_of is not None else "run_for_other",
+                target=run,
+                actor=requested_by,
+                created=True,
+                details={
+                    "employee": user.get_username(),
+                    "device": f"{device.name} ({device.uid})",
+                    "action": action.name,
+                    "parameters": json.dumps(params, sort_keys=True),
+                    **({"retry of run": retry_of.pk} if retry_of is not None else {}),
+                },
+            )
         log.info(
             "run %s queued action=%s device=%s user=%s by=%s",
             run.pk,
@@ -103,8 +129,21 @@ def run_submit(
             user.get_username(),
             requested_by.get_username() if requested_by else "-",
         )
-        transaction.on_commit(lambda: _enqueue_after_commit(run))
+        if needs_approval:  # handed over once approved (runs/approvals.py); its approvers hear of it
+            approvers_schedule(run.pk)
+        else:
+            transaction.on_commit(lambda: _enqueue_after_commit(run))
     return run
+
+
+def approval_fields(action: RemoteAction, reason: str) -> dict:
+    """A run that waits for approval: by whom, until when, and why the employee asks."""
+    return {
+        "status": Run.Status.WAITING_APPROVAL,
+        "approver_group_id": action.approver_group_id,
+        "approval_expires_at": timezone.now() + timedelta(hours=action.approval_hours),
+        "reason": reason,
+    }
 
 
 def _enqueue_after_commit(run: Run) -> None:
@@ -151,17 +190,24 @@ class Limits:
     message: str = ""
 
 
-def run_limits(*, user, action: RemoteAction, device: Device, now: datetime | None = None) -> Limits:
+def run_limits(
+    *, user, action: RemoteAction, device: Device, now: datetime | None = None, deciding: Run | None = None
+) -> Limits:
     """May the user run this action on this device now? If not, when, and the words that say so.
 
     Runs the lifecycle counts (everything but failed runs, so also unknown and in-flight ones) start
-    the cooldown and use up the daily limit.
+    the cooldown and use up the daily limit. `deciding`: a run waiting for approval, checked again
+    when an approver decides: the action's own limits, without that run itself (the portal's fair-use
+    limits counted it when it was asked for).
     """
     now = now or timezone.now()
-    fair = fair_use(user=user, now=now)
-    if not fair.allowed:
-        return fair
+    if deciding is None:
+        fair = fair_use(user=user, now=now)
+        if not fair.allowed:
+            return fair
     counted = Run.objects.filter(status__in=states.COUNTED)
+    if deciding is not None:
+        counted = counted.exclude(pk=deciding.pk)
     if action.cooldown_minutes:
         cooldown = timedelta(minutes=action.cooldown_minutes)
         last = (

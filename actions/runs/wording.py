@@ -38,6 +38,10 @@ STATUS_LABELS: dict[str, str] = {
     Status.DONE: "Done on your device",
     Status.DEVICE_FAILED: "Failed on your device",
     Status.EXPIRED: "Timed out: device offline",
+    Status.WAITING_APPROVAL: "Waiting for approval",
+    Status.DENIED: "Not approved",
+    Status.APPROVAL_EXPIRED: "Not approved in time",
+    Status.CANCELLED: "Cancelled",
 }
 STATUS_TITLES = STATUS_LABELS  # the tab's title and the e-mail's subject say the same
 
@@ -101,6 +105,17 @@ def status_summary(run: Run) -> str:
             return "Your device ran the action successfully. Check whether your problem is gone."
         case Status.DEVICE_FAILED | Status.EXPIRED:
             return run.error_message
+        case Status.WAITING_APPROVAL:
+            until = (
+                f" If nobody decides by {when_text(run.approval_expires_at)}, the request ends."
+                if run.approval_expires_at
+                else ""
+            )
+            return f"IT approves this action before it runs; nothing has been sent yet.{until}"
+        case Status.DENIED:
+            return f"{decider_name(run)} did not approve it, so nothing was sent.{comment_text(run)}"
+        case Status.APPROVAL_EXPIRED | Status.CANCELLED:
+            return run.error_message
     return status_label(run.status)
 
 
@@ -120,6 +135,9 @@ ENDED_LABELS: dict[str, str] = {
     Status.DONE: "Done on your device",
     Status.DEVICE_FAILED: "Failed on your device",
     Status.EXPIRED: "Nexthink stopped waiting",
+    Status.DENIED: "Decided",
+    Status.APPROVAL_EXPIRED: "Approval ran out",
+    Status.CANCELLED: "Cancelled",
 }
 # Statuses in which the request surely went out to Nexthink.
 _WENT_OUT = frozenset(
@@ -167,6 +185,15 @@ def chosen_values(run: Run) -> list[tuple[str, str]]:
             shown = dict(parse_choices(param.choices)).get(value, value)
         chosen.append((param.label or name, shown or "(empty)"))
     return chosen
+
+
+def decider_name(run: Run) -> str:
+    person = run.decided_by
+    return (person.get_full_name() or person.get_username()) if person is not None else "IT"
+
+
+def comment_text(run: Run) -> str:
+    return f" Their comment: “{run.decision_comment}”" if run.decision_comment else ""
 
 
 LATE_TEXT = "This is taking longer than usual: the portal is still waiting to send it."

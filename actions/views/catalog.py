@@ -159,6 +159,7 @@ def action_detail(request, slug):
                     device=device,
                     params=form.nexthink_params(),
                     idempotency_key=form.cleaned_data["idempotency_key"],
+                    reason=form.cleaned_data.get("reason", ""),
                 )
             except submit.IdempotencyConflict as exc:
                 # The form's one-time key came back with other values: refuse, and hand out a fresh key

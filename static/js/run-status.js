@@ -159,9 +159,10 @@
       })
       .then(function (data) {
         if (!apply(data)) {
-          // Sent and waiting for the device (Infinity), or a ticket waiting for its number, takes
-          // minutes, not seconds: look less often.
-          delay = Math.min(delay * 1.3, data.status === "following" || data.final ? 15000 : 5000);
+          // Sent and waiting for the device (Infinity), waiting for approval, or a ticket waiting for
+          // its number, takes minutes, not seconds: look less often.
+          const slow = data.status === "following" || data.status === "waiting_approval" || data.final;
+          delay = Math.min(delay * 1.3, slow ? 15000 : 5000);
           later(delay);
         }
       })

@@ -23,11 +23,24 @@ log = logging.getLogger("actions.runs")
 
 
 class RunRefused(Exception):
-    """A run the rules do not allow now (cooldown, daily limit, Engine); the message is for the employee."""
+    """A run the rules do not allow now (cooldown, daily limit, Engine); the message is for the employee.
+
+    `kind` names the rule (Limits.kind, "engine", "idempotency"); `again_at`: when it will be allowed, if known.
+    """
+
+    kind = "refused"
+
+    def __init__(self, message: str, *, kind: str = "", again_at: datetime | None = None):
+        super().__init__(message)
+        if kind:
+            self.kind = kind
+        self.again_at = again_at
 
 
 class IdempotencyConflict(RunRefused):
     """A form's one-time key came back with another action, device or parameters."""
+
+    kind = "idempotency"
 
 
 def action_timeout(action: RemoteAction) -> int:
@@ -67,7 +80,7 @@ def run_submit(
                 return existing
         limits = run_limits(user=user, action=action, device=device)
         if not limits.allowed:
-            raise RunRefused(limits.message)
+            raise RunRefused(limits.message, kind=limits.kind, again_at=limits.again_at)
         run = Run.objects.create(
             user=user,
             requested_by=requested_by,
@@ -118,7 +131,8 @@ def target_engines(action: RemoteAction, device: Device) -> list[str]:
     if allowed and own not in allowed:
         raise RunRefused(
             f"“{action.name}” is not available for {device.name}: IT has not enabled it for the Nexthink server "
-            "your device reports to."
+            "your device reports to.",
+            kind="engine",
         )
     return [own]
 
@@ -128,6 +142,7 @@ class Limits:
     allowed: bool
     again_at: datetime | None = None  # when it will be allowed, if not now
     message: str = ""
+    kind: str = ""  # which limit: "cooldown", "daily_limit", "in_flight" or "rate"
 
 
 def run_limits(*, user, action: RemoteAction, device: Device, now: datetime | None = None) -> Limits:
@@ -155,6 +170,7 @@ def run_limits(*, user, action: RemoteAction, device: Device, now: datetime | No
                 False,
                 again,
                 f"“{action.name}” ran on {device.name} recently. You can run it again from {when_text(again)}.",
+                "cooldown",
             )
     if action.daily_limit_per_user:
         local_now = timezone.localtime(now)
@@ -169,6 +185,7 @@ def run_limits(*, user, action: RemoteAction, device: Device, now: datetime | No
                 tomorrow,
                 f"You have run “{action.name}” {used} times today, the daily limit. "
                 f"You can run it again from {when_text(tomorrow)}.",
+                "daily_limit",
             )
     return Limits(True)
 
@@ -190,6 +207,7 @@ def fair_use(*, user, now: datetime) -> Limits:
             None,
             f"You already have {counts['in_flight']} runs waiting or being sent. "
             "You can start another as soon as one of them has finished (see My runs).",
+            "in_flight",
         )
     if counts["recent"] >= settings.RUN_RATE_LIMIT_COUNT:
         # Allowed again once the oldest of the last RUN_RATE_LIMIT_COUNT runs leaves the window.
@@ -204,5 +222,6 @@ def fair_use(*, user, now: datetime) -> Limits:
             again,
             f"You have started {counts['recent']} runs in the last {round(window.total_seconds() / 60)} minutes, "
             f"the most the portal allows. You can start another from {when_text(again)}.",
+            "rate",
         )
     return Limits(True)

@@ -1,0 +1,179 @@
+"""What the API takes and gives: typed, bounded pydantic schemas (the OpenAPI document is made from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from ninja import Field, Schema
+from pydantic import field_validator
+
+from actions.apiclients import EMPLOYEE_MAX_LENGTH
+from actions.catalog.parameters import refuse_control_characters
+from actions.runs.feedback import COMMENT_MAX_LENGTH
+from actions.uids import DEVICE_UID_RE
+
+Employee = Field(
+    ...,
+    min_length=1,
+    max_length=EMPLOYEE_MAX_LENGTH,
+    description="The employee this call is for: their user name, or their e-mail address as the directory knows it.",
+)
+PARAMS_MAX = 50
+PARAM_VALUE_MAX_LENGTH = 2000
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL refuses NUL in text, and no name or answer holds one: the form refuses it too.
+    if "\x00" in value:
+        raise ValueError("may not contain a NUL character")
+    return value
+
+
+class ChoiceOut(Schema):
+    value: str
+    label: str
+
+
+class ParameterOut(Schema):
+    name: str = Field(..., description="The name to use in `params`.")
+    label: str
+    kind: str = Field(..., description='text, multiline, integer, choice or boolean ("true"/"false").')
+    required: bool
+    help_text: str
+    default: str = Field(..., description="What is sent when the parameter is left out.")
+    choices: list[ChoiceOut]
+    max_length: int | None
+    min_value: int | None
+    max_value: int | None
+
+
+class ActionOut(Schema):
+    slug: str = Field(..., description="The action's name in calls (`action` of a run).")
+    name: str
+    summary: str
+    category: str | None
+    confirmation_text: str = Field(..., description="When not empty: show it, and send `confirmed: true`.")
+    cooldown_minutes: int | None
+    daily_limit_per_user: int | None
+    parameters: list[ParameterOut]
+    # Device platforms (Windows, macOS) will go here, beside the parameters, once actions carry them.
+
+
+class ActionList(Schema):
+    actions: list[ActionOut]
+    total: int
+    page: int
+
+
+class DeviceOut(Schema):
+    uid: str
+    name: str
+    platform: str
+    last_seen_at: datetime | None
+
+
+class DeviceList(Schema):
+    devices: list[DeviceOut]
+    unreachable_servers: list[str] = Field(..., description="Nexthink servers that could not be asked just now.")
+
+
+class RunIn(Schema):
+    employee: str = Employee
+    action: str = Field(..., min_length=1, max_length=120, description="The action's slug.")
+    device: str | None = Field(
+        None,
+        pattern=DEVICE_UID_RE.pattern,
+        description="The device's UID (32 hexadecimal characters, or a Collector UID); left out: the employee's only device (refused when they have several).",
+    )
+    params: dict[str, str] = Field(default_factory=dict, description="Parameter values by name, all strings.")
+    confirmed: bool = Field(False, description="The employee confirmed the action's confirmation text.")
+
+    @field_validator("employee", "action", "device")
+    @classmethod
+    def no_nul(cls, value: str | None) -> str | None:
+        return _no_nul(value) if value is not None else value
+
+    @field_validator("params")
+    @classmethod
+    def bounded(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > PARAMS_MAX:
+            raise ValueError(f"at most {PARAMS_MAX} parameters")
+        for name, item in value.items():
+            if len(name) > 100 or len(item) > PARAM_VALUE_MAX_LENGTH:
+                raise ValueError(f"a name is at most 100 characters, a value at most {PARAM_VALUE_MAX_LENGTH}")
+            _no_nul(name)
+            _no_nul(item)
+        return value
+
+
+class EngineResultOut(Schema):
+    server: str = Field(..., description="The Nexthink server's name (or database UID).")
+    explanation: str = Field(..., description="What its answer means, in plain words.")
+    code: str = Field(..., description="Technical details: the code Nexthink answered.")
+
+
+class TicketOut(Schema):
+    state: str | None = Field(..., description="requested, sending, created or failed; null: none asked for.")
+    state_label: str
+    number: str
+    can_request: bool = Field(..., description="POST .../help would ask IT now.")
+
+
+class RunOut(Schema):
+    id: str
+    status: str = Field(..., description="The status as a code (stable).")
+    status_label: str
+    title: str
+    summary: str = Field(..., description="The status in plain words, as the run's page says it.")
+    final: bool
+    reached_device: bool
+    action: str | None = Field(..., description="The action's slug (null: since removed).")
+    action_name: str
+    device_uid: str
+    device_name: str
+    created_at: datetime
+    sending_at: datetime | None
+    finished_at: datetime | None
+    engine_results: list[EngineResultOut]
+    device_status_text: str
+    outputs: dict[str, Any]
+    fixed: bool | None = Field(..., description="The employee's answer to “did this fix it?”.")
+    feedback_open: bool
+    ticket: TicketOut
+    url: str = Field(..., description="The run's page in the portal.")
+
+
+class RunList(Schema):
+    runs: list[RunOut]
+    older: str = Field(..., description="Pass as `before` for the next page back in time; empty: no more.")
+
+
+class FeedbackIn(Schema):
+    employee: str = Employee
+    fixed: bool
+    comment: str = Field("", max_length=COMMENT_MAX_LENGTH)
+
+    @field_validator("employee")
+    @classmethod
+    def no_nul(cls, value: str) -> str:
+        return _no_nul(value)
+
+    @field_validator("comment")
+    @classmethod
+    def plain_text(cls, value: str) -> str:
+        try:
+            refuse_control_characters(value)  # the feedback form's own rule
+        except ValidationError as exc:
+            raise ValueError(" ".join(exc.messages)) from None
+        return value
+
+
+class HelpIn(Schema):
+    employee: str = Employee
+
+    @field_validator("employee")
+    @classmethod
+    def no_nul(cls, value: str) -> str:
+        return _no_nul(value)

@@ -357,3 +357,24 @@ def test_every_call_of_a_known_client_is_logged_with_its_employee_and_refusal(ca
     )
     assert [row[:4] for row in logged] == [("POST", 201, "alice", ""), ("GET", 404, "alice", "not-visible")]
     assert ApiCall.objects.filter(run_id=Run.objects.get().pk).count() == 1
+
+
+# --- Admin ---------------------------------------------------------------------------------------------------
+
+
+def test_the_admin_shows_a_new_clients_secret_once_and_stores_its_digest(client, admin_user, call, alice):
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/actions/apiclient/add/",
+        {"name": "Teams bot", "scopes": ["catalog:read", "runs:read"], "owner": admin_user.pk},
+    )
+    assert response.status_code == 200, response.content
+    secret = response.context["secret"]
+    assert secret.encode() in response.content
+    from actions.models import ApiClient
+
+    made = ApiClient.objects.get(name="Teams bot")
+    assert made.scopes == ["catalog:read", "runs:read"] and secret not in made.secret_hash
+    assert secret.encode() not in client.get(f"/admin/actions/apiclient/{made.pk}/change/").content
+    client.logout()
+    assert call("get", "/api/v1/devices?employee=alice", token=secret).status_code == 200

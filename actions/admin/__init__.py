@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from actions.admin import catalog, devices, insights, runs, tickets  # noqa: F401
+from actions.admin import apiclients, catalog, devices, insights, runs, tickets  # noqa: F401
 
 
 def _portal_staff_only(request) -> bool:

@@ -51,12 +51,16 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def new_secret() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
 def client_create(*, name: str, scopes: list[str], owner=None, secret: str = "", **fields) -> tuple[ApiClient, str]:
     """A new client and its secret: shown once, stored only as its digest. `secret`: a fixed one (the demo)."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
-    secret = secret or PREFIX + secrets.token_urlsafe(32)
+    secret = secret or new_secret()
     client = ApiClient.objects.create(
         name=name,
         owner=owner,
@@ -70,7 +74,7 @@ def client_create(*, name: str, scopes: list[str], owner=None, secret: str = "",
 
 def client_new_secret(client: ApiClient) -> str:
     """A new secret for the client (the old one stops working at once); shown once."""
-    secret = PREFIX + secrets.token_urlsafe(32)
+    secret = new_secret()
     ApiClient.objects.filter(pk=client.pk).update(secret_hash=hash_secret(secret), secret_hint=secret[:12])
     client.secret_hash, client.secret_hint = hash_secret(secret), secret[:12]
     return secret

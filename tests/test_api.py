@@ -255,7 +255,7 @@ def test_an_engine_the_action_is_not_enabled_for_is_not_available(call, token, a
 @pytest.mark.parametrize(
     ("values", "field"),
     [
-        ({"params": {"Mode": "x" * 5000}}, "params"),
+        ({"params": {"Mode": "x" * 5000}}, "params.Mode"),
         ({"params": {"Nope": "1"}}, "params.Nope"),
         ({"params": {"Scope": "neither"}}, "params.Scope"),
         ({"device": "not-a-uid"}, "device"),

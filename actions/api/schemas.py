@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.core.exceptions import ValidationError
 from ninja import Field, Schema
@@ -19,16 +19,14 @@ Employee = Field(
     min_length=1,
     max_length=EMPLOYEE_MAX_LENGTH,
     description="The employee this call is for: their user name, or their e-mail address as the directory knows it.",
+    examples=["alice"],
 )
 PARAMS_MAX = 50
 PARAM_VALUE_MAX_LENGTH = 2000
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL refuses NUL in text, and no name or answer holds one: the form refuses it too.
-    if "\x00" in value:
-        raise ValueError("may not contain a NUL character")
-    return value
+# Text without the control characters the feedback form refuses (actions.catalog.parameters._CONTROL_RE).
+PLAIN_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]*$"
 
 
 class ChoiceOut(Schema):
@@ -81,31 +79,18 @@ class DeviceList(Schema):
 
 class RunIn(Schema):
     employee: str = Employee
-    action: str = Field(..., min_length=1, max_length=120, description="The action's slug.")
+    action: str = Field(
+        ..., min_length=1, max_length=120, description="The action's slug.", examples=["flush-dns-cache"]
+    )
     device: str | None = Field(
         None,
         pattern=DEVICE_UID_RE.pattern,
         description="The device's UID (32 hexadecimal characters, or a Collector UID); left out: the employee's only device (refused when they have several).",
     )
-    params: dict[str, str] = Field(default_factory=dict, description="Parameter values by name, all strings.")
+    params: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=PARAM_VALUE_MAX_LENGTH)]] = (
+        Field(default_factory=dict, max_length=PARAMS_MAX, description="Parameter values by name, all strings.")
+    )
     confirmed: bool = Field(False, description="The employee confirmed the action's confirmation text.")
-
-    @field_validator("employee", "action", "device")
-    @classmethod
-    def no_nul(cls, value: str | None) -> str | None:
-        return _no_nul(value) if value is not None else value
-
-    @field_validator("params")
-    @classmethod
-    def bounded(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > PARAMS_MAX:
-            raise ValueError(f"at most {PARAMS_MAX} parameters")
-        for name, item in value.items():
-            if len(name) > 100 or len(item) > PARAM_VALUE_MAX_LENGTH:
-                raise ValueError(f"a name is at most 100 characters, a value at most {PARAM_VALUE_MAX_LENGTH}")
-            _no_nul(name)
-            _no_nul(item)
-        return value
 
 
 class EngineResultOut(Schema):
@@ -153,12 +138,7 @@ class RunList(Schema):
 class FeedbackIn(Schema):
     employee: str = Employee
     fixed: bool
-    comment: str = Field("", max_length=COMMENT_MAX_LENGTH)
-
-    @field_validator("employee")
-    @classmethod
-    def no_nul(cls, value: str) -> str:
-        return _no_nul(value)
+    comment: str = Field("", max_length=COMMENT_MAX_LENGTH, pattern=PLAIN_TEXT)
 
     @field_validator("comment")
     @classmethod
@@ -172,8 +152,3 @@ class FeedbackIn(Schema):
 
 class HelpIn(Schema):
     employee: str = Employee
-
-    @field_validator("employee")
-    @classmethod
-    def no_nul(cls, value: str) -> str:
-        return _no_nul(value)

@@ -4,12 +4,14 @@ browser path's own domain functions and renders; every refusal is a problem (act
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from typing import Any
 
 from django.conf import settings
 from ninja import Header, NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 
 from actions import apiclients
@@ -80,6 +82,27 @@ class TokenAuth(HttpBearer):
         return client
 
 
+class JsonParser(Parser):
+    """JSON bodies, with any lone surrogate (valid JSON, not valid UTF-8: "\\ud800") replaced by U+FFFD,
+    as Django already does for URLs: nothing downstream (PostgreSQL above all) ever sees one."""
+
+    def parse_body(self, request):
+        return _replace_surrogates(super().parse_body(request))
+
+
+def _replace_surrogates(value):
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if _SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [_replace_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class Api(NinjaAPI):
     def get_openapi_schema(self, *args, **kwargs):
         """Refusals are documented as application/problem+json (what they are), not application/json."""
@@ -98,12 +121,20 @@ api = Api(
     version="1",
     description=DESCRIPTION,
     auth=TokenAuth(),
+    parser=JsonParser(),
     urls_namespace="api-v1",
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
 
 COMMON = frozenset({401, 413, 422, 429})
+EMPLOYEE_QUERY = Query(
+    ...,
+    min_length=1,
+    max_length=apiclients.EMPLOYEE_MAX_LENGTH,
+    description="The employee this call is for: user name, or e-mail address.",
+    examples=["alice"],
+)
 
 
 def refusals(*statuses: int) -> dict:
@@ -182,7 +213,7 @@ def action_out(action: RemoteAction) -> dict[str, Any]:
 @api.get("/actions", response={200: ActionList, **refusals(403, 404)}, summary="The actions an employee may run")
 def list_actions(
     request,
-    employee: str = Query(..., min_length=1, max_length=apiclients.EMPLOYEE_MAX_LENGTH),
+    employee: str = EMPLOYEE_QUERY,
     q: str = Query("", max_length=100, description="Only actions whose name or descriptions hold every word."),
     page: int = Query(1, ge=1, le=10_000),
 ):
@@ -204,16 +235,16 @@ def list_actions(
 @api.get(
     "/actions/{slug}", response={200: ActionOut, **refusals(403, 404)}, summary="One action, if the employee may run it"
 )
-def get_action(request, slug: str, employee: str = Query(..., min_length=1, max_length=apiclients.EMPLOYEE_MAX_LENGTH)):
+def get_action(request, slug: str, employee: str = EMPLOYEE_QUERY):
     client, user = employee_for(request, employee, CATALOG_READ)
-    action = apiclients.action_for(client, user, slug[:120])
+    action = apiclients.action_for(client, user, slug)
     if action is None:
         raise Problem("not-visible", "This employee may not run this action through this client, or it does not exist.")
     return action_out(action)
 
 
 @api.get("/devices", response={200: DeviceList, **refusals(403, 404)}, summary="The employee's own devices")
-def list_devices(request, employee: str = Query(..., min_length=1, max_length=apiclients.EMPLOYEE_MAX_LENGTH)):
+def list_devices(request, employee: str = EMPLOYEE_QUERY):
     _, user = employee_for(request, employee, CATALOG_READ)
     resolution = resolve_devices_for(user)
     return {
@@ -267,8 +298,8 @@ def run_out(run: Run) -> dict[str, Any]:
 def create_run(
     request,
     body: RunIn,
-    idempotency_key: str | None = Header(
-        None,
+    idempotency_key: str = Header(
+        "",
         alias="Idempotency-Key",
         pattern=IDEMPOTENCY_KEY_RE.pattern,
         description="16 to 64 letters, digits, - or _: the same key again returns the same run; "
@@ -295,7 +326,7 @@ def create_run(
             action=action,
             device=target.device,
             params=params_with_defaults(action, body.params),
-            idempotency_key=idempotency_key or "",
+            idempotency_key=idempotency_key,
             requested_by=target.requested_by,
         )
     except InvalidParams as exc:
@@ -333,7 +364,7 @@ def own_run(request, user, run_id: uuid.UUID) -> Run:
 @api.get("/runs", response={200: RunList, **refusals(403, 404)}, summary="The employee's runs, newest first")
 def list_runs(
     request,
-    employee: str = Query(..., min_length=1, max_length=apiclients.EMPLOYEE_MAX_LENGTH),
+    employee: str = EMPLOYEE_QUERY,
     status: Run.Status | None = None,
     before: str = Query("", max_length=80, description="A page's `older`: the runs before it."),
 ):
@@ -346,9 +377,7 @@ def list_runs(
 
 
 @api.get("/runs/{run_id}", response={200: RunOut, **refusals(403, 404)}, summary="One run: status, outcome, ticket")
-def get_run(
-    request, run_id: uuid.UUID, employee: str = Query(..., min_length=1, max_length=apiclients.EMPLOYEE_MAX_LENGTH)
-):
+def get_run(request, run_id: uuid.UUID, employee: str = EMPLOYEE_QUERY):
     _, user = employee_for(request, employee, RUNS_READ)
     return run_out(own_run(request, user, run_id))
 

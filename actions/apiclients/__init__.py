@@ -173,6 +173,8 @@ def actions_for(client: ApiClient, user) -> QuerySet[RemoteAction]:
 
 def action_for(client: ApiClient, user, slug: str) -> RemoteAction | None:
     """The action page's own read (visible_action), narrowed to what the client may use."""
+    if "\x00" in slug or len(slug) > 120:  # names no action (and PostgreSQL refuses NUL in text)
+        return None
     action = visible_action(user, slug)
     if action is None:
         return None

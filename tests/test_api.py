@@ -378,3 +378,9 @@ def test_the_admin_shows_a_new_clients_secret_once_and_stores_its_digest(client,
     assert secret.encode() not in client.get(f"/admin/actions/apiclient/{made.pk}/change/").content
     client.logout()
     assert call("get", "/api/v1/devices?employee=alice", token=secret).status_code == 200
+
+
+def test_a_name_with_nul_names_nobody_and_is_logged_as_sent(call, token, alice):
+    response = call("get", "/api/v1/devices?employee=ali%00ce", token=token)
+    assert problem_type(response) == "unknown-employee"
+    assert ApiCall.objects.get().employee == "ali\ufffdce"

@@ -192,6 +192,7 @@ def action_out(action: RemoteAction) -> dict[str, Any]:
         "confirmation_text": action.confirmation_text,
         "cooldown_minutes": action.cooldown_minutes,
         "daily_limit_per_user": action.daily_limit_per_user,
+        # Device platforms go here (and in ActionOut), beside the parameters, once actions carry them.
         "parameters": [
             {
                 "name": p.name,

@@ -122,14 +122,19 @@ def call_log(
         client=client,
         client_name=client.name if client else "",
         method=method[:10],
-        path=path[:255],
+        path=_storable(path)[:255],
         status=status,
-        employee=employee[:EMPLOYEE_MAX_LENGTH],
+        employee=_storable(employee)[:EMPLOYEE_MAX_LENGTH],
         problem=problem[:40],
         run_id=run_id,
     )
     if client is not None:
         ApiClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now())
+
+
+def _storable(text: str) -> str:
+    """What a caller sent, as a text column takes it: PostgreSQL refuses NUL, and lone surrogates."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def employee_named(name: str):

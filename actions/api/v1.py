@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from ninja import Header, NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -344,8 +345,6 @@ def refusal(exc: submit.RunRefused) -> Problem:
     """The submit service's refusal as a problem: its kind, its words, and when it will be allowed."""
     retry = None
     if exc.again_at is not None:
-        from django.utils import timezone
-
         retry = max(1, int((exc.again_at - timezone.now()).total_seconds() + 0.999))
     if exc.kind == "cooldown":
         return Problem("cooldown", str(exc), retry_at=exc.again_at, retry_after=retry)

@@ -11,8 +11,6 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from simulators.management.commands.load_demo import DEMO_API_TOKEN
-
 
 class Command(BaseCommand):
     help = "Migrate, load the demo data, then run the simulator, a worker, beat and the web server. Ctrl-C stops all."
@@ -34,6 +32,9 @@ class Command(BaseCommand):
         self.stdout.write(
             "Sign in as alice / alice-demo (one device), bob / bob-demo (two devices), admin / admin-demo (IT)."
         )
+        # Imported here: the supervisor below is also used before Django is set up (its own test, bench/).
+        from simulators.management.commands.load_demo import DEMO_API_TOKEN
+
         self.stdout.write(f"Integration API: {url}api/v1/docs, demo token {DEMO_API_TOKEN} (README: Integration API).")
         self.stdout.write("Press Ctrl-C to stop everything.\n")
         supervise(programs, cwd=settings.BASE_DIR, out=self.stdout)

@@ -384,3 +384,21 @@ def test_a_name_with_nul_names_nobody_and_is_logged_as_sent(call, token, alice):
     response = call("get", "/api/v1/devices?employee=ali%00ce", token=token)
     assert problem_type(response) == "unknown-employee"
     assert ApiCall.objects.get().employee == "ali\ufffdce"
+
+
+def test_with_a_device_each_action_says_whether_it_may_run_there_now(call, token, alice, bob, laptop, action):
+    action.cooldown_minutes = 10
+    action.save()
+    free = make_action(name="Free")
+    submit(alice, action, laptop)
+    listed = call("get", f"/api/v1/actions?employee=alice&device={laptop.uid}", token=token).json()["actions"]
+    by_slug = {a["slug"]: a["availability"] for a in listed}
+    assert by_slug[free.slug] == {"allowed": True, "refusal": None, "retry_at": None, "detail": ""}
+    assert by_slug[action.slug]["allowed"] is False and by_slug[action.slug]["refusal"] == "cooldown"
+    assert by_slug[action.slug]["retry_at"]
+    assert all(
+        a["availability"] is None for a in call("get", "/api/v1/actions?employee=alice", token=token).json()["actions"]
+    )
+    bobs = make_device(bob)
+    refused = call("get", f"/api/v1/actions?employee=alice&device={bobs.uid}", token=token)
+    assert problem_type(refused) == "not-your-device"

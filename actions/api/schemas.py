@@ -47,6 +47,13 @@ class ParameterOut(Schema):
     max_value: int | None
 
 
+class AvailabilityOut(Schema):
+    allowed: bool = Field(..., description="A run of it on the device would be accepted now.")
+    refusal: str | None = Field(..., description="Otherwise the problem type a run would get (cooldown, limit...).")
+    retry_at: datetime | None = Field(..., description="When it will be allowed, where known.")
+    detail: str = Field(..., description="Why not, in the employee's words.")
+
+
 class ActionOut(Schema):
     slug: str = Field(..., description="The action's name in calls (`action` of a run).")
     name: str
@@ -56,6 +63,9 @@ class ActionOut(Schema):
     cooldown_minutes: int | None
     daily_limit_per_user: int | None
     parameters: list[ParameterOut]
+    availability: AvailabilityOut | None = Field(
+        None, description="On the device named by `device` in the query; null when none is named."
+    )
     # Device platforms (Windows, macOS) will go here, beside the parameters, once actions carry them.
 
 

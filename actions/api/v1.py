@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.http import Http404
 from django.utils import timezone
 from ninja import Header, NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -47,6 +48,7 @@ from actions.catalog.parameters import (
     parse_choices,
 )
 from actions.catalog.selectors import search_actions
+from actions.devices.ownership import device_for_user
 from actions.devices.resolution import resolve_devices_for
 from actions.models import RemoteAction, Run
 from actions.runs import submit
@@ -56,6 +58,7 @@ from actions.runs.states import REACHED_DEVICE, is_final
 from actions.runs.wording import device_status_text, engine_explanation, status_summary, status_title
 from actions.security import client_address
 from actions.ticketing.service import needs_help, run_link, ticket_of, ticket_request, ticketing_enabled
+from actions.uids import DEVICE_UID_RE
 
 BODY_MAX_BYTES = 16 * 1024
 ACTIONS_PAGE_SIZE = 100
@@ -184,8 +187,9 @@ def employee_for(request, name: str, scope: str):
 # --- Catalog and devices -------------------------------------------------------------------------
 
 
-def action_out(action: RemoteAction) -> dict[str, Any]:
+def action_out(action: RemoteAction, availability: dict | None = None) -> dict[str, Any]:
     return {
+        "availability": availability,
         "slug": action.slug,
         "name": action.name,
         "summary": action.summary,
@@ -212,14 +216,34 @@ def action_out(action: RemoteAction) -> dict[str, Any]:
     }
 
 
+def availability_out(user, action: RemoteAction, device) -> dict[str, Any]:
+    limits = submit.run_availability(user=user, action=action, device=device)
+    refusal = None if limits.allowed else refusal_type(limits.kind)
+    return {"allowed": limits.allowed, "refusal": refusal, "retry_at": limits.again_at, "detail": limits.message}
+
+
+def owned_device(request, user, uid: str):
+    """The employee's own device named in a read (the action page's own check); else not-your-device."""
+    try:
+        return device_for_user(user, uid, source_address=client_address(request))
+    except Http404:
+        raise Problem("not-your-device", "This device is not the employee's.", field="device") from None
+
+
 @api.get("/actions", response={200: ActionList, **refusals(403, 404)}, summary="The actions an employee may run")
 def list_actions(
     request,
     employee: str = EMPLOYEE_QUERY,
+    device: str = Query(
+        "",
+        pattern=DEVICE_UID_RE.pattern,
+        description="One of the employee's devices: each action then says whether it may run there now.",
+    ),
     q: str = Query("", max_length=100, description="Only actions whose name or descriptions hold every word."),
     page: int = Query(1, ge=1, le=10_000),
 ):
     client, user = employee_for(request, employee, CATALOG_READ)
+    target = owned_device(request, user, device) if device else None
     actions = apiclients.actions_for(client, user)
     if q.strip() and "\x00" not in q:
         actions = search_actions(actions, q)
@@ -227,11 +251,11 @@ def list_actions(
     actions = actions.order_by("category__display_order", "category__name", "display_order", "name", "pk")
     total = actions.count()
     start = (page - 1) * ACTIONS_PAGE_SIZE
-    return {
-        "actions": [action_out(a) for a in actions[start : start + ACTIONS_PAGE_SIZE]],
-        "total": total,
-        "page": page,
-    }
+    shown = [
+        action_out(a, availability_out(user, a, target) if target else None)
+        for a in actions.prefetch_related("engines")[start : start + ACTIONS_PAGE_SIZE]
+    ]
+    return {"actions": shown, "total": total, "page": page}
 
 
 @api.get(
@@ -341,16 +365,21 @@ def create_run(
     return Status(201, run_out(run))
 
 
+def refusal_type(kind: str) -> str:
+    """The problem type of a submit refusal's kind (RunRefused.kind, Limits.kind)."""
+    if kind == "cooldown":
+        return "cooldown"
+    if kind in ("daily_limit", "in_flight", "rate"):
+        return "limit"
+    return "not-available"
+
+
 def refusal(exc: submit.RunRefused) -> Problem:
     """The submit service's refusal as a problem: its kind, its words, and when it will be allowed."""
     retry = None
     if exc.again_at is not None:
         retry = max(1, int((exc.again_at - timezone.now()).total_seconds() + 0.999))
-    if exc.kind == "cooldown":
-        return Problem("cooldown", str(exc), retry_at=exc.again_at, retry_after=retry)
-    if exc.kind in ("daily_limit", "in_flight", "rate"):
-        return Problem("limit", str(exc), retry_at=exc.again_at, retry_after=retry)
-    return Problem("not-available", str(exc))
+    return Problem(refusal_type(exc.kind), str(exc), retry_at=exc.again_at, retry_after=retry)
 
 
 def own_run(request, user, run_id: uuid.UUID) -> Run:

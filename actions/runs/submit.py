@@ -190,6 +190,16 @@ def run_limits(*, user, action: RemoteAction, device: Device, now: datetime | No
     return Limits(True)
 
 
+def run_availability(*, user, action: RemoteAction, device: Device) -> Limits:
+    """Would a submit of this action on this device be allowed now? The same checks as run_submit
+    (the device's Nexthink server, then the limits), without storing anything."""
+    try:
+        target_engines(action, device)
+    except RunRefused as exc:
+        return Limits(False, None, str(exc), exc.kind)
+    return run_limits(user=user, action=action, device=device)
+
+
 def fair_use(*, user, now: datetime) -> Limits:
     """The portal's own limits for every employee and action, so that one employee's burst cannot
     hold up everyone else's runs: at most RUN_MAX_IN_FLIGHT_PER_USER runs waiting or being sent at

@@ -1,5 +1,7 @@
 """The integration API (/api/v1/): tokens and scopes, the employee's rules, and a stable type per refusal."""
 
+import itertools
+import re
 from datetime import timedelta
 
 import pytest
@@ -17,12 +19,11 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture
 def make_token(db):
+    """A new client with these scopes (all but devices:any by default); returns its secret."""
+    numbers = itertools.count(1)
+
     def make(scopes=tuple(s for s in ALL if s != "devices:any"), **fields):
-        _, secret = client_create(
-            name=f"client-{ApiCall.objects.count()}-{len(fields)}-{len(scopes)}-{id(fields)}",
-            scopes=list(scopes),
-            **fields,
-        )
+        _, secret = client_create(name=f"client-{next(numbers)}", scopes=list(scopes), **fields)
         return secret
 
     return make
@@ -66,6 +67,9 @@ def test_it_serves_an_openapi_3_document_and_a_reference_page_without_signing_in
     assert list(refusal) == [PROBLEM]
     page = call("get", "/api/v1/docs")
     assert page.status_code == 200 and b"swagger-ui" in page.content
+    # Served by the portal itself, so the page works under its Content-Security-Policy (self only).
+    scripts = re.findall(rb'<script[^>]* src="([^"]+)"', page.content)
+    assert scripts and all(src.startswith(b"/static/") for src in scripts)
 
 
 # --- Tokens ------------------------------------------------------------------------------------------

@@ -595,3 +595,66 @@ class CatalogVersion(models.Model):
         versions = cls.objects.using(using)
         if not versions.filter(pk=1).update(number=F("number") + 1):
             versions.get_or_create(pk=1, defaults={"number": 1})
+
+
+class ApiClient(models.Model):
+    """A program (a service desk, a chat assistant) that calls the portal's API on behalf of employees.
+
+    Its secret is shown once when made and stored only as a SHA-256 digest (a random 256-bit token
+    needs no slow hash); a revoked or expired client is refused at once (actions/apiclients/).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who at IT answers for this client.",
+    )
+    scopes = models.JSONField(default=list, blank=True)
+    actions = models.ManyToManyField(
+        "RemoteAction", blank=True, related_name="+", help_text="Only these actions (none here nor below: all)."
+    )
+    categories = models.ManyToManyField(
+        Category, blank=True, related_name="+", help_text="Only the actions of these categories (with those above)."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never expires.")
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    secret_hint = models.CharField(
+        max_length=12, blank=True, editable=False, help_text="The secret's first characters."
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API client"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiCall(models.Model):
+    """One call to the API: which client, for whom, what, and the answer's status (and refusal type)."""
+
+    client = models.ForeignKey(ApiClient, null=True, on_delete=models.SET_NULL, related_name="calls")
+    client_name = models.CharField(max_length=100, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=255)
+    employee = models.CharField(max_length=254, blank=True)
+    status = models.PositiveSmallIntegerField()
+    problem = models.CharField(max_length=40, blank=True, help_text="The refusal's type, if refused.")
+    run_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API call"
+        ordering = ["-at"]
+        # The rate limit counts a client's calls of the last minute.
+        indexes = [models.Index(fields=["client", "at"], name="apicall_client_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {self.status}"

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "auditlog",  # the audit trail (actions/audit.py): who changed what, before/after, from where
+    "ninja",  # the API's reference page (its templates and Swagger UI's static files, served locally)
     "actions",
 ]
 
@@ -325,6 +326,10 @@ RUN_RATE_LIMIT_WINDOW_SECONDS = config.get_int(
     "RUN_RATE_LIMIT_WINDOW_SECONDS", 600, minimum=1, maximum=86400, doc="fair use: the window of `RUN_RATE_LIMIT_COUNT`"
 )
 RUN_RETRY_BASE_SECONDS = 2
+# The integration API (actions/api/): each client's calls per minute, all endpoints; more get 429 and Retry-After.
+API_RATE_LIMIT_PER_MINUTE = config.get_int(
+    "API_RATE_LIMIT_PER_MINUTE", 120, minimum=1, maximum=100_000, doc="API: calls one client may make per minute"
+)
 RUN_RETRY_MAX_SECONDS = 60
 # The reaper re-enqueues runs handed to the broker this long ago and still not claimed (overdue for
 # a retry), unless the broker holds as many waiting messages: the broker lost them.

@@ -89,3 +89,16 @@ def test_a_database_shared_by_both_demos_is_pointed_out(db, settings):
     call_command("load_demo", stdout=StringIO(), stderr=warning)
 
     assert "also holds 5 action(s) of the classic demo" in warning.getvalue()
+
+
+def test_the_demo_ships_a_chat_assistant_client_with_the_published_token(db, settings, client):
+    from actions.apiclients import client_for_token
+    from simulators.management.commands.load_demo import DEMO_API_TOKEN
+
+    settings.DEBUG = True
+    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", stdout=StringIO())  # twice: still one client
+    demo = client_for_token(DEMO_API_TOKEN)
+    assert demo is not None and "devices:any" not in demo.scopes
+    response = client.get("/api/v1/devices?employee=bob", HTTP_AUTHORIZATION=f"Bearer {DEMO_API_TOKEN}")
+    assert sorted(d["name"] for d in response.json()["devices"]) == ["DESKTOP-BOB", "LAPTOP-BOB"]

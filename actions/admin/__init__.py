@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.contrib import admin
 
-from actions.admin import audit, catalog, devices, insights, runs, tickets  # noqa: F401
+from actions.admin import apiclients, audit, catalog, devices, insights, runs, tickets  # noqa: F401
 
 
 def _portal_staff_only(request) -> bool:

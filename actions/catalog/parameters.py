@@ -270,7 +270,23 @@ PARAMETER_FIELDS = [
 
 
 class InvalidParams(ValueError):
-    """Parameters that do not pass the action's definition: nothing is stored or sent."""
+    """Parameters that do not pass the action's definition: nothing is stored or sent.
+
+    `field`: the parameter's Nexthink name, when one parameter is at fault (the API names it).
+    """
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+
+def params_with_defaults(action: RemoteAction, params: dict[str, str]) -> dict[str, str]:
+    """`params` with each parameter left out set as the employee's form pre-fills it (its default)."""
+    filled = dict(params)
+    for param in action.parameters.all():
+        if param.name not in filled:
+            filled[param.name] = as_nexthink_string(param, parameter_initial(param))
+    return filled
 
 
 def validate_params(action: RemoteAction, params: dict[str, str], platform: str = UNKNOWN) -> dict[str, str]:
@@ -284,7 +300,7 @@ def validate_params(action: RemoteAction, params: dict[str, str], platform: str 
     definitions = [param for param in action.parameters.all() if uses(param, platform)]
     unknown = sorted(set(params) - {param.name for param in definitions})
     if unknown:
-        raise InvalidParams(f"“{action.name}” has no parameter {', '.join(unknown)}.")
+        raise InvalidParams(f"“{action.name}” has no parameter {', '.join(unknown)}.", field=unknown[0])
     if not all(isinstance(value, str) for value in params.values()):
         raise InvalidParams("Parameter values are sent to Nexthink as strings.")
     checked: dict[str, str] = {}
@@ -292,12 +308,12 @@ def validate_params(action: RemoteAction, params: dict[str, str], platform: str 
         value = params.get(param.name, "")
         if param.kind == ActionParameter.Kind.BOOLEAN:
             if value not in BOOLEAN_VALUES:
-                raise InvalidParams(f"{param.label}: a yes/no value is “true” or “false”.")
+                raise InvalidParams(f"{param.label}: a yes/no value is “true” or “false”.", field=param.name)
             checked[param.name] = value
             continue
         try:
             cleaned = parameter_field(param).clean(value)
         except ValidationError as exc:
-            raise InvalidParams(f"{param.label}: {' '.join(exc.messages)}") from None
+            raise InvalidParams(f"{param.label}: {' '.join(exc.messages)}", field=param.name) from None
         checked[param.name] = as_nexthink_string(param, cleaned)
     return checked

@@ -10,9 +10,9 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from actions.catalog.selectors import visibility_rule
 from actions.compiled import compiled_rows
-from actions.models import Device, RemoteAction, Run
+from actions.models import Device, EngineResult, RemoteAction, Run
 from actions.nexthink import platform
-from actions.runs.states import platform_statuses
+from actions.runs.states import IN_FLIGHT, platform_statuses
 
 PAGE_SIZE = 20
 
@@ -44,6 +44,17 @@ def _run_checks(run_id) -> QuerySet:
         .annotate(action_visible=Exists(visible), device_owned=Exists(owned))
         .values_list("action_visible", "device_owned")
     )
+
+
+def engine_results(run: Run) -> list[EngineResult]:
+    """The run's Engine answers; none to read while it waits or is being sent (they come with its outcome)."""
+    return [] if run.status in IN_FLIGHT else list(run.engine_results.all())
+
+
+def labelled_outputs(run: Run) -> dict[str, str]:
+    """The action's outputs under the names Nexthink gives them (their ids where it gives none)."""
+    labels = run.action.output_labels if run.action else {}
+    return {labels.get(key, key): value for key, value in run.outputs.items()}
 
 
 @dataclass(frozen=True)

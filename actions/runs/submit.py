@@ -29,11 +29,24 @@ log = logging.getLogger("actions.runs")
 
 
 class RunRefused(Exception):
-    """A run the rules do not allow now (cooldown, daily limit, Engine); the message is for the employee."""
+    """A run the rules do not allow now (cooldown, daily limit, Engine); the message is for the employee.
+
+    `kind` names the rule (Limits.kind, "engine", "idempotency"); `again_at`: when it will be allowed, if known.
+    """
+
+    kind = "refused"
+
+    def __init__(self, message: str, *, kind: str = "", again_at: datetime | None = None):
+        super().__init__(message)
+        if kind:
+            self.kind = kind
+        self.again_at = again_at
 
 
 class IdempotencyConflict(RunRefused):
     """A form's one-time key came back with another action, device or parameters."""
+
+    kind = "idempotency"
 
 
 def action_timeout(action: RemoteAction) -> int:
@@ -64,7 +77,7 @@ def run_submit(
     reason = " ".join(reason.split())[: max_length(Run, "reason")]
     needs_approval = action.approver_group_id is not None and requested_by is None
     if needs_approval and not reason:
-        raise RunRefused("IT approves this action before it runs: please say why you need it.")
+        raise RunRefused("IT approves this action before it runs: please say why you need it.", kind="approval_reason")
     engines = target_engines(action, device)
     with transaction.atomic():
         # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
@@ -85,7 +98,7 @@ def run_submit(
                 return existing
         limits = run_limits(user=user, action=action, device=device)
         if not limits.allowed:
-            raise RunRefused(limits.message)
+            raise RunRefused(limits.message, kind=limits.kind, again_at=limits.again_at)
         run = Run.objects.create(
             user=user,
             requested_by=requested_by,
@@ -178,7 +191,8 @@ def target_engines(action: RemoteAction, device: Device) -> list[str]:
     if allowed and own not in allowed:
         raise RunRefused(
             f"“{action.name}” is not available for {device.name}: IT has not enabled it for the Nexthink server "
-            "your device reports to."
+            "your device reports to.",
+            kind="engine",
         )
     return [own]
 
@@ -188,6 +202,7 @@ class Limits:
     allowed: bool
     again_at: datetime | None = None  # when it will be allowed, if not now
     message: str = ""
+    kind: str = ""  # which limit: "cooldown", "daily_limit", "in_flight" or "rate"
 
 
 def run_limits(
@@ -222,6 +237,7 @@ def run_limits(
                 False,
                 again,
                 f"“{action.name}” ran on {device.name} recently. You can run it again from {when_text(again)}.",
+                "cooldown",
             )
     if action.daily_limit_per_user:
         local_now = timezone.localtime(now)
@@ -236,8 +252,19 @@ def run_limits(
                 tomorrow,
                 f"You have run “{action.name}” {used} times today, the daily limit. "
                 f"You can run it again from {when_text(tomorrow)}.",
+                "daily_limit",
             )
     return Limits(True)
+
+
+def run_availability(*, user, action: RemoteAction, device: Device) -> Limits:
+    """Would a submit of this action on this device be allowed now? The same checks as run_submit
+    (the device's Nexthink server, then the limits), without storing anything."""
+    try:
+        target_engines(action, device)
+    except RunRefused as exc:
+        return Limits(False, None, str(exc), exc.kind)
+    return run_limits(user=user, action=action, device=device)
 
 
 def fair_use(*, user, now: datetime) -> Limits:
@@ -259,6 +286,7 @@ def fair_use(*, user, now: datetime) -> Limits:
             None,
             f"You already have {counts['in_flight']} runs waiting or being sent. "
             "You can start another as soon as one of them has finished (see My runs).",
+            "in_flight",
         )
     if counts["recent"] >= settings.RUN_RATE_LIMIT_COUNT:
         # Allowed again once the oldest of the last RUN_RATE_LIMIT_COUNT runs leaves the window.
@@ -273,5 +301,6 @@ def fair_use(*, user, now: datetime) -> Limits:
             again,
             f"You have started {counts['recent']} runs in the last {round(window.total_seconds() / 60)} minutes, "
             f"the most the portal allows. You can start another from {when_text(again)}.",
+            "rate",
         )
     return Limits(True)

@@ -49,6 +49,20 @@ def needs_help(run: Run) -> bool:
     return is_final(run.status) and (run.fixed is False or run.status in HELP_STATUSES)
 
 
+def ticket_of(run: Run) -> Ticket | None:
+    """The run's ticket, if asked for: as read with the run (select_related("ticket")), else read now.
+
+    Read now without caching it on the run: a run kept longer than a request would otherwise go on
+    answering "no ticket" after one was asked for.
+    """
+    if not Run.ticket.is_cached(run):
+        return Ticket.objects.filter(run=run).first()
+    try:
+        return run.ticket
+    except Ticket.DoesNotExist:
+        return None
+
+
 def deadline_of(ticket: Ticket):
     return ticket.requested_at + timedelta(minutes=settings.TICKETING_DEADLINE_MINUTES)
 

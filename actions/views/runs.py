@@ -10,8 +10,8 @@ from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
 from actions.runs.notify import wants_mail
 from actions.runs.pacing import first_poll_ms, is_late
-from actions.runs.selectors import filter_statuses, runs_of, runs_page
-from actions.runs.states import IN_FLIGHT, REACHED_DEVICE, is_final
+from actions.runs.selectors import engine_results, filter_statuses, labelled_outputs, runs_of, runs_page
+from actions.runs.states import REACHED_DEVICE, is_final
 from actions.runs.wording import (
     chosen_values,
     engine_explanation,
@@ -32,11 +32,6 @@ def _own_run(request, pk) -> Run:
     # Another user's run is a 404, exactly like a run that does not exist. Its ticket (at most one)
     # comes in the same read: the page and the final poll both show it.
     return get_object_or_404(runs_of(request.user).select_related("action", "device", "ticket"), pk=pk)
-
-
-def engine_results(run: Run) -> list:
-    """The run's Engine answers; none to read while it waits or is being sent (they come with its outcome)."""
-    return [] if run.status in IN_FLIGHT else list(run.engine_results.all())
 
 
 @require_GET
@@ -95,12 +90,6 @@ def late_notice(run: Run) -> str:
     The e-mail is promised only to whom the end will be mailed (actions.runs.notify.wants_mail).
     """
     return late_text(mailed=wants_mail(run.user)) if is_late(run) else ""
-
-
-def labelled_outputs(run: Run) -> dict[str, str]:
-    """The action's outputs under the names Nexthink gives them (their ids where it gives none)."""
-    labels = run.action.output_labels if run.action else {}
-    return {labels.get(key, key): value for key, value in run.outputs.items()}
 
 
 def run_as_json(run: Run) -> dict:

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 from actions.models import Run, Ticket
 from actions.runs.selectors import runs_of
-from actions.ticketing.service import can_try_again, needs_help, ticket_request, ticketing_enabled
+from actions.ticketing.service import can_try_again, needs_help, ticket_of, ticket_request, ticketing_enabled
 
 
 @require_POST
@@ -36,20 +36,6 @@ def run_get_help(request, pk):
     else:
         messages.info(request, "Your request for help is already on its way to the service desk.")
     return redirect(run)
-
-
-def ticket_of(run: Run) -> Ticket | None:
-    """The run's ticket, if asked for: as read with the run (select_related("ticket")), else read now.
-
-    Read now without caching it on the run: a run kept longer than a request would otherwise go on
-    answering "no ticket" after one was asked for.
-    """
-    if not Run.ticket.is_cached(run):
-        return Ticket.objects.filter(run=run).first()
-    try:
-        return run.ticket
-    except Ticket.DoesNotExist:
-        return None
 
 
 def get_help_context(run: Run) -> dict:

@@ -33,6 +33,10 @@ class Command(BaseCommand):
             "Sign in as alice / alice-demo (one device), bob / bob-demo (two devices), dana / dana-demo (a Mac), "
             "admin / admin-demo (IT)."
         )
+        # Imported here: the supervisor below is also used before Django is set up (its own test, bench/).
+        from simulators.management.commands.load_demo import DEMO_API_TOKEN
+
+        self.stdout.write(f"Integration API: {url}api/v1/docs, demo token {DEMO_API_TOKEN} (README: Integration API).")
         self.stdout.write("Press Ctrl-C to stop everything.\n")
         supervise(programs, cwd=settings.BASE_DIR, out=self.stdout)
 

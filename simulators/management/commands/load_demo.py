@@ -13,9 +13,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from actions.apiclients import client_create
 from actions.catalog.nexthink_import import remote_actions_import
 from actions.catalog.transfer import import_catalog
-from actions.models import Device, Engine, RemoteAction
+from actions.models import ApiClient, Device, Engine, RemoteAction
 from actions.nexthink.device_platforms import device_platform
 from actions.nexthink.infinity.client import parse_remote_action
 from simulators import act_api as simulator
@@ -29,6 +30,10 @@ USERS = [  # user name, password, first name, superuser
     ("admin", "admin-demo", "IT admin", True),
 ]
 DEVICES = {"alice": ["LAPTOP-ALICE"], "bob": ["LAPTOP-BOB", "DESKTOP-BOB"], "dana": ["MACBOOK-DANA"]}
+# The demo's API client (README "Integration API"): a fixed, published secret, so it exists only here.
+DEMO_API_CLIENT = "Chat assistant (demo)"
+DEMO_API_TOKEN = "fmd_demo_chat-assistant-demo-only"  # noqa: S105 (the demo's published token, never production)
+DEMO_API_SCOPES = ["catalog:read", "runs:submit", "runs:read", "feedback:write", "tickets:create"]
 
 
 class Command(BaseCommand):
@@ -52,6 +57,7 @@ class Command(BaseCommand):
                 if owner:
                     self._device(device, users[owner], engines.get(device["engine"]))
             report = import_catalog(missing_actions(json.loads(CATALOG.read_text())))
+            demo_api_client(owner=users["admin"])
         if report.rejected:
             raise CommandError(f"The demo catalog was rejected: {report.rejected}")
         self.stdout.write(
@@ -70,6 +76,7 @@ class Command(BaseCommand):
             new = [action for action in listed if action is not None and action.id not in known]
             report = remote_actions_import(new)
             RemoteAction.objects.filter(nql_id__in=[a.id for a in new]).update(enabled=True)
+            demo_api_client(owner=users[-1])
         if report.rejected:
             raise CommandError(f"The demo actions were rejected: {report.rejected}")
         self.stdout.write(
@@ -128,6 +135,12 @@ class Command(BaseCommand):
                 "confirmed_at": now,
             },
         )
+
+
+def demo_api_client(*, owner: User) -> None:
+    """The chat assistant's demo client, with the published demo token, unless it exists already."""
+    if not ApiClient.objects.filter(name=DEMO_API_CLIENT).exists():
+        client_create(name=DEMO_API_CLIENT, scopes=DEMO_API_SCOPES, owner=owner, secret=DEMO_API_TOKEN)
 
 
 def missing_actions(document: dict) -> dict:

@@ -249,13 +249,14 @@ def _nice_ceiling(value: int) -> int:
 
 
 def runs_in_flight_now() -> list[tuple[str, int, datetime]]:
-    """(status, how many, when the oldest was submitted) for each status a run is in flight in now:
+    """(status, how many, since when the oldest waits) for each status a run is in flight in now:
     the state Prometheus reads at each scrape (actions/views/metrics.py). One grouped query, served by
     the (status, created_at) index."""
     rows = (
         Run.objects.filter(status__in=constants(IN_FLIGHT))
         .values("status")
-        .annotate(n=Count("id"), oldest=Min("created_at"))
+        # An approved run waits to be sent since its approval, not since it was asked for.
+        .annotate(n=Count("id"), oldest=Min(Coalesce("decided_at", "created_at")))
     )
     return [(row["status"], row["n"], row["oldest"]) for row in rows.order_by()]
 

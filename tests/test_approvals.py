@@ -10,6 +10,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from actions.insights import runs_in_flight_now
 from actions.models import Run
 from actions.runs.approvals import ApprovalRefused, approvals_waiting_for, run_approve, run_cancel, run_deny
 from actions.runs.notify import approvers_notify
@@ -186,6 +187,17 @@ def test_an_approved_run_is_not_failed_for_the_time_it_waited(alice, risky, lapt
     runs_reap()
 
     assert Run.objects.get(pk=run.pk).status == Status.QUEUED
+
+
+def test_monitoring_counts_an_approved_run_s_wait_from_its_approval(alice, risky, laptop, dan):
+    run = ask(alice, risky, laptop)
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=20))
+    run_approve(run_id=run.pk, approver=dan)
+
+    ((status, count, oldest),) = runs_in_flight_now()
+
+    assert (status, count) == (Status.QUEUED, 1)
+    assert timezone.now() - oldest < timedelta(minutes=5)  # not the 20 h it waited for a decision
 
 
 def test_a_waiting_request_counts_towards_the_in_flight_cap_and_can_be_cancelled(alice, risky, laptop, settings):

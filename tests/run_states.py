@@ -19,6 +19,13 @@ OTHER_ENGINE = "a4690014774dcc32b919c27d616166f7"
 # Nexthink Infinity's statuses: the run is followed up with a request ID.
 FOLLOWED = {Status.FOLLOWING, Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED}
 DEVICE_RESULT = {Status.DONE: SUCCESS, Status.DEVICE_FAILED: FAILURE, Status.EXPIRED: EXPIRED}
+# Ends of a request for approval: never sent; the words the approvals module writes.
+APPROVAL_ENDS = {
+    Status.DENIED: "",
+    Status.APPROVAL_EXPIRED: "Nobody approved this request in time, so nothing was sent.",
+    Status.CANCELLED: "You cancelled this request, so nothing was sent.",
+}
+NEVER_SENT = {Status.QUEUED, Status.WAITING_APPROVAL, *APPROVAL_ENDS}
 
 
 def run_in(status: str, *, user, action, device, params: dict | None = None) -> Run:
@@ -26,8 +33,14 @@ def run_in(status: str, *, user, action, device, params: dict | None = None) -> 
     run = run_submit(user=user, action=action, device=device, params=params or {}, idempotency_key=f"state-{status}")
     now = timezone.now()
     fields: dict = {"status": status, "created_at": now - timedelta(minutes=1)}
-    if status not in (Status.QUEUED,):
+    if status not in NEVER_SENT:
         fields |= {"attempts": 1, "sending_at": now - timedelta(seconds=50)}
+    if status == Status.WAITING_APPROVAL or status in APPROVAL_ENDS:
+        fields |= {"reason": "Teams will not start", "approval_expires_at": now + timedelta(hours=23)}
+    if status in APPROVAL_ENDS:
+        fields |= {"error_message": APPROVAL_ENDS[status], "finished_at": now - timedelta(seconds=40)}
+    if status == Status.DENIED:
+        fields |= {"decided_at": now - timedelta(seconds=40), "decision_comment": "Use the VPN fix first"}
     if status == Status.RETRYING:
         fields |= {
             "error_code": "HTTP_503",

@@ -66,7 +66,7 @@ def test_a_run_of_an_action_that_needs_approval_waits_and_is_not_sent(
 
     run.refresh_from_db()
     assert run.status == Status.WAITING_APPROVAL
-    assert status_summary(run).startswith("Waiting for approval: IT approves this action before it runs.")
+    assert status_summary(run).startswith("IT approves this action before it runs; nothing has been sent yet.")
     assert (run.reason, run.approver_group.name) == ("Teams will not start", "Security approvers")
     assert timedelta(hours=23) < run.approval_expires_at - timezone.now() <= timedelta(hours=24)
     assert broker_queue() == []
@@ -103,7 +103,7 @@ def test_a_denial_ends_the_run_unsent_with_who_and_why(alice, risky, laptop, dan
     assert (run.status, run.decided_by, run.decision_comment) == (Status.DENIED, dan, "Use the VPN fix first")
     assert run.finished_at is not None and broker_queue() == []
     assert LogEntry.objects.get_for_object(run).get().additional_data["event"] == "approval_denied"
-    assert status_summary(run) == "Not approved by dan, so nothing was sent. Their comment: “Use the VPN fix first”"
+    assert status_summary(run) == "dan did not approve it, so nothing was sent. Their comment: “Use the VPN fix first”"
 
 
 def test_nobody_approves_their_own_run_nor_one_of_a_group_they_are_not_in(alice, bob, risky, laptop, approvers):

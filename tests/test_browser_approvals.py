@@ -59,5 +59,5 @@ def test_alice_asks_the_approver_approves_in_the_browser_and_her_page_moves_on(
     expect(approver.get_by_text("Approved: “Clear Teams cache” for alice is on its way.")).to_be_visible()
 
     run_dispatch(run_id=run.pk)  # what the worker does once the run is handed over
-    expect(status).to_have_text("Sent", timeout=LIVE_UPDATE_TIMEOUT_MS)
+    expect(status).to_have_text("Accepted by Nexthink", timeout=LIVE_UPDATE_TIMEOUT_MS)
     screenshot(page, "run-approved-and-sent")

@@ -108,7 +108,7 @@ def test_fair_use_counts_in_flight_runs_from_the_status_index(plans, alice, lapt
     plan = plans.of('COUNT("actions_run"."id") FILTER')
     # The in-flight statuses as PostgreSQL sees them: values it knows to be rare, read from the
     # status index; a parameter there would be estimated as common as "sent".
-    assert "'{queued,retrying,sending}'" in plan, plan
+    assert "'{queued,retrying,sending,waiting_approval}'" in plan, plan
     assert "actions_run_status_031cdb_idx" in index_scans(plan), plan
 
 
@@ -120,8 +120,8 @@ def test_every_reaper_read_is_an_index_range_of_in_flight_runs(plans):
     assert len(reads) >= 4
     for plan in reads:
         assert "Seq Scan" not in plan, plan
-        if index_scans(plan) == {"run_follow_up_due"}:
-            continue  # the partial index of following runs: nothing else in it
+        if index_scans(plan) in ({"run_follow_up_due"}, {"run_approval_due"}):
+            continue  # the partial indexes of following runs and of waiting requests: nothing else in them
         assert index_scans(plan) == {"actions_run_status_031cdb_idx"}, plan
         # The statuses as literals PostgreSQL knows to be rare, never parameters it guesses common.
         assert re.search(r"Index Cond: .*\(status\)::text = (ANY \()?'", plan), plan

@@ -14,14 +14,20 @@ from tests.run_states import run_in
 
 Status = Run.Status
 ALL = set(Status.values)
+NOT_APPROVED = {Status.DENIED, Status.APPROVAL_EXPIRED, Status.CANCELLED}
 FINAL = {Status.SENT, Status.PARTIAL, Status.FAILED, Status.UNKNOWN, Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED}
+FINAL |= NOT_APPROVED
 WENT_OUT = {Status.SENT, Status.PARTIAL, Status.FOLLOWING, Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED}
 
 # What a sentence claims, and the statuses in which that claim is true.
 CLAIMS = [
     (r"\bSent to Nexthink\b", WENT_OUT),
-    (r"\baccepted\b", ALL - {Status.QUEUED, Status.SENDING, Status.RETRYING, Status.FAILED}),
-    (r"Nothing was sent", {Status.RETRYING, Status.FAILED}),
+    (
+        r"\baccepted\b",
+        ALL - {Status.QUEUED, Status.SENDING, Status.RETRYING, Status.FAILED, Status.WAITING_APPROVAL} - NOT_APPROVED,
+    ),
+    (r"[Nn]othing (was|has been) sent", {Status.RETRYING, Status.FAILED, Status.WAITING_APPROVAL, *NOT_APPROVED}),
+    (r"approv", {Status.WAITING_APPROVAL, *NOT_APPROVED}),
     (r"should run on your device|Give it a few minutes", {Status.SENT, Status.PARTIAL}),
     (r"runs it as soon as|running the action now", {Status.FOLLOWING}),
     (r"ran the action", {Status.DONE, Status.DEVICE_FAILED}),

@@ -27,10 +27,14 @@ from django.utils.text import slugify
 
 from actions.catalog.parameters import parameter_definition_errors, parse_choices, remote_action_errors
 from actions.models import ActionParameter, RemoteAction
-from actions.nexthink.infinity.client import ActionInput, InfinityRemoteAction
+from actions.nexthink.infinity.client import ActionInput, InfinityRemoteAction, InfinityWorkflow
 
 # A uuid for an action whose list entry has none (or not a valid one): stable, so a re-run matches.
 UUID_NAMESPACE = uuid.UUID("6b1f0a52-61c4-4a38-9d2e-5c3f4b7e8a90")
+WORKFLOW_UUID_NAMESPACE = uuid.UUID("0c8e7d41-3f5a-4b2e-9a61-7d2c5e8f1b34")
+REMOTE_ACTION, WORKFLOW = RemoteAction.Kind.REMOTE_ACTION, RemoteAction.Kind.WORKFLOW
+# What the run page calls a workflow's outputs (the workflow executions query's outcome columns).
+WORKFLOW_OUTPUT_LABELS = {"outcome": "Outcome", "outcome_details": "Outcome details"}
 
 
 @dataclass
@@ -81,7 +85,8 @@ def remote_actions_import(actions: list[InfinityRemoteAction], *, dry_run: bool 
             else:
                 report.unchanged.append(label)
         report.not_listed = [
-            f"{a.name} ({a.nql_id})" for a in RemoteAction.objects.exclude(nql_id="").exclude(nql_id__in=listed)
+            f"{a.name} ({a.nql_id})"
+            for a in RemoteAction.objects.filter(kind=REMOTE_ACTION).exclude(nql_id="").exclude(nql_id__in=listed)
         ]
         if dry_run:
             transaction.set_rollback(True)
@@ -97,9 +102,9 @@ def _uuid_of(remote: InfinityRemoteAction) -> uuid.UUID:
 
 def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
     uid = _uuid_of(remote)
-    action = RemoteAction.objects.filter(nql_id=remote.id).first()
+    action = RemoteAction.objects.filter(kind=REMOTE_ACTION, nql_id=remote.id).first()
     if action is None:
-        action = RemoteAction.objects.filter(nexthink_uid=uid).first()
+        action = RemoteAction.objects.filter(kind=REMOTE_ACTION, nexthink_uid=uid).first()
     if action is None:
         action = _new_action(remote, uid)
         parameters = [_new_parameter(i, order) for order, i in enumerate(remote.inputs)]
@@ -230,3 +235,84 @@ def _messages(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
         return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
     return " ".join(exc.messages)
+
+
+# --- Workflows -----------------------------------------------------------------------------------------
+def workflows_import(workflows: list[InfinityWorkflow], *, dry_run: bool = False) -> RemoteActionImport:
+    """Catalog entries of kind "workflow" from Nexthink's workflow list (those it lists for the API).
+
+    Matched by NQL id among workflows. A new one is created disabled, named and described as in
+    Nexthink, without parameters: the list does not say which parameters a workflow takes, so a
+    curator adds them by hand (their names are sent as the workflow's `params`). An inactive workflow
+    (no active version: Nexthink cannot trigger it) is skipped. An existing entry keeps everything a
+    curator set; only its uuid follows Nexthink.
+    """
+    report = RemoteActionImport()
+    listed = set()
+    with transaction.atomic():
+        for remote in workflows:
+            label = f"{remote.name} ({remote.id})"
+            if not remote.active:
+                report.skipped.append(label)
+                continue
+            listed.add(remote.id)
+            try:
+                with transaction.atomic():
+                    outcome, changes = _import_workflow(remote)
+            except Rejected as exc:
+                report.rejected.append((label, str(exc)))
+                continue
+            if outcome == "created":
+                report.created.append(label)
+            elif outcome == "updated":
+                report.updated.append((label, changes))
+            else:
+                report.unchanged.append(label)
+        report.not_listed = [
+            f"{a.name} ({a.nql_id})" for a in RemoteAction.objects.filter(kind=WORKFLOW).exclude(nql_id__in=listed)
+        ]
+        if dry_run:
+            transaction.set_rollback(True)
+    return report
+
+
+def workflow_summary(report: RemoteActionImport) -> str:
+    return (
+        f"{len(report.created)} created, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+        f"{len(report.skipped)} inactive, {len(report.rejected)} rejected, "
+        f"{len(report.not_listed)} no longer listed by Nexthink."
+    )
+
+
+def _workflow_uuid(remote: InfinityWorkflow) -> uuid.UUID:
+    try:
+        return uuid.UUID(remote.uuid)
+    except ValueError:
+        return uuid.uuid5(WORKFLOW_UUID_NAMESPACE, remote.id)
+
+
+def _import_workflow(remote: InfinityWorkflow) -> tuple[str, list[str]]:
+    uid = _workflow_uuid(remote)
+    entry = RemoteAction.objects.filter(kind=WORKFLOW, nql_id=remote.id).first()
+    if entry is None:
+        description = remote.description.strip()
+        entry = RemoteAction(
+            kind=WORKFLOW,
+            name=(remote.name or remote.id)[:120],
+            slug=_unique_slug(remote.name or remote.id.lstrip("#")),
+            summary=description.splitlines()[0][:200] if description else "",
+            description=description,
+            nexthink_uid=uid,
+            nql_id=remote.id,
+            output_labels=dict(WORKFLOW_OUTPUT_LABELS),
+            enabled=False,  # a curator decides who sees it, and enables it
+        )
+        _validate(entry, [])
+        entry.save()
+        return "created", []
+    if entry.nexthink_uid == uid:
+        return "unchanged", []
+    entry.nexthink_uid = uid
+    _validate(entry, [])
+    entry.save()
+    return "updated", [f"uuid now {uid}"]

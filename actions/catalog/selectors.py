@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import NamedTuple
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import (
@@ -56,7 +57,10 @@ def visibility_rule(user_id) -> Q:
     action_groups = RemoteAction.groups.through.objects.filter(remoteaction_id=OuterRef("pk"))
     # The user's group ids straight from the membership table (no join through auth_group).
     user_groups = get_user_model().groups.through.objects.filter(user_id=user_id).values("group_id")
-    return Q(enabled=True) & (~Exists(action_groups) | Exists(action_groups.filter(group_id__in=user_groups)))
+    rule = Q(enabled=True) & (~Exists(action_groups) | Exists(action_groups.filter(group_id__in=user_groups)))
+    if settings.NEXTHINK_PLATFORM != "infinity":
+        rule &= ~Q(kind=RemoteAction.Kind.WORKFLOW)  # classic cannot run a workflow
+    return rule
 
 
 def visible_action(user, slug: str) -> RemoteAction | None:
@@ -235,7 +239,7 @@ def catalog_overview_rows(user) -> list[tuple]:
             version = number
         else:
             groups.append(number)
-    key = f"catalog-overview:{version}:{hashlib.blake2b(repr(sorted(groups)).encode(), digest_size=16).hexdigest()}"
+    key = f"catalog-overview:{settings.NEXTHINK_PLATFORM}:{version}:{hashlib.blake2b(repr(sorted(groups)).encode(), digest_size=16).hexdigest()}"
     rows = cache.get(key)
     if rows is None:
         rows = compiled_rows(_overview_of, user.pk)

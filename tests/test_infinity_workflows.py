@@ -203,3 +203,15 @@ def test_classic_never_sends_a_workflow(settings):
     what = Send("r", "00000000-0000-0000-0000-000000000001", "#w", "d" * 32, (), 60, {}, "", kind="workflow")
     with pytest.raises(ActInputError):
         ClassicPlatform().send(what, still_ours=lambda: True)
+
+
+def test_the_infinity_demo_offers_the_simulators_workflows_once(db, settings):
+    from django.core.management import call_command
+
+    settings.DEBUG, settings.NEXTHINK_PLATFORM = True, "infinity"
+
+    call_command("load_demo", stdout=None)
+    call_command("load_demo", stdout=None)
+
+    offered = RemoteAction.objects.filter(kind=RemoteAction.Kind.WORKFLOW, enabled=True)
+    assert sorted(offered.values_list("nql_id", flat=True)) == ["#fix_vpn_connection", "#free_disk_space_with_consent"]

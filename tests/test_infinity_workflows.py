@@ -215,3 +215,37 @@ def test_the_infinity_demo_offers_the_simulators_workflows_once(db, settings):
 
     offered = RemoteAction.objects.filter(kind=RemoteAction.Kind.WORKFLOW, enabled=True)
     assert sorted(offered.values_list("nql_id", flat=True)) == ["#fix_vpn_connection", "#free_disk_space_with_consent"]
+
+
+def test_a_workflow_without_its_nql_id_is_refused_in_the_admin(admin_client):
+    response = admin_client.post(
+        reverse("admin:actions_remoteaction_add"),
+        {
+            "name": "VPN",
+            "slug": "vpn",
+            "kind": "workflow",
+            "nexthink_uid": "3d6a1f0e-2b4c-4e8d-9a7f-1c2b3d4e5f60",
+            "nql_id": "",
+            "icon": "wrench",
+            "display_order": 100,
+            "cooldown_minutes": 0,
+            "parameters-TOTAL_FORMS": 0,
+            "parameters-INITIAL_FORMS": 0,
+        },
+    )
+
+    assert response.status_code == 200  # the form again, with its error
+    assert "A workflow runs by its NQL id" in response.content.decode()
+    assert not RemoteAction.objects.exists()
+
+
+def test_the_catalog_file_keeps_an_entrys_kind(db):
+    from actions.catalog.transfer import export_catalog, import_catalog
+
+    workflow("#fix_vpn_connection", slug="fix-vpn")
+    exported = export_catalog()
+    RemoteAction.objects.all().delete()
+
+    import_catalog(exported)
+
+    assert RemoteAction.objects.get(slug="fix-vpn").kind == RemoteAction.Kind.WORKFLOW

@@ -19,7 +19,9 @@ Running it twice changes nothing the second time; `dry_run` reports without chan
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -63,18 +65,35 @@ class Rejected(Exception):
 
 
 def remote_actions_import(actions: list[InfinityRemoteAction], *, dry_run: bool = False) -> RemoteActionImport:
+    return _import_each(
+        [(remote, remote.name, remote.id, remote.api_enabled) for remote in actions],
+        _import_one,
+        kind=REMOTE_ACTION,
+        dry_run=dry_run,
+    )
+
+
+def _import_each(
+    items: list[tuple[Any, str, str, bool]],
+    import_one: Callable[[Any], tuple[str, list[str]]],
+    *,
+    kind: str,
+    dry_run: bool,
+) -> RemoteActionImport:
+    """Import each (item, name, NQL id, importable) whole or not at all; report what happened to each,
+    and which catalog entries of `kind` Nexthink no longer lists."""
     report = RemoteActionImport()
     listed = set()
     with transaction.atomic():
-        for remote in actions:
-            label = f"{remote.name} ({remote.id})"
-            if not remote.api_enabled:
+        for remote, name, nql_id, importable in items:
+            label = f"{name} ({nql_id})"
+            if not importable:
                 report.skipped.append(label)
                 continue
-            listed.add(remote.id)
+            listed.add(nql_id)
             try:
                 with transaction.atomic():
-                    outcome, changes = _import_one(remote)
+                    outcome, changes = import_one(remote)
             except Rejected as exc:
                 report.rejected.append((label, str(exc)))
                 continue
@@ -86,7 +105,7 @@ def remote_actions_import(actions: list[InfinityRemoteAction], *, dry_run: bool 
                 report.unchanged.append(label)
         report.not_listed = [
             f"{a.name} ({a.nql_id})"
-            for a in RemoteAction.objects.filter(kind=REMOTE_ACTION).exclude(nql_id="").exclude(nql_id__in=listed)
+            for a in RemoteAction.objects.filter(kind=kind).exclude(nql_id="").exclude(nql_id__in=listed)
         ]
         if dry_run:
             transaction.set_rollback(True)
@@ -247,33 +266,12 @@ def workflows_import(workflows: list[InfinityWorkflow], *, dry_run: bool = False
     (no active version: Nexthink cannot trigger it) is skipped. An existing entry keeps everything a
     curator set; only its uuid follows Nexthink.
     """
-    report = RemoteActionImport()
-    listed = set()
-    with transaction.atomic():
-        for remote in workflows:
-            label = f"{remote.name} ({remote.id})"
-            if not remote.active:
-                report.skipped.append(label)
-                continue
-            listed.add(remote.id)
-            try:
-                with transaction.atomic():
-                    outcome, changes = _import_workflow(remote)
-            except Rejected as exc:
-                report.rejected.append((label, str(exc)))
-                continue
-            if outcome == "created":
-                report.created.append(label)
-            elif outcome == "updated":
-                report.updated.append((label, changes))
-            else:
-                report.unchanged.append(label)
-        report.not_listed = [
-            f"{a.name} ({a.nql_id})" for a in RemoteAction.objects.filter(kind=WORKFLOW).exclude(nql_id__in=listed)
-        ]
-        if dry_run:
-            transaction.set_rollback(True)
-    return report
+    return _import_each(
+        [(remote, remote.name, remote.id, remote.active) for remote in workflows],
+        _import_workflow,
+        kind=WORKFLOW,
+        dry_run=dry_run,
+    )
 
 
 def workflow_summary(report: RemoteActionImport) -> str:

@@ -3,7 +3,12 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from actions.catalog.nexthink_import import remote_actions_import, workflow_summary, workflows_import
+from actions.catalog.nexthink_import import (
+    RemoteActionImport,
+    remote_actions_import,
+    workflow_summary,
+    workflows_import,
+)
 from actions.nexthink.errors import ActApiError
 from actions.nexthink.infinity.client import infinity_client_from_settings
 
@@ -31,16 +36,7 @@ class Command(BaseCommand):
             raise CommandError(f"Could not read Nexthink's remote actions: {exc.message}", returncode=1) from None
         report = remote_actions_import(remote, dry_run=dry_run)
         prefix = "[dry run] " if dry_run else ""
-        for label in report.created:
-            self.stdout.write(f"{prefix}created (disabled): {label}")
-        for label, changes in report.updated:
-            self.stdout.write(f"{prefix}updated: {label}: {'; '.join(changes)}")
-        for label in report.skipped:
-            self.stdout.write(f"{prefix}skipped, API trigger not enabled in Nexthink: {label}")
-        for label, reason in report.rejected:
-            self.stdout.write(f"{prefix}rejected: {label}: {reason}")
-        for label in report.not_listed:
-            self.stdout.write(f"{prefix}no longer listed as API-enabled by Nexthink (left as it is): {label}")
+        self._show(report, prefix, skipped="skipped, API trigger not enabled in Nexthink", gone="as API-enabled ")
         self.stdout.write(prefix + report.summary())
         rejected = len(report.rejected) + self._workflows(prefix, dry_run)
         if rejected:
@@ -54,15 +50,18 @@ class Command(BaseCommand):
             self.stdout.write(f"{prefix}workflows not imported: could not read Nexthink's workflows: {exc.message}")
             return 0
         report = workflows_import(workflows, dry_run=dry_run)
-        for label in report.created:
-            self.stdout.write(f"{prefix}workflow created (disabled): {label}")
-        for label, changes in report.updated:
-            self.stdout.write(f"{prefix}workflow updated: {label}: {'; '.join(changes)}")
-        for label in report.skipped:
-            self.stdout.write(f"{prefix}workflow skipped, not active in Nexthink: {label}")
-        for label, reason in report.rejected:
-            self.stdout.write(f"{prefix}workflow rejected: {label}: {reason}")
-        for label in report.not_listed:
-            self.stdout.write(f"{prefix}workflow no longer listed by Nexthink (left as it is): {label}")
+        self._show(report, prefix + "workflow ", skipped="skipped, not active in Nexthink")
         self.stdout.write(f"{prefix}Workflows: {workflow_summary(report)}")
         return len(report.rejected)
+
+    def _show(self, report: RemoteActionImport, prefix: str, *, skipped: str, gone: str = "") -> None:
+        for label in report.created:
+            self.stdout.write(f"{prefix}created (disabled): {label}")
+        for label, changes in report.updated:
+            self.stdout.write(f"{prefix}updated: {label}: {'; '.join(changes)}")
+        for label in report.skipped:
+            self.stdout.write(f"{prefix}{skipped}: {label}")
+        for label, reason in report.rejected:
+            self.stdout.write(f"{prefix}rejected: {label}: {reason}")
+        for label in report.not_listed:
+            self.stdout.write(f"{prefix}no longer listed {gone}by Nexthink (left as it is): {label}")

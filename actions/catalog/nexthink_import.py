@@ -52,10 +52,10 @@ class RemoteActionImport:
     def changed(self) -> bool:
         return bool(self.created or self.updated)
 
-    def summary(self) -> str:
+    def summary(self, skipped: str = "not API-enabled") -> str:
         return (
             f"{len(self.created)} created, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-            f"{len(self.skipped)} not API-enabled, {len(self.rejected)} rejected, "
+            f"{len(self.skipped)} {skipped}, {len(self.rejected)} rejected, "
             f"{len(self.not_listed)} no longer listed by Nexthink."
         )
 
@@ -112,11 +112,11 @@ def _import_each(
     return report
 
 
-def _uuid_of(remote: InfinityRemoteAction) -> uuid.UUID:
+def _uuid_of(remote: InfinityRemoteAction | InfinityWorkflow, namespace: uuid.UUID = UUID_NAMESPACE) -> uuid.UUID:
     try:
         return uuid.UUID(remote.uuid)
     except ValueError:
-        return uuid.uuid5(UUID_NAMESPACE, remote.id)
+        return uuid.uuid5(namespace, remote.id)
 
 
 def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
@@ -165,16 +165,21 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
     return "updated", changes
 
 
-def _new_action(remote: InfinityRemoteAction, uid: uuid.UUID) -> RemoteAction:
+def _new_action(
+    remote: InfinityRemoteAction | InfinityWorkflow, uid: uuid.UUID, kind: str = REMOTE_ACTION
+) -> RemoteAction:
     description = remote.description.strip()
     return RemoteAction(
+        kind=kind,
         name=(remote.name or remote.id)[:120],
         slug=_unique_slug(remote.name or remote.id.lstrip("#")),
         summary=description.splitlines()[0][:200] if description else "",
         description=description,
         nexthink_uid=uid,
         nql_id=remote.id,
-        output_labels=output_labels(remote),
+        output_labels=output_labels(remote)
+        if isinstance(remote, InfinityRemoteAction)
+        else dict(WORKFLOW_OUTPUT_LABELS),
         enabled=False,  # a curator decides who sees it, and enables it
     )
 
@@ -275,36 +280,14 @@ def workflows_import(workflows: list[InfinityWorkflow], *, dry_run: bool = False
 
 
 def workflow_summary(report: RemoteActionImport) -> str:
-    return (
-        f"{len(report.created)} created, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
-        f"{len(report.skipped)} inactive, {len(report.rejected)} rejected, "
-        f"{len(report.not_listed)} no longer listed by Nexthink."
-    )
-
-
-def _workflow_uuid(remote: InfinityWorkflow) -> uuid.UUID:
-    try:
-        return uuid.UUID(remote.uuid)
-    except ValueError:
-        return uuid.uuid5(WORKFLOW_UUID_NAMESPACE, remote.id)
+    return report.summary(skipped="inactive")
 
 
 def _import_workflow(remote: InfinityWorkflow) -> tuple[str, list[str]]:
-    uid = _workflow_uuid(remote)
+    uid = _uuid_of(remote, WORKFLOW_UUID_NAMESPACE)
     entry = RemoteAction.objects.filter(kind=WORKFLOW, nql_id=remote.id).first()
     if entry is None:
-        description = remote.description.strip()
-        entry = RemoteAction(
-            kind=WORKFLOW,
-            name=(remote.name or remote.id)[:120],
-            slug=_unique_slug(remote.name or remote.id.lstrip("#")),
-            summary=description.splitlines()[0][:200] if description else "",
-            description=description,
-            nexthink_uid=uid,
-            nql_id=remote.id,
-            output_labels=dict(WORKFLOW_OUTPUT_LABELS),
-            enabled=False,  # a curator decides who sees it, and enables it
-        )
+        entry = _new_action(remote, uid, WORKFLOW)
         _validate(entry, [])
         entry.save()
         return "created", []

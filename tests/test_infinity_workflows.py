@@ -1,6 +1,8 @@
 """Nexthink Infinity workflows beside remote actions, through the real seam and the simulator over HTTP:
 listed and imported, triggered for the device and the employee, followed up through NQL to their outcome."""
 
+import json
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -200,7 +202,17 @@ def test_infinity_offers_workflows_in_the_catalog(infinity, alice_client):
 def test_classic_never_sends_a_workflow(settings):
     from actions.nexthink.platform import ClassicPlatform, Send
 
-    what = Send("r", "00000000-0000-0000-0000-000000000001", "#w", "d" * 32, (), 60, {}, "", kind="workflow")
+    what = Send(
+        reference="r",
+        action_uid="00000000-0000-0000-0000-000000000001",
+        action_nql_id="#w",
+        device_uid="d" * 32,
+        engine_uids=(),
+        timeout_seconds=60,
+        params={},
+        reason="",
+        kind="workflow",
+    )
     with pytest.raises(ActInputError):
         ClassicPlatform().send(what, still_ours=lambda: True)
 
@@ -249,3 +261,19 @@ def test_the_catalog_file_keeps_an_entrys_kind(db):
     import_catalog(exported)
 
     assert RemoteAction.objects.get(slug="fix-vpn").kind == RemoteAction.Kind.WORKFLOW
+
+
+def test_a_workflow_is_tried_by_hand_and_read_back(infinity):
+    code, out, _ = run_command(
+        "act_run", "--workflow", "#fix_vpn_connection", "--device", ALICE_LAPTOP, "--upn", "it@corp.example", "--json"
+    )
+    assert code == 0
+    request_id = json.loads(out)["request_id"]
+    infinity.advance(60)
+
+    code, out, _ = run_command("act_status", "--workflow", "--request", request_id, "--json")
+
+    assert code == 0
+    [execution] = json.loads(out)["executions"]
+    assert (execution["status"], execution["outputs"]["outcome"]) == ("success", "resolved")
+    assert infinity.requests(WORKFLOW_EXECUTE)[0]["body"]["users"] == [{"upn": "it@corp.example"}]

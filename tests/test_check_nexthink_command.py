@@ -156,5 +156,5 @@ def test_readme_explains_the_set_up_and_its_example_lines_are_the_commands_own(u
     use_infinity.set_saved_query("executions", query_id="#not_saved_yet")
     outputs.append(run_command("check_nexthink")[1].replace("#not_saved_yet", "#portal_remote_action_executions"))
 
-    assert len(examples) == 4
+    assert len(examples) == 5
     assert all(any(line in output.splitlines() for output in outputs) for line in examples)

@@ -26,10 +26,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 from django.db.models import QuerySet
 
-_compiled: dict[tuple[Callable, str], tuple[str, tuple, list[tuple[int, Callable | None]]]] = {}
+_compiled: dict[tuple[Callable, str, str], tuple[str, tuple, list[tuple[int, Callable | None]]]] = {}
 
 
 def _placeholder(value: Any, n: int) -> Any:
@@ -46,7 +47,8 @@ def _placeholder(value: Any, n: int) -> Any:
 def compiled_rows(build: Callable[..., QuerySet], *values: Any, using: str = "default") -> list[tuple]:
     """The rows of `build(*values)` (a values_list query taking each value exactly once), compiled once."""
     connection = connections[using]
-    key = (build, connection.vendor)
+    # The platform too: the catalog's rule depends on it (classic hides workflows).
+    key = (build, connection.vendor, settings.NEXTHINK_PLATFORM)
     if key not in _compiled:
         _compiled[key] = _compile(build, values, using)
     sql, params, slots = _compiled[key]

@@ -133,11 +133,22 @@ class RemoteAction(models.Model):
         DISK = "disk", "Disk"
         RESTART = "restart", "Restart"
 
+    class Kind(models.TextChoices):
+        # Infinity runs both; classic knows remote actions only (the catalog hides workflows there).
+        REMOTE_ACTION = "remote_action", "Remote action"
+        WORKFLOW = "workflow", "Workflow (Nexthink Infinity)"
+
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=120, unique=True)
     summary = models.CharField("short description", max_length=200, blank=True)
     description = models.TextField(
         "long description", blank=True, help_text="What it does, how long it takes, what the employee will notice."
+    )
+    kind = models.CharField(
+        max_length=20,
+        choices=Kind.choices,
+        default=Kind.REMOTE_ACTION,
+        help_text="What Nexthink runs: a remote action, or (Infinity) a workflow of several steps.",
     )
     nexthink_uid = models.UUIDField("Nexthink remote action UID", unique=True)
     # Nexthink Infinity runs an action by its NQL id ("#clear_teams_cache"); nexthink_uid then holds the
@@ -233,7 +244,10 @@ class RemoteAction(models.Model):
     class Meta:
         ordering = ["display_order", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["nql_id"], condition=~models.Q(nql_id=""), name="unique_nql_id_when_set")
+            # A remote action and a workflow may share an NQL id: Nexthink names each kind on its own.
+            models.UniqueConstraint(
+                fields=["kind", "nql_id"], condition=~models.Q(nql_id=""), name="unique_nql_id_per_kind_when_set"
+            )
         ]
 
     def __str__(self) -> str:
@@ -355,6 +369,9 @@ class Run(models.Model):
     action_name = models.CharField(max_length=120)
     action_uid = models.UUIDField()
     action_nql_id = models.CharField(max_length=255, blank=True)
+    action_kind = models.CharField(
+        max_length=20, choices=RemoteAction.Kind.choices, default=RemoteAction.Kind.REMOTE_ACTION
+    )
     device_uid = models.CharField(max_length=36)
     device_name = models.CharField(max_length=255, blank=True)
     timeout_seconds = models.PositiveIntegerField()

@@ -507,6 +507,7 @@ config.section("Nexthink Infinity")
 SIMULATOR_TOKEN_PATH = "/oauth2/default/v1/token"  # noqa: S105 - a URL path, not a secret
 SIMULATOR_NQL_DEVICES_QUERY = "#portal_devices_of_user"
 SIMULATOR_NQL_EXECUTIONS_QUERY = "#portal_remote_action_executions"
+SIMULATOR_NQL_WORKFLOW_EXECUTIONS_QUERY = "#portal_workflow_executions"
 NEXTHINK_API_URL = config.get_url(
     "NEXTHINK_API_URL",
     SIMULATOR_URL,
@@ -550,9 +551,16 @@ NEXTHINK_NQL_EXECUTIONS_QUERY = config.get_str(
     shown="simulator: `#portal_remote_action_executions`",
     must="with `NEXTHINK_API_URL`",
 )
+NEXTHINK_NQL_WORKFLOW_EXECUTIONS_QUERY = config.get_str(
+    "NEXTHINK_NQL_WORKFLOW_EXECUTIONS_QUERY",
+    SIMULATOR_NQL_WORKFLOW_EXECUTIONS_QUERY if _INFINITY_SIMULATED else "",
+    doc="id of the saved NQL query that follows a workflow request up (`$request_id`); empty: no workflows",
+    shown="simulator: `#portal_workflow_executions`",
+)
 for _name, _query in (
     ("NEXTHINK_NQL_DEVICES_QUERY", NEXTHINK_NQL_DEVICES_QUERY),
     ("NEXTHINK_NQL_EXECUTIONS_QUERY", NEXTHINK_NQL_EXECUTIONS_QUERY),
+    ("NEXTHINK_NQL_WORKFLOW_EXECUTIONS_QUERY", NEXTHINK_NQL_WORKFLOW_EXECUTIONS_QUERY),
 ):
     if _query and not re.fullmatch(r"#[a-z0-9_]{2,255}", _query):
         raise ImproperlyConfigured(f"{_name} must be an NQL query id like #my_query (#[a-z0-9_]), got {_query!r}.")

@@ -10,9 +10,16 @@ so its executions expire).
     POST /oauth2/default/v1/token       Basic auth, form grant_type=client_credentials
     POST /api/v1/act/execute            Bearer; the documented body; {"requestId", "expiresInMinutes"}
     GET  /api/v1/act/remote-action      Bearer; the config's actions without their "simulation" block
+    GET  /api/v1/workflows              Bearer; ?dependency=USER|DEVICE|USER_AND_DEVICE|NONE and
+                                        ?triggerMethod=API|MANUAL|MANUAL_MULTIPLE|SCHEDULER, both required
+                                        (as the API's schema says); the config's "workflows" whose
+                                        "dependency" and "triggerMethods" match, without "simulation"
+    POST /api/v2/workflows/execute      Bearer; {"workflowId", "devices": [{"collectorUid"}], "users":
+                                        [{"upn"}], "params"} -> {"requestUuid", "executionsUuids"}
     POST /api/v2/nql/execute            Bearer; the two saved queries of "saved_queries", each
                                         {"id", "nql"}: devices ($user_name) and executions
-                                        ($request_id). The NQL text is checked when the query runs,
+                                        ($request_id), and workflow_executions ($request_id,
+                                        over workflow.executions). The NQL text is checked when the query runs,
                                         as Nexthink documents parameters: `$name`, unquoted, only
                                         after `| where`; `{{name}}`, `"$name"` or a parameter outside
                                         a where clause is a 400 naming the problem, and so are
@@ -20,7 +27,8 @@ so its executions expire).
 
 An execution is "waiting_for_device" for waiting_seconds, then "in_progress" for running_seconds,
 then its outcome ("success" or "failure", with outputs); "expired" once the request expires on a
-device that stays offline. Controls:
+device that stays offline. A workflow's execution is "in_progress" for its simulation's running_seconds,
+then its "status" ("success" or "failure") with its "outcome" and "outcome_details". Controls:
 
     POST /_sim/faults   {"target": "token"|"execute"|"remote_actions"|"nql"|"*", "fault": one of
                          expired_token (401: the token presented is expired from then on),
@@ -60,14 +68,28 @@ TOKEN_PATH = "/oauth2/default/v1/token"  # noqa: S105 - a URL path
 EXECUTE_PATH = "/api/v1/act/execute"
 REMOTE_ACTIONS_PATH = "/api/v1/act/remote-action"
 NQL_PATH = "/api/v2/nql/execute"
-PATHS = {TOKEN_PATH: "token", EXECUTE_PATH: "execute", REMOTE_ACTIONS_PATH: "remote_actions", NQL_PATH: "nql"}
+WORKFLOWS_PATH = "/api/v1/workflows"
+WORKFLOW_EXECUTE_PATH = "/api/v2/workflows/execute"
+PATHS = {
+    TOKEN_PATH: "token",
+    EXECUTE_PATH: "execute",
+    REMOTE_ACTIONS_PATH: "remote_actions",
+    NQL_PATH: "nql",
+    WORKFLOWS_PATH: "workflows",
+    WORKFLOW_EXECUTE_PATH: "workflow_execute",
+}
+GET_TARGETS = {"remote_actions", "workflows"}
+WORKFLOW_DEPENDENCIES = {"USER", "DEVICE", "USER_AND_DEVICE", "NONE"}
+WORKFLOW_TRIGGER_METHODS = {"API", "MANUAL", "MANUAL_MULTIPLE", "SCHEDULER"}
+UPN_RE = re.compile(r"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}$")
+COLLECTOR_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 CONTROL_PATHS = {
     "/_sim/infinity",
     "/_sim/infinity/requests",
     "/_sim/infinity/executions",
     "/_sim/infinity/saved-queries",
 }
-TARGETS = {"token", "execute", "remote_actions", "nql", "*"}
+TARGETS = {"token", "execute", "remote_actions", "nql", "workflows", "workflow_execute", "*"}
 FAULTS = {
     "expired_token",
     "too_many",
@@ -169,6 +191,12 @@ class InfinityState:
                 return action
         return None
 
+    def workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        for workflow in self.config.get("workflows", []):
+            if workflow["id"] == workflow_id:
+                return workflow
+        return None
+
     def device(self, collector_uid: str) -> dict[str, Any] | None:
         for device in self.config.get("devices", []):
             if device["collector_uid"].lower() == collector_uid.lower():
@@ -245,19 +273,63 @@ class InfinityState:
                 )
         return request_id
 
-    def execution_rows(self, request_id: str, device: str | None) -> list[dict[str, Any]]:
+    def create_workflow_request(self, workflow: dict[str, Any], devices: list[str], users: list[str]) -> dict[str, Any]:
+        request_id, created = str(uuid.uuid4()), self.now()
+        executions = []
+        with self.lock:
+            for uid in devices:
+                execution_id = str(uuid.uuid4())
+                executions.append(execution_id)
+                self.executions.append(
+                    {
+                        "request_id": request_id,
+                        "execution_id": execution_id,
+                        "workflow_id": workflow["id"],
+                        "device": uid,
+                        "users": list(users),
+                        "created_at": created,
+                    }
+                )
+        return {"requestUuid": request_id, "executionsUuids": executions}
+
+    def execution_rows(self, request_id: str, device: str | None, *, workflows: bool = False) -> list[dict[str, Any]]:
         with self.lock:
             chosen = [
                 dict(e)
                 for e in self.executions
-                if e["request_id"] == request_id and (device is None or e["device"].lower() == device.lower())
+                if e["request_id"] == request_id
+                and ("workflow_id" in e) == workflows
+                and (device is None or e["device"].lower() == device.lower())
             ]
-        return [self._row(e) for e in chosen]
+        return [self._workflow_row(e) if workflows else self._row(e) for e in chosen]
 
     def all_executions(self) -> list[dict[str, Any]]:
         with self.lock:
             chosen = [dict(e) for e in self.executions]
-        return [e | self._row(e) for e in chosen]
+        return [e | (self._workflow_row(e) if "workflow_id" in e else self._row(e)) for e in chosen]
+
+    def _workflow_row(self, execution: dict[str, Any]) -> dict[str, Any]:
+        workflow = self.workflow(execution["workflow_id"]) or {}
+        simulation = workflow.get("simulation", {})
+        device = self.device(execution["device"]) or {}
+        elapsed = self.now() - execution["created_at"]
+        if elapsed < float(simulation.get("running_seconds", 2)):
+            status, details, outcome, outcome_details = "in_progress", "", "", ""
+        else:
+            status = simulation.get("status", "success")
+            details = simulation.get("status_details", "")
+            outcome, outcome_details = simulation.get("outcome", ""), simulation.get("outcome_details", "")
+        return {
+            "device.name": device.get("name", ""),
+            "device.collector.uid": execution["device"],
+            "workflow.name": workflow.get("name", ""),
+            "request_id": execution["request_id"],
+            "status": status,
+            "status_details": details,
+            "outcome": outcome,
+            "outcome_details": outcome_details,
+            "request_time": _iso(execution["created_at"]),
+        }
 
     def _row(self, execution: dict[str, Any]) -> dict[str, Any]:
         action = self.action(execution["action_id"]) or {}
@@ -330,7 +402,7 @@ def handle(handler: Any, method: str, path: str, body: bytes) -> None:
         _control(handler, state, method, path, body)
         return
     target = PATHS[path]
-    expected = "GET" if target == "remote_actions" else "POST"
+    expected = "GET" if target in GET_TARGETS else "POST"
     if method != expected:
         handler._json(405, {"code": "METHOD_NOT_ALLOWED", "message": f"Use {expected}."})
         return
@@ -357,12 +429,17 @@ def handle(handler: Any, method: str, path: str, body: bytes) -> None:
     if target == "remote_actions":
         _remote_actions(handler, state, client)
         return
+    if target == "workflows":
+        _workflows(handler, state, client)
+        return
     data = _json_body(handler, body)
     if data is None:
         return
     entry["body"] = data
     if target == "execute":
         _execute(handler, state, client, data)
+    elif target == "workflow_execute":
+        _workflow_execute(handler, state, client, data)
     else:
         _nql(handler, state, client, data)
 
@@ -436,6 +513,62 @@ def _remote_actions(handler: Any, state: InfinityState, client: dict[str, Any]) 
     handler._json(200, actions)
 
 
+def _workflows(handler: Any, state: InfinityState, client: dict[str, Any]) -> None:
+    if not client.get("workflows", True):
+        handler._json(403, {"code": "NO_PERMISSION", "details": "Not authorized to list workflows."})
+        return
+    query = {k: v[0] for k, v in parse_qs(handler.path.partition("?")[2]).items()}
+    dependency, trigger = query.get("dependency"), query.get("triggerMethod")
+    if dependency not in WORKFLOW_DEPENDENCIES or trigger not in WORKFLOW_TRIGGER_METHODS:
+        handler._json(
+            400,
+            {"code": "INVALID_REQUEST", "details": "dependency and triggerMethod are required query parameters."},
+        )
+        return
+    workflows = [
+        {k: v for k, v in w.items() if k not in ("simulation", "dependency")}
+        for w in state.config.get("workflows", [])
+        if w.get("dependency") == dependency and trigger in w.get("triggerMethods", [])
+    ]
+    handler._json(200, workflows)
+
+
+def _workflow_execute(handler: Any, state: InfinityState, client: dict[str, Any], data: Any) -> None:
+    if not client.get("workflows", True):
+        handler._json(403, {"code": "NO_PERMISSION", "details": "No permission to execute workflow."})
+        return
+    if not isinstance(data, dict):
+        return _bad(handler, "The body must be a JSON object.")
+    workflow_id, devices, users = data.get("workflowId"), data.get("devices"), data.get("users")
+    if not isinstance(workflow_id, str) or not ACTION_ID_RE.fullmatch(workflow_id.replace("-", "_")):
+        return _bad(handler, "workflowId is missing or invalid.")
+    if not isinstance(devices, list) or not isinstance(users, list) or len(devices) > 10000 or len(users) > 10000:
+        return _bad(handler, "devices and users must be lists of at most 10000 entries.")
+    if not devices and not users:
+        return _bad(handler, "Give at least one device or user.")
+    uids = []
+    for device in devices:
+        uid = device.get("collectorUid") if isinstance(device, dict) else None
+        if not isinstance(uid, str) or not COLLECTOR_RE.fullmatch(uid):
+            return _bad(handler, "Each device must give a collectorUid (a UUID).")
+        uids.append(uid)
+    upns = []
+    for user in users:
+        upn = user.get("upn") if isinstance(user, dict) else None
+        if not isinstance(upn, str) or not UPN_RE.fullmatch(upn):
+            return _bad(handler, "Each user must give a upn (email format).")
+        upns.append(upn)
+    params = data.get("params", {})
+    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+        return _bad(handler, "params must be an object of strings.")
+    workflow = state.workflow(workflow_id)
+    if workflow is None:
+        return _bad(handler, f"Workflow {workflow_id} not found.", "WORKFLOW_NOT_FOUND")
+    if "API" not in workflow.get("triggerMethods", []) or workflow.get("status") != "ACTIVE":
+        return _bad(handler, f"Workflow {workflow_id} cannot be triggered through the API.", "API_NOT_ENABLED")
+    handler._json(200, state.create_workflow_request(workflow, uids, upns))
+
+
 def _bad(handler: Any, message: str, code: str = "INVALID_REQUEST") -> None:
     handler._json(400, {"code": code, "message": message})
 
@@ -504,7 +637,9 @@ def _nql(handler: Any, state: InfinityState, client: dict[str, Any], data: Any) 
         if "request_id" not in parameters:
             handler._json(400, {"message": "Missing parameter request_id.", "code": 400})
             return
-        rows = state.execution_rows(parameters["request_id"], parameters.get("device_uid"))
+        rows = state.execution_rows(
+            parameters["request_id"], parameters.get("device_uid"), workflows=name == "workflow_executions"
+        )
     if handler.headers.get("x-utc-times", "").lower() != "true":
         # As Nexthink does: without the header, times come in the tenant's regional zone, unlabelled.
         zone = ZoneInfo(state.config.get("regional_time_zone", REGIONAL_TIME_ZONE))
@@ -539,7 +674,7 @@ def _query_problem(query_id: str, nql: str, parameters: dict[str, str]) -> str |
     return None
 
 
-TIME_FIELDS = ("time", "device.last_seen")
+TIME_FIELDS = ("time", "device.last_seen", "request_time")
 REGIONAL_TIME_ZONE = "America/New_York"  # hours away from UTC whatever the season
 
 

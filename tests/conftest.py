@@ -364,6 +364,7 @@ def redis_broker(use_broker):
 # --- Nexthink Infinity: the same simulator serves the token, Remote Actions and NQL APIs ----------
 INFINITY_DEVICES_QUERY = "#portal_devices_of_user"
 INFINITY_EXECUTIONS_QUERY = "#portal_remote_action_executions"
+INFINITY_WORKFLOW_EXECUTIONS_QUERY = "#portal_workflow_executions"
 
 
 class InfinitySim:
@@ -430,6 +431,7 @@ def use_infinity(settings, infinity_sim):
     settings.NEXTHINK_CLIENT_SECRET = "portal-demo"
     settings.NEXTHINK_NQL_DEVICES_QUERY = INFINITY_DEVICES_QUERY
     settings.NEXTHINK_NQL_EXECUTIONS_QUERY = INFINITY_EXECUTIONS_QUERY
+    settings.NEXTHINK_NQL_WORKFLOW_EXECUTIONS_QUERY = INFINITY_WORKFLOW_EXECUTIONS_QUERY
     settings.NEXTHINK_API_TIMEOUT_SECONDS = 5
     settings.NEXTHINK_NQL_RETRY_WAIT_SECONDS = 0
     TOKENS.clear()

@@ -48,7 +48,7 @@ def restore_actions(use_infinity):
 def test_it_creates_a_disabled_action_for_each_api_enabled_one(use_infinity):
     out = import_remote_actions()
 
-    actions = {a.nql_id: a for a in RemoteAction.objects.all()}
+    actions = {a.nql_id: a for a in RemoteAction.objects.filter(kind="remote_action")}
     assert sorted(actions) == sorted(API_ENABLED)
     assert not any(a.enabled for a in actions.values())
     teams = actions["#clear_teams_cache"]
@@ -193,18 +193,18 @@ def test_a_curator_imports_from_the_action_list(use_infinity, client, carol, cur
     curators.permissions.add(*Permission.objects.filter(codename__in=["add_remoteaction", "change_remoteaction"]))
     client.force_login(carol)
     page = client.get(reverse("admin:actions_remoteaction_changelist"))
-    assert b"Import API-enabled actions from Nexthink" in page.content
+    assert b"Import API-enabled actions and workflows from Nexthink" in page.content
 
     response = client.post(reverse("admin:actions_remoteaction_import_from_nexthink"), follow=True)
 
-    assert RemoteAction.objects.filter(enabled=False).count() == 4
+    assert RemoteAction.objects.filter(enabled=False, kind="remote_action").count() == 4
     assert "4 created" in response.content.decode()
 
 
 def test_the_button_is_not_offered_on_classic(use_simulator, admin_client):
     page = admin_client.get(reverse("admin:actions_remoteaction_changelist"))
 
-    assert b"Import API-enabled actions from Nexthink" not in page.content
+    assert b"Import API-enabled actions and workflows from Nexthink" not in page.content
     assert admin_client.post(reverse("admin:actions_remoteaction_import_from_nexthink")).status_code == 403
 
 

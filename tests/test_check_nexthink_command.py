@@ -17,8 +17,10 @@ def test_a_good_set_up_passes_every_check(use_infinity):
     assert list(checks) == [
         "Token",
         "Remote actions",
+        "Workflows",
         "Saved query #portal_devices_of_user",
         "Saved query #portal_remote_action_executions",
+        "Saved query #portal_workflow_executions",
     ]
     assert all(line.startswith("OK") for line in checks.values())
     assert "4 of 5 can be triggered through the API" in checks["Remote actions"]
@@ -28,8 +30,13 @@ def test_it_tries_each_saved_query_with_harmless_parameters(use_infinity):
     run_command("check_nexthink")
 
     bodies = [r["body"] for r in use_infinity.requests("/api/v2/nql/execute")]
-    assert [b["queryId"] for b in bodies] == ["#portal_devices_of_user", "#portal_remote_action_executions"]
+    assert [b["queryId"] for b in bodies] == [
+        "#portal_devices_of_user",
+        "#portal_remote_action_executions",
+        "#portal_workflow_executions",
+    ]
     assert set(bodies[0]["parameters"]) == {"user_name"} and set(bodies[1]["parameters"]) == {"request_id"}
+    assert set(bodies[2]["parameters"]) == {"request_id"}
     assert use_infinity.executions() == []  # nothing was run
 
 
@@ -118,8 +125,10 @@ def test_json_gives_every_check(use_infinity, settings):
     assert [(c["check"], c["ok"]) for c in document["checks"]] == [
         ("Token", True),
         ("Remote actions", True),
+        ("Workflows", True),
         ("Saved query #portal_devices_of_user", False),
         ("Saved query #portal_remote_action_executions", False),
+        ("Saved query #portal_workflow_executions", False),
     ]
 
 
@@ -147,5 +156,5 @@ def test_readme_explains_the_set_up_and_its_example_lines_are_the_commands_own(u
     use_infinity.set_saved_query("executions", query_id="#not_saved_yet")
     outputs.append(run_command("check_nexthink")[1].replace("#not_saved_yet", "#portal_remote_action_executions"))
 
-    assert len(examples) == 4
+    assert len(examples) == 5
     assert all(any(line in output.splitlines() for output in outputs) for line in examples)

@@ -15,7 +15,7 @@ from django.utils.text import slugify
 
 from actions.admin.plain_text import PlainTextAdmin
 from actions.catalog.forms import ActionParameterAdminForm, ActionParameterFormSet, RemoteActionAdminForm
-from actions.catalog.nexthink_import import remote_actions_import
+from actions.catalog.nexthink_import import remote_actions_import, workflow_summary, workflows_import
 from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
 from actions.models import ActionParameter, Category, RemoteAction
 from actions.nexthink.errors import ActApiError
@@ -111,9 +111,9 @@ def actions_set_enabled(actions: QuerySet[RemoteAction], enabled: bool) -> int:
 class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
     form = RemoteActionAdminForm
     inlines = [ActionParameterInline]
-    list_display = ["name", "category", "enabled", "featured", "display_order", "visible_to", "nexthink_uid"]
+    list_display = ["name", "kind", "category", "enabled", "featured", "display_order", "visible_to", "nexthink_uid"]
     list_display_links = ["name"]
-    list_filter = ["enabled", "featured", "category", "groups"]
+    list_filter = ["enabled", "kind", "featured", "category", "groups"]
     search_fields = ["name", "slug", "summary", "description", "nexthink_uid", "nql_id"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["groups", "engines"]
@@ -125,7 +125,7 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
     view_on_site = False  # the employee's page 404s for a disabled action; see "Preview employee form"
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "nexthink_uid", "nql_id", "enabled"]}),
+        (None, {"fields": ["name", "slug", "kind", "nexthink_uid", "nql_id", "enabled"]}),
         # Infinity's import sets them from Nexthink; on classic the curator does.
         ("Systems its script exists for", {"fields": [("runs_on_windows", "runs_on_macos")]}),
         ("In the catalog", {"fields": ["category", "icon", "display_order", "featured", "summary", "description"]}),
@@ -201,7 +201,21 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
                 self.message_user(request, "New actions are disabled: set who may see them, then enable them.")
             for label, reason in report.rejected:
                 self.message_user(request, f"Rejected {label}: {reason}", messages.WARNING)
+        self._import_workflows(request)
         return HttpResponseRedirect(reverse("admin:actions_remoteaction_changelist"))
+
+    def _import_workflows(self, request) -> None:
+        """The workflows Nexthink lists for the API, as disabled catalog entries (kind "workflow")."""
+        try:
+            workflows = infinity_client_from_settings().workflows()
+        except ActApiError as exc:
+            messages.warning(request, f"Could not read Nexthink's workflows: {exc.message}")
+            return
+        report = workflows_import(workflows)
+        level = messages.WARNING if report.rejected else messages.SUCCESS
+        self.message_user(request, f"Workflows imported from Nexthink: {workflow_summary(report)}", level)
+        for label, reason in report.rejected:
+            self.message_user(request, f"Rejected workflow {label}: {reason}", messages.WARNING)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:

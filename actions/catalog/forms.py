@@ -35,6 +35,7 @@ class RemoteActionAdminForm(forms.ModelForm):
         fields = [
             "name",
             "slug",
+            "kind",
             "nexthink_uid",
             "nql_id",
             "runs_on_windows",
@@ -63,6 +64,14 @@ class RemoteActionAdminForm(forms.ModelForm):
             "enabled": "Only enabled actions appear to employees.",
         }
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "kind" in self.fields:
+            self.fields["kind"].required = False  # not given (an older form or script): a remote action
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or RemoteAction.Kind.REMOTE_ACTION
+
     def clean(self):
         super().clean()
         cleaned = self.cleaned_data
@@ -70,6 +79,8 @@ class RemoteActionAdminForm(forms.ModelForm):
             enabled=cleaned.get("enabled", False),
             nexthink_uid=cleaned.get("nexthink_uid") or "",  # "": none given, or not a valid UID
             timeout_seconds=cleaned.get("timeout_seconds"),
+            kind=cleaned.get("kind") or RemoteAction.Kind.REMOTE_ACTION,
+            nql_id=cleaned.get("nql_id") or "",
         )
         for field, message in remote_action_errors(probe).items():
             if field in self.fields and field not in self.errors:

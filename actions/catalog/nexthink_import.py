@@ -21,7 +21,9 @@ Running it twice changes nothing the second time; `dry_run` reports without chan
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -29,11 +31,15 @@ from django.utils.text import slugify
 
 from actions.catalog.parameters import parameter_definition_errors, parse_choices, remote_action_errors
 from actions.models import ActionParameter, RemoteAction
-from actions.nexthink.infinity.client import ActionInput, InfinityRemoteAction
+from actions.nexthink.infinity.client import ActionInput, InfinityRemoteAction, InfinityWorkflow
 from actions.platforms import labels, runs_on, used_by
 
 # A uuid for an action whose list entry has none (or not a valid one): stable, so a re-run matches.
 UUID_NAMESPACE = uuid.UUID("6b1f0a52-61c4-4a38-9d2e-5c3f4b7e8a90")
+WORKFLOW_UUID_NAMESPACE = uuid.UUID("0c8e7d41-3f5a-4b2e-9a61-7d2c5e8f1b34")
+REMOTE_ACTION, WORKFLOW = RemoteAction.Kind.REMOTE_ACTION, RemoteAction.Kind.WORKFLOW
+# What the run page calls a workflow's outputs (the workflow executions query's outcome columns).
+WORKFLOW_OUTPUT_LABELS = {"outcome": "Outcome", "outcome_details": "Outcome details"}
 
 
 @dataclass
@@ -49,10 +55,10 @@ class RemoteActionImport:
     def changed(self) -> bool:
         return bool(self.created or self.updated)
 
-    def summary(self) -> str:
+    def summary(self, skipped: str = "not API-enabled") -> str:
         return (
             f"{len(self.created)} created, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-            f"{len(self.skipped)} not API-enabled, {len(self.rejected)} rejected, "
+            f"{len(self.skipped)} {skipped}, {len(self.rejected)} rejected, "
             f"{len(self.not_listed)} no longer listed by Nexthink."
         )
 
@@ -62,18 +68,35 @@ class Rejected(Exception):
 
 
 def remote_actions_import(actions: list[InfinityRemoteAction], *, dry_run: bool = False) -> RemoteActionImport:
+    return _import_each(
+        [(remote, remote.name, remote.id, remote.api_enabled) for remote in actions],
+        _import_one,
+        kind=REMOTE_ACTION,
+        dry_run=dry_run,
+    )
+
+
+def _import_each(
+    items: list[tuple[Any, str, str, bool]],
+    import_one: Callable[[Any], tuple[str, list[str]]],
+    *,
+    kind: str,
+    dry_run: bool,
+) -> RemoteActionImport:
+    """Import each (item, name, NQL id, importable) whole or not at all; report what happened to each,
+    and which catalog entries of `kind` Nexthink no longer lists."""
     report = RemoteActionImport()
     listed = set()
     with transaction.atomic():
-        for remote in actions:
-            label = f"{remote.name} ({remote.id})"
-            if not remote.api_enabled:
+        for remote, name, nql_id, importable in items:
+            label = f"{name} ({nql_id})"
+            if not importable:
                 report.skipped.append(label)
                 continue
-            listed.add(remote.id)
+            listed.add(nql_id)
             try:
                 with transaction.atomic():
-                    outcome, changes = _import_one(remote)
+                    outcome, changes = import_one(remote)
             except Rejected as exc:
                 report.rejected.append((label, str(exc)))
                 continue
@@ -84,25 +107,26 @@ def remote_actions_import(actions: list[InfinityRemoteAction], *, dry_run: bool 
             else:
                 report.unchanged.append(label)
         report.not_listed = [
-            f"{a.name} ({a.nql_id})" for a in RemoteAction.objects.exclude(nql_id="").exclude(nql_id__in=listed)
+            f"{a.name} ({a.nql_id})"
+            for a in RemoteAction.objects.filter(kind=kind).exclude(nql_id="").exclude(nql_id__in=listed)
         ]
         if dry_run:
             transaction.set_rollback(True)
     return report
 
 
-def _uuid_of(remote: InfinityRemoteAction) -> uuid.UUID:
+def _uuid_of(remote: InfinityRemoteAction | InfinityWorkflow, namespace: uuid.UUID = UUID_NAMESPACE) -> uuid.UUID:
     try:
         return uuid.UUID(remote.uuid)
     except ValueError:
-        return uuid.uuid5(UUID_NAMESPACE, remote.id)
+        return uuid.uuid5(namespace, remote.id)
 
 
 def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
     uid = _uuid_of(remote)
-    action = RemoteAction.objects.filter(nql_id=remote.id).first()
+    action = RemoteAction.objects.filter(kind=REMOTE_ACTION, nql_id=remote.id).first()
     if action is None:
-        action = RemoteAction.objects.filter(nexthink_uid=uid).first()
+        action = RemoteAction.objects.filter(kind=REMOTE_ACTION, nexthink_uid=uid).first()
     if action is None:
         action = _new_action(remote, uid)
         parameters = [_new_parameter(i, order) for order, i in enumerate(remote.inputs)]
@@ -155,18 +179,23 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
     return "updated", changes
 
 
-def _new_action(remote: InfinityRemoteAction, uid: uuid.UUID) -> RemoteAction:
+def _new_action(
+    remote: InfinityRemoteAction | InfinityWorkflow, uid: uuid.UUID, kind: str = REMOTE_ACTION
+) -> RemoteAction:
     description = remote.description.strip()
     return RemoteAction(
+        kind=kind,
         name=(remote.name or remote.id)[:120],
         slug=_unique_slug(remote.name or remote.id.lstrip("#")),
         summary=description.splitlines()[0][:200] if description else "",
         description=description,
         nexthink_uid=uid,
         nql_id=remote.id,
-        output_labels=output_labels(remote),
-        runs_on_windows=remote.has_script_windows,
-        runs_on_macos=remote.has_script_macos,
+        output_labels=output_labels(remote)
+        if isinstance(remote, InfinityRemoteAction)
+        else dict(WORKFLOW_OUTPUT_LABELS),
+        runs_on_windows=getattr(remote, "has_script_windows", True),
+        runs_on_macos=getattr(remote, "has_script_macos", True),
         enabled=False,  # a curator decides who sees it, and enables it
     )
 
@@ -248,3 +277,41 @@ def _messages(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
         return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
     return " ".join(exc.messages)
+
+
+# --- Workflows -----------------------------------------------------------------------------------------
+def workflows_import(workflows: list[InfinityWorkflow], *, dry_run: bool = False) -> RemoteActionImport:
+    """Catalog entries of kind "workflow" from Nexthink's workflow list (those it lists for the API).
+
+    Matched by NQL id among workflows. A new one is created disabled, named and described as in
+    Nexthink, without parameters: the list does not say which parameters a workflow takes, so a
+    curator adds them by hand (their names are sent as the workflow's `params`). An inactive workflow
+    (no active version: Nexthink cannot trigger it) is skipped. An existing entry keeps everything a
+    curator set; only its uuid follows Nexthink.
+    """
+    return _import_each(
+        [(remote, remote.name, remote.id, remote.active) for remote in workflows],
+        _import_workflow,
+        kind=WORKFLOW,
+        dry_run=dry_run,
+    )
+
+
+def workflow_summary(report: RemoteActionImport) -> str:
+    return report.summary(skipped="inactive")
+
+
+def _import_workflow(remote: InfinityWorkflow) -> tuple[str, list[str]]:
+    uid = _uuid_of(remote, WORKFLOW_UUID_NAMESPACE)
+    entry = RemoteAction.objects.filter(kind=WORKFLOW, nql_id=remote.id).first()
+    if entry is None:
+        entry = _new_action(remote, uid, WORKFLOW)
+        _validate(entry, [])
+        entry.save()
+        return "created", []
+    if entry.nexthink_uid == uid:
+        return "unchanged", []
+    entry.nexthink_uid = uid
+    _validate(entry, [])
+    entry.save()
+    return "updated", [f"uuid now {uid}"]

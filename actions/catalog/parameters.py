@@ -236,6 +236,8 @@ def remote_action_errors(action: RemoteAction) -> dict[str, str]:
         errors["nexthink_uid"] = (
             "This is a placeholder from “Duplicate”: set the remote action's real UID before enabling it."
         )
+    if action.kind == RemoteAction.Kind.WORKFLOW and not action.nql_id:
+        errors["nql_id"] = "A workflow runs by its NQL id: enter it, like #fix_vpn_connection."
     return errors
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import (
@@ -103,7 +104,10 @@ def visibility_rule(user_id) -> Q:
     action_groups = RemoteAction.groups.through.objects.filter(remoteaction_id=OuterRef("pk"))
     # The user's group ids straight from the membership table (no join through auth_group).
     user_groups = get_user_model().groups.through.objects.filter(user_id=user_id).values("group_id")
-    return Q(enabled=True) & (~Exists(action_groups) | Exists(action_groups.filter(group_id__in=user_groups)))
+    rule = Q(enabled=True) & (~Exists(action_groups) | Exists(action_groups.filter(group_id__in=user_groups)))
+    if settings.NEXTHINK_PLATFORM != "infinity":
+        rule &= ~Q(kind=RemoteAction.Kind.WORKFLOW)  # classic cannot run a workflow
+    return rule
 
 
 def visible_action(user, slug: str) -> RemoteAction | None:
@@ -283,7 +287,7 @@ def catalog_overview_rows(user, learn_devices: LearnDevices | None = None) -> li
         version, groups, systems = _version_groups_and_systems_of(user)
     platforms = offered(systems)
     shown = repr((sorted(groups), sorted(platforms) if platforms is not None else None))
-    key = f"catalog-overview:{version}:{hashlib.blake2b(shown.encode(), digest_size=16).hexdigest()}"
+    key = f"catalog-overview:{settings.NEXTHINK_PLATFORM}:{version}:{hashlib.blake2b(shown.encode(), digest_size=16).hexdigest()}"
     rows = cache.get(key)
     if rows is None:
         rows = compiled_rows(with_platforms(_overview_of, platforms), user.pk)

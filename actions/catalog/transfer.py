@@ -45,6 +45,7 @@ ACTION_FIELDS = [
     # Optional in a file (older exports do not have them): Infinity's id and output names, and
     # what a ticket about the action says.
     "nql_id",
+    "kind",
     "output_labels",
     "message_during",
     "ticket_category",

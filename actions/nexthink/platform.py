@@ -13,8 +13,11 @@ from typing import Protocol
 from django.conf import settings
 
 from .classic.client import EngineAnswer, shared_client
+from .errors import ActInputError
 
 EXTERNAL_SOURCE = "Fix my device"
+# What a catalog entry runs (RemoteAction.Kind's values: this layer knows no model).
+REMOTE_ACTION, WORKFLOW = "remote_action", "workflow"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Send:
     timeout_seconds: int
     params: dict[str, str]
     reason: str  # who asked, for Nexthink's audit (Infinity's triggerInfo)
+    kind: str = REMOTE_ACTION  # WORKFLOW: Infinity's workflow execute API, the action's NQL id as workflowId
+    user_upn: str = ""  # the employee, for a workflow (its steps may ask them): their principal name
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class Platform(Protocol):
         """The longest `send` can take, whatever Nexthink does: the reaper's "worker lost" deadline."""
         ...
 
-    def device_result(self, request_id: str, device_uid: str) -> DeviceResult | None: ...
+    def device_result(self, request_id: str, device_uid: str, kind: str = REMOTE_ACTION) -> DeviceResult | None: ...
 
 
 class ClassicPlatform:
@@ -89,6 +94,8 @@ class ClassicPlatform:
     follows_up = False
 
     def send(self, what: Send, *, still_ours: Callable[[], bool]) -> Sent:
+        if what.kind != REMOTE_ACTION:
+            raise ActInputError("Workflows run on Nexthink Infinity only: nothing was sent.")
         _checked(still_ours)()
         answers = shared_client().run(
             remote_action_uid=what.action_uid,
@@ -104,7 +111,7 @@ class ClassicPlatform:
         # One call, answered within the run's timeout plus the read margin (client.py's Deadline).
         return settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS + timeout_seconds + settings.NEXTHINK_READ_MARGIN_SECONDS
 
-    def device_result(self, request_id: str, device_uid: str) -> DeviceResult | None:
+    def device_result(self, request_id: str, device_uid: str, kind: str = REMOTE_ACTION) -> DeviceResult | None:
         return None  # the Act API v2 never says what happened on the device
 
 
@@ -115,6 +122,17 @@ class InfinityPlatform:
     def send(self, what: Send, *, still_ours: Callable[[], bool]) -> Sent:
         from .infinity.client import TriggerInfo, infinity_client_from_settings
 
+        if what.kind == WORKFLOW:
+            # Nexthink documents no expiry for a workflow request: it is followed as long as an action's.
+            accepted = infinity_client_from_settings().execute_workflow(
+                workflow_id=what.action_nql_id,
+                device=what.device_uid,
+                user_upn=what.user_upn,
+                params=what.params or {},
+                follow_minutes=settings.NEXTHINK_EXPIRES_MINUTES,
+                before_send=_checked(still_ours),
+            )
+            return Sent(request_id=accepted.request_id, expires_in_minutes=accepted.expires_in_minutes)
         accepted = infinity_client_from_settings().execute(
             remote_action_id=what.action_nql_id,
             devices=[what.device_uid],
@@ -133,10 +151,14 @@ class InfinityPlatform:
 
         return max_execute_seconds(settings.NEXTHINK_CONNECT_TIMEOUT_SECONDS, settings.NEXTHINK_API_TIMEOUT_SECONDS)
 
-    def device_result(self, request_id: str, device_uid: str) -> DeviceResult | None:
+    def device_result(self, request_id: str, device_uid: str, kind: str = REMOTE_ACTION) -> DeviceResult | None:
         from .infinity.client import infinity_client_from_settings
 
-        executions = infinity_client_from_settings().executions(request_id, device_uid)
+        client = infinity_client_from_settings()
+        if kind == WORKFLOW:
+            executions = client.workflow_executions(request_id, device_uid)
+        else:
+            executions = client.executions(request_id, device_uid)
         if not executions:
             return None  # Nexthink has not recorded the request yet
         latest = executions[-1]

@@ -92,6 +92,8 @@ def send_of(run: Run) -> platform.Send:
         timeout_seconds=run.timeout_seconds,
         params=dict(run.params or {}),
         reason=reason,
+        kind=run.action_kind,
+        user_upn=run.user.email if run.action_kind == platform.WORKFLOW else "",
     )
 
 

@@ -50,7 +50,7 @@ def run_follow_up(run: Run) -> None:
         seconds=outcomes.EXPIRY_GRACE_SECONDS
     )
     try:
-        result = platform.current().device_result(run.request_id, run.device_uid)
+        result = platform.current().device_result(run.request_id, run.device_uid, run.action_kind)
     except ActApiError as error:
         log.warning("run %s: the device's result could not be read: %s", run.pk, error)
         if expired:

@@ -109,6 +109,7 @@ def run_submit(
             action_name=action.name,
             action_uid=action.nexthink_uid,
             action_nql_id=action.nql_id,
+            action_kind=action.kind,
             device_uid=device.uid,
             device_name=device.name,
             timeout_seconds=action_timeout(action),

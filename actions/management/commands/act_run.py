@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 
 from actions.nexthink.classic.client import client_from_settings
 from actions.nexthink.errors import ActApiError, ActInputError
-from actions.nexthink.infinity.client import TriggerInfo, infinity_client_from_settings
+from actions.nexthink.infinity.client import Accepted, TriggerInfo, infinity_client_from_settings
 
 
 class JsonCommand(BaseCommand):
@@ -66,6 +66,10 @@ class Command(JsonCommand):
         parser.add_argument(
             "--expires-minutes", metavar="N", help="expiresInMinutes (infinity, 60 to 10080; default: settings)"
         )
+        parser.add_argument(
+            "--workflow", default="", metavar="ID", help="infinity: a workflow's '#nql_id' instead of --action"
+        )
+        parser.add_argument("--upn", default="", metavar="EMAIL", help="workflow: the employee's principal name")
         parser.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
 
     def handle(self, *args, **options):
@@ -76,6 +80,10 @@ class Command(JsonCommand):
         try:
             if options["expires_minutes"] is not None:
                 raise ActInputError("--expires-minutes is for NEXTHINK_PLATFORM=infinity; use --timeout.")
+            if options["workflow"] or options["upn"]:
+                raise ActInputError(
+                    "--workflow and --upn are for NEXTHINK_PLATFORM=infinity: classic has no workflows."
+                )
             params = parse_params(options["param"])
             timeout = parse_timeout(options["timeout"])
             answers = client_from_settings().run(
@@ -105,16 +113,19 @@ class Command(JsonCommand):
                 )
             params = parse_params(options["param"])
             expires = parse_expires(options["expires_minutes"])
-            accepted = infinity_client_from_settings().execute(
-                remote_action_id=options["action"],
-                devices=options["device"],
-                params=params,
-                expires_in_minutes=expires,
-                trigger_info=TriggerInfo(
-                    reason=f"Tried by hand with manage.py act_run by {_local_user()}",
-                    external_reference=f"act_run-{uuid.uuid4()}",
-                ),
-            )
+            if options["workflow"]:
+                accepted = self._workflow(options, params, expires)
+            else:
+                accepted = infinity_client_from_settings().execute(
+                    remote_action_id=options["action"],
+                    devices=options["device"],
+                    params=params,
+                    expires_in_minutes=expires,
+                    trigger_info=TriggerInfo(
+                        reason=f"Tried by hand with manage.py act_run by {_local_user()}",
+                        external_reference=f"act_run-{uuid.uuid4()}",
+                    ),
+                )
         except ActInputError as exc:
             self._fail(exc, as_json, exit_code=2)
         except ActApiError as exc:
@@ -122,9 +133,24 @@ class Command(JsonCommand):
         if as_json:
             self.stdout.write(json.dumps(accepted.as_dict()))
             return
+        workflow = " --workflow" if options["workflow"] else ""
         self.stdout.write(
             f"Accepted: request {accepted.request_id}, expires in {accepted.expires_in_minutes} minutes "
-            f"(follow it up with manage.py act_status --request {accepted.request_id} --device ...)"
+            f"(follow it up with manage.py act_status{workflow} --request {accepted.request_id} --device ...)"
+        )
+
+    @staticmethod
+    def _workflow(options, params: dict[str, str], expires: int) -> Accepted:
+        if options["action"]:
+            raise ActInputError("Give --action or --workflow, not both.")
+        if len(options["device"]) != 1:
+            raise ActInputError("A workflow is run on one --device here.")
+        return infinity_client_from_settings().execute_workflow(
+            workflow_id=options["workflow"],
+            device=options["device"][0],
+            user_upn=options["upn"],
+            params=params,
+            follow_minutes=expires,
         )
 
 

@@ -18,6 +18,11 @@ class Command(JsonCommand):
     def add_arguments(self, parser):
         parser.add_argument("--request", default="", metavar="REQUEST_ID", help="the requestId act_run printed")
         parser.add_argument("--device", default=None, metavar="COLLECTOR_UID", help="one device (default: all)")
+        parser.add_argument(
+            "--workflow",
+            action="store_true",
+            help="a workflow's request: read with NEXTHINK_NQL_WORKFLOW_EXECUTIONS_QUERY (outcome as outputs)",
+        )
         parser.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
 
     def handle(self, *args, **options):
@@ -25,7 +30,9 @@ class Command(JsonCommand):
         try:
             if settings.NEXTHINK_PLATFORM != "infinity":
                 raise ActInputError("act_status needs NEXTHINK_PLATFORM=infinity (classic answers at once).")
-            executions = infinity_client_from_settings().executions(options["request"], options["device"])
+            client = infinity_client_from_settings()
+            read = client.workflow_executions if options["workflow"] else client.executions
+            executions = read(options["request"], options["device"])
         except ActInputError as exc:
             self._fail(exc, as_json, exit_code=2)
         except ActApiError as exc:

@@ -61,6 +61,10 @@ def run_checks(client: InfinityClient) -> list[Check]:
         ("NEXTHINK_NQL_DEVICES_QUERY", client.devices_query, {"user_name": CHECK_USER}),
         ("NEXTHINK_NQL_EXECUTIONS_QUERY", client.executions_query, {"request_id": CHECK_REQUEST}),
     ]
+    if client.workflow_executions_query:  # optional: without it the portal offers no workflow
+        queries.append(
+            ("NEXTHINK_NQL_WORKFLOW_EXECUTIONS_QUERY", client.workflow_executions_query, {"request_id": CHECK_REQUEST})
+        )
     query_names = [f"Saved query {query_id}" if query_id else setting for setting, query_id, _ in queries]
     try:
         client._token()
@@ -68,6 +72,8 @@ def run_checks(client: InfinityClient) -> list[Check]:
         skipped = [Check(name, False, "not checked: no token") for name in ["Remote actions", *query_names]]
         return [Check("Token", False, token_problem(exc)), *skipped]
     checks = [Check("Token", True, f"OK (client {client.client_id})"), remote_actions_check(client)]
+    if client.workflow_executions_query:
+        checks.append(workflows_check(client))
     for name, (setting, query_id, parameters) in zip(query_names, queries, strict=True):
         if not query_id:
             checks.append(Check(name, False, f"{setting} is not set: set it to the id of the saved query in README."))
@@ -102,6 +108,24 @@ def remote_actions_check(client: InfinityClient) -> Check:
             "trigger of those the portal offers (Remote actions > the action > Triggering).",
         )
     return Check("Remote actions", True, f"OK ({enabled} of {len(actions)} can be triggered through the API)")
+
+
+def workflows_check(client: InfinityClient) -> Check:
+    try:
+        workflows = client.workflows()
+    except ActApiError as exc:
+        if exc.http_status == 403:
+            message = f"The API credential may not use workflows: give it the Workflows API permission {CREDENTIALS}."
+        else:
+            message = f"Nexthink did not list the workflows: {exc.message}"
+        return Check("Workflows", False, message)
+    active = sum(w.active for w in workflows)
+    return Check(
+        "Workflows",
+        True,
+        f"OK ({active} of {len(workflows)} workflows listed for the API are active; a workflow appears here once "
+        "its API trigger is selected: Workflows > the workflow > General > API)",
+    )
 
 
 def token_problem(exc: ActApiError) -> str:

@@ -47,6 +47,14 @@ log = logging.getLogger(__name__)
 EXECUTE_PATH = "/api/v1/act/execute"
 REMOTE_ACTIONS_PATH = "/api/v1/act/remote-action"
 NQL_PATH = "/api/v2/nql/execute"
+WORKFLOWS_PATH = "/api/v1/workflows"
+WORKFLOW_EXECUTE_PATH = "/api/v2/workflows/execute"
+# The workflow list's two filters, both required by the API: the portal runs a workflow on one device
+# for one employee, through the API, so it lists those that depend on a device (with or without a user).
+WORKFLOW_DEPENDENCIES = ("DEVICE", "USER_AND_DEVICE")
+WORKFLOW_TRIGGER_METHOD = "API"
+# The user principal name as the workflow execute API's schema has it.
+UPN_RE = re.compile(r"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}$")
 # The NQL API answers times in the tenant's regional time zone, without saying which, unless asked
 # for UTC: every NQL call asks, so that a time read without a zone is UTC.
 UTC_TIMES = {"x-utc-times": "true"}
@@ -212,6 +220,17 @@ class InfinityRemoteAction:
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
 
+@dataclass(frozen=True)
+class InfinityWorkflow:
+    id: str  # the NQL id, "#name": what the workflow execute API takes as workflowId
+    uuid: str
+    name: str
+    description: str
+    active: bool  # status ACTIVE: a version of it is active, so it can be triggered
+    dependency: str  # DEVICE or USER_AND_DEVICE: the list filter that returned it
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
 # --- The token ---------------------------------------------------------------------------------------
 # A failed token request is remembered this long: callers meanwhile get its error without a new request.
 TOKEN_FAILURE_SECONDS = 5
@@ -346,6 +365,7 @@ class InfinityClient:
         user_agent: str = "fix-my-device-portal",
         executions_query: str = "",
         devices_query: str = "",
+        workflow_executions_query: str = "",
         retry_wait_limit: float = 0,
         tokens: TokenCache | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -358,6 +378,7 @@ class InfinityClient:
         self.connect_timeout = connect_timeout
         self.executions_query = executions_query
         self.devices_query = devices_query
+        self.workflow_executions_query = workflow_executions_query
         # NQL reads (never execute) wait out a 429's Retry-After once when it is no longer than this.
         self.retry_wait_limit = retry_wait_limit
         self._tokens = TOKENS if tokens is None else tokens
@@ -413,6 +434,61 @@ class InfinityClient:
             actions.append(action)
         return actions
 
+    # --- Workflows API ----------------------------------------------------------------------------------
+    def workflows(self) -> list[InfinityWorkflow]:
+        """The workflows that can be triggered through the API on a device: one list per dependency the
+        API requires as a filter (DEVICE, USER_AND_DEVICE), merged by NQL id."""
+        found: dict[str, InfinityWorkflow] = {}
+        for dependency in WORKFLOW_DEPENDENCIES:
+            data = self._call(
+                "GET", WORKFLOWS_PATH, params={"dependency": dependency, "triggerMethod": WORKFLOW_TRIGGER_METHOD}
+            )
+            if not isinstance(data, list):
+                raise bad_response("the workflow list is not a JSON list", 200)
+            for item in data:
+                workflow = parse_workflow(item, dependency)
+                if workflow is None:
+                    log.warning("Skipping a workflow without an id in Nexthink's list")
+                    continue
+                found.setdefault(workflow.id, workflow)
+        return list(found.values())
+
+    def execute_workflow(
+        self,
+        *,
+        workflow_id: str,
+        device: str,
+        user_upn: str = "",
+        params: dict[str, str] | None = None,
+        follow_minutes: int = MIN_EXPIRES_MINUTES,
+        before_send: Callable[[], None] | None = None,
+    ) -> Accepted:
+        """Trigger a workflow on one device (by Collector UID), for one employee (by UPN) when known.
+
+        Never resent, as `execute`. Nexthink documents no expiry for a workflow request: the answer's
+        `expires_in_minutes` is `follow_minutes`, how long the portal follows it up.
+        """
+        body = build_workflow_body(workflow_id=workflow_id, device=device, user_upn=user_upn, params=params)
+        data = self._call("POST", WORKFLOW_EXECUTE_PATH, json=body, before_send=before_send)
+        request_id = data.get("requestUuid") if isinstance(data, dict) else None
+        if not isinstance(request_id, str) or not request_id:
+            raise bad_response("the answer has no requestUuid", 200)
+        return Accepted(request_id=request_id, expires_in_minutes=follow_minutes)
+
+    def workflow_executions(self, request_id: str, device: str | None = None) -> list[Execution]:
+        """The executions of one workflow request, from NEXTHINK_NQL_WORKFLOW_EXECUTIONS_QUERY (`$request_id`).
+
+        The workflow's outcome and its details come as the outputs `outcome` and `outcome_details`.
+        """
+        if not isinstance(request_id, str) or not request_id.strip():
+            raise ActInputError("A request id is needed.")
+        if device is not None:
+            _check_device(device)
+        query = self._query("workflow executions", self.workflow_executions_query, "WORKFLOW_EXECUTIONS")
+        rows = self.nql(query, {"request_id": request_id})
+        executions = [parse_workflow_execution(row) for row in rows]
+        return [e for e in executions if device is None or e.device.lower() == device.lower() or not e.device]
+
     # --- NQL API -----------------------------------------------------------------------------------------
     def nql(self, query_id: str, parameters: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Run a saved NQL query; each row as a dict of field name to value."""
@@ -460,9 +536,10 @@ class InfinityClient:
             devices.append(device)
         return devices
 
-    def _query(self, what: str, query_id: str) -> str:
+    def _query(self, what: str, query_id: str, setting: str = "") -> str:
         if not query_id:
-            raise ActInputError(f"No saved NQL query is configured for {what} (NEXTHINK_NQL_{what.upper()}_QUERY).")
+            setting = setting or what.upper()
+            raise ActInputError(f"No saved NQL query is configured for {what} (NEXTHINK_NQL_{setting}_QUERY).")
         return query_id
 
     # --- The token -------------------------------------------------------------------------------------
@@ -728,6 +805,67 @@ def parse_execution(row: dict[str, Any]) -> Execution:
     )
 
 
+def build_workflow_body(
+    *, workflow_id: str, device: str, user_upn: str, params: dict[str, str] | None
+) -> dict[str, Any]:
+    """The v2 workflow execute body (external ids), validated so that a request Nexthink would refuse is never sent.
+
+    The employee is named by UPN when it looks like one (the schema's pattern); otherwise only the
+    device is sent, which the API accepts ("if devices are included, users are optional").
+    """
+    if not isinstance(workflow_id, str) or not REMOTE_ACTION_ID_RE.fullmatch(workflow_id):
+        raise ActInputError(f"A workflow id must look like #name, got {workflow_id!r}.")
+    _check_device(device)
+    for name, value in (params or {}).items():
+        if not isinstance(name, str) or not name or not isinstance(value, str):
+            raise ActInputError(f"Parameter {name!r} must be a string with a name.")
+    users = [{"upn": user_upn}] if isinstance(user_upn, str) and UPN_RE.fullmatch(user_upn) else []
+    return {
+        "workflowId": workflow_id,
+        "devices": [{"collectorUid": device}],
+        "users": users,
+        "params": dict(params or {}),
+    }
+
+
+def parse_workflow(item: Any, dependency: str = "") -> InfinityWorkflow | None:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+        return None
+    return InfinityWorkflow(
+        id=item["id"],
+        uuid=_text(item.get("uuid")),
+        name=_text(item.get("name") or item["id"]),
+        description=_text(item.get("description")),
+        active=str(item.get("status", "")).upper() == "ACTIVE",
+        dependency=dependency,
+        raw=item,
+    )
+
+
+def parse_workflow_execution(row: dict[str, Any]) -> Execution:
+    """A row of workflow.executions: status, status_details, outcome, outcome_details (README's query)."""
+    raw_status = _text(_field(row, "workflow.execution.status", "execution.status", "status"))
+    outputs = {
+        name: _text(value)
+        for name, value in (
+            ("outcome", _field(row, "workflow.execution.outcome", "execution.outcome", "outcome")),
+            ("outcome_details", _field(row, "workflow.execution.outcome_details", "outcome_details")),
+        )
+        if value not in (None, "")
+    }
+    return Execution(
+        device=_text(_field(row, "device.collector.uid", "collector.uid", "collector_uid", "device_uid", "device")),
+        status=normalise_status(raw_status),
+        raw_status=raw_status,
+        status_details=_text(
+            _field(row, "workflow.execution.status_details", "execution.status_details", "status_details")
+        ),
+        outputs=outputs,
+        time=_field(row, "request_time", "workflow.execution.time", "time"),
+        device_name=_text(_field(row, "device.name", "device_name", "name")),
+    )
+
+
 def parse_device(row: dict[str, Any]) -> InfinityDevice | None:
     uid = _text(_field(row, "device.collector.uid", "collector.uid", "collector_uid"))
     if not uid:
@@ -805,6 +943,7 @@ def infinity_client_from_settings(tokens: TokenCache | None = None) -> InfinityC
         user_agent=f"fix-my-device-portal/{settings.PORTAL_VERSION} (+Nexthink Infinity client)",
         executions_query=settings.NEXTHINK_NQL_EXECUTIONS_QUERY,
         devices_query=settings.NEXTHINK_NQL_DEVICES_QUERY,
+        workflow_executions_query=settings.NEXTHINK_NQL_WORKFLOW_EXECUTIONS_QUERY,
         retry_wait_limit=settings.NEXTHINK_NQL_RETRY_WAIT_SECONDS,
         tokens=tokens,
     )

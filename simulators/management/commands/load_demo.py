@@ -14,11 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from actions.apiclients import client_create
-from actions.catalog.nexthink_import import remote_actions_import
+from actions.catalog.nexthink_import import remote_actions_import, workflows_import
 from actions.catalog.transfer import import_catalog
 from actions.models import ApiClient, Device, Engine, RemoteAction
 from actions.nexthink.device_platforms import device_platform
-from actions.nexthink.infinity.client import parse_remote_action
+from actions.nexthink.infinity.client import WORKFLOW_DEPENDENCIES, parse_remote_action, parse_workflow
 from simulators import act_api as simulator
 from simulators import infinity as simulator_infinity
 
@@ -71,17 +71,31 @@ class Command(BaseCommand):
         (only the ones not yet in the portal); devices come from the simulator's NQL at sign-in."""
         with transaction.atomic():
             users = [self._user(name, password, first, su) for name, password, first, su in USERS]
-            known = set(RemoteAction.objects.exclude(nql_id="").values_list("nql_id", flat=True))
-            listed = [parse_remote_action(item) for item in simulator_infinity.load_config()["remote_actions"]]
+            actions = RemoteAction.objects.filter(kind=RemoteAction.Kind.REMOTE_ACTION)
+            known = set(actions.exclude(nql_id="").values_list("nql_id", flat=True))
+            config = simulator_infinity.load_config()
+            listed = [parse_remote_action(item) for item in config["remote_actions"]]
             new = [action for action in listed if action is not None and action.id not in known]
             report = remote_actions_import(new)
-            RemoteAction.objects.filter(nql_id__in=[a.id for a in new]).update(enabled=True)
+            actions.filter(nql_id__in=[a.id for a in new]).update(enabled=True)
+            # The simulator's workflows the API may trigger on a device, as the import lists them.
+            workflows = RemoteAction.objects.filter(kind=RemoteAction.Kind.WORKFLOW)
+            known = set(workflows.values_list("nql_id", flat=True))
+            offered = [
+                parse_workflow(item, item.get("dependency", ""))
+                for item in config.get("workflows", [])
+                if item.get("dependency") in WORKFLOW_DEPENDENCIES and "API" in item.get("triggerMethods", [])
+            ]
+            new_workflows = [w for w in offered if w is not None and w.id not in known]
+            workflow_report = workflows_import(new_workflows)
+            workflows.filter(nql_id__in=[w.id for w in new_workflows]).update(enabled=True)
             demo_api_client(owner=users[-1])
-        if report.rejected:
-            raise CommandError(f"The demo actions were rejected: {report.rejected}")
+        if report.rejected or workflow_report.rejected:
+            raise CommandError(f"The demo actions were rejected: {report.rejected + workflow_report.rejected}")
         self.stdout.write(
-            f"Demo data ready (Nexthink Infinity): {len(users)} users; {len(report.created)} demo action(s) "
-            "added and enabled, existing ones left as they are; devices are found through NQL."
+            f"Demo data ready (Nexthink Infinity): {len(users)} users; {len(report.created)} demo action(s) and "
+            f"{len(workflow_report.created)} workflow(s) added and enabled, existing ones left as they are; "
+            "devices are found through NQL."
         )
 
     def _warn_of_the_other_platform(self) -> None:

@@ -8,10 +8,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from actions.catalog.parameters import refuse_control_characters
 from actions.models import Run
+from actions.runs import watch
 from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
 from actions.runs.notify import wants_mail
-from actions.runs.pacing import first_poll_ms, is_late
+from actions.runs.pacing import first_poll_ms, is_late, late_at
 from actions.runs.selectors import runs_of, runs_page
 from actions.runs.states import IN_FLIGHT, REACHED_DEVICE, is_final
 from actions.runs.wording import (
@@ -65,6 +66,7 @@ def run_detail(request, pk):
 
 @require_GET
 def run_status(request, pk):
+    current = watch.version(pk)  # before the run: a change committed meanwhile only costs a full answer
     run = _own_run(request, pk)
     mark_final_seen(run)
     data = run_as_json(run)
@@ -72,7 +74,12 @@ def run_status(request, pk):
         data["run_again"] = run_again(run, request.user).as_dict()
         data["feedback_open"] = feedback_open(run)
         data["ticket"] = ticket_as_json(run)
-    return JsonResponse(data, headers={"Cache-Control": "no-store"})
+    response = JsonResponse(data, headers={"Cache-Control": "no-store"})
+    if not is_final(run.status):  # the page stops at the end: only a run in flight is looked at again
+        tag = watch.etag(pk, request.session.session_key or "", current, fresh_until=late_at(run))
+        if tag:
+            response["ETag"] = tag  # sent back as If-None-Match: actions/views/watch.py answers it
+    return response
 
 
 def late_notice(run: Run) -> str:

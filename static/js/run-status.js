@@ -108,9 +108,15 @@
     return data.final;
   }
 
+  // The tag of the last full answer: sent back, the portal answers 304 while nothing changed (no body).
+  var etag = null;
+
   function poll() {
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    var headers = { Accept: "application/json" };
+    if (etag) headers["If-None-Match"] = etag;
+    fetch(url, { credentials: "same-origin", headers: headers })
       .then(function (response) {
+        if (response.status === 304) return { unchanged: true, status: box.dataset.status };
         var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
         if (response.redirected || !json || response.status === 404) {
           // Signed out (sent to the sign-in page) or the run is gone: polling again cannot help.
@@ -118,10 +124,12 @@
           throw new Error("stop");
         }
         if (!response.ok) throw new Error("HTTP " + response.status);
+        etag = response.headers.get("ETag");
         return response.json();
       })
       .then(function (data) {
-        if (!apply(data)) {
+        if (data.unchanged || !apply(data)) {
+          box.dataset.status = data.status;
           // Sent and waiting for the device (Infinity) takes minutes, not seconds: look less often.
           delay = Math.min(delay * 1.3, data.status === "following" ? 15000 : 5000);
           later(delay);

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/storm.py [--employees 2000] [--minutes 2] [--sim-seconds 2] [--sim-sigma 0.3]
         [--sim-cap 200] [--clients 400] [--watchers 100] [--watch-seconds 60] [--checkout DIR]
-        [--label NAME] [--web-port P] [--sim-port P] [--database-url URL] [--redis-url URL]
+        [--label NAME] [--page-script FILE] [--web-port P] [--sim-port P] [--database-url URL] [--redis-url URL]
 
 Through the real processes (gunicorn and one Celery worker as README's production commands, e-mail on
 as files, PostgreSQL, Redis, the Act API simulator on loopback), two phases:
@@ -10,8 +10,9 @@ as files, PostgreSQL, Redis, the Act API simulator on loopback), two phases:
 1. The storm. `employees` employees, each signed in with a session of their own and a device of
    their own, arrive at random within `minutes`: each opens the action page, submits the form, loads
    the run page the POST sends them to and polls its status JSON as static/js/run-status.js does (its
-   first wait from the page, then 1 s x1.3 up to 5 s, the ETag sent back as If-None-Match when the
-   portal gives one) until the run is final. The simulator answers each call in about `sim-seconds`
+   first wait from the page, then 1 s x1.3 up to 5 s, or 15 s once the status has not changed for
+   30 s where the script says so, the ETag sent back as If-None-Match when the portal gives one)
+   until the run is final. The simulator answers each call in about `sim-seconds`
    (the median of a log-normal spread, `sim-sigma`), at most `sim-cap` calls at once.
    Reported: submit (form POST) p50/p95/p99; submit to the page showing the outcome p50/p95/p99
    (against the simulator's own time); portal CPU per run (gunicorn and the worker, all their
@@ -53,9 +54,11 @@ for _flag, _variable in (
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import harness as h
 
+SLOW_AFTER_SECONDS = 30  # the page's script: a status unchanged this long, looks every 15 s at most
 STRAGGLER_SECONDS = 120  # after the last arrival, the storm waits at most this long for its runs
 WATCH_RUN_SECONDS = 600  # a watched run's call to Nexthink: longer than the watch
-WATCH_SETTLE_SECONDS = 25  # the page's polls reach their slowest pace (1 s x1.3 .. 5 s) by then
+WATCH_SETTLE_SECONDS = 45  # the page's polls reach their slowest pace by then (15 s after 30 s unchanged)
+SLOWS_DOWN = False
 
 
 def arg_str(name: str, default: str) -> str:
@@ -151,7 +154,7 @@ def browser(employee: dict):
 
 def storm_run(tally: Tally, employee: dict, deadline: float, *, hold: bool = False) -> None:
     """The action page, the form POST, the run page, then the status JSON until final (or `deadline`).
-    `hold`: keep looking until `deadline` whatever the run does (the watch phase)."""
+    `hold`: the run is not expected to end before `deadline` (the watch phase)."""
     session = browser(employee)
     made = 0
     try:
@@ -182,7 +185,8 @@ def storm_run(tally: Tally, employee: dict, deadline: float, *, hold: bool = Fal
         final = 'data-final="true"' in page.text
         first = re.search(r'data-first-poll-ms="(\d+)"', page.text)
         wait, delay, tag, status, polls = (int(first.group(1)) / 1000 if first else 1.0), 1.0, None, "", 0
-        while not final or hold:
+        changed_at = time.monotonic()
+        while not final:
             if time.monotonic() + wait > deadline:
                 break
             time.sleep(wait)
@@ -196,10 +200,13 @@ def storm_run(tally: Tally, employee: dict, deadline: float, *, hold: bool = Fal
             elif answer.status_code == 200:
                 tag = answer.headers.get("ETag")
                 data = answer.json()
+                if data["status"] != status:
+                    changed_at = time.monotonic()
                 status, final = data["status"], data["final"]
             else:
                 return tally.error(f"status.json {answer.status_code}")
-            delay = min(delay * 1.3, 15.0 if status == "following" else 5.0)
+            slow = status == "following" or (SLOWS_DOWN and time.monotonic() - changed_at > SLOW_AFTER_SECONDS)
+            delay = min(delay * 1.3, 15.0 if slow else 5.0)
             wait = delay
         if not final and not hold:
             return tally.error("not final in time")
@@ -309,6 +316,10 @@ def main() -> None:
     watch_seconds = h.arg_float("watch-seconds", 60.0)
     label = arg_str("label", "")
     checkout = Path(arg_str("checkout", "")).resolve() if "--checkout" in sys.argv else None
+    # The client polls as the checkout's page script does (or the one --page-script names).
+    script = Path(arg_str("page-script", str((checkout or h.ROOT) / "static/js/run-status.js"))).read_text()
+    global SLOWS_DOWN
+    SLOWS_DOWN = "changedAt" in script  # looks every 15 s at most at a status unchanged for 30 s
     os.environ["DEVICE_RESOLVERS"] = "directory"  # the seeded devices: no NXQL per submit
     bench = h.Bench("storm" + (f"-{label}" if label else ""), web=True)
     mail_dir = bench.var_dir / "mail"
@@ -317,6 +328,7 @@ def main() -> None:
         "EMAIL_URL": f"filemail://{mail_dir}",  # e-mail on, as production runs it (to files here)
         "PORTAL_BASE_URL": h.WEB_URL,
         "RUN_MAX_IN_FLIGHT_PER_USER": "5",  # production's fair use: one run each here anyway
+        "NEXTHINK_DEFAULT_TIMEOUT_SECONDS": "900",  # the watched runs' calls (10 min) stay in flight
     }
     data = h.seed(bench, dispatch_latency=sim_seconds)
     config = __import__("json").loads(bench.sim_config_path.read_text())
@@ -334,6 +346,7 @@ def main() -> None:
         "web": lambda: h.cpu_seconds(h.process_tree(web.pid)),
         "worker": lambda: h.cpu_seconds(h.process_tree(worker.pid)),
         "redis": lambda: h.cpu_seconds(h.pids_named("redis-server")),
+        "client": time.process_time,  # this script's browsers: on this machine too
     }
     # Warm-up, not measured: a few runs, so that the action has the history the page's first wait follows.
     warm = Tally()
@@ -416,8 +429,8 @@ def print_storm(s: dict) -> None:
     )
     print(
         h.table(
-            ["CPU ms per run", "web", "worker", "portal", "postgres", "redis", "machine"],
-            [["", *(cpu[k] for k in ("web", "worker", "portal", "postgres", "redis", "machine"))]],
+            ["CPU ms per run", "web", "worker", "portal", "postgres", "redis", "client", "machine"],
+            [["", *(cpu[k] for k in ("web", "worker", "portal", "postgres", "redis", "client", "machine"))]],
         )
     )
     peaks = s["peak_cpu_share_of_2_cores"]
@@ -439,8 +452,8 @@ def print_steady(s: dict) -> None:
     print(f"\nSteady state: {s['watchers']} open run pages over {s['seconds']:.0f} s")
     print(
         h.table(
-            ["CPU ms per open page per minute", "web", "worker", "portal", "postgres", "redis", "machine"],
-            [["", *(cpu[k] for k in ("web", "worker", "portal", "postgres", "redis", "machine"))]],
+            ["CPU ms per open page per minute", "web", "worker", "portal", "postgres", "redis", "client", "machine"],
+            [["", *(cpu[k] for k in ("web", "worker", "portal", "postgres", "redis", "client", "machine"))]],
         )
     )
     print(f"{s['not_modified_share']:.0%} of polls answered 304; errors {s['errors']} {s['error_kinds']}")

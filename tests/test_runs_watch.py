@@ -1,9 +1,11 @@
 """The run page's poll of a run that has not changed: 304 for the owner's session only, at no query."""
 
+import time
+
 import pytest
 from django.urls import reverse
 
-from actions.runs import lifecycle
+from actions.runs import lifecycle, watch
 from actions.runs.submit import run_submit
 from tests.factories import make_device, make_sim_action
 
@@ -57,3 +59,14 @@ def test_a_final_run_carries_no_tag(client, alice, alice_run):
     client.force_login(alice)
 
     assert not look(client, alice_run).has_header("ETag")
+
+
+def test_a_tag_is_not_honoured_past_the_moment_time_alone_changes_the_answer(client, alice, alice_run):
+    client.force_login(alice)
+    look(client, alice_run)  # the run's version made
+    session = client.cookies["sessionid"].value
+    past = watch.etag(alice_run.pk, session, watch.version(alice_run.pk), fresh_until=time.time() - 1)
+    fresh = watch.etag(alice_run.pk, session, watch.version(alice_run.pk), fresh_until=time.time() + 60)
+
+    assert look(client, alice_run, past).status_code == 200
+    assert look(client, alice_run, fresh).status_code == 304

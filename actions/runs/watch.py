@@ -4,7 +4,7 @@ Every change to what the status JSON shows of a run in flight gives the run a ne
 the cache that every web and worker process shares (``CACHES["shared"]``), once the change is
 committed (`changed`). The status JSON of a run in flight carries an ETag that binds that version to
 the run, the browser's session and the moment until which time alone cannot change the answer (the
-"taking longer than usual" notice, at most a minute ahead); the page sends it back as If-None-Match,
+"taking longer than usual" notice, at most two minutes ahead); the page sends it back as If-None-Match,
 and while all three still hold the answer is "304 Not Modified", given before any session, user or
 run is read (`not_modified`, from actions/views/runs.py's middleware).
 
@@ -29,7 +29,7 @@ from django.db import transaction
 from django.utils.crypto import salted_hmac
 
 VERSION_SECONDS = 24 * 3600  # a run followed longer than this gets a new version: one full answer more
-FRESH_SECONDS = 60  # at most this long on one tag: anything else the answer shows (labels, preferences)
+FRESH_SECONDS = 120  # at most this long on one tag: anything else the answer shows (labels, preferences)
 _SALT = "actions.runs.watch"
 log = logging.getLogger("actions.runs")
 

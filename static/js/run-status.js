@@ -110,6 +110,10 @@
 
   // The tag of the last full answer: sent back, the portal answers 304 while nothing changed (no body).
   var etag = null;
+  // A run whose status has not changed for half a minute is looked at every 15 s at most, as one
+  // followed on the device: it is not about to end (an action's runs end in seconds; the page's
+  // first look waits for the usual end), and every look costs the portal.
+  var changedAt = Date.now();
 
   function poll() {
     var headers = { Accept: "application/json" };
@@ -128,10 +132,12 @@
         return response.json();
       })
       .then(function (data) {
+        if (data.status !== box.dataset.status) changedAt = Date.now();
         if (data.unchanged || !apply(data)) {
           box.dataset.status = data.status;
           // Sent and waiting for the device (Infinity) takes minutes, not seconds: look less often.
-          delay = Math.min(delay * 1.3, data.status === "following" ? 15000 : 5000);
+          var slow = data.status === "following" || Date.now() - changedAt > 30000;
+          delay = Math.min(delay * 1.3, slow ? 15000 : 5000);
           later(delay);
         }
       })

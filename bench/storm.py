@@ -225,7 +225,8 @@ def arrive(tally: Tally, employees: list[dict], seconds: float, clients: int, de
     """Each employee starts at a random moment within `seconds`; `clients` browsers at most at once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    moments = sorted(random.Random(7).uniform(0, seconds) for _ in employees)
+    chance = random.Random(7)
+    moments = sorted(chance.uniform(0, seconds) for _ in employees)
     begin = time.monotonic()
     with ThreadPoolExecutor(clients) as pool:
         for employee, moment in zip(employees, moments, strict=True):

@@ -6,12 +6,15 @@ committed (`changed`). The status JSON of a run in flight carries an ETag that b
 the run, the browser's session and the moment until which time alone cannot change the answer (the
 "taking longer than usual" notice, at most two minutes ahead); the page sends it back as If-None-Match,
 and while all three still hold the answer is "304 Not Modified", given before any session, user or
-run is read (`not_modified`, from actions/views/runs.py's middleware).
+run is read (`not_modified`, from actions/views/watch.py's middleware). Only a run in flight gets a
+tag: the page stops looking once the run is final, so the final answer's ticket, feedback and "run
+again" never need one.
 
 Why a 304 cannot leak: only the portal makes the tag (an HMAC with SECRET_KEY), and it makes one only
 for an answer it gave in full to that session for its own run. Another session, or another run, gets
-the whole path (and its 404). A session signed out since gets "unchanged" for what it was already
-shown, until the run next changes: then the whole path sends it to the sign-in page.
+the whole path (and its 404). A session signed out or expired since gets "unchanged" for what it
+was already shown, until the run next changes or the tag's two minutes end: then the whole path sends
+it to the sign-in page.
 
 The version is read before the run (`version`), and bumped only after the change is committed: a poll
 that reads the new row under the old version merely gets one more full answer.

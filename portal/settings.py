@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "portal.middleware.HealthzMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A run page's poll for a run that has not changed: 304 before any session or database read.
+    "actions.views.watch.RunStatusNotModifiedMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -307,6 +309,28 @@ if CELERY_BROKER_URL.startswith("redis"):
         "socket_connect_timeout": 3,
         "socket_timeout": 10,
         "retry_on_timeout": True,
+    }
+# What every web and worker process must see alike (actions/runs/watch.py: which version of a run
+# the run page already shows). Redis: the broker's by default; else a folder under var/, which the
+# processes of one host share (the embedded set-up).
+SHARED_CACHE_URL = config.get_url(
+    "SHARED_CACHE_URL",
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "file://",
+    ("redis", "rediss", "file"),
+    doc="a cache every web and worker process shares: `redis://host:6379/1`",
+    shown="the broker's Redis (`file://`: a folder in `var/`, one host only)",
+)
+if SHARED_CACHE_URL.startswith("redis"):
+    CACHES["shared"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": SHARED_CACHE_URL,
+        "KEY_PREFIX": "portal-shared",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+else:
+    CACHES["shared"] = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "shared-cache"),
     }
 
 # --- Runs -------------------------------------------------------------------------------------

@@ -18,6 +18,10 @@ action (in the JSON config) or at run time through the /_sim/ control endpoints:
                         `received_at` and, once answered, `answered_at` (Unix time, seconds)
     POST /_sim/reset    forget requests and faults (and NXQL changes, below)
 
+An action's "latency_seconds" is how long its calls take; with "latency_sigma" that is the median of
+a log-normal spread (0.3: p5 0.6x, p95 1.6x). The config's "max_concurrent" caps the calls worked on
+at once; the others wait their turn.
+
 It also answers an Engine's NXQL API (`GET /2/query?query=...&platform=windows&format=json`) from the
 config's "devices", understanding the small part of NXQL the portal sends (select fields from device,
 where `eq` a field a `(string "...")` or `(pattern "...")`), and its template parameters: a bare `%1`
@@ -41,8 +45,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import json
+import random
 import re
 import socket
 import ssl
@@ -123,6 +129,10 @@ class SimulatorState:
         self.nxql_requests: list[dict[str, Any]] = []
         self.nxql_answer: dict[str, Any] | None = None  # {"answer": ..., "status": ...} overrides NXQL
         self.nxql_hang = 0.0
+        # "max_concurrent": at most this many Act API calls are worked on at once, the others wait
+        # their turn (as behind a server with a few workers); 0 or absent: no cap.
+        cap = int(config.get("max_concurrent", 0))
+        self.slots: Any = threading.BoundedSemaphore(cap) if cap > 0 else contextlib.nullcontext()
 
     def reset(self) -> None:
         with self.lock:
@@ -409,8 +419,12 @@ class Handler(BaseHTTPRequestHandler):
         permitted = self._permitted_engines(user)
         action = self.server.state.action(request["remoteActionUid"]) or {}
         timeout = request.get("timeoutSeconds") or 60
-        latency = float(action.get("latency_seconds", 0)) + float(extra_delay)
-        time.sleep(min(latency, timeout))
+        latency = float(action.get("latency_seconds", 0))
+        if action.get("latency_sigma"):  # a spread: latency_seconds is the median of a log-normal
+            latency *= random.lognormvariate(0, float(action["latency_sigma"]))
+        latency += float(extra_delay)
+        with self.server.state.slots:
+            time.sleep(min(latency, timeout))
         answers = []
         for uid in targets:
             engine = engines.get(uid)

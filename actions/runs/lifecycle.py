@@ -24,7 +24,7 @@ from actions.devices.engines import engine_names
 from actions.models import EngineResult, Run, RunAttempt
 from actions.nexthink.classic.client import EngineAnswer
 from actions.nexthink.platform import DeviceResult
-from actions.runs import notify
+from actions.runs import notify, watch
 from actions.runs.outcomes import (
     CODE_LENGTH,
     MESSAGE_LENGTH,
@@ -70,11 +70,13 @@ def transition(
     moved = transition_many(Q(pk=run_id) & (where or Q()), to, leaving=leaving, **fields) == 1
     if not moved:
         log.info("run %s not moved to %s: another step decided first", run_id, to)
-    elif to in FINAL:
+        return False
+    watch.changed(run_id)  # the run page's next look gets the whole answer
+    if to in FINAL:
         notify.schedule(run_id)
-    if moved and to in OBSERVED:
+    if to in OBSERVED:
         transaction.on_commit(lambda: _observe(run_id, to, known))
-    return moved
+    return True
 
 
 def _observe(run_id, to: str, known: Run | None) -> None:
@@ -180,12 +182,15 @@ def record_follow_up(run: Run, outcome: Outcome | None, result: DeviceResult | N
             log.info("run %s %s on the device", run.pk, outcome.status)
         return moved
     progress = device_fields(result) if result is not None else {}
-    return (
+    updated = (
         Run.objects.filter(pk=run.pk, status=Status.FOLLOWING).update(
             next_check_at=in_seconds(check_delay(run.checks)), checks=F("checks") + 1, **progress
         )
         == 1
     )
+    if updated and progress:
+        watch.changed(run.pk)  # the device's status or outputs, shown while it is followed
+    return updated
 
 
 def end_unread(run_id) -> bool:

@@ -80,3 +80,11 @@ def is_late(run: Run) -> bool:
         return False
     elapsed = (timezone.now() - run.created_at).total_seconds()
     return elapsed > LATE_MIN_SECONDS and elapsed > late_after_seconds(typical_seconds(run))
+
+
+def late_at(run: Run) -> float | None:
+    """When (Unix time) a run still waiting to be sent will count as late; None if that cannot come
+    by time alone (it is being sent, has ended, or is late already). The run page's tag lasts until then."""
+    if run.status not in (Run.Status.QUEUED, Run.Status.RETRYING) or is_late(run):
+        return None
+    return run.created_at.timestamp() + max(LATE_MIN_SECONDS, late_after_seconds(typical_seconds(run)))

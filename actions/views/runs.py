@@ -6,10 +6,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from actions.catalog.parameters import MultiLineField, PlainTextarea, never_cut, refuse_control_characters
 from actions.models import Run
+from actions.runs import watch
 from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
 from actions.runs.notify import wants_mail
-from actions.runs.pacing import first_poll_ms, is_late
+from actions.runs.pacing import first_poll_ms, is_late, late_at
 from actions.runs.selectors import engine_results, filter_statuses, labelled_outputs, runs_of, runs_page
 from actions.runs.states import REACHED_DEVICE, is_final
 from actions.runs.wording import (
@@ -73,6 +74,7 @@ def render_run_page(request, run: Run, feedback_form: "FeedbackForm", status: in
 
 @require_GET
 def run_status(request, pk):
+    current = watch.version(pk)  # before the run: a change committed meanwhile only costs a full answer
     run = _own_run(request, pk)
     mark_final_seen(run)
     data = run_as_json(run)
@@ -81,7 +83,12 @@ def run_status(request, pk):
         data["feedback_open"] = feedback_open(run)
         data["feedback_hint"] = feedback_hint(run)
         data["ticket"] = ticket_as_json(run)
-    return JsonResponse(data, headers={"Cache-Control": "no-store"})
+    response = JsonResponse(data, headers={"Cache-Control": "no-store"})
+    if not is_final(run.status):  # the page stops at the end: only a run in flight is looked at again
+        tag = watch.etag(pk, request.session.session_key or "", current, fresh_until=late_at(run))
+        if tag:
+            response["ETag"] = tag  # sent back as If-None-Match: actions/views/watch.py answers it
+    return response
 
 
 def late_notice(run: Run) -> str:

@@ -145,9 +145,19 @@
     return false;
   }
 
+  // The tag of the last full answer: sent back, the portal answers 304 while nothing changed (no body).
+  var etag = null;
+  // A run whose status has not changed for half a minute is looked at every 15 s at most, as one
+  // followed on the device: it is not about to end (an action's runs end in seconds; the page's
+  // first look waits for the usual end), and every look costs the portal.
+  var changedAt = Date.now();
+
   function poll() {
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    var headers = { Accept: "application/json" };
+    if (etag) headers["If-None-Match"] = etag;
+    fetch(url, { credentials: "same-origin", headers: headers })
       .then(function (response) {
+        if (response.status === 304) return { unchanged: true, status: box.dataset.status };
         var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
         if (response.redirected || !json || response.status === 404) {
           // Signed out (sent to the sign-in page) or the run is gone: polling again cannot help.
@@ -155,13 +165,17 @@
           throw new Error("stop");
         }
         if (!response.ok) throw new Error("HTTP " + response.status);
+        etag = response.headers.get("ETag");
         return response.json();
       })
       .then(function (data) {
-        if (!apply(data)) {
-          // Sent and waiting for the device (Infinity), waiting for approval, or a ticket waiting for
-          // its number, takes minutes, not seconds: look less often.
-          const slow = data.status === "following" || data.status === "waiting_approval" || data.final;
+        if (data.status !== box.dataset.status) changedAt = Date.now();
+        if (data.unchanged || !apply(data)) {
+          box.dataset.status = data.status;
+          // Sent and waiting for the device (Infinity), waiting for approval, a ticket waiting for its
+          // number, or a status that has stood 30 s takes minutes, not seconds: look less often.
+          var slow = data.status === "following" || data.status === "waiting_approval" || data.final ||
+            Date.now() - changedAt > 30000;
           delay = Math.min(delay * 1.3, slow ? 15000 : 5000);
           later(delay);
         }

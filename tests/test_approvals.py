@@ -289,6 +289,16 @@ def test_the_reaper_mails_the_approvers_once_when_the_task_was_lost(alice, risky
     assert mail.bcc == ["dan@corp.example"] and "Teams will not start" in mail.body
 
 
+def test_the_menu_links_approvers_to_their_requests_with_how_many_wait(client, alice, risky, laptop, dan):
+    ask(alice, risky, laptop)
+    client.force_login(alice)
+    assert reverse("approvals") not in client.get(reverse("catalog")).content.decode()
+
+    client.force_login(dan)
+    page = client.get(reverse("my_runs")).content.decode()
+    assert f'<a href="{reverse("approvals")}">Approvals <span class="badge badge-count">1<' in page
+
+
 def test_the_employee_cancels_from_the_run_page(alice_client, alice, risky, laptop):
     run = ask(alice, risky, laptop)
     assert "Cancel this request" in alice_client.get(run.get_absolute_url()).content.decode()

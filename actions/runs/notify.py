@@ -181,6 +181,7 @@ def approvers_sweep() -> int:
         status=Constant(Run.Status.WAITING_APPROVAL),
         approval_expires_at__gt=Now(),
         approvers_notified_at__isnull=True,
+        approver_group__isnull=False,
         created_at__lt=lost,
     )
     pks = list(due.order_by("approval_expires_at").values_list("pk", flat=True)[:SWEEP_BATCH])

@@ -11,9 +11,11 @@ class ActionsConfig(AppConfig):
         from actions.accounts.middleware import start_session_clock
         from actions.audit import audit_register
         from actions.catalog import version  # noqa: F401  (its receivers: the catalog's version)
+        from actions.views.nav import remember_approver
 
         audit_register()
         user_logged_in.connect(start_session_clock, dispatch_uid="actions.accounts.start_session_clock")
+        user_logged_in.connect(remember_approver, dispatch_uid="actions.views.nav.remember_approver")
         user_login_failed.connect(
             lambda **kwargs: metrics.sign_in_failed(), weak=False, dispatch_uid="actions.metrics.sign_in_failed"
         )

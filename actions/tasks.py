@@ -89,3 +89,11 @@ def sweep_tickets() -> int | None:
     from actions.ticketing.service import tickets_sweep
 
     return _alone("sweep-tickets", tickets_sweep)
+
+
+@shared_task(ignore_result=True)
+def prune_api_calls() -> int | None:
+    """Periodic: delete the API call log's rows older than API_CALL_LOG_DAYS."""
+    from actions.apiclients import calls_prune
+
+    return _alone("prune-api-calls", calls_prune)

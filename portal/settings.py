@@ -97,6 +97,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.site",
+                "actions.views.nav.approvals_nav",
             ],
         },
     },
@@ -354,6 +355,10 @@ RUN_RETRY_BASE_SECONDS = 2
 API_RATE_LIMIT_PER_MINUTE = config.get_int(
     "API_RATE_LIMIT_PER_MINUTE", 120, minimum=1, maximum=100_000, doc="API: calls one client may make per minute"
 )
+# ...and its call log (ApiCall) keeps this many days; an hourly beat pass deletes older rows.
+API_CALL_LOG_DAYS = config.get_int(
+    "API_CALL_LOG_DAYS", 90, minimum=1, maximum=3650, doc="API: days the log of API calls is kept, then deleted"
+)
 RUN_RETRY_MAX_SECONDS = 60
 # The reaper re-enqueues runs handed to the broker this long ago and still not claimed (overdue for
 # a retry), unless the broker holds as many waiting messages: the broker lost them.
@@ -389,6 +394,7 @@ CELERY_TASK_ROUTES = {
     "actions.tasks.sync_engines_task": {"queue": MAINTENANCE_QUEUE},
     "actions.tasks.follow_up_runs": {"queue": MAINTENANCE_QUEUE},
     "actions.tasks.sweep_tickets": {"queue": MAINTENANCE_QUEUE},
+    "actions.tasks.prune_api_calls": {"queue": MAINTENANCE_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-runs": {
@@ -405,6 +411,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "actions.tasks.sweep_tickets",
         "schedule": TICKETING_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": TICKETING_SWEEP_INTERVAL_SECONDS},
+    },
+    "prune-api-calls": {
+        "task": "actions.tasks.prune_api_calls",
+        "schedule": 3600,  # hourly: each pass deletes little, whatever the traffic
+        "options": {"expires": 3600},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

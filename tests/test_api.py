@@ -228,6 +228,41 @@ def test_devices_any_lets_only_it_staff_with_the_permission_run_on_anothers_devi
     assert (run.user, run.device, run.requested_by) == (bob, bobs, alice)
 
 
+def test_a_devices_any_client_reads_the_runs_it_asked_for_for_others_and_no_other_client_does(
+    call, make_token, alice, bob, action
+):
+    bobs = make_device(bob, name="LAPTOP-BOB")
+    alice.is_staff = True
+    alice.save()
+    alice.user_permissions.add(Permission.objects.get(codename="run_action_on_any_device"))
+    asking, other_any, plain = make_token(ALL), make_token(ALL), make_token()
+    run_id = call("post", "/api/v1/runs", token=asking, body=run_body(action, device=bobs.uid)).json()["id"]
+    admins_run = submit(bob, action, bobs, requested_by=alice, idempotency_key="b" * 20)  # not through a client
+
+    def read(token, employee, pk=run_id):
+        response = call("get", f"/api/v1/runs/{pk}?employee={employee}", token=token)
+        return response.status_code if response.status_code == 200 else problem_type(response)
+
+    assert read(asking, "alice") == 200 and read(asking, "bob") == 200  # the asker's, and bob's own
+    assert read(other_any, "alice") == read(plain, "alice") == read(asking, "alice", admins_run.pk) == "run-not-found"
+    feedback = call("post", f"/api/v1/runs/{run_id}/feedback", token=asking, body={"employee": "alice", "fixed": True})
+    assert problem_type(feedback) == "run-not-found"  # answering is the device owner's
+
+
+def test_the_call_log_is_pruned_after_its_retention(token, alice, call, settings):
+    from actions.tasks import prune_api_calls
+
+    settings.API_CALL_LOG_DAYS = 30
+    call("get", "/api/v1/devices?employee=alice", token=token)
+    call("get", "/api/v1/devices?employee=alice", token=token)
+    old, recent = ApiCall.objects.order_by("pk")
+    ApiCall.objects.filter(pk=old.pk).update(at=timezone.now() - timedelta(days=31))
+    ApiCall.objects.filter(pk=recent.pk).update(at=timezone.now() - timedelta(days=29))
+
+    assert prune_api_calls() == 1
+    assert list(ApiCall.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
 # --- Refusals, each with its type ------------------------------------------------------------------------
 
 

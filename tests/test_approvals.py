@@ -275,6 +275,30 @@ def test_the_approvers_are_emailed_once_with_a_link(alice, risky, laptop, dan, e
     assert "Teams will not start" in mail.body and reverse("approvals") in mail.body
 
 
+def test_the_reaper_mails_the_approvers_once_when_the_task_was_lost(alice, risky, laptop, dan, mailoutbox):
+    run = ask(alice, risky, laptop)  # its on-commit task never ran: the broker lost it
+
+    runs_reap()
+    assert mailoutbox == []  # too fresh: the task may still come
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    runs_reap()
+    runs_reap()
+    assert approvers_notify(run_id=run.pk) == 0  # the task, late: already sent
+
+    [mail] = mailoutbox
+    assert mail.bcc == ["dan@corp.example"] and "Teams will not start" in mail.body
+
+
+def test_the_menu_links_approvers_to_their_requests_with_how_many_wait(client, alice, risky, laptop, dan):
+    ask(alice, risky, laptop)
+    client.force_login(alice)
+    assert reverse("approvals") not in client.get(reverse("catalog")).content.decode()
+
+    client.force_login(dan)
+    page = client.get(reverse("my_runs")).content.decode()
+    assert f'<a href="{reverse("approvals")}">Approvals <span class="badge badge-count">1<' in page
+
+
 def test_the_employee_cancels_from_the_run_page(alice_client, alice, risky, laptop):
     run = ask(alice, risky, laptop)
     assert "Cancel this request" in alice_client.get(run.get_absolute_url()).content.decode()

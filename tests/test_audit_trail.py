@@ -3,6 +3,7 @@ read-only in admin for everyone; exported as CSV that a spreadsheet cannot run."
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -190,6 +191,18 @@ def test_curators_filter_the_trail_by_person_and_object_type(client, carol, admi
     assert listed(person="portal") == {portals.pk} | {e.pk for e in LogEntry.objects.filter(actor=None)}
     assert listed(object_type=ContentType.objects.get_for_model(RemoteAction).pk) == {portals.pk}
     assert listed(q="carol") == {carols.pk}
+
+
+def test_an_action_s_and_a_device_s_admin_page_link_to_their_own_records(admin_client, alice, bob):
+    actions = make_action(name="Clear Teams cache"), make_action(name="Restart spooler")
+    devices = make_device(alice), make_device(bob)
+
+    for (obj, other), admin_name in ((actions, "remoteaction"), (devices, "device")):
+        page = admin_client.get(reverse(f"admin:actions_{admin_name}_change", args=[obj.pk])).content.decode()
+        link = re.search(r'<a href="([^"]+)">Audit records</a>', page)
+        assert link, page
+        listed = {e.pk for e in admin_client.get(link.group(1).replace("&amp;", "&")).context["cl"].result_list}
+        assert listed == {e.pk for e in records(obj)} and records(other)[0].pk not in listed
 
 
 # --- CSV export ---------------------------------------------------------------------------------

@@ -388,8 +388,15 @@ def refusal(exc: submit.RunRefused) -> Problem:
     return Problem(refusal_type(exc.kind), str(exc), field=field, retry_at=exc.again_at, retry_after=retry)
 
 
-def own_run(request, user, run_id: uuid.UUID) -> Run:
+def own_run(request, user, run_id: uuid.UUID, *, client=None) -> Run:
+    """The employee's own run; with `client` (reads only), also one the employee asked for on another
+    person's device through this client with "devices:any" (apiclients.requested_through)."""
+    runs = Run.objects.select_related("action", "device", "ticket").filter(pk=run_id)
     run = runs_of(user).select_related("action", "device", "ticket").filter(pk=run_id).first()
+    if run is None and client is not None:
+        run = runs.filter(requested_by=user).first()
+        if run is not None and not apiclients.requested_through(client, user, run):
+            run = None
     if run is None:
         raise Problem("run-not-found", "This employee has no run with this id.")
     request.api_run_id = run.pk
@@ -413,8 +420,8 @@ def list_runs(
 
 @api.get("/runs/{run_id}", response={200: RunOut, **refusals(403, 404)}, summary="One run: status, outcome, ticket")
 def get_run(request, run_id: uuid.UUID, employee: str = EMPLOYEE_QUERY):
-    _, user = employee_for(request, employee, RUNS_READ)
-    return run_out(own_run(request, user, run_id))
+    client, user = employee_for(request, employee, RUNS_READ)
+    return run_out(own_run(request, user, run_id, client=client))
 
 
 @api.post("/runs/{run_id}/feedback", response={200: RunOut, **refusals(403, 404, 409)}, summary="Did this fix it?")

@@ -23,7 +23,7 @@ from django.utils import timezone
 from actions.catalog.selectors import actions_visible_to, visible_action
 from actions.devices.ownership import device_for_user
 from actions.devices.resolution import resolve_devices_for
-from actions.models import ApiCall, ApiClient, Device, RemoteAction
+from actions.models import ApiCall, ApiClient, Device, RemoteAction, Run
 from actions.security import security_event
 from actions.uids import DEVICE_UID_RE
 
@@ -130,6 +130,40 @@ def call_log(
     )
     if client is not None:
         ApiClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now())
+
+
+# The call that made a run is logged as its request ends: within this long after the run's creation.
+CREATING_CALL_WITHIN = timedelta(minutes=10)
+
+
+def requested_through(client: ApiClient, user, run: Run) -> bool:
+    """Whether `user` (IT staff) asked for this run on another person's device through this very client
+    (with "devices:any"): then the client may read it for them, besides the runs that are their own.
+
+    Read from the call log: the client's successful POST that returned the run, found by the log's
+    (client, time) index right after the run's creation. So such a run stays readable as long as
+    API_CALL_LOG_DAYS keeps that call.
+    """
+    if not has_scope(client, DEVICES_ANY) or run.requested_by_id is None or run.requested_by_id != user.pk:
+        return False
+    return ApiCall.objects.filter(
+        client=client,
+        at__gte=run.created_at,
+        at__lt=run.created_at + CREATING_CALL_WITHIN,
+        method="POST",
+        status=201,
+        run_id=run.pk,
+    ).exists()
+
+
+def calls_prune() -> int:
+    """Beat: delete the call log's rows older than API_CALL_LOG_DAYS. How many.
+
+    One DELETE (nothing refers to a call, so Django deletes without reading them first): hourly, it
+    removes about an hour of calls.
+    """
+    cutoff = timezone.now() - timedelta(days=settings.API_CALL_LOG_DAYS)
+    return ApiCall.objects.filter(at__lt=cutoff).delete()[0]
 
 
 def _storable(text: str) -> str:

@@ -45,6 +45,11 @@ def approvals_waiting_for(user) -> QuerySet[Run]:
     )
 
 
+def is_approver(user) -> bool:
+    """Whether the user is in a group some action names as its approvers (one query)."""
+    return user.groups.filter(approvable_actions__isnull=False).exists()
+
+
 def check_approver(run: Run, user) -> None:
     """Raise ApprovalRefused unless `user` may decide on `run`."""
     if not user.is_active or run.approver_group_id is None:

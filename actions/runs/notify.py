@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage, send_mail
 from django.db import transaction
+from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +17,7 @@ from actions import broker, metrics
 from actions.models import Preferences, Run
 from actions.runs.states import is_final
 from actions.runs.wording import STATUS_TITLES, status_summary
+from actions.sql import Constant
 
 log = logging.getLogger("actions.runs")
 
@@ -134,12 +137,13 @@ def approvers_notify(*, run_id) -> int:
             if email
         }
     )
-    if not emails:
-        log.warning("run %s waits for approval, and none of its approvers has an e-mail address", run.pk)
-        return 0
+    # The claim, also when there is nobody to mail: the sweep then does not look at it again.
     if not Run.objects.filter(pk=run.pk, approvers_notified_at__isnull=True).update(
         approvers_notified_at=timezone.now()
     ):
+        return 0
+    if not emails:
+        log.warning("run %s waits for approval, and none of its approvers has an e-mail address", run.pk)
         return 0
     person = run.user.get_full_name()
     employee = f"{person} ({run.user.get_username()})" if person else run.user.get_username()
@@ -157,3 +161,31 @@ def approvers_notify(*, run_id) -> int:
         return 0
     log.info("run %s: %s approver(s) e-mailed", run.pk, len(emails))
     return len(emails)
+
+
+SWEEP_BATCH = 20  # e-mails per reaper pass: a slow mail server delays the pass by this many sends at most
+
+
+def approvers_sweep() -> int:
+    """The reaper's pass: e-mail the approvers of requests whose task never ran (a broker that lost it).
+
+    The database is the truth: a request still waiting, RUN_REQUEUE_AFTER_SECONDS old and not yet
+    claimed (``approvers_notified_at``), is mailed here, by the same claim as the task's, so whichever
+    of the two comes first sends, once. How many requests were mailed.
+    """
+    if not mail_configured():
+        return 0
+    lost = Now() - timedelta(seconds=settings.RUN_REQUEUE_AFTER_SECONDS)
+    # The status as a literal: PostgreSQL's generic plan then reads the partial index of waiting requests.
+    due = Run.objects.filter(
+        status=Constant(Run.Status.WAITING_APPROVAL),
+        approval_expires_at__gt=Now(),
+        approvers_notified_at__isnull=True,
+        approver_group__isnull=False,
+        created_at__lt=lost,
+    )
+    pks = list(due.order_by("approval_expires_at").values_list("pk", flat=True)[:SWEEP_BATCH])
+    mailed = sum(1 for pk in pks if approvers_notify(run_id=pk))
+    if mailed:
+        log.info("approvers' sweep: %s request(s) whose e-mail task was lost mailed now", mailed)
+    return mailed

@@ -1,0 +1,77 @@
+"""Catalog export and import in the admin: a download, then an upload checked by a dry run before it applies."""
+
+import json
+
+from auditlog.models import LogEntry
+from django.contrib.auth.models import Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from actions.admin import catalog as catalog_admin
+from actions.catalog import transfer
+from actions.models import RemoteAction
+from tests.factories import make_action, make_parameter
+
+EXPORT_URL = reverse("admin:actions_remoteaction_export_catalog")
+IMPORT_URL = reverse("admin:actions_remoteaction_import_catalog")
+
+
+def exported(client) -> dict:
+    response = client.post(EXPORT_URL)
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith('attachment; filename="catalog-')
+    return json.loads(response.content)
+
+
+def upload(client, data, name="catalog.json"):
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return client.post(IMPORT_URL, {"file": SimpleUploadedFile(name, raw, "application/json")})
+
+
+def test_a_curator_exports_then_sees_what_an_import_would_change_before_applying_it(client, carol):
+    action = make_action(name="Clean up disk", slug="clean-up-disk")
+    make_parameter(action, name="Days", label="Days")
+    client.force_login(carol)
+    data = exported(client)
+    data["actions"][0]["summary"] = "Frees space."
+    data["actions"].append(data["actions"][0] | {"nexthink_uid": "07844969-1889-4de3-9026-020af94be855"})
+    data["actions"][1] |= {"name": "Clean up disk 2", "slug": "clean-up-disk-2"}
+
+    preview = upload(client, data)
+
+    page = preview.content.decode()
+    assert "Changed action: Clean up disk" in page and "New action: Clean up disk 2" in page
+    assert RemoteAction.objects.count() == 1 and RemoteAction.objects.get().summary == "Fixes a thing."  # dry run
+
+    applied = client.post(IMPORT_URL, {**preview.context["apply_form"].initial, "apply": "1"}, follow=True)
+
+    assert "1 new, 1 changed" in applied.content.decode()
+    assert RemoteAction.objects.get(slug="clean-up-disk").summary == "Frees space."
+    assert RemoteAction.objects.get(slug="clean-up-disk-2").parameters.get().name == "Days"
+    events = [e.additional_data["event"] for e in LogEntry.objects.filter(actor=carol) if e.additional_data]
+    assert events.count("catalog_exported") == 1 and events.count("catalog_imported") == 1
+
+
+def test_a_file_that_is_not_a_catalog_is_refused_with_a_reason(admin_client, monkeypatch):
+    assert "not valid JSON" in upload(admin_client, b"{nope").content.decode()
+    assert "not a catalog export" in upload(admin_client, {"format": "other"}).content.decode()
+    monkeypatch.setattr(transfer, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(catalog_admin, "MAX_FILE_BYTES", 10)
+    assert "larger than" in upload(admin_client, {"format": "fix-my-device-catalog"}).content.decode()
+
+
+def test_only_staff_who_may_change_the_catalog_may_import_it_and_only_by_post_export_it(client, carol):
+    forged = Client(enforce_csrf_checks=True)
+    forged.force_login(carol)
+    assert forged.post(EXPORT_URL).status_code == 403  # no CSRF token
+
+    viewer = User.objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_remoteaction"))
+    client.force_login(viewer)
+
+    assert client.get(IMPORT_URL).status_code == 403
+    assert client.get(EXPORT_URL).status_code == 405
+    assert client.post(EXPORT_URL).status_code == 200
+    client.force_login(carol)
+    assert client.get(IMPORT_URL).status_code == 200

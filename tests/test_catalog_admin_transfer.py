@@ -15,6 +15,7 @@ from tests.factories import make_action, make_parameter
 
 EXPORT_URL = reverse("admin:actions_remoteaction_export_catalog")
 IMPORT_URL = reverse("admin:actions_remoteaction_import_catalog")
+CHANGELIST_URL = reverse("admin:actions_remoteaction_changelist")
 
 
 def exported(client) -> dict:
@@ -75,3 +76,17 @@ def test_only_staff_who_may_change_the_catalog_may_import_it_and_only_by_post_ex
     assert client.post(EXPORT_URL).status_code == 200
     client.force_login(carol)
     assert client.get(IMPORT_URL).status_code == 200
+
+
+def test_the_list_shows_which_system_an_action_runs_on_once_both_systems_have_actions(admin_client):
+    make_action(name="Clear Teams cache")
+
+    assert "systems" not in admin_client.get(CHANGELIST_URL).context["cl"].list_display
+
+    make_action(name="Reset Dock", runs_on_windows=False)
+    page = admin_client.get(CHANGELIST_URL)
+    windows = admin_client.get(CHANGELIST_URL, {"runs_on": "windows"}).context["cl"].result_list
+
+    assert "systems" in page.context["cl"].list_display
+    assert '<td class="field-systems">macOS</td>' in page.content.decode()
+    assert [a.name for a in windows] == ["Clear Teams cache"]

@@ -25,6 +25,7 @@ from actions.catalog.transfer import MAX_FILE_BYTES, catalog_export, catalog_fil
 from actions.models import ActionParameter, Category, RemoteAction
 from actions.nexthink.errors import ActApiError
 from actions.nexthink.infinity.client import infinity_client_from_settings
+from actions.platforms import MACOS, WINDOWS, labels, runs_on
 from actions.views.catalog import action_preview
 
 
@@ -144,6 +145,27 @@ class CatalogApplyForm(forms.Form):
         return self.cleaned_data["catalog"]
 
 
+def both_systems_in_catalog() -> bool:
+    """Do the catalog's actions differ by system, some for Windows, some for macOS? (One small query.)"""
+    combos = set(RemoteAction.objects.order_by().values_list("runs_on_windows", "runs_on_macos").distinct())
+    return any(w for w, _ in combos) and any(m for _, m in combos) and len(combos) > 1
+
+
+class RunsOnFilter(admin.SimpleListFilter):
+    title = "runs on"
+    parameter_name = "runs_on"
+
+    def lookups(self, request, model_admin):
+        return [(WINDOWS, "Windows"), (MACOS, "macOS")]
+
+    def queryset(self, request, queryset):
+        if self.value() == WINDOWS:
+            return queryset.filter(runs_on_windows=True)
+        if self.value() == MACOS:
+            return queryset.filter(runs_on_macos=True)
+        return queryset
+
+
 # What a catalog import may create, change and delete (an action's parameters are replaced).
 IMPORT_PERMISSIONS = [
     "actions.add_remoteaction",
@@ -200,6 +222,26 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
 
     def get_queryset(self, request) -> QuerySet[RemoteAction]:
         return super().get_queryset(request).select_related("category").prefetch_related("groups")
+
+    def get_list_display(self, request):
+        """The systems column and filter only where both systems' actions exist (else the same word on every row)."""
+        if not self._both_systems(request):
+            return self.list_display
+        return [*self.list_display[:2], "systems", *self.list_display[2:]]
+
+    def get_list_filter(self, request):
+        if self._both_systems(request):
+            return [*self.list_filter[:2], RunsOnFilter, *self.list_filter[2:]]
+        return self.list_filter
+
+    def _both_systems(self, request) -> bool:
+        if not hasattr(request, "_both_systems"):  # asked for the columns, then the filters: one query
+            request._both_systems = both_systems_in_catalog()
+        return request._both_systems
+
+    @admin.display(description="runs on")
+    def systems(self, obj: RemoteAction) -> str:
+        return labels(runs_on(obj))
 
     @admin.display(description="who may see it")
     def visible_to(self, obj: RemoteAction) -> str:

@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.text import slugify
 
 from actions.admin.plain_text import PlainTextAdmin
+from actions.admin.two_lists import TwoListHelp
 from actions.catalog.forms import ActionParameterAdminForm, ActionParameterFormSet, RemoteActionAdminForm
 from actions.catalog.nexthink_import import remote_actions_import, workflow_summary, workflows_import
 from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
@@ -179,7 +180,7 @@ IMPORT_PERMISSIONS = [
 
 
 @admin.register(RemoteAction)
-class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
+class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
     form = RemoteActionAdminForm
     inlines = [ActionParameterInline]
     list_display = ["name", "kind", "category", "enabled", "featured", "display_order", "visible_to", "nexthink_uid"]
@@ -188,6 +189,10 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
     search_fields = ["name", "slug", "summary", "description", "nexthink_uid", "nql_id"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["groups", "engines"]
+    two_list_help = {
+        "groups": "The groups whose members may see and run it. None chosen: every employee.",
+        "engines": "The Engines it is sent to. None chosen: every Engine.",
+    }
 
     class Media:
         js = ["js/admin-a11y.js"]  # names the two-list selectors' search icons for screen readers

@@ -1,4 +1,5 @@
-"""Catalog export and import in the admin: a download, then an upload checked by a dry run before it applies."""
+"""Issue 22 item 7, an admin finds everything: catalog export and import (a dry run first), the
+systems column, help that says how the selectors work and names no command-line tool."""
 
 import json
 
@@ -90,3 +91,36 @@ def test_the_list_shows_which_system_an_action_runs_on_once_both_systems_have_ac
     assert "systems" in page.context["cl"].list_display
     assert '<td class="field-systems">macOS</td>' in page.content.decode()
     assert [a.name for a in windows] == ["Clear Teams cache"]
+
+
+def test_the_two_list_selectors_help_says_how_they_work_not_how_a_list_box_does(admin_client):
+    form = admin_client.get(reverse("admin:actions_remoteaction_add")).context["adminform"].form
+    client_form = admin_client.get(reverse("admin:actions_apiclient_add")).context["adminform"].form
+
+    for field in (form.fields["groups"], form.fields["engines"], client_form.fields["actions"]):
+        assert "Hold down" not in field.help_text
+        assert "to “Chosen" in field.help_text
+    assert form.fields["groups"].help_text.startswith("The groups whose members may see and run it. None chosen")
+
+
+def test_no_admin_help_names_a_command_line_tool(rf, admin_user):
+    from pathlib import Path
+
+    from django.contrib import admin
+
+    import actions.management.commands as commands
+
+    tools = ["manage.py", *(p.stem for p in Path(commands.__file__).parent.glob("[a-z]*.py"))]
+    request = rf.get("/")
+    request.user = admin_user
+    texts = []
+    for model, model_admin in admin.site._registry.items():
+        forms = [model_admin.get_form(request)]
+        forms += [inline.get_formset(request).form for inline in model_admin.get_inline_instances(request)]
+        texts += [str(f.help_text) for form in forms for f in form.base_fields.values()]
+        readonly = set(model_admin.get_readonly_fields(request)) - set(forms[0].base_fields)
+        texts += [str(f.help_text) for f in model._meta.get_fields() if f.name in readonly and hasattr(f, "help_text")]
+        texts += [str(model_admin.search_help_text or "")]
+        texts += [str(a.description) for a in model_admin.get_actions(request).values()]
+
+    assert [t for t in texts if any(tool in t for tool in tools)] == []

@@ -53,6 +53,8 @@ def test_a_curator_exports_then_sees_what_an_import_would_change_before_applying
     assert RemoteAction.objects.get(slug="clean-up-disk-2").parameters.get().name == "Days"
     events = [e.additional_data["event"] for e in LogEntry.objects.filter(actor=carol) if e.additional_data]
     assert events.count("catalog_exported") == 1 and events.count("catalog_imported") == 1
+    trail = client.get(reverse("admin:auditlog_logentry_changelist")).content.decode()
+    assert "Imported a catalog file" in trail and "Exported the catalog" in trail
 
 
 def test_a_file_that_is_not_a_catalog_is_refused_with_a_reason(admin_client, monkeypatch):

@@ -18,14 +18,17 @@ from actions.uids import GUID_RE, reference_bounds
 
 
 def ticket_search(tickets, term: str) -> Q:
-    """The first of these that finds a ticket: its number, its service desk id, the employee who asked
-    (user name or e-mail), its run's action by name (any case); else a number or action name's start."""
-    users = get_user_model().objects.filter(Q(username__iexact=term) | Q(email__iexact=term))
+    """The first of these that finds a ticket: its number, its service desk id, the employee whose run
+    it is or who asked (user name or e-mail), its run's action by name (any case); else the start of a
+    number or of an action's name."""
+    users = list(
+        get_user_model().objects.filter(Q(username__iexact=term) | Q(email__iexact=term)).values_list("pk", flat=True)
+    )
     actions = list(RemoteAction.objects.filter(name__iexact=term).values_list("name", flat=True)[:20])
     for exact in (
         Q(number__iexact=term),
         Q(external_id=term),
-        Q(requested_by__in=list(users.values_list("pk", flat=True))),
+        Q(run__user__in=users) | Q(requested_by__in=users),
         Q(run__action_name__in=[*actions, term]),
     ):
         if tickets.filter(exact).exists():

@@ -28,6 +28,8 @@ EVENTS = {
     "approval_granted": "Approved a request",
     "approval_denied": "Denied a request",
     "approval_no_longer_allowed": "Approved a request that could no longer run (ended unsent)",
+    "catalog_exported": "Exported the catalog",
+    "catalog_imported": "Imported a catalog file",
 }
 
 

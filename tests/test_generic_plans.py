@@ -19,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 
 from actions.insights import runs_in_flight_now
-from actions.models import Run
+from actions.models import Run, Ticket
 from actions.runs.follow_up import runs_follow_up
 from actions.runs.reaper import runs_reap
 from actions.runs.selectors import cursor_of
@@ -201,3 +201,15 @@ def test_a_name_s_start_is_the_byte_range_that_startswith_means(bob):
         found = set(Run.objects.filter(starts_with("device_name", prefix)).values_list("device_name", flat=True))
         assert found == expected, prefix
     assert (after_prefix("ab"), after_prefix("a\U0010ffff"), after_prefix("\U0010ffff")) == ("ac", "b", None)
+
+
+def test_an_admin_search_by_ticket_number_reads_runs_by_primary_key(plans, client, admin_user, bob):
+    run = Run.objects.filter(user=bob).first()
+    Ticket.objects.create(run=run, backend="servicenow", number="INC0010001", requested_at=run.created_at)
+    client.force_login(admin_user)
+    plans.clear()
+
+    response = client.get(reverse("admin:actions_run_changelist"), {"q": "inc0010001"})
+
+    assert [r.pk for r in response.context["cl"].result_list] == [run.pk]
+    assert index_scans(plans.of('"actions_run"."id" IN', "LIMIT")) == {"actions_run_pkey"}

@@ -1,11 +1,12 @@
 """Runs in admin: read-only history; retry makes a new run linked to the old one."""
 
 from django.urls import reverse
+from django.utils import timezone
 
-from actions.models import Device, Run
+from actions.models import Device, Run, Ticket
 from actions.runs.submit import run_submit
 from actions.uids import run_reference
-from tests.factories import make_device, make_parameter, make_sim_action, submit
+from tests.factories import make_action, make_device, make_parameter, make_sim_action, submit
 
 
 def failed_run(user, action=None):
@@ -189,3 +190,38 @@ def test_runs_are_searchable_by_the_reference_the_employee_reads_out(admin_clien
     assert found(" fmd-8d41162b ") == [ids[1]]  # as typed from the phone, any case
     assert found("FMD-8D41") == ids  # its start: every run it may be
     assert "FMD-8D41162B" in admin_client.get(reverse("admin:actions_run_change", args=[ids[1]])).content.decode()
+
+
+def ticket_for(run, number):
+    return Ticket.objects.create(run=run, backend="servicenow", number=number, requested_at=timezone.now())
+
+
+def test_runs_are_searchable_by_their_ticket_number_in_any_case(admin_client, alice):
+    run = failed_run(alice)
+    other = failed_run(alice, run.action)
+    ticket_for(run, "INC0010001")
+    ticket_for(other, "INC0010002")
+
+    response = admin_client.get(reverse("admin:actions_run_changelist"), {"q": "inc0010001"})
+
+    assert [r.pk for r in response.context["cl"].result_list] == [run.pk]
+
+
+def test_tickets_are_searchable_by_number_reference_employee_and_action(admin_client, alice, bob):
+    mine = failed_run(alice)
+    vpn = make_action(name="Reset VPN")
+    make_parameter(vpn, name="Mode", label="Mode")
+    theirs = failed_run(bob, vpn)
+    first, second = ticket_for(mine, "INC0010001"), ticket_for(theirs, "INC0020002")
+    changelist = reverse("admin:actions_ticket_changelist")
+
+    def found(term):
+        return {t.pk for t in admin_client.get(changelist, {"q": term}).context["cl"].result_list}
+
+    assert found("inc0010001") == {first.pk}
+    assert found("INC00") == {first.pk, second.pk}  # a number's start
+    assert found(run_reference(theirs.pk)) == {second.pk}
+    assert found("bob@corp.example") == {second.pk}
+    assert found("reset vpn") == {second.pk}  # the action's name, any case
+    assert found("Clear") == {first.pk}  # an action name's start
+    assert found("nothing-like-it") == set()

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from actions.admin.two_lists import TwoListHelp
 from actions.apiclients import SCOPES, client_new_secret, client_revoke, hash_secret, new_secret
 from actions.models import ApiCall, ApiClient
 
@@ -20,12 +21,16 @@ class ApiClientForm(forms.ModelForm):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(TwoListHelp, admin.ModelAdmin):
     form = ApiClientForm
     list_display = ("name", "owner", "scope_list", "expires_at", "revoked_at", "last_used_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "owner__username")
     filter_horizontal = ("actions", "categories")
+    two_list_help = {
+        "actions": "The actions this client may run. None chosen here or below: every action.",
+        "categories": "Every action of these categories too, besides those chosen above.",
+    }
     readonly_fields = ("secret_hint", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke", "make_new_secret"]
 

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, QuerySet
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
 
 from actions.admin.plain_text import PlainTextAdmin
+from actions.admin.two_lists import TwoListHelp
 from actions.catalog.forms import ActionParameterAdminForm, ActionParameterFormSet, RemoteActionAdminForm
 from actions.catalog.nexthink_import import remote_actions_import, workflow_summary, workflows_import
 from actions.catalog.parameters import is_placeholder_uid, placeholder_uid
+from actions.catalog.transfer import MAX_FILE_BYTES, catalog_export, catalog_file_read, catalog_import
 from actions.models import ActionParameter, Category, RemoteAction
 from actions.nexthink.errors import ActApiError
 from actions.nexthink.infinity.client import infinity_client_from_settings
+from actions.platforms import MACOS, WINDOWS, labels, runs_on
 from actions.views.catalog import action_preview
 
 
@@ -107,8 +114,73 @@ def actions_set_enabled(actions: QuerySet[RemoteAction], enabled: bool) -> int:
     return count
 
 
+class CatalogFileForm(forms.Form):
+    file = forms.FileField(
+        label="Catalog file",
+        help_text="A file saved with “Export the catalog” on this or another portal (JSON, at most 2 MB).",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_FILE_BYTES:
+            raise forms.ValidationError("The file is larger than 2 MB: not a catalog export.")
+        try:
+            self.catalog = catalog_file_read(upload.read(MAX_FILE_BYTES + 1))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return upload
+
+
+class CatalogApplyForm(forms.Form):
+    """The second step: the file's content as the dry run read it, sent back to be applied."""
+
+    catalog = forms.CharField(widget=forms.HiddenInput, strip=False, max_length=MAX_FILE_BYTES)
+    file_name = forms.CharField(widget=forms.HiddenInput, max_length=255)
+
+    def clean_catalog(self):
+        try:
+            self.catalog = catalog_file_read(self.cleaned_data["catalog"].encode())
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return self.cleaned_data["catalog"]
+
+
+def both_systems_in_catalog() -> bool:
+    """Do the catalog's actions differ by system, some for Windows, some for macOS? (One small query.)"""
+    combos = set(RemoteAction.objects.order_by().values_list("runs_on_windows", "runs_on_macos").distinct())
+    return any(w for w, _ in combos) and any(m for _, m in combos) and len(combos) > 1
+
+
+class RunsOnFilter(admin.SimpleListFilter):
+    title = "runs on"
+    parameter_name = "runs_on"
+
+    def lookups(self, request, model_admin):
+        return [(WINDOWS, "Windows"), (MACOS, "macOS")]
+
+    def queryset(self, request, queryset):
+        if self.value() == WINDOWS:
+            return queryset.filter(runs_on_windows=True)
+        if self.value() == MACOS:
+            return queryset.filter(runs_on_macos=True)
+        return queryset
+
+
+# What a catalog import may create, change and delete (an action's parameters are replaced).
+IMPORT_PERMISSIONS = [
+    "actions.add_remoteaction",
+    "actions.change_remoteaction",
+    "actions.add_actionparameter",
+    "actions.change_actionparameter",
+    "actions.delete_actionparameter",
+    "actions.add_category",
+    "actions.change_category",
+]
+
+
 @admin.register(RemoteAction)
-class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
+class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
     form = RemoteActionAdminForm
     inlines = [ActionParameterInline]
     list_display = ["name", "kind", "category", "enabled", "featured", "display_order", "visible_to", "nexthink_uid"]
@@ -117,6 +189,10 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
     search_fields = ["name", "slug", "summary", "description", "nexthink_uid", "nql_id"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["groups", "engines"]
+    two_list_help = {
+        "groups": "The groups whose members may see and run it. None chosen: every employee.",
+        "engines": "The Engines it is sent to. None chosen: every Engine.",
+    }
 
     class Media:
         js = ["js/admin-a11y.js"]  # names the two-list selectors' search icons for screen readers
@@ -152,6 +228,26 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
     def get_queryset(self, request) -> QuerySet[RemoteAction]:
         return super().get_queryset(request).select_related("category").prefetch_related("groups")
 
+    def get_list_display(self, request):
+        """The systems column and filter only where both systems' actions exist (else the same word on every row)."""
+        if not self._both_systems(request):
+            return self.list_display
+        return [*self.list_display[:2], "systems", *self.list_display[2:]]
+
+    def get_list_filter(self, request):
+        if self._both_systems(request):
+            return [*self.list_filter[:2], RunsOnFilter, *self.list_filter[2:]]
+        return self.list_filter
+
+    def _both_systems(self, request) -> bool:
+        if not hasattr(request, "_both_systems"):  # asked for the columns, then the filters: one query
+            request._both_systems = both_systems_in_catalog()
+        return request._both_systems
+
+    @admin.display(description="runs on")
+    def systems(self, obj: RemoteAction) -> str:
+        return labels(runs_on(obj))
+
     @admin.display(description="who may see it")
     def visible_to(self, obj: RemoteAction) -> str:
         names = sorted(g.name for g in obj.groups.all())
@@ -169,8 +265,81 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.import_from_nexthink_view),
                 name="actions_remoteaction_import_from_nexthink",
             ),
+            path(
+                "export-catalog/",
+                self.admin_site.admin_view(self.export_catalog_view),
+                name="actions_remoteaction_export_catalog",
+            ),
+            path(
+                "import-catalog/",
+                self.admin_site.admin_view(self.import_catalog_view),
+                name="actions_remoteaction_import_catalog",
+            ),
             *super().get_urls(),
         ]
+
+    def _can_import_catalog(self, request) -> bool:
+        return request.user.has_perms(IMPORT_PERMISSIONS)
+
+    def export_catalog_view(self, request):
+        """POST: the whole catalog as a JSON file to download (import it with "Import a catalog file")."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        data = catalog_export(actor=request.user)
+        response = HttpResponse(
+            json.dumps(data, indent=2, ensure_ascii=False) + "\n", content_type="application/json; charset=utf-8"
+        )
+        name = f"catalog-{timezone.localdate():%Y-%m-%d}.json"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    def import_catalog_view(self, request):
+        """Upload a catalog file, see what it would change (a dry run), then apply it."""
+        if not self._can_import_catalog(request):
+            raise PermissionDenied
+        upload_form, report, apply_form = CatalogFileForm(), None, None
+        if request.method == "POST" and "apply" in request.POST:
+            apply_form = CatalogApplyForm(request.POST)
+            if apply_form.is_valid():
+                name = apply_form.cleaned_data["file_name"]
+                try:
+                    report = catalog_import(apply_form.catalog, actor=request.user, file_name=name, dry_run=False)
+                except ValueError as exc:
+                    messages.error(request, str(exc))
+                else:
+                    level = messages.WARNING if report.rejected else messages.SUCCESS
+                    self.message_user(request, f"Imported {name}: {report.summary()}.", level)
+                    for label, reason in report.rejected:
+                        self.message_user(request, f"Rejected {label}: {reason}", messages.WARNING)
+                    return HttpResponseRedirect(reverse("admin:actions_remoteaction_changelist"))
+            else:
+                messages.error(request, "The file could not be applied; choose it again.")
+            apply_form = None
+        elif request.method == "POST":
+            upload_form = CatalogFileForm(request.POST, request.FILES)
+            if upload_form.is_valid():
+                upload = upload_form.cleaned_data["file"]
+                try:
+                    report = catalog_import(
+                        upload_form.catalog, actor=request.user, file_name=upload.name, dry_run=True
+                    )
+                except ValueError as exc:
+                    upload_form.add_error("file", str(exc))
+                else:
+                    text = json.dumps(upload_form.catalog, ensure_ascii=False)
+                    apply_form = CatalogApplyForm(initial={"catalog": text, "file_name": upload.name[:255]})
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import a catalog file",
+            "upload_form": upload_form,
+            "report": report,
+            "apply_form": apply_form,
+            "max_megabytes": MAX_FILE_BYTES // 1_000_000,
+        }
+        return TemplateResponse(request, "admin/actions/remoteaction/import_catalog.html", context)
 
     def _can_import(self, request) -> bool:
         return (
@@ -180,11 +349,15 @@ class RemoteActionAdmin(PlainTextAdmin, admin.ModelAdmin):
         )
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "can_import_from_nexthink": self._can_import(request)}
+        extra_context = {
+            **(extra_context or {}),
+            "can_import_from_nexthink": self._can_import(request),
+            "can_import_catalog": self._can_import_catalog(request),
+        }
         return super().changelist_view(request, extra_context)
 
     def import_from_nexthink_view(self, request):
-        """POST: what `manage.py import_remote_actions` does; new actions arrive disabled."""
+        """POST: the actions and workflows Nexthink lists for the API, as catalog entries; new ones arrive disabled."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not self._can_import(request):

@@ -3,6 +3,10 @@
 Built to stay fast with millions of runs: searches are exact or prefix lookups that an index
 serves, newest first (a request UID is one primary-key lookup), no date drill-down, no filter that lists the
 table's distinct users, and no full count: the list counts at most COUNT_CAP rows.
+
+A service desk ticket's number is looked up in the tickets table first (one row per run an employee
+asked help for, a small fraction of the runs; no index on the number: one pass over that table, any
+case), and its runs then by primary key.
 """
 
 import uuid
@@ -18,7 +22,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 
 from actions.catalog.parameters import InvalidParams
-from actions.models import Device, EngineResult, RemoteAction, Run, RunAttempt
+from actions.models import Device, EngineResult, RemoteAction, Run, RunAttempt, Ticket
 from actions.runs.submit import RunRefused, run_submit
 from actions.sql import starts_with
 from actions.uids import DEVICE_UID_RE, GUID_RE, reference_bounds, run_reference
@@ -103,9 +107,9 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ("status", "action")
     search_fields = ("device_name",)  # shows the search box; get_search_results decides what it searches
     search_help_text = (
-        "A reference the employee reads out (FMD-8D41162B, or its start), a request UID, a device UID, "
-        "a user name or e-mail, a device or action name (any case), "
-        "or the start of a device or action name (case as typed)."
+        "A reference the employee reads out (FMD-8D41162B, or its start), a service desk ticket number "
+        "(INC0010001), a request UID, a device UID, an employee's user name or e-mail, a device or action "
+        "name (any case), or the start of a device or action name (case as typed)."
     )
     list_select_related = ("user", "requested_by")
     paginator = CappedPaginator
@@ -124,6 +128,9 @@ class RunAdmin(admin.ModelAdmin):
             return queryset.filter(pk__gte=uuid.UUID(low), pk__lte=uuid.UUID(high)), False
         if DEVICE_UID_RE.fullmatch(term):
             return queryset.filter(device_uid=term.lower()), False
+        ticketed = list(Ticket.objects.filter(number__iexact=term).values_list("run_id", flat=True)[:COUNT_CAP])
+        if ticketed:
+            return queryset.filter(pk__in=ticketed), False
         return queryset.filter(search_match(queryset, term)), False
 
     @admin.display(description="Reference")

@@ -62,6 +62,10 @@ class RemoteActionAdminForm(forms.ModelForm):
         help_texts = {
             "nexthink_uid": "In Finder: right-click the remote action, Export > Remote action Uid to clipboard.",
             "enabled": "Only enabled actions appear to employees.",
+            # The models' own help names a command and a setting: here, in the admin's words.
+            "nql_id": "Infinity: the remote action's NQL id, like #clear_teams_cache (“Import … from Nexthink” "
+            "on the actions list fills it in).",
+            "timeout_seconds": "1 to 3,600 seconds. Empty: the portal's default timeout.",
         }
 
     def __init__(self, *args, **kwargs):

@@ -1,4 +1,5 @@
-"""Move a curated catalog between portals (staging → production) as JSON; see export/import_catalog.
+"""Move a curated catalog between portals (staging → production) as JSON: the admin's "Export the
+catalog" and "Import a catalog" pages, and the export_catalog/import_catalog commands.
 
 An action is identified by its Nexthink remote action UID: importing the same file twice changes
 nothing the second time. Groups and Engines are referred to by name and database UID and must exist
@@ -13,6 +14,7 @@ parameters that share a display order keep their relative order on the receiving
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +23,14 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from actions.audit import audit_event
 from actions.catalog.parameters import PARAMETER_FIELDS, parameter_definition_errors, remote_action_errors
-from actions.models import ActionParameter, Category, Engine, RemoteAction
+from actions.models import ActionParameter, CatalogVersion, Category, Engine, RemoteAction
 
 FORMAT = "fix-my-device-catalog"
 VERSION = 1
+# The largest file the admin's import page reads: a catalog of a few hundred actions is well under it.
+MAX_FILE_BYTES = 2_000_000
 
 ACTION_FIELDS = [
     "name",
@@ -69,6 +74,12 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     categories_created: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.created)} new, {len(self.updated)} changed, {len(self.unchanged)} unchanged, "
+            f"{len(self.rejected)} rejected, {len(self.categories_created)} new categories"
+        )
 
 
 # --- Export ------------------------------------------------------------------------------------
@@ -129,7 +140,55 @@ def export_catalog() -> dict[str, Any]:
     }
 
 
+def catalog_export(*, actor) -> dict[str, Any]:
+    """The catalog as export_catalog gives it, the download recorded in the audit trail."""
+    data = export_catalog()
+    audit_event("catalog_exported", target=_catalog_row(), actor=actor, details={"actions": len(data["actions"])})
+    return data
+
+
+def _catalog_row() -> CatalogVersion:
+    """The one row that stands for the catalog as a whole (the audit trail's object for its events)."""
+    row, _ = CatalogVersion.objects.get_or_create(pk=1)
+    return row
+
+
 # --- Import ------------------------------------------------------------------------------------
+
+
+def catalog_file_read(raw: bytes) -> Any:
+    """The JSON in an uploaded catalog file; ValueError, in plain words, when it cannot be one."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise ValueError(f"The file is larger than {MAX_FILE_BYTES // 1_000_000} MB: not a catalog export.")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ValueError("The file is not text (UTF-8): not a catalog export.") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"The file is not valid JSON (line {exc.lineno}, column {exc.colno}).") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError("The file is not a catalog export from this portal.")
+    return data
+
+
+def catalog_import(data: Any, *, actor, file_name: str, dry_run: bool) -> ImportReport:
+    """import_catalog for the admin's page: a dry run changes nothing; a real one is recorded in the
+    audit trail (each action's own changes are recorded as every admin change is)."""
+    report = import_catalog(data, dry_run=dry_run)
+    if not dry_run:
+        audit_event(
+            "catalog_imported",
+            target=_catalog_row(),
+            actor=actor,
+            details={
+                "file": file_name[:200],
+                "created": len(report.created),
+                "updated": len(report.updated),
+                "unchanged": len(report.unchanged),
+                "rejected": len(report.rejected),
+            },
+        )
+    return report
 
 
 def import_catalog(data: Any, *, dry_run: bool = False) -> ImportReport:

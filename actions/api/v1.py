@@ -47,7 +47,7 @@ from actions.catalog.parameters import (
     params_with_defaults,
     parse_choices,
 )
-from actions.catalog.selectors import search_actions
+from actions.catalog.search import search_actions
 from actions.devices.ownership import device_for_user
 from actions.devices.resolution import resolve_devices_for
 from actions.models import RemoteAction, Run

@@ -7,7 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from actions.catalog.search import matches, typo_distance
+from actions.catalog.search import matches, search_actions, typo_distance
+from actions.models import RemoteAction
 from tests.factories import make_action
 
 CARD = re.compile(r'<li class="card action-card">.*?<h3><a href="/actions/([\w-]+)/">', re.S)
@@ -54,7 +55,12 @@ def test_it_finds_the_start_of_a_word(alice_client, spooler, dns):
 
 @pytest.mark.parametrize(
     ("typed", "slug"),
-    [("printr", "restart-print-spooler"), ("outlok", "flush-dns-cache"), ("interent", "flush-dns-cache")],
+    [
+        ("printr", "restart-print-spooler"),
+        ("outlok", "flush-dns-cache"),
+        ("interent", "flush-dns-cache"),
+        ("intenret", "flush-dns-cache"),
+    ],
 )
 def test_it_forgives_a_small_typo(alice_client, spooler, dns, typed, slug):
     assert found(alice_client, typed) == {slug}
@@ -63,6 +69,7 @@ def test_it_forgives_a_small_typo(alice_client, spooler, dns, typed, slug):
 def test_a_typo_tolerance_is_not_a_match_for_anything(alice_client, spooler, dns):
     assert found(alice_client, "zebra") == set()
     assert found(alice_client, "prn") == set()  # short words are matched only as typed
+    assert found(alice_client, "dnxz") == set()  # one typo in a 4-letter word, not two
     assert found(alice_client, "printr outlok") == set()  # every word must match the same action
 
 
@@ -107,3 +114,24 @@ def test_the_python_rule_counts_a_swap_as_one_typo():
     assert typo_distance("disk", "desk") == 1
     assert matches(["spoll"], ["Restart print spooler"])  # a typo in the start of a word
     assert not matches(["spoll", "zebra"], ["Restart print spooler"])
+
+
+def test_the_api_search_uses_the_same_rules(spooler, dns):
+    def slugs(query):
+        return set(search_actions(RemoteAction.objects.all(), query).values_list("slug", flat=True))
+
+    assert slugs("outlok") == {"flush-dns-cache"}
+    assert slugs("spool printer") == {"restart-print-spooler"}
+    assert slugs("zebra") == set()
+
+
+def test_the_infinity_demo_has_keywords_too(db, settings):
+    settings.DEBUG, settings.NEXTHINK_PLATFORM = True, "infinity"
+    call_command("load_demo", stdout=None)
+
+    def names(query):
+        return set(search_actions(RemoteAction.objects.filter(enabled=True), query).values_list("nql_id", flat=True))
+
+    assert "#restart_windows_service" in names("printer")
+    assert {"#repair_vpn", "#fix_vpn_connection"} <= names("wifi") & names("internet")
+    assert "#fix_vpn_connection" in names("outlook")

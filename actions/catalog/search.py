@@ -24,7 +24,10 @@ from actions.models import RemoteAction
 SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_WORDS = 8
 TYPO_MIN_LENGTH = 4  # shorter words match only as they are typed: "vpn" close to "vpm" is noise
-TRIGRAM_THRESHOLD = 0.5  # pg_trgm word_similarity: "printr"/"printer" 0.71, "interent"/"internet" 0.55
+# pg_trgm word_similarity at least: "printr"/"printer" 0.71, "interent"/"internet" 0.55; from LONG_WORD
+# letters (as Python allows 2 typos there), "intenret"/"internet" 0.44. Lower, "disk" finds "display".
+TRIGRAM_THRESHOLD = 0.5
+LONG_WORD, LONG_WORD_THRESHOLD = 8, 0.4
 # The texts a search looks in, in this order.
 SEARCHED_FIELDS = ("name", "summary", "description", "keywords")
 
@@ -56,9 +59,10 @@ def database_rule(words: Iterable[str]) -> Q:
 
 
 def _close_to(word: str):
-    """word_similarity(word, the action's texts) at least TRIGRAM_THRESHOLD, as a boolean expression."""
+    """word_similarity(word, the action's texts) at least the threshold, as a boolean expression."""
     texts = Concat(*_spaced(SEARCHED_FIELDS), output_field=TextField())
-    return GreaterThanOrEqual(TrigramWordSimilarity(word, texts), TRIGRAM_THRESHOLD)
+    threshold = LONG_WORD_THRESHOLD if len(word) >= LONG_WORD else TRIGRAM_THRESHOLD
+    return GreaterThanOrEqual(TrigramWordSimilarity(word, texts), threshold)
 
 
 def _spaced(names: tuple[str, ...]) -> list:
@@ -96,7 +100,7 @@ def _word_matches(word: str, text: str, text_words: set[str]) -> bool:
         return True
     if len(word) < TYPO_MIN_LENGTH:
         return False
-    limit = 1 if len(word) <= 7 else 2
+    limit = 2 if len(word) >= LONG_WORD else 1
     for candidate in text_words:
         if abs(len(candidate) - len(word)) <= limit and typo_distance(word, candidate) <= limit:
             return True

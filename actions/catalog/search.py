@@ -10,6 +10,7 @@ edit distance, over the visible actions, which are few there.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -100,14 +101,17 @@ def _word_matches(word: str, text: str, text_words: set[str]) -> bool:
         return True
     if len(word) < TYPO_MIN_LENGTH:
         return False
+    return any(_near(word, candidate) for candidate in text_words)
+
+
+@functools.lru_cache(maxsize=65536)
+def _near(word: str, candidate: str) -> bool:
+    """`word` is a small typo away from `candidate` or from its start ("spoll" for "spooler").
+    Remembered: the same few words recur across a catalog's actions and its searches."""
     limit = 2 if len(word) >= LONG_WORD else 1
-    for candidate in text_words:
-        if abs(len(candidate) - len(word)) <= limit and typo_distance(word, candidate) <= limit:
-            return True
-        # A typo in the start of a longer word: "spoll" for "spooler".
-        if len(candidate) > len(word) and typo_distance(word, candidate[: len(word)]) <= limit:
-            return True
-    return False
+    if abs(len(candidate) - len(word)) <= limit and typo_distance(word, candidate) <= limit:
+        return True
+    return len(candidate) > len(word) and typo_distance(word, candidate[: len(word)]) <= limit
 
 
 def typo_distance(a: str, b: str) -> int:

@@ -181,6 +181,13 @@ class RemoteAction(models.Model):
     icon = models.CharField(max_length=20, choices=Icon.choices, default=Icon.WRENCH)
     display_order = models.PositiveIntegerField(default=100)
     featured = models.BooleanField(default=False)
+    keywords = models.TextField(
+        "search keywords",
+        blank=True,
+        help_text="Other words employees may type when they look for this action, separated by commas: "
+        "the names they use for the problem or the program (e.g. printer, printing, print queue). "
+        "The catalog's search finds the action by these words too.",
+    )
     groups = models.ManyToManyField(
         Group, blank=True, related_name="remote_actions", help_text="Who may see and run it. None: every employee."
     )

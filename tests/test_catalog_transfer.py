@@ -34,6 +34,7 @@ def curated(db, staff_group):
         daily_limit_per_user=3,
         message_before="Before.",
         message_after="After.",
+        keywords="storage, c drive",
     )
     action.groups.add(staff_group)
     action.engines.add(engine)
@@ -71,6 +72,7 @@ def test_it_round_trips_the_catalog_through_a_file(curated, tmp_path):
     assert after == before
     action = RemoteAction.objects.get(nexthink_uid=UID)
     assert (action.category.name, action.cooldown_minutes, action.daily_limit_per_user) == ("Storage", 10, 3)
+    assert action.keywords == "storage, c drive"
     assert [g.name for g in action.groups.all()] == ["Field staff"]
     assert [e.database_uid for e in action.engines.all()] == [EMEA]
     assert list(action.parameters.values_list("name", "kind", "default")) == [

@@ -186,7 +186,7 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
     list_display = ["name", "kind", "category", "enabled", "featured", "display_order", "visible_to", "nexthink_uid"]
     list_display_links = ["name"]
     list_filter = ["enabled", "kind", "featured", "category", "groups"]
-    search_fields = ["name", "slug", "summary", "description", "nexthink_uid", "nql_id"]
+    search_fields = ["name", "slug", "summary", "description", "keywords", "nexthink_uid", "nql_id"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["groups", "engines"]
     two_list_help = {
@@ -204,7 +204,10 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
         (None, {"fields": ["name", "slug", "kind", "nexthink_uid", "nql_id", "enabled"]}),
         # Infinity's import sets them from Nexthink; on classic the curator does.
         ("Systems its script exists for", {"fields": [("runs_on_windows", "runs_on_macos")]}),
-        ("In the catalog", {"fields": ["category", "icon", "display_order", "featured", "summary", "description"]}),
+        (
+            "In the catalog",
+            {"fields": ["category", "icon", "display_order", "featured", "summary", "description", "keywords"]},
+        ),
         ("Who may see and run it", {"fields": ["groups"]}),
         (
             "Running",

@@ -47,7 +47,7 @@ from actions.catalog.parameters import (
     params_with_defaults,
     parse_choices,
 )
-from actions.catalog.selectors import search_actions
+from actions.catalog.search import search_actions
 from actions.devices.ownership import device_for_user
 from actions.devices.resolution import resolve_devices_for
 from actions.models import RemoteAction, Run
@@ -241,7 +241,11 @@ def list_actions(
         pattern=DEVICE_UID_RE.pattern,
         description="One of the employee's devices: each action then says whether it may run there now.",
     ),
-    q: str = Query("", max_length=100, description="Only actions whose name or descriptions hold every word."),
+    q: str = Query(
+        "",
+        max_length=100,
+        description="Only actions matching every word (name, descriptions, keywords; small typos forgiven).",
+    ),
     page: int = Query(1, ge=1, le=10_000),
 ):
     client, user = employee_for(request, employee, CATALOG_READ)

@@ -47,6 +47,7 @@ class RemoteActionAdminForm(forms.ModelForm):
             "featured",
             "summary",
             "description",
+            "keywords",
             "groups",
             "confirmation_text",
             "message_before",

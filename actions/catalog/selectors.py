@@ -31,12 +31,10 @@ from django.db.models.functions import RowNumber
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
+from actions.catalog import search
 from actions.compiled import compiled_rows
 from actions.models import CatalogVersion, Device, RemoteAction
 from actions.platforms import MACOS, UNKNOWN, WINDOWS, offered
-
-SEARCH_MAX_LENGTH = 100
-SEARCH_MAX_WORDS = 8
 
 
 def actions_visible_to(user, platforms: frozenset[str] | None = None) -> QuerySet[RemoteAction]:
@@ -142,13 +140,6 @@ def _visible_action_pk(user_id, slug) -> QuerySet:
         .annotate(version=Subquery(version))
         .values_list("pk", "version")
     )
-
-
-def search_actions(actions: QuerySet[RemoteAction], query: str) -> QuerySet[RemoteAction]:
-    """Every word of the query appears in the name, the short or the long description."""
-    for word in query[:SEARCH_MAX_LENGTH].split()[:SEARCH_MAX_WORDS]:
-        actions = actions.filter(Q(name__icontains=word) | Q(summary__icontains=word) | Q(description__icontains=word))
-    return actions
 
 
 class CatalogEntry(NamedTuple):
@@ -358,8 +349,16 @@ def catalog_search(user, query: str, page: int = 1, learn_devices: LearnDevices 
         return Listing("", [], 0, page)
     offset = (page - 1) * PAGE_SIZE
     visible = actions_visible_to(user, catalog_platforms(user, learn_devices))
-    rows = list(_listing(search_actions(visible, query), SEARCH_ORDER)[offset : offset + PAGE_SIZE])
-    return Listing("", rows, rows[0][-1] if rows else 0, page)
+    words = search.query_words(query)
+    if search.in_database():
+        rows = list(_listing(visible.filter(search.database_rule(words)), SEARCH_ORDER)[offset : offset + PAGE_SIZE])
+        return Listing("", rows, rows[0][-1] if rows else 0, page)
+    # Elsewhere (SQLite), still one query: every visible action with its texts, matched in Python.
+    n = len(CATALOG_COLUMNS)
+    every = visible.order_by(*SEARCH_ORDER).values_list(*CATALOG_COLUMNS, *search.SEARCHED_FIELDS)
+    found = [row[:n] for row in every if search.matches(words, row[n:])]
+    rows = [(*row, len(found)) for row in found[offset : offset + PAGE_SIZE]]
+    return Listing("", rows, len(found), page)
 
 
 def catalog_sections_from_rows(rows: list[tuple]) -> list[CatalogSection]:

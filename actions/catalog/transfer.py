@@ -59,6 +59,7 @@ ACTION_FIELDS = [
     "runs_on_windows",
     "runs_on_macos",
     "approval_hours",
+    "keywords",  # optional too: the words the catalog's search also finds the action by
 ]
 ACTION_KEYS = {"nexthink_uid", "category", "groups", "engines", "parameters", "approver_group", *ACTION_FIELDS}
 

@@ -17,10 +17,10 @@ from django.views.decorators.http import require_http_methods
 
 from actions.catalog.forms import ActionRunForm, devices_fitting, new_idempotency_key
 from actions.catalog.parameters import InvalidParams
+from actions.catalog.search import SEARCH_MAX_LENGTH, SEARCH_MAX_WORDS
 from actions.catalog.selectors import (
     CATALOG_COLUMNS,
     PAGE_SIZE,
-    SEARCH_MAX_LENGTH,
     CatalogEntry,
     Listing,
     catalog_category,
@@ -47,7 +47,12 @@ def catalog(request):
     A category or a page that the employee cannot see (unknown, not a number, past the last page,
     or holding none of their actions) is a 404, like any other address that names nothing.
     """
-    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
+    typed = request.GET.get("q", "").strip()
+    query = typed[:SEARCH_MAX_LENGTH]
+    if len(query.split()) > SEARCH_MAX_WORDS:
+        query = " ".join(query.split()[:SEARCH_MAX_WORDS])
+    # Never cut a search silently: the page says what it searched for when it shortened it.
+    shortened = query != typed
     if "\x00" in query:
         # PostgreSQL refuses NUL in text: a clean 400, never a 500 with a traceback.
         return HttpResponseBadRequest("The search may not contain a NUL character.", content_type="text/plain")
@@ -57,7 +62,7 @@ def catalog(request):
         listing = catalog_search(request.user, query, page, learn_devices)
         if not listing.rows and page > 1:
             raise Http404("No such page of results.")
-        return render_listing(request, listing, kind="search", query=query)
+        return render_listing(request, listing, kind="search", query=query, shortened=shortened)
     if category:
         listing = catalog_category(request.user, category, page, learn_devices)
         if listing is None:
@@ -79,7 +84,9 @@ def catalog(request):
     return render(request, "actions/catalog.html", context)
 
 
-def render_listing(request, listing: Listing, *, kind: str, query: str = "", category: str = ""):
+def render_listing(
+    request, listing: Listing, *, kind: str, query: str = "", category: str = "", shortened: bool = False
+):
     rows = listing.rows
     paginator = Paginator(range(listing.total), PAGE_SIZE)  # only its numbers: the rows are one page already
     page = paginator.page(listing.page) if rows else None
@@ -87,6 +94,9 @@ def render_listing(request, listing: Listing, *, kind: str, query: str = "", cat
         "kind": kind,
         "title": listing.title,
         "query": query,
+        "shortened": shortened,
+        "search_max_length": SEARCH_MAX_LENGTH,
+        "search_max_words": SEARCH_MAX_WORDS,
         "category": category,
         "count": listing.total,
         "page": page,

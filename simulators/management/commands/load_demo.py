@@ -23,6 +23,24 @@ from simulators import act_api as simulator
 from simulators import infinity as simulator_infinity
 
 CATALOG = Path(__file__).resolve().parents[2] / "demo" / "catalog.json"
+# Infinity's demo actions come from the simulator, without the search keywords a curator adds.
+INFINITY_KEYWORDS = {
+    "#clear_teams_cache": "teams, chat, meeting, call, video, microsoft 365, office",
+    "#repair_vpn": "vpn, remote access, working from home, network, internet, wifi, wi-fi",
+    "#fix_vpn_connection": "vpn, remote access, working from home, network, internet, wifi, wi-fi, outlook, email",
+    "#free_disk_space": "disk full, storage, space, slow computer, c drive",
+    "#free_disk_space_with_consent": "disk full, storage, space, slow computer, c drive",
+    "#restart_windows_service": "service, stuck program, printer, print spooler",
+}
+
+
+def demo_keywords(actions, new_ids: list[str]) -> None:
+    """The search keywords of the Infinity demo's actions just added (existing ones left as they are)."""
+    for nql_id, keywords in INFINITY_KEYWORDS.items():
+        if nql_id in new_ids:
+            actions.filter(nql_id=nql_id).update(keywords=keywords)
+
+
 USERS = [  # user name, password, first name, superuser
     ("alice", "alice-demo", "Alice", False),
     ("bob", "bob-demo", "Bob", False),
@@ -78,6 +96,7 @@ class Command(BaseCommand):
             new = [action for action in listed if action is not None and action.id not in known]
             report = remote_actions_import(new)
             actions.filter(nql_id__in=[a.id for a in new]).update(enabled=True)
+            demo_keywords(actions, [a.id for a in new])
             # The simulator's workflows the API may trigger on a device, as the import lists them.
             workflows = RemoteAction.objects.filter(kind=RemoteAction.Kind.WORKFLOW)
             known = set(workflows.values_list("nql_id", flat=True))
@@ -89,6 +108,7 @@ class Command(BaseCommand):
             new_workflows = [w for w in offered if w is not None and w.id not in known]
             workflow_report = workflows_import(new_workflows)
             workflows.filter(nql_id__in=[w.id for w in new_workflows]).update(enabled=True)
+            demo_keywords(workflows, [w.id for w in new_workflows])
             demo_api_client(owner=users[-1])
         if report.rejected or workflow_report.rejected:
             raise CommandError(f"The demo actions were rejected: {report.rejected + workflow_report.rejected}")

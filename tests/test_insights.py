@@ -206,3 +206,13 @@ def test_every_status_is_counted_under_one_outcome_of_the_chart():
             covered.extend(value if isinstance(value, list) else [value])
     assert sorted(covered) == sorted(Run.Status.values)
     assert all(isinstance(condition, Q) for *_, condition in OUTCOMES)
+
+
+def test_on_infinity_the_page_says_what_ran_on_the_device(client, it_viewer, known_runs, alice, settings):
+    settings.NEXTHINK_PLATFORM = "infinity"
+    make_run(alice, known_runs[1], S.DONE, days_ago=1)
+    client.force_login(it_viewer)
+
+    page = client.get(URL).content.decode()
+
+    assert "Ran on the device</a>" in page and "Runs the device reports it ran" in page

@@ -168,7 +168,9 @@ def problems_sql(period: Period) -> tuple[str, list]:
     """Problems and tickets avoided per action: one query, window functions over the period's runs.
 
     A run starts a problem when the same employee's previous run of the action is PROBLEM_GAP or more
-    before it, and ends one when the next is; the running sum of starts numbers the problems.
+    before it, and ends one when the next is. A problem is avoided when its ending run is ok and the
+    employee's running count of escalations did not grow since the problem's start. One sort of the
+    runs (employee, action, time) serves every window; no grouping per problem.
     """
     run, ticket = Run._meta.db_table, Ticket._meta.db_table
     epoch = _EPOCH.get(connection.vendor)
@@ -180,31 +182,32 @@ def problems_sql(period: Period) -> tuple[str, list]:
     # Only table names, an expression of ours and placeholders are formatted in: every value is a parameter.
     sql = f"""
     WITH timed AS (
-        SELECT r.id, r.user_id, r.action_id, r.status, r.fixed, {epoch} AS t,
-               CASE WHEN tk.id IS NULL THEN 0 ELSE 1 END AS escalated
+        SELECT r.id, r.user_id, r.action_id, {epoch} AS t,
+               CASE WHEN tk.id IS NULL THEN 0 ELSE 1 END AS escalated,
+               CASE WHEN r.status IN ({reached}) AND (r.fixed IS NULL OR r.fixed = %s) THEN 1 ELSE 0 END AS ok
         FROM {run} r LEFT JOIN {ticket} tk ON tk.run_id = r.id
         WHERE r.created_at >= %s AND r.created_at < %s
     ), edged AS (
-        SELECT timed.*,
+        SELECT id, user_id, action_id, t, escalated, ok,
                CASE WHEN LAG(t) OVER w IS NULL OR t - LAG(t) OVER w >= %s THEN 1 ELSE 0 END AS starts,
-               CASE WHEN LEAD(t) OVER w IS NULL OR LEAD(t) OVER w - t >= %s THEN 1 ELSE 0 END AS ends
+               CASE WHEN LEAD(t) OVER w IS NULL OR LEAD(t) OVER w - t >= %s THEN 1 ELSE 0 END AS ends,
+               SUM(escalated) OVER (PARTITION BY user_id, action_id ORDER BY t, id ROWS UNBOUNDED PRECEDING)
+                   AS escalations
         FROM timed
         WINDOW w AS (PARTITION BY user_id, action_id ORDER BY t, id)
-    ), numbered AS (
-        SELECT edged.*,
-               SUM(starts) OVER (PARTITION BY user_id, action_id ORDER BY t, id ROWS UNBOUNDED PRECEDING) AS problem
+    ), marked AS (
+        SELECT action_id, starts, ends, ok, escalations,
+               MAX(CASE WHEN starts = 1 THEN escalations - escalated END) OVER (
+                   PARTITION BY user_id, action_id ORDER BY t, id ROWS UNBOUNDED PRECEDING
+               ) AS escalations_before
         FROM edged
-    ), problems AS (
-        SELECT action_id, MAX(escalated) AS escalated,
-               MAX(CASE WHEN ends = 1 AND status IN ({reached}) AND (fixed IS NULL OR fixed = %s)
-                        THEN 1 ELSE 0 END) AS last_ok
-        FROM numbered GROUP BY action_id, user_id, problem
     )
-    SELECT action_id, COUNT(*), SUM(CASE WHEN last_ok = 1 AND escalated = 0 THEN 1 ELSE 0 END)
-    FROM problems GROUP BY action_id
+    SELECT action_id, SUM(starts),
+           SUM(CASE WHEN ends = 1 AND ok = 1 AND escalations = escalations_before THEN 1 ELSE 0 END)
+    FROM marked GROUP BY action_id
     """  # noqa: S608
     adapt = connection.ops.adapt_datetimefield_value  # as the ORM writes them (SQLite: UTC text)
-    return sql, [adapt(since), adapt(until), gap, gap, *REACHED, True]
+    return sql, [*REACHED, True, adapt(since), adapt(until), gap, gap]
 
 
 def problems_by_action(period: Period) -> dict[int | None, tuple[int, int]]:

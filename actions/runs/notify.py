@@ -106,12 +106,16 @@ def run_notify(*, run_id) -> bool:
     try:
         send_mail(*message_about(runs), None, [run.user.email], fail_silently=False)
     except Exception:  # SMTP and socket errors alike; the claims stay (at most once, see above)
-        log.warning("runs %s: their e-mail could not be sent; not tried again", claimed, exc_info=True)
+        log.warning("runs %s: their e-mail could not be sent; not tried again", _ids(claimed), exc_info=True)
         metrics.email_sent(ok=False)
         return False
-    log.info("runs %s: one e-mail sent to their employee", claimed)
+    log.info("runs %s: one e-mail sent to their employee", _ids(claimed))
     metrics.email_sent(ok=True)
     return True
+
+
+def _ids(pks) -> str:
+    return ", ".join(str(pk) for pk in pks)
 
 
 def message_about(runs: list[Run]) -> tuple[str, str]:

@@ -2,16 +2,20 @@
 
 Definitions (README, "Insights"):
 - runs: runs created in the period (by the employee or by IT for them);
-- sent: runs that reached the device: Nexthink accepted them on all or some Engines (sent, partial;
-  also "done" where the platform reports the device's own result); share of runs;
+- accepted: runs Nexthink accepted for the device (Classic: sent to all or some Engines; Infinity:
+  taken, whatever the device then did); share of runs. Not proof that the device ran anything;
+- ran: runs the device reports it ran (Infinity's done or failed on the device; Classic never reports it);
 - fixed: runs answered "yes" to "Did this fix it?"; share of the runs answered (yes or no);
 - escalated: runs for which the employee asked IT for help ("Get help from IT": a Ticket row,
   whatever became of it); share of runs;
-- tickets avoided: runs that reached the device, were not escalated and were not answered "no"
-  (answered "yes", or not answered: the employee did not come back for help).
+- problems: an employee's runs of one action, each less than PROBLEM_GAP (24 h) after the one before,
+  are one problem (eight quick tries are one problem, not eight);
+- tickets avoided: problems whose last run was accepted and not reported failed (sent, partial,
+  done), was not answered "no", and for none of whose runs the employee asked IT for help.
 
-Each figure set is one grouped query in the database (per action; per day and outcome), whatever
-the number of actions or days; the index (created_at, action) on Run serves the period's filter.
+Each figure set is one grouped query in the database (per action; problems per action, with window
+functions; per day and outcome), whatever the number of runs, actions or days; the index
+(created_at, action) on Run serves the period's filter.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from actions.models import Run
+from actions.models import Run, Ticket
 from actions.runs import states
 from actions.runs.states import REACHED_DEVICE
 from actions.sql import constants
@@ -32,10 +37,16 @@ from actions.sql import constants
 Status = Run.Status
 # The lifecycle's own sets (actions/runs/lifecycle.py), so that a new status is counted somewhere.
 REACHED = sorted(REACHED_DEVICE)
+# Nexthink took the run for the device (Classic's sent is only that); Infinity then says what the device did.
+ACCEPTED = sorted({Status.SENT, Status.PARTIAL, Status.FOLLOWING, Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED})
+RAN_ON_DEVICE = sorted({Status.DONE, Status.DEVICE_FAILED})
+# Runs of one action by one employee less than this apart are one problem ("tickets avoided").
+PROBLEM_GAP = timedelta(hours=24)
 IN_FLIGHT = sorted(states.IN_FLIGHT | {Status.FOLLOWING})
 # The chart's outcomes, bottom to top, with their colours (SVG fill attributes: the CSP forbids style).
 OUTCOMES = [
-    ("sent", "Reached the device", "#2e7d32", Q(status__in=REACHED)),
+    ("accepted", "Accepted by Nexthink", "#66bb6a", Q(status__in=[Status.SENT, Status.PARTIAL])),
+    ("done", "Ran on the device", "#1b5e20", Q(status=Status.DONE)),
     ("device_failed", "Failed on the device", "#6a1b9a", Q(status=Status.DEVICE_FAILED)),
     ("failed", "Not sent or never ran", "#c62828", Q(status__in=[Status.FAILED, Status.EXPIRED])),
     ("unknown", "Outcome unknown", "#f9a825", Q(status=Status.UNKNOWN)),
@@ -78,20 +89,22 @@ class ActionFigures:
     action_id: int | None
     name: str
     runs: int
-    sent: int
+    accepted: int
+    ran: int
     answered: int
     fixed: int
     not_fixed: int
     escalated: int
-    avoided: int
+    problems: int = 0
+    avoided: int = 0
 
     @staticmethod
     def share(part: int, whole: int) -> float | None:
         return part / whole if whole else None
 
     @property
-    def sent_share(self) -> float | None:
-        return self.share(self.sent, self.runs)
+    def accepted_share(self) -> float | None:
+        return self.share(self.accepted, self.runs)
 
     @property
     def fixed_share(self) -> float | None:
@@ -102,22 +115,21 @@ class ActionFigures:
         return self.share(self.escalated, self.runs)
 
 
-COUNTED = ("runs", "sent", "answered", "fixed", "not_fixed", "escalated", "avoided")
+COUNTED = ("runs", "accepted", "ran", "answered", "fixed", "not_fixed", "escalated")
+FIGURES = (*COUNTED, "problems", "avoided")
 
 
 def action_query(period: Period) -> QuerySet:
-    """The per-action figures: one grouped query (bench/insights.py explains it)."""
-    reached = Q(status__in=REACHED)
-    not_escalated = Q(ticket__isnull=True)
+    """The per-action figures but problems: one grouped query (bench/insights.py explains it)."""
     # Annotation names differ from the fields they count (Run.fixed): the filters must see the fields.
     counts = {
         "n_runs": Count("pk"),
-        "n_sent": Count("pk", filter=reached),
+        "n_accepted": Count("pk", filter=Q(status__in=ACCEPTED)),
+        "n_ran": Count("pk", filter=Q(status__in=RAN_ON_DEVICE)),
         "n_answered": Count("pk", filter=Q(fixed__isnull=False)),
         "n_fixed": Count("pk", filter=Q(fixed=True)),
         "n_not_fixed": Count("pk", filter=Q(fixed=False)),
         "n_escalated": Count("pk", filter=Q(ticket__isnull=False)),
-        "n_avoided": Count("pk", filter=reached & not_escalated & (Q(fixed=True) | Q(fixed__isnull=True))),
     }
     return (
         runs_in(period)
@@ -129,14 +141,81 @@ def action_query(period: Period) -> QuerySet:
 
 def figures_by_action(period: Period) -> list[ActionFigures]:
     """One row per action that ran in the period (a deleted action keeps the name it ran under)."""
+    problems = problems_by_action(period)
     return [
-        ActionFigures(action_id=row["action_id"], name=row["label"], **{key: row[f"n_{key}"] for key in COUNTED})
+        ActionFigures(
+            action_id=row["action_id"],
+            name=row["label"],
+            **{key: row[f"n_{key}"] for key in COUNTED},
+            **dict(zip(("problems", "avoided"), problems.get(row["action_id"], (0, 0)), strict=True)),
+        )
         for row in action_query(period)
     ]
 
 
 def totals(rows: list[ActionFigures]) -> ActionFigures:
-    return ActionFigures(None, "All actions", **{f: sum(getattr(r, f) for r in rows) for f in COUNTED})
+    return ActionFigures(None, "All actions", **{f: sum(getattr(r, f) for r in rows) for f in FIGURES})
+
+
+# Seconds since 1970 of a run's creation, as each database writes it (the gap between two runs).
+_EPOCH = {
+    "postgresql": "EXTRACT(EPOCH FROM r.created_at)",
+    "sqlite": "(julianday(r.created_at) - 2440587.5) * 86400.0",
+}
+
+
+def problems_sql(period: Period) -> tuple[str, list]:
+    """Problems and tickets avoided per action: one query, window functions over the period's runs.
+
+    A run starts a problem when the same employee's previous run of the action is PROBLEM_GAP or more
+    before it, and ends one when the next is. A problem is avoided when its ending run is ok and the
+    employee's running count of escalations did not grow since the problem's start. One sort of the
+    runs (employee, action, time) serves every window; no grouping per problem.
+    """
+    run, ticket = Run._meta.db_table, Ticket._meta.db_table
+    epoch = _EPOCH.get(connection.vendor)
+    if epoch is None:
+        raise NotImplementedError(f"insights: no time arithmetic for {connection.vendor}")
+    reached = ", ".join(["%s"] * len(REACHED))
+    since, until = period.bounds()
+    gap = PROBLEM_GAP.total_seconds()
+    # Only table names, an expression of ours and placeholders are formatted in: every value is a parameter.
+    sql = f"""
+    WITH timed AS (
+        SELECT r.id, r.user_id, r.action_id, {epoch} AS t,
+               CASE WHEN tk.id IS NULL THEN 0 ELSE 1 END AS escalated,
+               CASE WHEN r.status IN ({reached}) AND (r.fixed IS NULL OR r.fixed = %s) THEN 1 ELSE 0 END AS ok
+        FROM {run} r LEFT JOIN {ticket} tk ON tk.run_id = r.id
+        WHERE r.created_at >= %s AND r.created_at < %s
+    ), edged AS (
+        SELECT id, user_id, action_id, t, escalated, ok,
+               CASE WHEN LAG(t) OVER w IS NULL OR t - LAG(t) OVER w >= %s THEN 1 ELSE 0 END AS starts,
+               CASE WHEN LEAD(t) OVER w IS NULL OR LEAD(t) OVER w - t >= %s THEN 1 ELSE 0 END AS ends,
+               SUM(escalated) OVER (PARTITION BY user_id, action_id ORDER BY t, id ROWS UNBOUNDED PRECEDING)
+                   AS escalations
+        FROM timed
+        WINDOW w AS (PARTITION BY user_id, action_id ORDER BY t, id)
+    ), marked AS (
+        SELECT action_id, starts, ends, ok, escalations,
+               MAX(CASE WHEN starts = 1 THEN escalations - escalated END) OVER (
+                   PARTITION BY user_id, action_id ORDER BY t, id ROWS UNBOUNDED PRECEDING
+               ) AS escalations_before
+        FROM edged
+    )
+    SELECT action_id, SUM(starts),
+           SUM(CASE WHEN ends = 1 AND ok = 1 AND escalations = escalations_before THEN 1 ELSE 0 END)
+    FROM marked GROUP BY action_id
+    """  # noqa: S608
+    adapt = connection.ops.adapt_datetimefield_value  # as the ORM writes them (SQLite: UTC text)
+    return sql, [*REACHED, True, adapt(since), adapt(until), gap, gap]
+
+
+def problems_by_action(period: Period) -> dict[int | None, tuple[int, int]]:
+    """{action id: (problems, tickets avoided)} over the period's runs (None: deleted actions)."""
+    sql, params = problems_sql(period)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {action_id: (int(problems), int(avoided or 0)) for action_id, problems, avoided in cursor.fetchall()}
 
 
 def day_query(period: Period) -> QuerySet:
@@ -158,9 +237,10 @@ def runs_per_day(period: Period) -> list[dict]:
 SORT_KEYS = {
     "name": lambda r: r.name.lower(),
     "runs": lambda r: r.runs,
-    "sent": lambda r: r.sent_share or 0,
+    "accepted": lambda r: r.accepted_share or 0,
     "fixed": lambda r: r.fixed_share or 0,
     "escalated": lambda r: r.escalated_share or 0,
+    "ran": lambda r: r.ran,
     "avoided": lambda r: r.avoided,
 }
 DEFAULT_ORDER = "-runs"
@@ -177,8 +257,9 @@ def sort_rows(rows: list[ActionFigures], order: str) -> tuple[list[ActionFigures
 
 # --- The chart -------------------------------------------------------------------------------------
 
-CHART_WIDTH, CHART_HEIGHT = 760, 260
-PLOT_LEFT, PLOT_TOP, PLOT_BOTTOM = 48, 12, 40
+CHART_WIDTH, CHART_HEIGHT = 760, 276
+PLOT_LEFT, PLOT_TOP, PLOT_BOTTOM = 48, 12, 56
+LEGEND_PER_ROW = 4
 
 
 def chart(days: list[dict]) -> dict:
@@ -218,7 +299,13 @@ def chart(days: list[dict]) -> dict:
         if n % step == 0
     ]
     legend = [
-        {"x": PLOT_LEFT + i * 170, "fill": colour, "label": label} for i, (_, label, colour, _) in enumerate(OUTCOMES)
+        {
+            "x": PLOT_LEFT + (i % LEGEND_PER_ROW) * 170,
+            "y": CHART_HEIGHT - 28 + (i // LEGEND_PER_ROW) * 16,
+            "fill": colour,
+            "label": label,
+        }
+        for i, (_, label, colour, _) in enumerate(OUTCOMES)
     ]
     return {
         "width": CHART_WIDTH,
@@ -227,7 +314,6 @@ def chart(days: list[dict]) -> dict:
         "right": CHART_WIDTH - 8,
         "baseline": baseline,
         "label_y": baseline + 16,
-        "legend_y": CHART_HEIGHT - 12,
         "bars": bars,
         "ticks": ticks,
         "days": day_labels,

@@ -143,7 +143,11 @@ def measure(args) -> dict:
 
     today = timezone.localdate()
     periods = {"30 days": insights.default_period(), "365 days": insights.Period(today - timedelta(days=364), today)}
-    figures = {"per action": insights.figures_by_action, "per day": insights.runs_per_day}
+    figures = {
+        "per action": insights.figures_by_action,  # its counts and its problems
+        "problems": insights.problems_by_action,
+        "per day": insights.runs_per_day,
+    }
     results = {}
     for pname, period in periods.items():
         for fname, function in figures.items():
@@ -158,9 +162,10 @@ def measure(args) -> dict:
         for fname, queryset in (
             ("per action", insights.action_query(periods["30 days"])),
             ("per day", insights.day_query(periods["30 days"])),
+            ("problems", insights.problems_sql(periods["365 days"])),
         ):
             with connection.cursor() as cursor:
-                sql, params = queryset.query.sql_with_params()
+                sql, params = queryset if isinstance(queryset, tuple) else queryset.query.sql_with_params()
                 cursor.execute("EXPLAIN ANALYZE " + sql, params)
                 plan = "\n".join(row[0] for row in cursor.fetchall())
             results[f"plan {fname}"] = plan

@@ -246,3 +246,66 @@ def test_no_mail_without_a_mailer(alice_run, mailoutbox, settings):
     finish(alice_run)
 
     assert run_notify(run_id=alice_run.pk) is False
+
+
+# --- One e-mail per burst of runs that ended while the employee was away ---------------------------
+def ended_runs(run, *seconds_ago, **fields):
+    """Copies of alice's run that ended this many seconds ago (the first is the run itself)."""
+    import uuid
+
+    runs = []
+    for n, ago in enumerate(seconds_ago):
+        copy = Run.objects.get(pk=run.pk)
+        if n:
+            copy.pk, copy.idempotency_key = uuid.uuid4(), ""
+            copy.save(force_insert=True)
+        Run.objects.filter(pk=copy.pk).update(
+            status=Status.SENT, finished_at=timezone.now() - timedelta(seconds=ago), **fields
+        )
+        runs.append(copy)
+    return runs
+
+
+def test_three_runs_that_end_together_give_one_mail_listing_all_three(alice_run, mailoutbox, settings):
+    settings.RUN_NOTIFY_DELAY_SECONDS = 20
+    runs = ended_runs(alice_run, 30, 25, 21)
+
+    sent = [run_notify(run_id=run.pk) for run in reversed(runs)]  # the tasks, in any order
+    sent += [run_notify(run_id=run.pk) for run in runs]  # and each delivered again
+
+    assert sent.count(True) == 1
+    [mail] = mailoutbox
+    assert mail.subject == "3 of your actions ended"
+    assert all(f"/runs/{run.pk}/#feedback" in mail.body for run in runs)
+    assert Run.objects.filter(pk__in=[r.pk for r in runs], notified_at__isnull=False).count() == 3
+
+
+def test_a_burst_is_mailed_even_when_its_last_run_was_seen_and_a_later_burst_has_its_own(
+    alice_run, mailoutbox, settings
+):
+    settings.RUN_NOTIFY_DELAY_SECONDS = 20
+    first, seen, apart = ended_runs(alice_run, 400, 390, 100)
+    Run.objects.filter(pk=seen.pk).update(final_seen_at=timezone.now())  # its page showed the end
+
+    for run in (first, seen, apart):
+        run_notify(run_id=run.pk)
+
+    # The first run's task left it to the seen run's, which mailed it alone: it was not lost.
+    assert [m.subject for m in mailoutbox] == ["Clear Teams cache on LAPTOP-ALICE: Accepted by Nexthink"] * 2
+    assert f"/runs/{first.pk}/" in mailoutbox[0].body and f"/runs/{seen.pk}/" not in mailoutbox[0].body
+    assert f"/runs/{apart.pk}/" in mailoutbox[1].body
+
+
+def test_a_burst_whose_send_fails_is_not_tried_again(alice_run, mailoutbox, monkeypatch, settings):
+    settings.RUN_NOTIFY_DELAY_SECONDS = 20
+    runs = ended_runs(alice_run, 30, 25)
+
+    def smtp_down(*args, **kwargs):
+        raise ConnectionRefusedError("no SMTP server")
+
+    monkeypatch.setattr("actions.runs.notify.send_mail", smtp_down)
+    assert run_notify(run_id=runs[-1].pk) is False
+    monkeypatch.undo()
+
+    assert [run_notify(run_id=run.pk) for run in runs] == [False, False]  # claimed: at most once
+    assert mailoutbox == []

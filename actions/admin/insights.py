@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
@@ -17,11 +18,13 @@ from actions.models import RunInsight
 COLUMNS = [  # (?o= key, heading)
     ("name", "Action"),
     ("runs", "Runs"),
-    ("sent", "Sent"),
+    ("accepted", "Accepted by Nexthink"),
     ("fixed", "Fixed"),
     ("escalated", "Escalated"),
     ("avoided", "Tickets avoided"),
 ]
+# Only Infinity says what the device did; on Classic the column would be an empty promise.
+RAN_COLUMN = ("ran", "Ran on the device")
 
 
 class PeriodForm(forms.Form):
@@ -77,7 +80,9 @@ class InsightsAdmin(admin.ModelAdmin):
         query = {"start": period.start.isoformat(), "end": period.end.isoformat()}
         here = reverse("admin:actions_runinsight_changelist")
         headers = []
-        for key, heading in COLUMNS:
+        device_reports = settings.NEXTHINK_PLATFORM == "infinity"
+        columns = [*COLUMNS[:3], RAN_COLUMN, *COLUMNS[3:]] if device_reports else COLUMNS
+        for key, heading in columns:
             current = order.lstrip("-") == key
             # A click on the current column flips it; on another, numbers start high, names at A.
             flip = ("" if order.startswith("-") else "-") if current else ("" if key == "name" else "-")
@@ -98,6 +103,8 @@ class InsightsAdmin(admin.ModelAdmin):
             "rows": rows,
             "total": insights.totals(rows),
             "headers": headers,
+            "device_reports": device_reports,
+            "problem_gap_hours": int(insights.PROBLEM_GAP.total_seconds() // 3600),
             "chart": insights.chart(insights.runs_per_day(period)),
             "approvals": approvals,
             "median_decision": insights.duration_text(approvals.median_decision_seconds),
@@ -110,14 +117,16 @@ class InsightsAdmin(admin.ModelAdmin):
 CSV_HEADER = [
     "action",
     "runs",
-    "sent",
-    "sent_share",
+    "accepted_by_nexthink",
+    "accepted_share",
+    "ran_on_device",
     "answered",
     "fixed",
     "fixed_share",
     "not_fixed",
     "escalated",
     "escalated_share",
+    "problems",
     "tickets_avoided",
 ]
 
@@ -132,14 +141,16 @@ def csv_response(rows, period: insights.Period) -> HttpResponse:
             [
                 safe_cell(row.name),
                 row.runs,
-                row.sent,
-                _ratio(row.sent_share),
+                row.accepted,
+                _ratio(row.accepted_share),
+                row.ran,
                 row.answered,
                 row.fixed,
                 _ratio(row.fixed_share),
                 row.not_fixed,
                 row.escalated,
                 _ratio(row.escalated_share),
+                row.problems,
                 row.avoided,
             ]
         )

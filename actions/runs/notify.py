@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import EmailMessage, send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from actions import broker, metrics
 from actions.models import Preferences, Run
-from actions.runs.states import is_final
+from actions.runs.states import FINAL, is_final
 from actions.runs.wording import STATUS_TITLES, status_summary
 from actions.sql import Constant
 
@@ -52,33 +53,89 @@ def wants_mail(user) -> bool:
     return bool(user.is_active and user.email and (preferences is None or preferences.email_when_run_ends))
 
 
-def run_notify(*, run_id) -> bool:
-    """Mail the employee about their run's end, unless the page showed it or they said no. True if sent.
+# A burst is never followed further back than this (a bound on what one task reads).
+BURST_LOOKBACK = timedelta(days=1)
 
-    At most once per run: the delivery that sets ``notified_at`` (a conditional update) sends, and
-    a second delivery of the task finds it set. A send that fails after the claim is not tried
-    again: the mail server may have taken the message before the error, and a lost e-mail costs
-    less than a double one (the run page and "My runs" show the end either way).
+
+def run_notify(*, run_id) -> bool:
+    """Mail the employee about their runs that ended while they were away: one e-mail per burst. True if sent.
+
+    A burst: the employee's runs that ended each less than RUN_NOTIFY_DELAY_SECONDS (the task's own
+    delay) after the one before. Each run's task comes that long after its end, so by then every run
+    of the burst that would follow it has ended: the task of a run followed by another one leaves the
+    e-mail to that one's task, and the task of the burst's last run mails every run of the burst whose
+    page did not show its end and that no e-mail told of yet (its own run may be neither).
+
+    At most once per run: a run goes into the e-mail whose delivery sets its ``notified_at`` (a
+    conditional update per run), and another delivery, or a task of the same burst, finds it set. A
+    send that fails after the claim is not tried again: the mail server may have taken the message
+    before the error, and a lost e-mail costs less than a double one (the run page and "My runs" show
+    the end either way).
     """
     run = Run.objects.select_related("user").filter(pk=run_id).first()
-    if run is None or not is_final(run.status):
+    if run is None or not is_final(run.status) or run.finished_at is None:
         return False
-    if run.final_seen_at is not None or run.notified_at is not None:
-        return False  # the page was open and showed the end, or the e-mail went already
     if not wants_mail(run.user):
         return False
-    claimed = Run.objects.filter(pk=run.pk, notified_at__isnull=True, final_seen_at__isnull=True).update(
-        notified_at=timezone.now()
+    gap = timedelta(seconds=settings.RUN_NOTIFY_DELAY_SECONDS)
+    ended = Run.objects.filter(user=run.user_id, status__in=sorted(FINAL), finished_at__isnull=False)
+    later = ended.filter(
+        Q(finished_at__gt=run.finished_at, finished_at__lte=run.finished_at + gap)
+        | Q(finished_at=run.finished_at, pk__gt=run.pk)
     )
+    if later.exists():
+        return False  # the burst goes on: the later run's task mails this one with it
+    burst = []
+    previous = run.finished_at
+    recent = ended.filter(finished_at__lte=run.finished_at, finished_at__gte=run.finished_at - BURST_LOOKBACK)
+    for other in recent.order_by("-finished_at", "-pk").only("pk", "finished_at", "notified_at", "final_seen_at"):
+        ended_at = other.finished_at or previous  # never None: the query asks for an end
+        if other.pk != run.pk and previous - ended_at > gap:
+            break
+        previous = ended_at
+        if other.notified_at is None and other.final_seen_at is None:
+            burst.append(other.pk)
+    claimed = [
+        pk
+        for pk in reversed(burst)  # the oldest first
+        if Run.objects.filter(pk=pk, notified_at__isnull=True, final_seen_at__isnull=True).update(
+            notified_at=timezone.now()
+        )
+    ]
     if not claimed:
-        return False  # another delivery of this task claimed it, or the page showed the end meanwhile
-    link = settings.PORTAL_BASE_URL + run.get_absolute_url()
+        return False  # each was mailed, or its page showed the end: nothing left to tell
+    runs = list(Run.objects.select_related("user").filter(pk__in=claimed).order_by("finished_at", "pk"))
+    try:
+        send_mail(*message_about(runs), None, [run.user.email], fail_silently=False)
+    except Exception:  # SMTP and socket errors alike; the claims stay (at most once, see above)
+        log.warning("runs %s: their e-mail could not be sent; not tried again", _ids(claimed), exc_info=True)
+        metrics.email_sent(ok=False)
+        return False
+    log.info("runs %s: one e-mail sent to their employee", _ids(claimed))
+    metrics.email_sent(ok=True)
+    return True
+
+
+def _ids(pks) -> str:
+    return ", ".join(str(pk) for pk in pks)
+
+
+def message_about(runs: list[Run]) -> tuple[str, str]:
+    """The subject and body of the e-mail about one run, or about a burst of them."""
+    items = [
+        {
+            "run": run,
+            "title": STATUS_TITLES.get(run.status, run.get_status_display()),
+            "summary": status_summary(run),
+            "link": settings.PORTAL_BASE_URL + run.get_absolute_url(),
+            "ask_feedback": run.status in feedback_statuses(),
+        }
+        for run in runs
+    ]
     context = {
-        "run": run,
-        "title": STATUS_TITLES.get(run.status, run.get_status_display()),
-        "summary": status_summary(run),
-        "link": link,
-        "ask_feedback": run.status in feedback_statuses(),
+        **items[0],
+        "runs": items,
+        "user": runs[0].user,
         "preferences": settings.PORTAL_BASE_URL + reverse("preferences"),
         "PORTAL_NAME": settings.PORTAL_NAME,
         "SERVICE_DESK": {
@@ -87,22 +144,11 @@ def run_notify(*, run_id) -> bool:
             "hours": settings.SERVICE_DESK_HOURS,
         },
     }
-    subject = f"{run.action_name} on {run.device_name or run.device_uid}: {context['title']}"
-    try:
-        send_mail(
-            subject,
-            render_to_string("actions/email/run_ended.txt", context),
-            None,
-            [run.user.email],
-            fail_silently=False,
-        )
-    except Exception:  # SMTP and socket errors alike; the claim stays (at most once, see above)
-        log.warning("run %s: its e-mail could not be sent; not tried again", run.pk, exc_info=True)
-        metrics.email_sent(ok=False)
-        return False
-    log.info("run %s: e-mail sent to its employee", run.pk)
-    metrics.email_sent(ok=True)
-    return True
+    if len(runs) == 1:
+        run = runs[0]
+        subject = f"{run.action_name} on {run.device_name or run.device_uid}: {context['title']}"
+        return subject, render_to_string("actions/email/run_ended.txt", context)
+    return f"{len(runs)} of your actions ended", render_to_string("actions/email/runs_ended.txt", context)
 
 
 def feedback_statuses() -> frozenset[str]:

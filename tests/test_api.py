@@ -177,6 +177,7 @@ def test_a_run_goes_through_the_browser_paths_submit_service(call, token, alice,
     assert len(calls) == 1
     read = call("get", f"/api/v1/runs/{run.pk}?employee=alice", token=token).json()
     assert read["status"] == "queued" and read["summary"] and read["ticket"]["state"] is None
+    assert read["status_label"] == "Waiting to be sent"  # the words the run page shows, not the model's name
 
 
 def test_the_only_device_is_used_when_none_is_named_and_several_must_be_named(call, token, alice, laptop, action):

@@ -55,7 +55,7 @@ from actions.runs import submit
 from actions.runs.feedback import FeedbackClosed, feedback_open, run_feedback
 from actions.runs.selectors import engine_results, labelled_outputs, runs_of, runs_page
 from actions.runs.states import REACHED_DEVICE, is_final
-from actions.runs.wording import device_status_text, engine_explanation, status_summary, status_title
+from actions.runs.wording import device_status_text, engine_explanation, status_label, status_summary, status_title
 from actions.security import client_address
 from actions.ticketing.service import needs_help, run_link, ticket_of, ticket_request, ticketing_enabled
 from actions.uids import DEVICE_UID_RE
@@ -296,7 +296,7 @@ def run_out(run: Run) -> dict[str, Any]:
     return {
         "id": str(run.pk),
         "status": run.status,
-        "status_label": run.get_status_display(),
+        "status_label": status_label(run.status),
         "title": status_title(run),
         "summary": status_summary(run),
         "final": is_final(run.status),

@@ -2,6 +2,7 @@
 page turns to "Done on the device" with the action's outputs as the follow-up reads them."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -47,7 +48,9 @@ def test_an_infinity_run_reaches_done_on_the_device_with_its_outputs(
 
     def done() -> bool:
         use_infinity.advance(5)  # the simulated device takes the action and finishes it
-        Run.objects.filter(pk=run.pk, status=Run.Status.FOLLOWING).update(next_check_at=timezone.now())
+        Run.objects.filter(pk=run.pk, status=Run.Status.FOLLOWING).update(
+            next_check_at=timezone.now() - timedelta(hours=1)
+        )
         runs_follow_up()  # what beat and a worker do every few seconds
         return Run.objects.get(pk=run.pk).status == Run.Status.DONE
 

@@ -34,6 +34,11 @@ def test_the_admin_lists_and_a_run_have_no_accessibility_violation(browser, serv
         reverse("admin:actions_engine_changelist"),
         reverse("admin:actions_runinsight_changelist"),
         reverse("admin:actions_remoteaction_change", args=[action.pk]),
+        reverse("admin:actions_remoteaction_import_catalog"),  # the upload, then its dry run
+        reverse("admin:auditlog_logentry_changelist"),  # the audit trail and its filters
+        reverse("admin:actions_apiclient_changelist"),
+        reverse("admin:actions_apiclient_add"),  # scopes and the two-list selectors
+        reverse("admin:actions_apicall_changelist"),
     ):
         page.goto(url)
         assert_accessible(page)

@@ -15,6 +15,7 @@ from actions.runs.dispatch import run_dispatch
 from actions.runs.notify import approvers_notify
 from tests.browser_support import LIVE_UPDATE_TIMEOUT_MS, sign_in
 from tests.factories import EMEA, make_device, make_parameter, make_sim_action
+from tests.test_browser import assert_accessible
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -41,6 +42,7 @@ def test_alice_asks_the_approver_approves_in_the_browser_and_her_page_moves_on(
     page.get_by_role("button", name="Run “Clear Teams cache”").click()
     status = page.locator("[data-field=status_label]")
     expect(status).to_have_text("Waiting for approval")
+    assert_accessible(page)  # the reason field's page and the waiting page with its cancel button
     screenshot(page, "run-waiting-for-approval")
     run = Run.objects.get()
 
@@ -53,10 +55,12 @@ def test_alice_asks_the_approver_approves_in_the_browser_and_her_page_moves_on(
     approver = sign_in(browser, server.url, "dan", "dan-pass")
     approver.goto(link.group(1))
     expect(approver.get_by_role("heading", name="Clear Teams cache for alice")).to_be_visible()
+    assert_accessible(approver)
     screenshot(approver, "approvals")
     approver.get_by_label("Comment for alice (optional)").fill("OK, go ahead")
     approver.get_by_role("button", name="Approve").click()
     expect(approver.get_by_text("Approved: “Clear Teams cache” for alice is on its way.")).to_be_visible()
+    assert_accessible(approver)
 
     run_dispatch(run_id=run.pk)  # what the worker does once the run is handed over
     expect(status).to_have_text("Accepted by Nexthink", timeout=LIVE_UPDATE_TIMEOUT_MS)

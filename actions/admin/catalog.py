@@ -194,9 +194,6 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
         "engines": "The Engines it is sent to. None chosen: every Engine.",
     }
 
-    class Media:
-        js = ["js/admin-a11y.js"]  # names the two-list selectors' search icons for screen readers
-
     actions = ["enable_actions", "disable_actions", "duplicate_actions"]
     view_on_site = False  # the employee's page 404s for a disabled action; see "Preview employee form"
     readonly_fields = ["created_at", "updated_at"]

@@ -12,6 +12,9 @@ class TwoListHelp:
 
     two_list_help: dict[str, str] = {}
 
+    class Media:
+        js = ["js/admin-a11y.js"]  # names the two-list selectors' search icons for screen readers
+
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         field = super().formfield_for_manytomany(db_field, request, **kwargs)
         if field is not None and db_field.name in (*self.filter_horizontal, *self.filter_vertical):

@@ -17,7 +17,7 @@ from actions.runs.notify import approvers_notify
 from actions.runs.reaper import runs_reap
 from actions.runs.submit import RunRefused
 from actions.runs.wording import status_summary
-from tests.factories import post_run, submit
+from tests.factories import make_device, make_parameter, post_run, submit
 from tests.test_runs_lifecycle import at_once
 
 Status = Run.Status
@@ -160,6 +160,16 @@ def test_approving_after_the_parameters_changed_ends_the_run_unsent(alice, risky
         run_approve(run_id=run.pk, approver=dan)
     run.refresh_from_db()
     assert run.status == Status.FAILED and "Mode" in run.error_message
+
+
+def test_a_mac_run_is_approved_without_the_windows_only_inputs_it_never_had(alice, risky, dan, broker_queue):
+    make_parameter(risky, name="ServiceName", label="Service", required=True, used_by_macos=False)
+    mac = make_device(alice, platform="macos")
+    run = ask(alice, risky, mac)  # the form asks a Mac for none of the Windows inputs
+
+    run_approve(run_id=run.pk, approver=dan)
+
+    assert Run.objects.get(pk=run.pk).status == Status.QUEUED
 
 
 def test_the_sweep_ends_a_request_nobody_decided_in_time(alice, risky, laptop, dan):

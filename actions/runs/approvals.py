@@ -17,11 +17,11 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
 from actions.audit import audit_event
-from actions.catalog.parameters import InvalidParams, validate_params
+from actions.catalog.parameters import InvalidParams
 from actions.models import Run
 from actions.runs import lifecycle
 from actions.runs.dispatch import run_enqueue, still_allowed
-from actions.runs.submit import RunRefused, run_limits, target_engines
+from actions.runs.submit import RunRefused, checked_request, run_limits
 from actions.sql import Constant
 
 log = logging.getLogger("actions.runs")
@@ -67,8 +67,7 @@ def approval_problems(run: Run) -> list[str]:
         return [refusal[1]]
     assert run.action is not None and run.device is not None  # still_allowed checked both
     try:
-        validate_params(run.action, dict(run.params or {}))
-        target_engines(run.action, run.device)
+        checked_request(action=run.action, device=run.device, params=dict(run.params or {}))
     except (InvalidParams, RunRefused) as exc:
         return [str(exc)]
     limits = run_limits(user=run.user, action=run.action, device=run.device, deciding=run)

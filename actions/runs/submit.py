@@ -72,13 +72,11 @@ def run_submit(
     employee's `reason`, and is handed to the broker once approved (runs/approvals.py). IT's runs
     for an employee (`requested_by`: staff allowed to run anything on any device) do not wait.
     """
-    refuse_other_system(action, device)
-    params = validate_params(action, params, device.platform)
+    params, engines = checked_request(action=action, device=device, params=params)
     reason = " ".join(reason.split())[: max_length(Run, "reason")]
     needs_approval = action.approver_group_id is not None and requested_by is None
     if needs_approval and not reason:
         raise RunRefused("IT approves this action before it runs: please say why you need it.", kind="approval_reason")
-    engines = target_engines(action, device)
     with transaction.atomic():
         # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
         # limit below are then read and written without a race. (A run's user owns its device.)
@@ -163,6 +161,14 @@ def approval_fields(action: RemoteAction, reason: str) -> dict:
 def _enqueue_after_commit(run: Run) -> None:
     metrics.run_submitted(action=run.action_name, platform=settings.NEXTHINK_PLATFORM)
     run.enqueued = run_enqueue(run_id=run.pk, stamp=False)  # refused: enqueued_at cleared, the reaper sends it
+
+
+def checked_request(*, action: RemoteAction, device: Device, params: dict[str, str]) -> tuple[dict, list[str]]:
+    """What submit checks of the request itself, and approval checks again under today's definition:
+    the action runs on the device's system, the parameters that system uses are valid, and the device's
+    Nexthink server may be used. Returns the parameters to store and the Engines to send to."""
+    refuse_other_system(action, device)
+    return validate_params(action, params, device.platform), target_engines(action, device)
 
 
 def refuse_other_system(action: RemoteAction, device: Device) -> None:

@@ -372,6 +372,25 @@ def test_a_body_too_large_is_refused(call, token, alice, action):
 # --- Feedback and help -------------------------------------------------------------------------------------
 
 
+def test_listing_runs_reads_their_engine_results_in_one_query_whatever_their_number(call, token, alice, laptop, action):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as seen:
+            assert call("get", "/api/v1/runs?employee=alice", token=token).status_code == 200
+        return len(seen)
+
+    submit(alice, action, laptop)
+    Run.objects.update(status=Run.Status.SENT)  # ended: its Engine answers are read
+    one = queries()
+    for _ in range(3):
+        submit(alice, action, laptop)
+    Run.objects.update(status=Run.Status.SENT)
+
+    assert queries() == one
+
+
 def test_feedback_is_stored_once_the_run_is_final(call, token, alice, laptop, action):
     run = submit(alice, action, laptop)
     closed = call("post", f"/api/v1/runs/{run.pk}/feedback", token=token, body={"employee": "alice", "fixed": True})

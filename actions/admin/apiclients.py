@@ -24,6 +24,7 @@ class ApiClientForm(forms.ModelForm):
 class ApiClientAdmin(TwoListHelp, admin.ModelAdmin):
     form = ApiClientForm
     list_display = ("name", "owner", "scope_list", "expires_at", "revoked_at", "last_used_at")
+    list_select_related = ("owner",)
     list_filter = ("revoked_at",)
     search_fields = ("name", "owner__username")
     filter_horizontal = ("actions", "categories")

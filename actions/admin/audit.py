@@ -159,15 +159,10 @@ class AuditTrailAdmin(LogEntryAdminMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request, extra_context=None):
-        self.request = request
-        return super().changelist_view(request, extra_context)
-
     def export_view(self, request):
         """The records the list shows (its filters and search), newest first, as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        self.request = request
         changelist = self.get_changelist_instance(request)
         entries = changelist.get_queryset(request).select_related("content_type", "actor").order_by("-timestamp")
         response = StreamingHttpResponse(self._csv_rows(entries), content_type="text/csv; charset=utf-8")

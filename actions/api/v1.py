@@ -395,8 +395,9 @@ def refusal(exc: submit.RunRefused) -> Problem:
 def own_run(request, user, run_id: uuid.UUID, *, client=None) -> Run:
     """The employee's own run; with `client` (reads only), also one the employee asked for on another
     person's device through this client with "devices:any" (apiclients.requested_through)."""
-    runs = Run.objects.select_related("action", "device", "ticket").filter(pk=run_id)
-    run = runs_of(user).select_related("action", "device", "ticket").filter(pk=run_id).first()
+    runs = Run.objects.select_related("action", "device", "ticket").prefetch_related("engine_results").filter(pk=run_id)
+    run = runs_of(user).filter(pk=run_id).select_related("action", "device", "ticket")
+    run = run.prefetch_related("engine_results").first()
     if run is None and client is not None:
         run = runs.filter(requested_by=user).first()
         if run is not None and not apiclients.requested_through(client, user, run):
@@ -415,7 +416,7 @@ def list_runs(
     before: str = Query("", max_length=80, description="A page's `older`: the runs before it."),
 ):
     _, user = employee_for(request, employee, RUNS_READ)
-    runs = runs_of(user).select_related("action", "ticket")
+    runs = runs_of(user).select_related("action", "ticket").prefetch_related("engine_results")  # run_out's
     if status:
         runs = runs.filter(status=status)
     page = runs_page(runs, before=before)
@@ -450,8 +451,8 @@ def ask_for_help(request, run_id: uuid.UUID, body: HelpIn):
         raise Problem("help-not-available", "No service desk is connected to the portal.")
     if not needs_help(run):
         raise Problem("help-not-available", "IT can be asked about a run once it is final and did not fix it.")
-    ticket_request(run=run, user=user)
-    return Status(202, run_out(Run.objects.select_related("action", "ticket").get(pk=run.pk)))
+    run.ticket = ticket_request(run=run, user=user).ticket  # the run's own fields are unchanged
+    return Status(202, run_out(run))
 
 
 # --- Mounting -----------------------------------------------------------------------------------

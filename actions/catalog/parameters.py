@@ -66,7 +66,9 @@ class MultiLineField(forms.CharField):
 
 # Control characters that have no place in what an employee types: C0 but tab and line breaks, DEL, C1,
 # and the Unicode line and paragraph separators.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+# The control characters no form takes (tab, line feed and carriage return are allowed).
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROL_RE = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 class PlainTextMixin(forms.Widget):

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from actions import broker, metrics
 from actions.models import Preferences, Run
-from actions.runs.states import FINAL, is_final
-from actions.runs.wording import STATUS_TITLES, status_summary
+from actions.runs.states import FINAL, REACHED_DEVICE, is_final
+from actions.runs.wording import status_label, status_summary
 from actions.sql import Constant
 
 log = logging.getLogger("actions.runs")
@@ -89,7 +89,7 @@ def run_notify(*, run_id) -> bool:
     previous = run.finished_at
     recent = ended.filter(finished_at__lte=run.finished_at, finished_at__gte=run.finished_at - BURST_LOOKBACK)
     for other in recent.order_by("-finished_at", "-pk").only("pk", "finished_at", "notified_at", "final_seen_at"):
-        ended_at = other.finished_at or previous  # never None: the query asks for an end
+        ended_at = other.finished_at or previous  # never None (the query asks for an end): for the types
         if other.pk != run.pk and previous - ended_at > gap:
             break
         previous = ended_at
@@ -125,10 +125,10 @@ def message_about(runs: list[Run]) -> tuple[str, str]:
     items = [
         {
             "run": run,
-            "title": STATUS_TITLES.get(run.status, run.get_status_display()),
+            "title": status_label(run.status),
             "summary": status_summary(run),
             "link": settings.PORTAL_BASE_URL + run.get_absolute_url(),
-            "ask_feedback": run.status in feedback_statuses(),
+            "ask_feedback": run.status in REACHED_DEVICE,
         }
         for run in runs
     ]
@@ -149,12 +149,6 @@ def message_about(runs: list[Run]) -> tuple[str, str]:
         subject = f"{run.action_name} on {run.device_name or run.device_uid}: {context['title']}"
         return subject, render_to_string("actions/email/run_ended.txt", context)
     return f"{len(runs)} of your actions ended", render_to_string("actions/email/runs_ended.txt", context)
-
-
-def feedback_statuses() -> frozenset[str]:
-    from actions.runs.states import REACHED_DEVICE
-
-    return REACHED_DEVICE
 
 
 # --- Approvers: a request waits for them ---------------------------------------------------------

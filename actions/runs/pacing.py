@@ -85,6 +85,7 @@ def is_late(run: Run) -> bool:
 def late_at(run: Run) -> float | None:
     """When (Unix time) a run still waiting to be sent will count as late; None if that cannot come
     by time alone (it is being sent, has ended, or is late already). The run page's tag lasts until then."""
-    if run.status not in (Run.Status.QUEUED, Run.Status.RETRYING) or is_late(run):
+    if run.status not in (Run.Status.QUEUED, Run.Status.RETRYING):
         return None
-    return run.created_at.timestamp() + max(LATE_MIN_SECONDS, late_after_seconds(typical_seconds(run)))
+    at = run.created_at.timestamp() + late_after_seconds(typical_seconds(run))
+    return at if timezone.now().timestamp() <= at else None  # past it: late already (is_late)

@@ -43,7 +43,6 @@ STATUS_LABELS: dict[str, str] = {
     Status.APPROVAL_EXPIRED: "Not approved in time",
     Status.CANCELLED: "Cancelled",
 }
-STATUS_TITLES = STATUS_LABELS  # the tab's title and the e-mail's subject say the same
 
 
 def status_label(status: str) -> str:

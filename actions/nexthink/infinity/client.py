@@ -227,7 +227,6 @@ class InfinityWorkflow:
     name: str
     description: str
     active: bool  # status ACTIVE: a version of it is active, so it can be triggered
-    dependency: str  # DEVICE or USER_AND_DEVICE: the list filter that returned it
     raw: dict[str, Any] = field(repr=False, compare=False)
 
 
@@ -446,7 +445,7 @@ class InfinityClient:
             if not isinstance(data, list):
                 raise bad_response("the workflow list is not a JSON list", 200)
             for item in data:
-                workflow = parse_workflow(item, dependency)
+                workflow = parse_workflow(item)
                 if workflow is None:
                     log.warning("Skipping a workflow without an id in Nexthink's list")
                     continue
@@ -828,7 +827,7 @@ def build_workflow_body(
     }
 
 
-def parse_workflow(item: Any, dependency: str = "") -> InfinityWorkflow | None:
+def parse_workflow(item: Any) -> InfinityWorkflow | None:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
         return None
     return InfinityWorkflow(
@@ -837,7 +836,6 @@ def parse_workflow(item: Any, dependency: str = "") -> InfinityWorkflow | None:
         name=_text(item.get("name") or item["id"]),
         description=_text(item.get("description")),
         active=str(item.get("status", "")).upper() == "ACTIVE",
-        dependency=dependency,
         raw=item,
     )
 

@@ -101,7 +101,7 @@ class Command(BaseCommand):
             workflows = RemoteAction.objects.filter(kind=RemoteAction.Kind.WORKFLOW)
             known = set(workflows.values_list("nql_id", flat=True))
             offered = [
-                parse_workflow(item, item.get("dependency", ""))
+                parse_workflow(item)
                 for item in config.get("workflows", [])
                 if item.get("dependency") in WORKFLOW_DEPENDENCIES and "API" in item.get("triggerMethods", [])
             ]

@@ -255,6 +255,27 @@ def test_the_action_page_asks_why_and_the_run_page_says_it_waits(alice_client, r
 
 
 # --- The approvers' page, their e-mail, the employee's cancel --------------------------------------
+def test_the_approvers_page_reads_every_device_s_recent_runs_at_once(client, alice, risky, dan):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as seen:
+            assert client.get(reverse("approvals")).status_code == 200
+        return len(seen)
+
+    client.force_login(dan)
+    ask(alice, risky, make_device(alice))
+    one = queries()
+    for _ in range(3):
+        device = make_device(alice)
+        submit(alice, risky, device, requested_by=User.objects.create_superuser(f"it{device.pk}", "", "x"))
+        ask(alice, risky, device)
+    page = client.get(reverse("approvals")).content.decode()
+
+    assert queries() == one and page.count("Clear Teams cache for alice") == 4
+
+
 def test_the_approvers_page_shows_the_request_and_one_click_decides(client, alice, risky, laptop, dan, erin):
     earlier = submit(alice, risky, laptop, requested_by=User.objects.create_superuser("it", "it@corp.example", "x"))
     run = ask(alice, risky, laptop)

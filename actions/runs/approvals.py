@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
-from django.db.models.functions import Now
+from django.db.models import F, Q, QuerySet, Window
+from django.db.models.functions import Now, RowNumber
 
 from actions.audit import audit_event
 from actions.catalog.parameters import InvalidParams
@@ -22,6 +22,7 @@ from actions.models import Run
 from actions.runs import lifecycle
 from actions.runs.dispatch import run_enqueue, still_allowed
 from actions.runs.submit import RunRefused, checked_request, run_limits
+from actions.runs.wording import chosen_values
 from actions.sql import Constant
 
 log = logging.getLogger("actions.runs")
@@ -182,12 +183,33 @@ class ApprovalDetails:
 RECENT_RUNS = 5
 
 
-def approval_details(run: Run) -> ApprovalDetails:
-    labels = {p.name: p.label for p in run.action.parameters.all()} if run.action is not None else {}
-    params = [(labels.get(name, name), str(value)) for name, value in (run.params or {}).items()]
-    recent = list(
-        Run.objects.filter(device_uid=run.device_uid).exclude(pk=run.pk).order_by("-created_at")[:RECENT_RUNS]
+def approvals_page(user, *, limit: int) -> list[ApprovalDetails]:
+    """The first `limit` requests the user may decide, each with what the approver reads: two queries
+    for the requests and their parameters, one for every device's recent runs."""
+    runs = list(approvals_waiting_for(user)[:limit])
+    recent = recent_runs_by_device({run.device_uid for run in runs})
+    return [approval_details(run, recent.get(run.device_uid, [])) for run in runs]
+
+
+def recent_runs_by_device(device_uids: set[str]) -> dict[str, list[Run]]:
+    """Each device's latest runs, newest first, one more than shown (a request's own run is left out)."""
+    if not device_uids:
+        return {}
+    newest_first = Window(RowNumber(), partition_by=F("device_uid"), order_by=[F("created_at").desc(), F("pk")])
+    rows = (
+        Run.objects.filter(device_uid__in=device_uids)
+        .annotate(newest=newest_first)
+        .filter(newest__lte=RECENT_RUNS + 1)
+        .order_by("device_uid", "newest")
     )
+    by_device: dict[str, list[Run]] = {}
+    for run in rows:
+        by_device.setdefault(run.device_uid, []).append(run)
+    return by_device
+
+
+def approval_details(run: Run, device_runs: list[Run]) -> ApprovalDetails:
+    recent = [other for other in device_runs if other.pk != run.pk][:RECENT_RUNS]
     person = run.user.get_full_name()
     employee = f"{person} ({run.user.get_username()})" if person else run.user.get_username()
-    return ApprovalDetails(run=run, employee=employee, parameters=params, recent=recent)
+    return ApprovalDetails(run=run, employee=employee, parameters=chosen_values(run), recent=recent)

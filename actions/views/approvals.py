@@ -7,8 +7,7 @@ from django.views.decorators.http import require_GET, require_POST
 from actions.runs.approvals import (
     COMMENT_MAX_LENGTH,
     ApprovalRefused,
-    approval_details,
-    approvals_waiting_for,
+    approvals_page,
     run_approve,
     run_cancel,
     run_deny,
@@ -20,7 +19,7 @@ SHOWN = 50
 
 @require_GET
 def approvals(request):
-    waiting = [approval_details(run) for run in approvals_waiting_for(request.user)[:SHOWN]]
+    waiting = approvals_page(request.user, limit=SHOWN)
     return render(request, "actions/approvals.html", {"waiting": waiting, "comment_max_length": COMMENT_MAX_LENGTH})
 
 

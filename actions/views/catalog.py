@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from actions.catalog.forms import ActionRunForm, devices_fitting, new_idempotency_key
 from actions.catalog.parameters import InvalidParams
-from actions.catalog.search import SEARCH_MAX_LENGTH, SEARCH_MAX_WORDS
+from actions.catalog.search import SEARCH_MAX_LENGTH, SEARCH_MAX_WORDS, query_words
 from actions.catalog.selectors import (
     CATALOG_COLUMNS,
     PAGE_SIZE,
@@ -48,11 +48,10 @@ def catalog(request):
     or holding none of their actions) is a 404, like any other address that names nothing.
     """
     typed = request.GET.get("q", "").strip()
-    query = typed[:SEARCH_MAX_LENGTH]
-    if len(query.split()) > SEARCH_MAX_WORDS:
-        query = " ".join(query.split()[:SEARCH_MAX_WORDS])
-    # Never cut a search silently: the page says what it searched for when it shortened it.
-    shortened = query != typed
+    # The words the search uses; never cut silently: the page says what it searched for when shortened.
+    words = query_words(typed)
+    shortened = words != typed.split()
+    query = " ".join(words) if shortened else typed
     if "\x00" in query:
         # PostgreSQL refuses NUL in text: a clean 400, never a 500 with a traceback.
         return HttpResponseBadRequest("The search may not contain a NUL character.", content_type="text/plain")

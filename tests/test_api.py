@@ -355,6 +355,19 @@ def test_idempotency_key_returns_the_same_run_and_other_values_are_a_conflict(ca
     assert problem_type(bad) == "invalid-parameter" and bad.json()["field"] == "Idempotency-Key"
 
 
+def test_a_client_s_last_use_is_written_once_a_minute_not_at_every_call(call, token, alice):
+    from actions.models import ApiClient
+
+    assert call("get", "/api/v1/actions?employee=alice", token=token).status_code == 200
+    first = ApiClient.objects.get().last_used_at
+    assert first is not None
+    assert call("get", "/api/v1/actions?employee=alice", token=token).status_code == 200
+    assert ApiClient.objects.get().last_used_at == first
+    ApiClient.objects.update(last_used_at=first - timedelta(minutes=2))
+    assert call("get", "/api/v1/actions?employee=alice", token=token).status_code == 200
+    assert ApiClient.objects.get().last_used_at > first
+
+
 def test_a_client_over_its_rate_limit_is_told_when_to_come_back(call, token, alice, settings):
     settings.API_RATE_LIMIT_PER_MINUTE = 2
     for _ in range(2):

@@ -108,10 +108,11 @@ def retry_after(client: ApiClient, *, now: datetime | None = None) -> int | None
     now = now or timezone.now()
     limit = settings.API_RATE_LIMIT_PER_MINUTE
     recent = ApiCall.objects.filter(client=client, at__gt=now - RATE_WINDOW).exclude(status=429)
-    times = list(recent.order_by("-at").values_list("at", flat=True)[:limit])
-    if len(times) < limit:
+    # The limit-th newest call in the window, if there is one: when it leaves the window, one more fits.
+    nth = list(recent.order_by("-at").values_list("at", flat=True)[limit - 1 : limit])
+    if not nth:
         return None
-    free_at = times[-1] + RATE_WINDOW  # the oldest of the last `limit` calls leaves the window
+    free_at = nth[0] + RATE_WINDOW
     return max(1, int((free_at - now).total_seconds() + 0.999))
 
 
@@ -129,7 +130,10 @@ def call_log(
         run_id=run_id,
     )
     if client is not None:
-        ApiClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now())
+        # "Last used" to the minute: one write a minute, not a lock on the client's row at every call.
+        now = timezone.now()
+        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - RATE_WINDOW)
+        ApiClient.objects.filter(stale, pk=client.pk).update(last_used_at=now)
 
 
 # The call that made a run is logged as its request ends: within this long after the run's creation.

@@ -38,7 +38,7 @@ Status = Run.Status
 # The lifecycle's own sets (actions/runs/lifecycle.py), so that a new status is counted somewhere.
 REACHED = sorted(REACHED_DEVICE)
 # Nexthink took the run for the device (Classic's sent is only that); Infinity then says what the device did.
-ACCEPTED = sorted({Status.SENT, Status.PARTIAL, Status.FOLLOWING, Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED})
+ACCEPTED = sorted(states.WENT_OUT)
 RAN_ON_DEVICE = sorted({Status.DONE, Status.DEVICE_FAILED})
 # Runs of one action by one employee less than this apart are one problem ("tickets avoided").
 PROBLEM_GAP = timedelta(hours=24)

@@ -64,6 +64,8 @@ UNSENT = (Status.QUEUED, Status.RETRYING)
 # Infinity's runs are followed up on the device (following, then done, device_failed, expired).
 CLASSIC_ONLY = frozenset({Status.SENT, Status.PARTIAL})
 FOLLOW_UP_ONLY = frozenset({Status.FOLLOWING, Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED})
+# Nexthink took the run for the device: the request surely went out (what happened next is another matter).
+WENT_OUT = CLASSIC_ONLY | FOLLOW_UP_ONLY
 
 
 def platform_statuses(*, follows_up: bool) -> list[str]:

@@ -10,7 +10,7 @@ from django.utils.formats import date_format
 from actions.catalog.parameters import parse_choices
 from actions.models import ActionParameter, EngineResult, Run
 from actions.nexthink.classic.client import EngineCode
-from actions.runs.states import is_final
+from actions.runs.states import WENT_OUT, is_final
 
 Status = Run.Status
 
@@ -138,16 +138,12 @@ ENDED_LABELS: dict[str, str] = {
     Status.APPROVAL_EXPIRED: "Approval ran out",
     Status.CANCELLED: "Cancelled",
 }
-# Statuses in which the request surely went out to Nexthink.
-_WENT_OUT = frozenset(
-    {Status.SENT, Status.PARTIAL, Status.FOLLOWING, Status.DONE, Status.DEVICE_FAILED, Status.EXPIRED}
-)
 
 
 def run_times(run: Run) -> list[tuple[str, str]]:
     """The moments an employee reads, each with its time zone, each named for what it is in this status."""
     times = [("Requested", when_text(run.created_at))]
-    if run.sending_at and run.status in _WENT_OUT:
+    if run.sending_at and run.status in WENT_OUT:
         times.append(("Sent to Nexthink", when_text(run.sending_at)))
     if run.status == Status.FOLLOWING and run.expires_at:
         times.append(("Nexthink waits for your device until", when_text(run.expires_at)))

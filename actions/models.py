@@ -21,6 +21,8 @@ MAX_TIMEOUT_SECONDS = settings.NEXTHINK_MAX_TIMEOUT_SECONDS
 MAX_COOLDOWN_MINUTES = 7 * 24 * 60
 MAX_DAILY_LIMIT = 100
 MAX_APPROVAL_HOURS = 30 * 24
+# Device's permission (Meta.permissions) as has_perm names it: IT support may run on anyone's device.
+RUN_ON_ANY_DEVICE = "actions.run_action_on_any_device"
 
 
 def max_length(model: type[models.Model], field_name: str) -> int:

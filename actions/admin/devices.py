@@ -18,14 +18,12 @@ from actions.admin.plain_text import PlainTextAdmin
 from actions.catalog.forms import ActionRunForm
 from actions.catalog.selectors import platform_rule
 from actions.devices.engines import engines_sync
-from actions.models import Device, Engine, RemoteAction
+from actions.models import RUN_ON_ANY_DEVICE, Device, Engine, RemoteAction
 from actions.nexthink.errors import ActApiError
 from actions.platforms import offered
 from actions.runs.submit import RunRefused, run_submit
 
 security_log = logging.getLogger("actions.security")
-
-RUN_PERMISSION = "actions.run_action_on_any_device"
 
 
 @admin.register(Engine)
@@ -129,12 +127,12 @@ class DeviceAdmin(PlainTextAdmin, admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_run_action": request.user.has_perm(RUN_PERMISSION)}
+        extra_context = {**(extra_context or {}), "can_run_action": request.user.has_perm(RUN_ON_ANY_DEVICE)}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def run_action_view(self, request, object_id):
         """IT support: run an action on this device for its owner; the run records who asked."""
-        if not request.user.has_perm(RUN_PERMISSION):
+        if not request.user.has_perm(RUN_ON_ANY_DEVICE):
             raise PermissionDenied
         device = self.get_object(request, unquote(object_id))
         if device is None:

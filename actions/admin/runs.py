@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 
 from actions.catalog.parameters import InvalidParams
-from actions.models import Device, EngineResult, RemoteAction, Run, RunAttempt, Ticket
+from actions.models import RUN_ON_ANY_DEVICE, Device, EngineResult, RemoteAction, Run, RunAttempt, Ticket
 from actions.runs.submit import RunRefused, run_submit
 from actions.sql import starts_with
 from actions.uids import DEVICE_UID_RE, GUID_RE, reference_bounds, run_reference
@@ -249,4 +249,4 @@ class RunAdmin(admin.ModelAdmin):
 
     def has_retry_permission(self, request):
         # The permission dispatch checks for a run asked by IT: without it the new run would be refused.
-        return request.user.has_perm("actions.run_action_on_any_device")
+        return request.user.has_perm(RUN_ON_ANY_DEVICE)

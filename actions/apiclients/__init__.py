@@ -23,7 +23,7 @@ from django.utils import timezone
 from actions.catalog.selectors import actions_visible_to, visible_action
 from actions.devices.ownership import device_for_user
 from actions.devices.resolution import resolve_devices_for
-from actions.models import ApiCall, ApiClient, Device, RemoteAction, Run
+from actions.models import RUN_ON_ANY_DEVICE, ApiCall, ApiClient, Device, RemoteAction, Run
 from actions.security import security_event
 from actions.uids import DEVICE_UID_RE
 
@@ -228,7 +228,6 @@ def action_for(client: ApiClient, user, slug: str) -> RemoteAction | None:
 
 
 # --- The device a run is for ----------------------------------------------------------------------
-RUN_ON_ANY_DEVICE = "actions.run_action_on_any_device"  # the admin's permission for IT support
 
 
 class NotYourDevice(Exception):

@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models.functions import Now
 
 from actions import broker, metrics
-from actions.models import Run
+from actions.models import RUN_ON_ANY_DEVICE, Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
 from actions.platforms import fits
@@ -126,7 +126,7 @@ def still_allowed(run: Run) -> tuple[str, str] | None:
     requester = run.requested_by  # no query when requested_by_id is None
     if requester is None and not (run.user.is_active and action_visible):
         return "ACTION_WITHDRAWN", "This action is no longer available to you, so nothing was sent."
-    if requester is not None and not (requester.is_active and requester.has_perm("actions.run_action_on_any_device")):
+    if requester is not None and not (requester.is_active and requester.has_perm(RUN_ON_ANY_DEVICE)):
         return "ACTION_WITHDRAWN", "The IT staff member who asked for this may no longer do so, so nothing was sent."
     device = run.device
     device_gone = device is None or device.uid != run.device_uid

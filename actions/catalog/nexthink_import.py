@@ -128,7 +128,14 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
     if action is None:
         action = RemoteAction.objects.filter(kind=REMOTE_ACTION, nexthink_uid=uid).first()
     if action is None:
-        action = _new_action(remote, uid)
+        action = _new_action(
+            remote,
+            uid,
+            kind=REMOTE_ACTION,
+            labels=output_labels(remote),
+            windows=remote.has_script_windows,
+            macos=remote.has_script_macos,
+        )
         parameters = [_new_parameter(i, order) for order, i in enumerate(remote.inputs)]
         _validate(action, parameters)
         action.save()
@@ -180,7 +187,13 @@ def _import_one(remote: InfinityRemoteAction) -> tuple[str, list[str]]:
 
 
 def _new_action(
-    remote: InfinityRemoteAction | InfinityWorkflow, uid: uuid.UUID, kind: str = REMOTE_ACTION
+    remote: InfinityRemoteAction | InfinityWorkflow,
+    uid: uuid.UUID,
+    *,
+    kind: str,
+    labels: dict[str, str],
+    windows: bool,
+    macos: bool,
 ) -> RemoteAction:
     description = remote.description.strip()
     return RemoteAction(
@@ -191,11 +204,9 @@ def _new_action(
         description=description,
         nexthink_uid=uid,
         nql_id=remote.id,
-        output_labels=output_labels(remote)
-        if isinstance(remote, InfinityRemoteAction)
-        else dict(WORKFLOW_OUTPUT_LABELS),
-        runs_on_windows=getattr(remote, "has_script_windows", True),
-        runs_on_macos=getattr(remote, "has_script_macos", True),
+        output_labels=labels,
+        runs_on_windows=windows,
+        runs_on_macos=macos,
         enabled=False,  # a curator decides who sees it, and enables it
     )
 
@@ -305,7 +316,8 @@ def _import_workflow(remote: InfinityWorkflow) -> tuple[str, list[str]]:
     uid = _uuid_of(remote, WORKFLOW_UUID_NAMESPACE)
     entry = RemoteAction.objects.filter(kind=WORKFLOW, nql_id=remote.id).first()
     if entry is None:
-        entry = _new_action(remote, uid, WORKFLOW)
+        # Nexthink's workflow list says nothing of systems: offered on both, as an unknown one is.
+        entry = _new_action(remote, uid, kind=WORKFLOW, labels=dict(WORKFLOW_OUTPUT_LABELS), windows=True, macos=True)
         _validate(entry, [])
         entry.save()
         return "created", []

@@ -484,6 +484,21 @@ def test_a_name_with_nul_names_nobody_and_is_logged_as_sent(call, token, alice):
     assert ApiCall.objects.get().employee == "ali\ufffdce"
 
 
+def test_the_availability_of_many_actions_reads_the_employee_s_fair_use_once(
+    call, token, alice, laptop, action, monkeypatch
+):
+    counted = []
+    real = submit_module.fair_use
+    monkeypatch.setattr(submit_module, "fair_use", lambda **kw: counted.append(kw) or real(**kw))
+    for n in range(3):
+        make_action(name=f"Free {n}")
+
+    listed = call("get", f"/api/v1/actions?employee=alice&device={laptop.uid}", token=token).json()["actions"]
+
+    assert len(listed) == 4 and all(a["availability"]["allowed"] for a in listed)
+    assert len(counted) == 1
+
+
 def test_with_a_device_each_action_says_whether_it_may_run_there_now(call, token, alice, bob, laptop, action):
     action.cooldown_minutes = 10
     action.save()

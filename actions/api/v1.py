@@ -218,8 +218,8 @@ def action_out(action: RemoteAction, availability: dict | None = None) -> dict[s
     }
 
 
-def availability_out(user, action: RemoteAction, device) -> dict[str, Any]:
-    limits = submit.run_availability(user=user, action=action, device=device)
+def availability_out(user, action: RemoteAction, device, fair: submit.Limits | None = None) -> dict[str, Any]:
+    limits = submit.run_availability(user=user, action=action, device=device, fair=fair)
     refusal = None if limits.allowed else refusal_type(limits.kind)
     return {"allowed": limits.allowed, "refusal": refusal, "retry_at": limits.again_at, "detail": limits.message}
 
@@ -257,8 +257,10 @@ def list_actions(
     actions = actions.order_by("category__display_order", "category__name", "display_order", "name", "pk")
     total = actions.count()
     start = (page - 1) * ACTIONS_PAGE_SIZE
+    # The portal's fair-use limits are the employee's, whatever the action: read once for the page.
+    fair = submit.fair_use(user=user, now=timezone.now()) if target else None
     shown = [
-        action_out(a, availability_out(user, a, target) if target else None)
+        action_out(a, availability_out(user, a, target, fair) if target else None)
         for a in actions.prefetch_related("engines")[start : start + ACTIONS_PAGE_SIZE]
     ]
     return {"actions": shown, "total": total, "page": page}

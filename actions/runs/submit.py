@@ -213,18 +213,25 @@ class Limits:
 
 
 def run_limits(
-    *, user, action: RemoteAction, device: Device, now: datetime | None = None, deciding: Run | None = None
+    *,
+    user,
+    action: RemoteAction,
+    device: Device,
+    now: datetime | None = None,
+    deciding: Run | None = None,
+    fair: Limits | None = None,
 ) -> Limits:
     """May the user run this action on this device now? If not, when, and the words that say so.
 
     Runs the lifecycle counts (everything but failed runs, so also unknown and in-flight ones) start
     the cooldown and use up the daily limit. `deciding`: a run waiting for approval, checked again
     when an approver decides: the action's own limits, without that run itself (the portal's fair-use
-    limits counted it when it was asked for).
+    limits counted it when it was asked for). `fair`: fair_use's answer when the caller already has it
+    (the same for every action of the user).
     """
     now = now or timezone.now()
     if deciding is None:
-        fair = fair_use(user=user, now=now)
+        fair = fair or fair_use(user=user, now=now)
         if not fair.allowed:
             return fair
     counted = Run.objects.filter(status__in=states.COUNTED)
@@ -264,14 +271,14 @@ def run_limits(
     return Limits(True)
 
 
-def run_availability(*, user, action: RemoteAction, device: Device) -> Limits:
+def run_availability(*, user, action: RemoteAction, device: Device, fair: Limits | None = None) -> Limits:
     """Would a submit of this action on this device be allowed now? The same checks as run_submit
-    (the device's Nexthink server, then the limits), without storing anything."""
+    (the device's Nexthink server, then the limits), without storing anything. `fair`: as run_limits."""
     try:
         target_engines(action, device)
     except RunRefused as exc:
         return Limits(False, None, str(exc), exc.kind)
-    return run_limits(user=user, action=action, device=device)
+    return run_limits(user=user, action=action, device=device, fair=fair)
 
 
 def fair_use(*, user, now: datetime) -> Limits:

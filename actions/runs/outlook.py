@@ -13,7 +13,7 @@ from django.utils.timesince import timesince
 
 from actions.models import Device, RemoteAction
 from actions.nexthink import platform
-from actions.runs.submit import run_limits
+from actions.runs.submit import Limits, fair_use, run_limits
 
 # A device not seen for longer may well be off: the page says what happens then, before the form.
 AWAY_AFTER = timedelta(hours=24)
@@ -30,11 +30,13 @@ def run_outlook(*, user, action: RemoteAction, devices: Sequence[Device], now: d
     now = now or timezone.now()
     blocked: list[str] = []
     free = 0
+    fair: Limits | None = None
     for device in devices:
         if device.pk is None:  # known to Nexthink but not stored yet: nothing ran on it from here
             free += 1
             continue
-        limits = run_limits(user=user, action=action, device=device, now=now)
+        fair = fair or fair_use(user=user, now=now)  # the employee's, whatever the device: read once
+        limits = run_limits(user=user, action=action, device=device, now=now, fair=fair)
         if limits.allowed:
             free += 1
         elif limits.message not in blocked:

@@ -515,6 +515,8 @@ class Preferences(models.Model):
         "e-mail me when a run ends after I left its page",
         default=True,
     )
+    # A code of settings.LANGUAGES; blank: the browser's language (actions.accounts.language).
+    language = models.CharField("language", max_length=8, blank=True, default="")
 
     class Meta:
         verbose_name_plural = "preferences"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.utils.translation import gettext
+
 WINDOWS, MACOS, UNKNOWN = "windows", "macos", "unknown"
 CHOICES = [(WINDOWS, "Windows"), (MACOS, "macOS"), (UNKNOWN, "Unknown")]
 KNOWN = (WINDOWS, MACOS)
@@ -57,4 +59,8 @@ def label(platform: str) -> str:
 def labels(platforms: Iterable[str]) -> str:
     """ "Windows", "Windows and macOS", "no system" in words an employee reads."""
     names = [LABELS[p] for p in KNOWN if p in set(platforms)]
-    return " and ".join(names) if names else "no system"
+    if not names:
+        return gettext("no system")
+    if len(names) == 1:
+        return names[0]
+    return gettext("%(first)s and %(last)s") % {"first": ", ".join(names[:-1]), "last": names[-1]}

@@ -1,10 +1,27 @@
 """Small middleware of the portal's own."""
 
 from auditlog.middleware import AuditlogMiddleware
+from django.middleware.locale import LocaleMiddleware
+from django.utils import translation
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
+from actions.accounts.language import LANGUAGE_SESSION_KEY, is_offered
 from actions.audit import audit_address
 from actions.security import client_address
+
+
+class PreferredLocaleMiddleware(LocaleMiddleware):
+    """Django's LocaleMiddleware (the language cookie, else the browser's Accept-Language), with the
+    employee's choice on the Preferences page first: kept in the session from sign-in on
+    (actions.accounts.language), so following it costs no query."""
+
+    def process_request(self, request):
+        super().process_request(request)
+        session = getattr(request, "session", None)
+        chosen = session.get(LANGUAGE_SESSION_KEY) if session is not None else None
+        if chosen and is_offered(chosen):
+            translation.activate(chosen)
+            request.LANGUAGE_CODE = translation.get_language()
 
 
 class NoStoreForSignedInMiddleware:

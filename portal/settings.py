@@ -63,6 +63,9 @@ MIDDLEWARE = [
     # A run page's poll for a run that has not changed: 304 before any session or database read.
     "actions.views.watch.RunStatusNotModifiedMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the employee's choice on Preferences, else the browser's (after the session, before
+    # anything that renders; README "Languages").
+    "portal.middleware.PreferredLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -93,6 +96,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
@@ -170,9 +174,13 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "catalog"
 LOGOUT_REDIRECT_URL = "login"
 
-# --- I18N, static -----------------------------------------------------------------------------
+# --- Languages, static ------------------------------------------------------------------------
 config.section("Core")
-LANGUAGE_CODE = "en-us"
+# The language an employee reads: their choice on the Preferences page, else their browser's
+# (Accept-Language), else English. README "Languages"; translations in locale/.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = config.get_str("TIME_ZONE", "UTC", doc="the time zone of dates shown to employees")
 PORTAL_NAME = config.get_str(
     "PORTAL_NAME", "Fix my device", doc="the site's name: the same in the tab title, the header, e-mails and tickets"

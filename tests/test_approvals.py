@@ -214,7 +214,7 @@ def test_a_waiting_request_counts_towards_the_in_flight_cap_and_can_be_cancelled
     settings.RUN_MAX_IN_FLIGHT_PER_USER = 1
     run = ask(alice, risky, laptop)
 
-    with pytest.raises(RunRefused, match="1 runs waiting"):
+    with pytest.raises(RunRefused, match="1 run waiting"):
         ask(alice, risky, laptop)
     assert run_cancel(run_id=run.pk, user=alice)
 

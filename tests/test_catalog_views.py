@@ -88,7 +88,7 @@ def test_it_filters_the_catalog_by_the_search_box(alice_client, cleanup_action):
 
     assert "Clean up disk" in page and "Fix printer" not in page
     assert 'value="temporary"' in page
-    assert "1 action match “temporary”" in page
+    assert "1 action matches “temporary”" in page
 
 
 def test_it_says_what_to_do_when_the_catalog_is_empty(alice_client):

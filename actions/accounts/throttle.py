@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import render
+from django.utils.translation import gettext, gettext_noop
 
 from actions.security import client_address, sign_in_event
 
-LOCKED_OUT_MESSAGE = (
+LOCKED_OUT_MESSAGE = gettext_noop(
     "Too many failed sign-ins with a password from here or for this user name. "
-    "Password sign-in is paused for {minutes} minutes; try again later or contact your IT service desk."
+    "Password sign-in is paused for %(minutes)s minutes; try again later or contact your IT service desk."
 )
 
 
@@ -26,7 +27,7 @@ def lockout_response(request, original_response=None, credentials=None):
     minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
     context = {
         "form": AuthenticationForm(request),
-        "locked_out_message": LOCKED_OUT_MESSAGE.format(minutes=minutes),
+        "locked_out_message": gettext(LOCKED_OUT_MESSAGE) % {"minutes": minutes},
         "oidc_enabled": settings.OIDC_ENABLED,
         "local_login": settings.LOCAL_LOGIN,
     }

@@ -15,6 +15,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -24,21 +25,23 @@ from actions.integrations import oidc_provider as provider
 from actions.security import client_address, sign_in_event
 
 SIGNED_OUT_MESSAGES = {
-    "idle": "You were signed out after a while without activity. Sign in again to go on.",
-    "max_age": "Your session reached its time limit. Sign in again to go on.",
+    "idle": gettext_noop("You were signed out after a while without activity. Sign in again to go on."),
+    "max_age": gettext_noop("Your session reached its time limit. Sign in again to go on."),
 }
 REFUSALS = {
-    "untrusted": (
+    "untrusted": gettext_noop(
         "Your company's sign-in service sent an answer the portal could not verify, so you are not signed in. "
         "Try again; if it happens again, contact your IT service desk."
     ),
-    "unavailable": "The company sign-in service did not answer, so you are not signed in. Try again in a few minutes.",
-    "account": (
+    "unavailable": gettext_noop(
+        "The company sign-in service did not answer, so you are not signed in. Try again in a few minutes."
+    ),
+    "account": gettext_noop(
         "Your company account is valid, but the portal cannot use it to sign you in. "
         "Contact your IT service desk and tell them the time you tried."
     ),
-    "inactive": "Your portal account is turned off. Contact your IT service desk.",
-    "denied": "The company sign-in was cancelled or refused, so you are not signed in. Try again.",
+    "inactive": gettext_noop("Your portal account is turned off. Contact your IT service desk."),
+    "denied": gettext_noop("The company sign-in was cancelled or refused, so you are not signed in. Try again."),
 }
 
 
@@ -46,7 +49,7 @@ def refuse(request, kind: str, reason: str, *, username: str = "", level: int = 
     """The one page for a refused company sign-in, and its security event."""
     sign_in_event(f"oidc_{kind}", username=username, source_address=client_address(request), reason=reason, level=level)
     status = 503 if kind == "unavailable" else 403
-    return render(request, "registration/sign_in_failed.html", {"message": REFUSALS[kind]}, status=status)
+    return render(request, "registration/sign_in_failed.html", {"message": gettext(REFUSALS[kind])}, status=status)
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -59,7 +62,8 @@ class LoginView(auth_views.LoginView):
         context = super().get_context_data(**kwargs)
         context["oidc_enabled"] = settings.OIDC_ENABLED
         context["local_login"] = settings.LOCAL_LOGIN
-        context["signed_out_message"] = SIGNED_OUT_MESSAGES.get(self.request.session.pop(SIGNED_OUT_REASON_KEY, ""))
+        reason = self.request.session.pop(SIGNED_OUT_REASON_KEY, "")
+        context["signed_out_message"] = gettext(SIGNED_OUT_MESSAGES[reason]) if reason in SIGNED_OUT_MESSAGES else None
         return context
 
     def post(self, request, *args, **kwargs):

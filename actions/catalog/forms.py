@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.timesince import timesince
+from django.utils.translation import gettext, gettext_lazy
 
 from actions.catalog.parameters import (
     PARAMETER_FIELDS,
@@ -163,7 +164,10 @@ def probably_in_use(devices: Sequence[Device]) -> Device | None:
 
 def device_label(device: Device) -> str:
     if device.last_seen_at:
-        return f"{device.name} (last seen {timesince(device.last_seen_at, timezone.now())} ago)"
+        return gettext("%(device)s (last seen %(since)s ago)") % {
+            "device": device.name,
+            "since": timesince(device.last_seen_at, timezone.now()),
+        }
     return device.name
 
 
@@ -181,9 +185,9 @@ class ActionRunForm(forms.Form):
     PARAM_PREFIX = "param_"
 
     device = forms.CharField(
-        label="Device",
+        label=gettext_lazy("Device"),
         max_length=36,
-        error_messages={"required": "Choose the device to fix."},
+        error_messages={"required": gettext_lazy("Choose the device to fix.")},
     )
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
@@ -206,7 +210,7 @@ class ActionRunForm(forms.Form):
             field = parameter_field(param)
             field.initial = parameter_initial(param)
             if not all(uses(param, platform) for platform in platforms):
-                note = f"Asked only for your {labels(used_by(param))} devices."
+                note = gettext("Asked only for your %(systems)s devices.") % {"systems": labels(used_by(param))}
                 field.help_text = f"{field.help_text} {note}".strip()
                 field.widget.attrs["data-platforms"] = " ".join(sorted(used_by(param)))
                 self.platform_dependent = True
@@ -218,16 +222,16 @@ class ActionRunForm(forms.Form):
         self.fields["device"] = device_field
         if action.approver_group_id is not None:
             self.fields["reason"] = forms.CharField(
-                label="Why do you need this?",
+                label=gettext("Why do you need this?"),
                 max_length=300,
-                help_text="IT approves this action before it runs; the approver reads this.",
-                error_messages={"required": "Say why you need this: IT approves it before it runs."},
+                help_text=gettext("IT approves this action before it runs; the approver reads this."),
+                error_messages={"required": gettext("Say why you need this: IT approves it before it runs.")},
             )
         if action.confirmation_text:
             self.fields["confirm"] = forms.BooleanField(
-                label="I understand and want to run this now",
+                label=gettext("I understand and want to run this now"),
                 help_text=action.confirmation_text,
-                error_messages={"required": "Tick the box to confirm before running this action."},
+                error_messages={"required": gettext("Tick the box to confirm before running this action.")},
             )
         self.fields["idempotency_key"] = key_field
 
@@ -245,11 +249,14 @@ class ActionRunForm(forms.Form):
         field = self.fields["device"]
         current = probably_in_use(self.devices)
         if len(self.devices) > 1:
-            field.label = "Device to fix"
+            field.label = gettext("Device to fix")
             # Radio buttons among the employee's own devices; the field still accepts any well-formed
             # UID, and the view asks devices.device_for_user() whether it is really theirs.
             choices = [
-                (d.uid, device_label(d) + (" · probably the one you are using now" if d is current else ""))
+                (
+                    d.uid,
+                    device_label(d) + (" · " + gettext("probably the one you are using now") if d is current else ""),
+                )
                 for d in self.devices
             ]
             field.widget = forms.RadioSelect(choices=choices)
@@ -261,13 +268,13 @@ class ActionRunForm(forms.Form):
     def clean_device(self) -> str:
         uid = self.cleaned_data["device"]
         if not DEVICE_UID_RE.fullmatch(uid):
-            raise ValidationError("Choose one of your devices.", code="invalid")
+            raise ValidationError(gettext("Choose one of your devices."), code="invalid")
         return uid
 
     def clean_idempotency_key(self) -> str:
         key = self.cleaned_data["idempotency_key"]
         if not IDEMPOTENCY_KEY_RE.fullmatch(key):
-            raise ValidationError("This form has expired; reload the page and try again.", code="invalid")
+            raise ValidationError(gettext("This form has expired; reload the page and try again."), code="invalid")
         return key
 
     def parameter_bound_fields(self) -> list[forms.BoundField]:

@@ -13,6 +13,7 @@ import uuid
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
+from django.utils.translation import gettext, gettext_lazy
 
 from actions.models import ActionParameter, RemoteAction
 from actions.platforms import UNKNOWN, uses
@@ -95,22 +96,24 @@ def never_cut(field: forms.Field) -> forms.Field:
     field.widget.attrs.pop("maxlength", None)
     for validator in field.validators:
         if isinstance(validator, MaxLengthValidator):
-            validator.message = "This is %(show_value)d characters long; at most %(limit_value)d fit. Shorten it."
+            validator.message = gettext_lazy(
+                "This is %(show_value)d characters long; at most %(limit_value)d fit. Shorten it."
+            )
     return field
 
 
 def refuse_control_characters(value: str) -> None:
     if _CONTROL_RE.search(value):
-        raise ValidationError("Remove the invisible control characters from this text.", code="invalid")
+        raise ValidationError(gettext("Remove the invisible control characters from this text."), code="invalid")
 
 
 def single_line(value: str) -> None:
     """One line of plain text: no line break, and no other control character either (ESC, BEL,
     backspace... would reach the device's script and the page as they are)."""
     if "\n" in value or "\r" in value:
-        raise ValidationError("Enter a single line.", code="invalid")
+        raise ValidationError(gettext("Enter a single line."), code="invalid")
     if "\t" in value:
-        raise ValidationError("Remove the tab from this text.", code="invalid")
+        raise ValidationError(gettext("Remove the tab from this text."), code="invalid")
     refuse_control_characters(value)
 
 
@@ -124,7 +127,9 @@ def parameter_field(param: ActionParameter) -> forms.Field:
         validators = [refuse_control_characters] if is_textarea else [single_line]
         if param.regex:
             validators.append(
-                FullMatchRegexValidator(param.regex, param.regex_message or "Enter a value in the expected format.")
+                FullMatchRegexValidator(
+                    param.regex, param.regex_message or gettext("Enter a value in the expected format.")
+                )
             )
         field_class = MultiLineField if is_textarea else forms.CharField
         return never_cut(
@@ -143,7 +148,7 @@ def parameter_field(param: ActionParameter) -> forms.Field:
             choices = [("", "Choose…" if param.required else "(none)"), *choices]
         return forms.ChoiceField(
             choices=choices,
-            error_messages={"invalid_choice": "Choose one of the options in the list."},
+            error_messages={"invalid_choice": gettext("Choose one of the options in the list.")},
             label=label,
             help_text=help_text,
             required=required,

@@ -30,6 +30,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
+from django.utils.translation import gettext
 
 from actions.catalog import search
 from actions.compiled import compiled_rows
@@ -333,9 +334,9 @@ def catalog_category(user, category: str, page: int = 1, learn_devices: LearnDev
     if not rows:
         return None
     if kind == FEATURED:
-        title = "Featured actions"
+        title = gettext("Featured actions")
     elif kind == OTHER:
-        title = "Other actions"
+        title = gettext("Other actions")
     else:
         title = rows[0][CATALOG_COLUMNS.index("category__name")]
     return Listing(title, rows, rows[0][-1], page)
@@ -366,9 +367,9 @@ def catalog_sections_from_rows(rows: list[tuple]) -> list[CatalogSection]:
 
     An action appears once: a featured action is listed under "Featured", not again in its category.
     """
-    featured = CatalogSection("Featured", "featured")
+    featured = CatalogSection(gettext("Featured"), "featured")
     by_category: dict[int, CatalogSection] = {}
-    other = CatalogSection("Other actions", "other")
+    other = CatalogSection(gettext("Other actions"), "other")
     for row in rows:
         pk, name, slug, summary, icon, is_featured, display_order, category_id, category_name = row[:9]
         entry = CatalogEntry(pk, name, slug, summary, icon, bool(is_featured), display_order)
@@ -406,7 +407,7 @@ def catalog_overview_from_rows(rows: list[tuple]) -> Overview:
     )
     if total <= SMALL_CATALOG:
         return Overview(total, catalog_sections_from_rows(rows))
-    featured = CatalogSection("Featured", "featured", url=category_url(FEATURED))
+    featured = CatalogSection(gettext("Featured"), "featured", url=category_url(FEATURED))
     for row in sorted((r for r in rows if r[c["featured"]]), key=lambda r: r[c["position"]]):
         featured.actions.append(CatalogEntry(*row[:7]))
         featured.total = row[c["section_total"]]
@@ -420,7 +421,7 @@ def catalog_overview_from_rows(rows: list[tuple]) -> Overview:
         section = by_category.get(category_id)
         if section is None:
             key = OTHER if category_id is None else str(category_id)
-            title = "Other actions" if category_id is None else row[c["category__name"]]
+            title = gettext("Other actions") if category_id is None else row[c["category__name"]]
             section = by_category[category_id] = CatalogSection(
                 title, f"category-{key}", total=row[c["category_total"]], url=category_url(key)
             )

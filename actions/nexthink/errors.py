@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from django.utils.translation import gettext_noop
+
 
 class ErrorKind(StrEnum):
     PERMANENT = "permanent"  # sending again gives the same answer
@@ -46,38 +48,44 @@ TRANSPORT_REASONS = {
 
 # What happened, in an employee's words, for each API code and transport reason. The next step
 # (wait, run it again, contact IT) depends on the run's outcome and is added by the run lifecycle.
+# Kept in English with the run, marked for translation: shown translated (actions/runs/wording.py).
 WHAT_HAPPENED: dict[str, str] = {
-    "INVALID_REQUEST_JSON": "Nexthink could not read the portal's request.",
-    "INVALID_REQUEST_CONTENT": "Nexthink refused the request: details were missing or wrong.",
-    "INTERNAL_ERROR": "Nexthink reported an internal problem after it received the request.",
-    "CONTENT_TYPE": "Nexthink refused the request's format.",
-    "ENCODING": "Nexthink refused the request's text encoding.",
-    "NO_REMOTE_ACTION_UID": "The request did not say which action to run.",
-    "NO_DEVICES": "The request did not name your device.",
-    "TOO_MANY_DEVICES": "The request named more devices than Nexthink accepts at once.",
-    "INVALID_ACTION_UID": "This action is set up with an identifier Nexthink does not accept.",
-    "INVALID_DEVICE_UID": "Nexthink does not accept your device's identifier.",
-    "NO_PERMISSION": "Nexthink does not allow the portal to run actions.",
-    "UNKNOWN_OR_DISABLED_REMOTE_ACTION": "This action no longer exists in Nexthink or has been switched off.",
-    "NO_MANUAL_EXECUTION": "Nexthink does not allow this action to be started on request.",
-    "NO_ENGINES_TO_TARGET": "Nexthink has no server it may send this action to.",
-    "UNAUTHORIZED": "Nexthink refused the portal's credentials.",
-    "NOT_FOUND": "The portal could not find Nexthink at its configured address.",
-    "HTTP_ERROR": "Nexthink gave an unexpected answer.",
-    "SERVER_ERROR": "Nexthink answered with a server error after it received the request.",
-    "BAD_RESPONSE": "Nexthink's answer could not be read, so the portal cannot tell whether the action ran.",
-    "UNAVAILABLE": "Nexthink was busy or unavailable and did not take the request.",
-    "CONNECTION_FAILED": "The portal could not connect to Nexthink.",
-    "TLS_ERROR": "The portal could not verify Nexthink's certificate, so it sent nothing.",
-    "TIMEOUT": "Nexthink did not answer in time, so the portal cannot tell whether the action ran.",
-    "CONNECTION_LOST": "The connection to Nexthink broke before its answer arrived, so the portal cannot tell "
-    "whether the action ran.",
+    "INVALID_REQUEST_JSON": gettext_noop("Nexthink could not read the portal's request."),
+    "INVALID_REQUEST_CONTENT": gettext_noop("Nexthink refused the request: details were missing or wrong."),
+    "INTERNAL_ERROR": gettext_noop("Nexthink reported an internal problem after it received the request."),
+    "CONTENT_TYPE": gettext_noop("Nexthink refused the request's format."),
+    "ENCODING": gettext_noop("Nexthink refused the request's text encoding."),
+    "NO_REMOTE_ACTION_UID": gettext_noop("The request did not say which action to run."),
+    "NO_DEVICES": gettext_noop("The request did not name your device."),
+    "TOO_MANY_DEVICES": gettext_noop("The request named more devices than Nexthink accepts at once."),
+    "INVALID_ACTION_UID": gettext_noop("This action is set up with an identifier Nexthink does not accept."),
+    "INVALID_DEVICE_UID": gettext_noop("Nexthink does not accept your device's identifier."),
+    "NO_PERMISSION": gettext_noop("Nexthink does not allow the portal to run actions."),
+    "UNKNOWN_OR_DISABLED_REMOTE_ACTION": gettext_noop(
+        "This action no longer exists in Nexthink or has been switched off."
+    ),
+    "NO_MANUAL_EXECUTION": gettext_noop("Nexthink does not allow this action to be started on request."),
+    "NO_ENGINES_TO_TARGET": gettext_noop("Nexthink has no server it may send this action to."),
+    "UNAUTHORIZED": gettext_noop("Nexthink refused the portal's credentials."),
+    "NOT_FOUND": gettext_noop("The portal could not find Nexthink at its configured address."),
+    "HTTP_ERROR": gettext_noop("Nexthink gave an unexpected answer."),
+    "SERVER_ERROR": gettext_noop("Nexthink answered with a server error after it received the request."),
+    "BAD_RESPONSE": gettext_noop(
+        "Nexthink's answer could not be read, so the portal cannot tell whether the action ran."
+    ),
+    "UNAVAILABLE": gettext_noop("Nexthink was busy or unavailable and did not take the request."),
+    "CONNECTION_FAILED": gettext_noop("The portal could not connect to Nexthink."),
+    "TLS_ERROR": gettext_noop("The portal could not verify Nexthink's certificate, so it sent nothing."),
+    "TIMEOUT": gettext_noop("Nexthink did not answer in time, so the portal cannot tell whether the action ran."),
+    "CONNECTION_LOST": gettext_noop(
+        "The connection to Nexthink broke before its answer arrived, so the portal cannot tell whether the action ran."
+    ),
     "INVALID_INPUT": "The request was not valid, so the portal did not send it.",
 }
 
 
 def what_happened(reason: str) -> str:
-    return WHAT_HAPPENED.get(reason, "Something went wrong while sending the action.")
+    return WHAT_HAPPENED.get(reason, gettext_noop("Something went wrong while sending the action."))
 
 
 class ActApiError(Exception):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from actions.models import Run
 from actions.nexthink.errors import ErrorKind
@@ -42,7 +43,11 @@ def run_again(run: Run, user) -> RunAgain:
         return RunAgain(False)
     limits = run_limits(user=user, action=action, device=run.device)
     if not limits.allowed:
-        text = f"You can run it again from {when_text(limits.again_at)}." if limits.again_at else limits.message
+        text = (
+            gettext("You can run it again from %(when)s.") % {"when": when_text(limits.again_at)}
+            if limits.again_at
+            else limits.message
+        )
         return RunAgain(False, text=text, at=limits.again_at)
     url = reverse("action_detail", kwargs={"slug": action.slug}) + f"?again={run.pk}"
     return RunAgain(True, url=url)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import Now, RowNumber
+from django.utils.translation import gettext, gettext_noop
 
 from actions.audit import audit_event
 from actions.catalog.parameters import InvalidParams
@@ -54,11 +55,11 @@ def is_approver(user) -> bool:
 def check_approver(run: Run, user) -> None:
     """Raise ApprovalRefused unless `user` may decide on `run`."""
     if not user.is_active or run.approver_group_id is None:
-        raise ApprovalRefused("You may not decide on this request.")
+        raise ApprovalRefused(gettext("You may not decide on this request."))
     if run.user_id == user.pk:
-        raise ApprovalRefused("You cannot approve or deny your own request: another approver decides.")
+        raise ApprovalRefused(gettext("You cannot approve or deny your own request: another approver decides."))
     if not user.groups.filter(pk=run.approver_group_id).exists():
-        raise ApprovalRefused("You may not decide on this request: you are not one of its approvers.")
+        raise ApprovalRefused(gettext("You may not decide on this request: you are not one of its approvers."))
 
 
 def approval_problems(run: Run) -> list[str]:
@@ -91,13 +92,15 @@ def run_approve(*, run_id, approver, comment: str = "") -> Run:
                 by=approver,
                 comment=comment,
                 code="NO_LONGER_ALLOWED",
-                message=f"Approved, but it can no longer run as asked, so nothing was sent. {why}",
+                message=gettext_noop("Approved, but it can no longer run as asked, so nothing was sent.") + f" {why}",
             )
             if ended:
                 _record(run, "approval_no_longer_allowed", approver, Status.FAILED, comment)
         if not ended:
             raise _decided_first(run.pk)
-        raise ApprovalRefused(f"This request can no longer run as asked, so it ended without running: {why}")
+        raise ApprovalRefused(
+            gettext("This request can no longer run as asked, so it ended without running: %(why)s") % {"why": why}
+        )
     with transaction.atomic():
         approved = lifecycle.approve(run.pk, by=approver, comment=comment)
         if approved:
@@ -126,7 +129,10 @@ def run_deny(*, run_id, approver, comment: str = "") -> Run:
 def run_cancel(*, run_id, user) -> bool:
     """The employee withdraws their request while it waits. False: it was decided meanwhile."""
     return lifecycle.end_waiting(
-        run_id, Status.CANCELLED, where=Q(user=user), message="You cancelled this request, so nothing was sent."
+        run_id,
+        Status.CANCELLED,
+        where=Q(user=user),
+        message=gettext_noop("You cancelled this request, so nothing was sent."),
     )
 
 
@@ -135,7 +141,7 @@ def approvals_expire() -> int:
     # The status as a literal: PostgreSQL's generic plan then reads the partial index of waiting requests.
     due = Run.objects.filter(status=Constant(Status.WAITING_APPROVAL), approval_expires_at__lt=Now())
     pks = list(due.values_list("pk", flat=True)[:BATCH])
-    message = "Nobody approved this request in time, so nothing was sent."
+    message = gettext_noop("Nobody approved this request in time, so nothing was sent.")
     still_due = Q(approval_expires_at__lt=Now())  # at the moment of the move too
     return sum(lifecycle.end_waiting(pk, Status.APPROVAL_EXPIRED, message=message, where=still_due) for pk in pks)
 
@@ -143,7 +149,7 @@ def approvals_expire() -> int:
 def _waiting(run_id, approver) -> Run:
     run = Run.objects.select_related("action", "device", "user", "requested_by").filter(pk=run_id).first()
     if run is None:
-        raise ApprovalRefused("There is no such request.")
+        raise ApprovalRefused(gettext("There is no such request."))
     check_approver(run, approver)
     if run.status != Status.WAITING_APPROVAL:
         raise _decided_first(run.pk)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from actions.models import Run, max_length
 from actions.runs.states import REACHED_DEVICE, is_final
@@ -28,7 +29,7 @@ def feedback_open(run: Run) -> bool:
 def run_feedback(*, run: Run, fixed: bool, comment: str = "") -> None:
     """Store the employee's answer (the view has checked the run is theirs)."""
     if not feedback_open(run):
-        raise FeedbackClosed("This run can no longer be answered.")
+        raise FeedbackClosed(gettext("This run can no longer be answered."))
     Run.objects.filter(pk=run.pk).update(fixed=fixed, feedback_comment=comment[:COMMENT_MAX_LENGTH], feedback_at=Now())
 
 

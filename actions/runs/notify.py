@@ -12,7 +12,8 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, ngettext
 
 from actions import broker, metrics
 from actions.models import Preferences, Run
@@ -106,7 +107,9 @@ def run_notify(*, run_id) -> bool:
         return False  # each was mailed, or its page showed the end: nothing left to tell
     runs = list(Run.objects.select_related("user").filter(pk__in=claimed).order_by("finished_at", "pk"))
     try:
-        send_mail(*message_about(runs), None, [run.user.email], fail_silently=False)
+        with translation.override(mail_language(run.user)):  # the employee's language, dates included
+            subject, body = message_about(runs)
+        send_mail(subject, body, None, [run.user.email], fail_silently=False)
     except Exception:  # SMTP and socket errors alike; the claims stay (at most once, see above)
         log.warning("runs %s: their e-mail could not be sent; not tried again", _ids(claimed), exc_info=True)
         metrics.email_sent(ok=False)
@@ -146,9 +149,23 @@ def message_about(runs: list[Run]) -> tuple[str, str]:
     }
     if len(runs) == 1:
         run = runs[0]
-        subject = f"{run.action_name} on {run.device_name or run.device_uid}: {context['title']}"
+        subject = gettext("%(action)s on %(device)s: %(status)s") % {
+            "action": run.action_name,
+            "device": run.device_name or run.device_uid,
+            "status": context["title"],
+        }
         return subject, render_to_string("actions/email/run_ended.txt", context)
-    return f"{len(runs)} of your actions ended", render_to_string("actions/email/runs_ended.txt", context)
+    subject = ngettext("%(count)d of your actions ended", "%(count)d of your actions ended", len(runs)) % {
+        "count": len(runs)
+    }
+    return subject, render_to_string("actions/email/runs_ended.txt", context)
+
+
+def mail_language(user) -> str:
+    """The language of e-mails to this employee, who has no browser to ask: the one they chose on the
+    Preferences page, else the portal's default (README "Languages")."""
+    code = Preferences.objects.filter(user=user).values_list("language", flat=True).first() or ""
+    return code if code in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
 
 
 # --- Approvers: a request waits for them ---------------------------------------------------------
@@ -189,7 +206,7 @@ def approvers_notify(*, run_id) -> int:
     employee = f"{person} ({run.user.get_username()})" if person else run.user.get_username()
     context = {"run": run, "employee": employee, "link": settings.PORTAL_BASE_URL + reverse("approvals")}
     message = EmailMessage(
-        f"Approval needed: {run.action_name} for {employee}",
+        gettext("Approval needed: %(action)s for %(employee)s") % {"action": run.action_name, "employee": employee},
         render_to_string("actions/email/approval_needed.txt", context),
         None,
         bcc=emails,

@@ -16,6 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import DateTimeField, ExpressionWrapper, Value
 from django.db.models.functions import Now
+from django.utils.translation import gettext_noop
 
 from actions.models import Run, max_length
 from actions.nexthink.classic.client import EngineAnswer, EngineCode
@@ -84,15 +85,18 @@ def outcome_of_answers(answers: Sequence[EngineAnswer]) -> Outcome:
             Status.UNKNOWN,
             code=code,
             kind=str(ErrorKind.UNKNOWN),
-            message="Nexthink passed the action on but did not hear back in time, so the portal cannot tell "
-            "whether it ran. " + CHECK_DEVICE,
+            message=gettext_noop(
+                "Nexthink passed the action on but did not hear back in time, so the portal cannot tell whether it ran."
+            )
+            + " "
+            + CHECK_DEVICE,
         )
     if not answers:
         return Outcome(
             Status.FAILED,
             code="NO_ENGINE_ANSWERED",
             kind=str(ErrorKind.PERMANENT),
-            message="No Nexthink server took the action. " + CONTACT_IT,
+            message=gettext_noop("No Nexthink server took the action.") + " " + CONTACT_IT,
         )
     first = answers[0].code
     permanent = all(answer.code in (EngineCode.EXCLUDED, EngineCode.NO_PERMISSION) for answer in answers)
@@ -100,7 +104,9 @@ def outcome_of_answers(answers: Sequence[EngineAnswer]) -> Outcome:
         Status.FAILED,
         code="NO_ENGINE_OK",
         kind=str(ErrorKind.PERMANENT if permanent else ErrorKind.RETRYABLE),
-        message=ENGINE_FAILURE_TEXT.get(first, "Nexthink did not send the action to your device. " + AGAIN_LATER),
+        message=ENGINE_FAILURE_TEXT.get(
+            first, gettext_noop("Nexthink did not send the action to your device.") + " " + AGAIN_LATER
+        ),
     )
 
 
@@ -158,16 +164,20 @@ def outcome_of_device_result(result: DeviceResult | None, *, expired: bool) -> O
         Status.UNKNOWN,
         "DEVICE_NO_RESULT",
         str(ErrorKind.UNKNOWN),
-        "Your device started the action but did not report how it ended. " + CHECK_DEVICE,
+        gettext_noop("Your device started the action but did not report how it ended.") + " " + CHECK_DEVICE,
     )
 
 
 def device_outcome(status: str, result: DeviceResult) -> Outcome:
     messages: dict[str, str] = {
         Status.DONE: "",
-        Status.DEVICE_FAILED: "Your device ran the action, but it did not succeed. Run it again, or get help from IT.",
-        Status.EXPIRED: "Your device did not come online in time, so the action never ran. Switch it on, connect "
-        "it to the network, then run the action again.",
+        Status.DEVICE_FAILED: gettext_noop(
+            "Your device ran the action, but it did not succeed. Run it again, or get help from IT."
+        ),
+        Status.EXPIRED: gettext_noop(
+            "Your device did not come online in time, so the action never ran. Switch it on, connect "
+            "it to the network, then run the action again."
+        ),
     }
     return Outcome(
         status,
@@ -214,14 +224,17 @@ def crashed(*, called: bool) -> Outcome:
             Status.UNKNOWN,
             "PORTAL_ERROR",
             str(ErrorKind.UNKNOWN),
-            "The portal hit an internal problem after sending this, so it cannot tell whether the action ran. "
+            gettext_noop(
+                "The portal hit an internal problem after sending this, so it cannot tell whether the action ran."
+            )
+            + " "
             + CHECK_DEVICE,
         )
     return Outcome(
         Status.FAILED,
         "PORTAL_ERROR",
         str(ErrorKind.RETRYABLE),
-        "The portal hit an internal problem before sending this. " + AGAIN_LATER,
+        gettext_noop("The portal hit an internal problem before sending this.") + " " + AGAIN_LATER,
     )
 
 
@@ -229,13 +242,15 @@ WORKER_LOST = Outcome(
     Status.UNKNOWN,
     "WORKER_LOST",
     str(ErrorKind.UNKNOWN),
-    "The portal lost track of this run while sending it, so it cannot tell whether the action ran. " + CHECK_DEVICE,
+    gettext_noop("The portal lost track of this run while sending it, so it cannot tell whether the action ran.")
+    + " "
+    + CHECK_DEVICE,
 )
 NOT_SENT = Outcome(
     Status.FAILED,
     "NOT_SENT",
     str(ErrorKind.RETRYABLE),
-    "The portal could not send this to Nexthink in time. " + AGAIN_LATER,
+    gettext_noop("The portal could not send this to Nexthink in time.") + " " + AGAIN_LATER,
 )
 
 

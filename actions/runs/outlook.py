@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 from django.utils.timesince import timesince
+from django.utils.translation import gettext, ngettext
 
 from actions.models import Device, RemoteAction
 from actions.nexthink import platform
@@ -50,9 +51,15 @@ def run_outlook(*, user, action: RemoteAction, devices: Sequence[Device], now: d
 
 
 def away_text(name: str, last_seen: datetime, now: datetime) -> str:
-    seen = f"{name} was last seen {timesince(last_seen, now)} ago."
+    seen = gettext("%(device)s was last seen %(since)s ago.") % {"device": name, "since": timesince(last_seen, now)}
     if platform.current().follows_up:
         hours = max(1, settings.NEXTHINK_EXPIRES_MINUTES // 60)
-        within = f"{hours} hour{'s' if hours != 1 else ''}"
-        return f"{seen} If it is off, the action runs when it is next online, within {within}, or expires."
-    return f"{seen} Switch it on and connect it to the network first: Nexthink reaches only a device that is online."
+        within = ngettext(
+            "If it is off, the action runs when it is next online, within %(hours)d hour, or expires.",
+            "If it is off, the action runs when it is next online, within %(hours)d hours, or expires.",
+            hours,
+        ) % {"hours": hours}
+        return f"{seen} {within}"
+    return f"{seen} " + gettext(
+        "Switch it on and connect it to the network first: Nexthink reaches only a device that is online."
+    )

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from actions import metrics
 from actions.audit import audit_event
@@ -76,7 +77,9 @@ def run_submit(
     reason = " ".join(reason.split())[: max_length(Run, "reason")]
     needs_approval = action.approver_group_id is not None and requested_by is None
     if needs_approval and not reason:
-        raise RunRefused("IT approves this action before it runs: please say why you need it.", kind="approval_reason")
+        raise RunRefused(
+            gettext("IT approves this action before it runs: please say why you need it."), kind="approval_reason"
+        )
     with transaction.atomic():
         # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
         # limit below are then read and written without a race. (A run's user owns its device.)
@@ -89,8 +92,10 @@ def run_submit(
             if existing:
                 if (existing.action_id, existing.device_id, existing.params) != (action.pk, device.pk, params):
                     raise IdempotencyConflict(
-                        "This form was already sent once with other details, so nothing new was run. "
-                        "Check the details below and submit again to run it with them."
+                        gettext(
+                            "This form was already sent once with other details, so nothing new was run. "
+                            "Check the details below and submit again to run it with them."
+                        )
                     )
                 existing.enqueued = True
                 return existing
@@ -178,10 +183,15 @@ def refuse_other_system(action: RemoteAction, device: Device) -> None:
 
 
 def wrong_system_message(action: RemoteAction, device: Device) -> str:
-    return (
-        f"“{action.name}” cannot run on {device.name}: IT has it for {labels(runs_on(action))} devices only, "
-        f"and {device.name} is a {label(device.platform)} device."
-    )
+    return gettext(
+        "“%(action)s” cannot run on %(device)s: IT has it for %(systems)s devices only, "
+        "and %(device)s is a %(system)s device."
+    ) % {
+        "action": action.name,
+        "device": device.name,
+        "systems": labels(runs_on(action)),
+        "system": label(device.platform),
+    }
 
 
 def target_engines(action: RemoteAction, device: Device) -> list[str]:
@@ -197,8 +207,11 @@ def target_engines(action: RemoteAction, device: Device) -> list[str]:
     own = engine.database_uid
     if allowed and own not in allowed:
         raise RunRefused(
-            f"“{action.name}” is not available for {device.name}: IT has not enabled it for the Nexthink server "
-            "your device reports to.",
+            gettext(
+                "“%(action)s” is not available for %(device)s: IT has not enabled it for the Nexthink server "
+                "your device reports to."
+            )
+            % {"action": action.name, "device": device.name},
             kind="engine",
         )
     return [own]
@@ -250,7 +263,8 @@ def run_limits(
             return Limits(
                 False,
                 again,
-                f"“{action.name}” ran on {device.name} recently. You can run it again from {when_text(again)}.",
+                gettext("“%(action)s” ran on %(device)s recently. You can run it again from %(when)s.")
+                % {"action": action.name, "device": device.name, "when": when_text(again)},
                 "cooldown",
             )
     if action.daily_limit_per_user:
@@ -264,8 +278,14 @@ def run_limits(
             return Limits(
                 False,
                 tomorrow,
-                f"You have run “{action.name}” {used} times today, the daily limit. "
-                f"You can run it again from {when_text(tomorrow)}.",
+                ngettext(
+                    "You have run “%(action)s” %(used)d time today, the daily limit. "
+                    "You can run it again from %(when)s.",
+                    "You have run “%(action)s” %(used)d times today, the daily limit. "
+                    "You can run it again from %(when)s.",
+                    used,
+                )
+                % {"action": action.name, "used": used, "when": when_text(tomorrow)},
                 "daily_limit",
             )
     return Limits(True)
@@ -298,8 +318,14 @@ def fair_use(*, user, now: datetime) -> Limits:
         return Limits(
             False,
             None,
-            f"You already have {counts['in_flight']} runs waiting or being sent. "
-            "You can start another as soon as one of them has finished (see My runs).",
+            ngettext(
+                "You already have %(count)d run waiting or being sent. "
+                "You can start another as soon as it has finished (see My runs).",
+                "You already have %(count)d runs waiting or being sent. "
+                "You can start another as soon as one of them has finished (see My runs).",
+                counts["in_flight"],
+            )
+            % {"count": counts["in_flight"]},
             "in_flight",
         )
     if counts["recent"] >= settings.RUN_RATE_LIMIT_COUNT:
@@ -313,8 +339,11 @@ def fair_use(*, user, now: datetime) -> Limits:
         return Limits(
             False,
             again,
-            f"You have started {counts['recent']} runs in the last {round(window.total_seconds() / 60)} minutes, "
-            f"the most the portal allows. You can start another from {when_text(again)}.",
+            gettext(
+                "You have started %(count)d runs in the last %(minutes)d minutes, the most the portal allows. "
+                "You can start another from %(when)s."
+            )
+            % {"count": counts["recent"], "minutes": round(window.total_seconds() / 60), "when": when_text(again)},
             "rate",
         )
     return Limits(True)

@@ -1,6 +1,7 @@
 """A run's words in templates: {{ run.pk|run_reference }}, {{ run.status|status_label }}, {{ moment|when }}."""
 
 from django import template
+from django.utils.translation import gettext, gettext_noop
 
 from actions.models import Run, Ticket
 from actions.runs.wording import status_label as _status_label
@@ -36,9 +37,9 @@ def ticket_of_run(run: Run) -> Ticket | None:
 
 
 TICKET_WORDS = {
-    Ticket.State.REQUESTED: "Being opened",
-    Ticket.State.SENDING: "Being opened",
-    Ticket.State.FAILED: "Could not be opened",
+    Ticket.State.REQUESTED: gettext_noop("Being opened"),
+    Ticket.State.SENDING: gettext_noop("Being opened"),
+    Ticket.State.FAILED: gettext_noop("Could not be opened"),
 }
 
 
@@ -46,5 +47,5 @@ TICKET_WORDS = {
 def ticket_words(ticket: Ticket) -> str:
     """A ticket for the employee: its number once the service desk gave one, else where it stands."""
     if ticket.state == Ticket.State.CREATED:
-        return ticket.number or "Opened"
-    return TICKET_WORDS.get(ticket.state, ticket.get_state_display())
+        return ticket.number or gettext("Opened")
+    return gettext(TICKET_WORDS[ticket.state]) if ticket.state in TICKET_WORDS else ticket.get_state_display()

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from actions.runs.approvals import (
@@ -30,12 +31,20 @@ def approval_decide(request, pk):
     try:
         if decision == "approve":
             run = run_approve(run_id=pk, approver=request.user, comment=comment)
-            messages.success(request, f"Approved: “{run.action_name}” for {run.user.get_username()} is on its way.")
+            messages.success(
+                request,
+                gettext("Approved: “%(action)s” for %(employee)s is on its way.")
+                % {"action": run.action_name, "employee": run.user.get_username()},
+            )
         elif decision == "deny":
             run = run_deny(run_id=pk, approver=request.user, comment=comment)
-            messages.success(request, f"Denied: “{run.action_name}” for {run.user.get_username()} will not run.")
+            messages.success(
+                request,
+                gettext("Denied: “%(action)s” for %(employee)s will not run.")
+                % {"action": run.action_name, "employee": run.user.get_username()},
+            )
         else:
-            messages.error(request, "Choose Approve or Deny.")
+            messages.error(request, gettext("Choose Approve or Deny."))
     except ApprovalRefused as refusal:
         messages.warning(request, str(refusal))
     return redirect("approvals")
@@ -45,7 +54,7 @@ def approval_decide(request, pk):
 def run_cancel_view(request, pk):
     run = get_object_or_404(runs_of(request.user), pk=pk)
     if run_cancel(run_id=run.pk, user=request.user):
-        messages.success(request, "Request cancelled: nothing was sent.")
+        messages.success(request, gettext("Request cancelled: nothing was sent."))
     else:
-        messages.info(request, "This request was already decided, so it could not be cancelled.")
+        messages.info(request, gettext("This request was already decided, so it could not be cancelled."))
     return redirect(run.get_absolute_url())

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import get_script_prefix
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods
 
 from actions.catalog.forms import ActionRunForm, devices_fitting, new_idempotency_key
@@ -182,7 +183,7 @@ def action_detail(request, slug):
                 form.add_error(None, str(exc))
             else:
                 if getattr(run, "enqueued", None) is False:
-                    messages.info(request, "Your request is saved and will be sent to Nexthink shortly.")
+                    messages.info(request, gettext("Your request is saved and will be sent to Nexthink shortly."))
                 return redirect(run.get_absolute_url())
     else:
         initial = rerun_initial(request.user, action, request.GET.get("again", ""))
@@ -237,6 +238,6 @@ def page_context(action: RemoteAction, form: ActionRunForm, resolution, *, previ
 
 def wait_text(seconds: int) -> str:
     if seconds < 120:
-        return f"{seconds} seconds"
+        return ngettext("%(count)d second", "%(count)d seconds", seconds) % {"count": seconds}
     minutes = round(seconds / 60)
-    return f"{minutes} minutes"
+    return ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes}

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from actions.catalog.parameters import MultiLineField, PlainTextarea, never_cut, refuse_control_characters
@@ -67,9 +68,27 @@ def render_run_page(request, run: Run, feedback_form: "FeedbackForm", status: in
             "feedback_open": feedback_open(run),
             "feedback_form": feedback_form,
             "first_poll_ms": 0 if is_final(run.status) else first_poll_ms(run),
+            "js_words": js_words(),
         },
         status=status,
     )
+
+
+def js_words() -> dict[str, str]:
+    """What static/js/run-status.js writes itself, in the page's language (json_script on the page)."""
+    return {
+        "engine_server": gettext("Nexthink server"),
+        "engine_answer": gettext("Answer"),
+        "engine_meaning": gettext("What it means"),
+        "empty": gettext("(empty)"),
+        "none": gettext("none"),
+        "attempts": gettext("%(attempts)s of %(max_attempts)s"),
+        "ticket_number": gettext(
+            "The service desk has a ticket about this run: %(number)s. Quote this number if you contact them."
+        ),
+        "ticket_no_number": gettext("The service desk has a ticket about this run."),
+        "updates_stopped": gettext("Updates stopped: reload the page (you may need to sign in again)."),
+    }
 
 
 @require_GET
@@ -174,13 +193,16 @@ RUN_LIST_FIELDS = (
 
 class FeedbackForm(forms.Form):
     fixed = forms.TypedChoiceField(
-        choices=[("yes", "Yes"), ("no", "No")],
+        choices=[("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))],
         coerce=lambda value: value == "yes",
-        error_messages={"required": "Answer yes or no.", "invalid_choice": "Answer yes or no."},
+        error_messages={
+            "required": gettext_lazy("Answer yes or no."),
+            "invalid_choice": gettext_lazy("Answer yes or no."),
+        },
     )
     comment = never_cut(
         MultiLineField(
-            label="Anything to add?",
+            label=gettext_lazy("Anything to add?"),
             required=False,
             max_length=COMMENT_MAX_LENGTH,
             widget=PlainTextarea(attrs={"rows": 3}),
@@ -200,10 +222,10 @@ def run_feedback_view(request, pk):
     try:
         run_feedback(run=run, fixed=form.cleaned_data["fixed"], comment=form.cleaned_data["comment"])
     except FeedbackClosed:
-        messages.error(request, "This run can no longer be answered.")
+        messages.error(request, gettext("This run can no longer be answered."))
         return redirect(run.get_absolute_url())
     if form.cleaned_data["fixed"]:
-        messages.success(request, "Thank you: glad it is fixed.")
+        messages.success(request, gettext("Thank you: glad it is fixed."))
     else:
-        messages.info(request, "Thank you for telling us. If you still need help, ask IT below.")
+        messages.info(request, gettext("Thank you for telling us. If you still need help, ask IT below."))
     return redirect(run.get_absolute_url() + "#feedback")

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from actions.models import Run, Ticket
@@ -17,24 +18,32 @@ def run_get_help(request, pk):
     if not ticketing_enabled():
         raise Http404("No service desk is connected.")
     if not needs_help(run):
-        messages.info(request, "This run is not one IT can help with from here: it is still running or it worked.")
+        messages.info(
+            request, gettext("This run is not one IT can help with from here: it is still running or it worked.")
+        )
         return redirect(run)
     asked = ticket_request(run=run, user=request.user)
     ticket = asked.ticket
     if asked.queued and asked.handed is False:  # the broker is down: the sweep sends it when it is back
         messages.success(
             request,
-            "Your request for help is saved; it will reach the service desk in a few minutes. Its ticket number appears on this page once the service desk gives one.",
+            gettext(
+                "Your request for help is saved; it will reach the service desk in a few minutes. "
+                "Its ticket number appears on this page once the service desk gives one."
+            ),
         )
     elif asked.queued:
         messages.success(
             request,
-            "Your request for help is on its way to the service desk. Its ticket number appears on this page once the service desk gives one.",
+            gettext(
+                "Your request for help is on its way to the service desk. "
+                "Its ticket number appears on this page once the service desk gives one."
+            ),
         )
     elif ticket.state == Ticket.State.CREATED:
-        messages.info(request, f"IT already has a ticket for this run: {ticket.number}.")
+        messages.info(request, gettext("IT already has a ticket for this run: %(number)s.") % {"number": ticket.number})
     else:
-        messages.info(request, "Your request for help is already on its way to the service desk.")
+        messages.info(request, gettext("Your request for help is already on its way to the service desk."))
     return redirect(run)
 
 

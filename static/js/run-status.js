@@ -4,6 +4,14 @@
   var box = document.getElementById("run-status");
   if (!box) return;
   var siteName = box.dataset.siteName || "";
+  // The page's words in the employee's language, from the server (actions/views/runs.py, js_words).
+  var wordsEl = document.getElementById("run-status-words");
+  var words = wordsEl ? JSON.parse(wordsEl.textContent) : {};
+  function say(key, values) {
+    var text = words[key] || key;
+    Object.keys(values || {}).forEach(function (name) { text = text.split("%(" + name + ")s").join(values[name]); });
+    return text;
+  }
   // A final run is followed only while its ticket waits for the service desk's number.
   if (box.dataset.final === "true" && !document.querySelector("#get-help [data-ticket-waiting]")) return;
   var delay = 1000;
@@ -24,15 +32,15 @@
     results.forEach(function (r) {
       var row = document.createElement("tr");
       var name = document.createElement("td");
-      name.dataset.label = "Nexthink server";
+      name.dataset.label = say("engine_server");
       name.textContent = r.engine_name || r.database_uid;
       var code = document.createElement("td");
-      code.dataset.label = "Answer";
+      code.dataset.label = say("engine_answer");
       var c = document.createElement("code");
       c.textContent = r.code;
       code.appendChild(c);
       var text = document.createElement("td");
-      text.dataset.label = "What it means";
+      text.dataset.label = say("engine_meaning");
       text.textContent = r.explanation;
       if (r.message) {
         text.appendChild(document.createElement("br"));
@@ -73,7 +81,7 @@
     var list = document.getElementById("device-outputs");
     if (!list || !outputs) return;
     var names = Object.keys(outputs);
-    renderFacts(list, names.map(function (name) { return [name, outputs[name] || "(empty)"]; }));
+    renderFacts(list, names.map(function (name) { return [name, outputs[name] || say("empty")]; }));
     var section = document.getElementById("device-result");
     if (section) section.hidden = names.length === 0;
   }
@@ -86,14 +94,16 @@
     if (ticket.state === "created") {
       waiting.removeAttribute("data-ticket-waiting");
       waiting.dataset.ticketState = "created";
-      waiting.textContent = "The service desk has a ticket about this run";
+      waiting.textContent = "";
       if (ticket.number) {
+        // The sentence around the number, as translated: the number goes where %(number)s stands.
+        var parts = say("ticket_number").split("%(number)s");
         var number = document.createElement("strong");
         number.dataset.field = "ticket_number";
         number.textContent = ticket.number;
-        waiting.append(": ", number, ". Quote this number if you contact them.");
+        waiting.append(parts[0], number, parts.slice(1).join(""));
       } else {
-        waiting.append(".");
+        waiting.textContent = say("ticket_no_number");
       }
       return true;
     }
@@ -119,10 +129,10 @@
     renderFacts(document.getElementById("run-times"), data.times);
     (data.technical_times || []).forEach(function (fact, i) { setText("tech_time_" + (i + 1), fact[1]); });
     setText("status", data.status);
-    setText("attempts", data.attempts + " of " + data.max_attempts);
-    setText("error_code", data.error_code || "none");
-    setText("device_status", data.device_status || "none");
-    setText("device_status_details", data.device_status_details || "none");
+    setText("attempts", say("attempts", { attempts: data.attempts, max_attempts: data.max_attempts }));
+    setText("error_code", data.error_code || say("none"));
+    setText("device_status", data.device_status || say("none"));
+    setText("device_status_details", data.device_status_details || say("none"));
     renderResults(data.engine_results);
     setText("results_empty", data.results_empty);
     renderOutputs(data.outputs);
@@ -161,7 +171,7 @@
         var json = (response.headers.get("Content-Type") || "").indexOf("application/json") === 0;
         if (response.redirected || !json || response.status === 404) {
           // Signed out (sent to the sign-in page) or the run is gone: polling again cannot help.
-          setText("summary", "Updates stopped: reload the page (you may need to sign in again).");
+          setText("summary", say("updates_stopped"));
           throw new Error("stop");
         }
         if (!response.ok) throw new Error("HTTP " + response.status);

@@ -18,6 +18,7 @@ from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.contrib.auth.models import Group
 from django.db import models
+from django.utils import translation
 
 from actions.models import ActionParameter, Category, Device, Engine, RemoteAction
 
@@ -74,15 +75,18 @@ def audit_event(
     request's address is added (and its signed-in user, when `actor` is not given)."""
     if event not in EVENTS:
         raise ValueError(f"unknown audit event {event!r}")
-    entry = LogEntry.objects.log_create(
-        target,
-        force_log=True,
-        action=LogEntry.Action.CREATE if created else LogEntry.Action.UPDATE,
-        changes={field: [_text(before), _text(after)] for field, (before, after) in (changes or {}).items()},
-        actor=actor,
-        actor_email=getattr(actor, "email", None) or None,
-        additional_data={"event": event, **{key: _text(value) for key, value in (details or {}).items()}},
-    )
+    # The trail is kept as written, in the portal's own (English) words, whatever the language of the
+    # request: a status label or an object's name is written untranslated.
+    with translation.override(None):
+        entry = LogEntry.objects.log_create(
+            target,
+            force_log=True,
+            action=LogEntry.Action.CREATE if created else LogEntry.Action.UPDATE,
+            changes={field: [_text(before), _text(after)] for field, (before, after) in (changes or {}).items()},
+            actor=actor,
+            actor_email=getattr(actor, "email", None) or None,
+            additional_data={"event": event, **{key: _text(value) for key, value in (details or {}).items()}},
+        )
     assert entry is not None  # force_log: always written
     return entry
 

@@ -6,15 +6,16 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models, transaction
 from django.db.models import F
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from actions import platforms
 from actions.uids import NQL_ACTION_ID_RE
 
-HEX32 = RegexValidator(r"^[0-9a-f]{32}$", "Enter 32 lowercase hexadecimal characters.")
+HEX32 = RegexValidator(r"^[0-9a-f]{32}$", _("Enter 32 lowercase hexadecimal characters."))
 # Classic: 32 hexadecimal characters; Infinity: the Collector UID, a UUID. Stored in lower case.
 DEVICE_UID = RegexValidator(
     r"^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$",
-    "Enter the device UID (32 hexadecimal characters) or the Collector UID (a UUID), in lower case.",
+    _("Enter the device UID (32 hexadecimal characters) or the Collector UID (a UUID), in lower case."),
 )
 # Bounds of a curator's numbers: whatever is typed, a submit can compute with it.
 MAX_TIMEOUT_SECONDS = settings.NEXTHINK_MAX_TIMEOUT_SECONDS
@@ -91,11 +92,11 @@ class EngineQuerySet(CatalogQuerySet):
 class Engine(models.Model):
     """A Nexthink Engine, as the List Engines API reports it."""
 
-    database_uid = models.CharField("database UID", max_length=32, unique=True, validators=[HEX32])
+    database_uid = models.CharField(_("database UID"), max_length=32, unique=True, validators=[HEX32])
     name = models.CharField(max_length=200)
     address = models.CharField(max_length=255, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True)
-    nxql_port = models.PositiveIntegerField("NXQL port", default=1671)
+    nxql_port = models.PositiveIntegerField(_("NXQL port"), default=1671)
     status = models.CharField(max_length=40, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
 
@@ -116,7 +117,7 @@ class Category(models.Model):
 
     class Meta:
         ordering = ["display_order", "name"]
-        verbose_name_plural = "categories"
+        verbose_name_plural = _("categories")
 
     def __str__(self) -> str:
         return self.name
@@ -126,106 +127,118 @@ class RemoteAction(models.Model):
     """An IT-approved Nexthink remote action that employees may run on their own device."""
 
     class Icon(models.TextChoices):
-        WRENCH = "wrench", "Wrench"
-        BROOM = "broom", "Broom"
-        WIFI = "wifi", "Network"
-        SHIELD = "shield", "Shield"
-        PRINTER = "printer", "Printer"
-        CHAT = "chat", "Chat"
-        DISK = "disk", "Disk"
-        RESTART = "restart", "Restart"
+        WRENCH = "wrench", _("Wrench")
+        BROOM = "broom", _("Broom")
+        WIFI = "wifi", _("Network")
+        SHIELD = "shield", _("Shield")
+        PRINTER = "printer", _("Printer")
+        CHAT = "chat", _("Chat")
+        DISK = "disk", _("Disk")
+        RESTART = "restart", _("Restart")
 
     class Kind(models.TextChoices):
         # Infinity runs both; classic knows remote actions only (the catalog hides workflows there).
-        REMOTE_ACTION = "remote_action", "Remote action"
-        WORKFLOW = "workflow", "Workflow (Nexthink Infinity)"
+        REMOTE_ACTION = "remote_action", _("Remote action")
+        WORKFLOW = "workflow", _("Workflow (Nexthink Infinity)")
 
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=120, unique=True)
-    summary = models.CharField("short description", max_length=200, blank=True)
+    summary = models.CharField(_("short description"), max_length=200, blank=True)
     description = models.TextField(
-        "long description", blank=True, help_text="What it does, how long it takes, what the employee will notice."
+        _("long description"),
+        blank=True,
+        help_text=_("What it does, how long it takes, what the employee will notice."),
     )
     kind = models.CharField(
         max_length=20,
         choices=Kind.choices,
         default=Kind.REMOTE_ACTION,
-        help_text="What Nexthink runs: a remote action, or (Infinity) a workflow of several steps.",
+        help_text=_("What Nexthink runs: a remote action, or (Infinity) a workflow of several steps."),
     )
-    nexthink_uid = models.UUIDField("Nexthink remote action UID", unique=True)
+    nexthink_uid = models.UUIDField(_("Nexthink remote action UID"), unique=True)
     # Nexthink Infinity runs an action by its NQL id ("#clear_teams_cache"); nexthink_uid then holds the
     # action's uuid from the Remote Actions API. Blank for a classic-only action.
     nql_id = models.CharField(
-        "Nexthink Infinity NQL id",
+        _("Nexthink Infinity NQL id"),
         max_length=256,
         blank=True,
         default="",
         validators=[
             RegexValidator(
-                NQL_ACTION_ID_RE, "Enter the NQL id: # then letters, digits, _ or -, like #clear_teams_cache."
+                NQL_ACTION_ID_RE, _("Enter the NQL id: # then letters, digits, _ or -, like #clear_teams_cache.")
             )
         ],
-        help_text="Infinity: the remote action's NQL id, as import_remote_actions sets it.",
+        help_text=_("Infinity: the remote action's NQL id, as import_remote_actions sets it."),
     )
     output_labels = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Infinity: the label of each of the action's outputs, by output id (set by import_remote_actions).",
+        help_text=_(
+            "Infinity: the label of each of the action's outputs, by output id (set by import_remote_actions)."
+        ),
     )
     # Which systems the script exists for: Infinity's import sets them (hasScriptWindows, hasScriptMacOs);
     # on classic the curator does. A device of another system is not offered the action.
     runs_on_windows = models.BooleanField(
-        "runs on Windows", default=True, help_text="The action's script exists for Windows devices."
+        _("runs on Windows"), default=True, help_text=_("The action's script exists for Windows devices.")
     )
-    runs_on_macos = models.BooleanField("runs on macOS", default=True, help_text="The action's script exists for Macs.")
+    runs_on_macos = models.BooleanField(
+        _("runs on macOS"), default=True, help_text=_("The action's script exists for Macs.")
+    )
     enabled = models.BooleanField(default=False)
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions")
     icon = models.CharField(max_length=20, choices=Icon.choices, default=Icon.WRENCH)
     display_order = models.PositiveIntegerField(default=100)
     featured = models.BooleanField(default=False)
     keywords = models.TextField(
-        "search keywords",
+        _("search keywords"),
         blank=True,
-        help_text="Other words employees may type when they look for this action, separated by commas: "
-        "the names they use for the problem or the program (e.g. printer, printing, print queue). "
-        "The catalog's search finds the action by these words too.",
+        help_text=_(
+            "Other words employees may type when they look for this action, separated by commas: "
+            "the names they use for the problem or the program (e.g. printer, printing, print queue). "
+            "The catalog's search finds the action by these words too."
+        ),
     )
     groups = models.ManyToManyField(
-        Group, blank=True, related_name="remote_actions", help_text="Who may see and run it. None: every employee."
+        Group, blank=True, related_name="remote_actions", help_text=_("Who may see and run it. None: every employee.")
     )
     timeout_seconds = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_TIMEOUT_SECONDS)],
-        help_text="1 to 3,600 seconds. Overrides NEXTHINK_DEFAULT_TIMEOUT_SECONDS for this action.",
+        help_text=_("1 to 3,600 seconds. Overrides NEXTHINK_DEFAULT_TIMEOUT_SECONDS for this action."),
     )
     engines = models.ManyToManyField(
-        Engine, blank=True, related_name="remote_actions", help_text="Engines to target. None: all Engines."
+        Engine, blank=True, related_name="remote_actions", help_text=_("Engines to target. None: all Engines.")
     )
-    confirmation_text = models.TextField(blank=True, help_text="Shown before running; the employee must confirm.")
+    confirmation_text = models.TextField(blank=True, help_text=_("Shown before running; the employee must confirm."))
     cooldown_minutes = models.PositiveIntegerField(
         default=0,
         validators=[MaxValueValidator(MAX_COOLDOWN_MINUTES)],
-        help_text="Not again on the same device within this many minutes (at most a week: 10,080). 0: no cooldown.",
+        help_text=_("Not again on the same device within this many minutes (at most a week: 10,080). 0: no cooldown."),
     )
     daily_limit_per_user = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DAILY_LIMIT)],
-        help_text="Runs per employee per day, 1 to 100. Empty: no limit.",
+        help_text=_("Runs per employee per day, 1 to 100. Empty: no limit."),
     )
-    message_before = models.TextField(blank=True, help_text="Shown on the action page, above the form.")
+    message_before = models.TextField(blank=True, help_text=_("Shown on the action page, above the form."))
     message_during = models.TextField(
         blank=True,
-        help_text="Shown on the run page while the run is on its way or waiting for the device "
-        "(e.g. “Teams will close for a minute”).",
+        help_text=_(
+            "Shown on the run page while the run is on its way or waiting for the device "
+            "(e.g. “Teams will close for a minute”)."
+        ),
     )
-    message_after = models.TextField(blank=True, help_text="Shown on the run page once the run is sent.")
+    message_after = models.TextField(blank=True, help_text=_("Shown on the run page once the run is sent."))
     ticket_category = models.CharField(
         max_length=100,
         blank=True,
-        help_text="The service desk's category for a ticket about this action (ServiceNow: the incident's "
-        "category value). Empty: TICKETING_DEFAULT_CATEGORY.",
+        help_text=_(
+            "The service desk's category for a ticket about this action (ServiceNow: the incident's "
+            "category value). Empty: TICKETING_DEFAULT_CATEGORY."
+        ),
     )
     approver_group = models.ForeignKey(
         Group,
@@ -233,17 +246,17 @@ class RemoteAction(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="approvable_actions",
-        help_text="Runs of it wait until a member of this group approves them. Empty: it runs at once.",
+        help_text=_("Runs of it wait until a member of this group approves them. Empty: it runs at once."),
     )
     approval_hours = models.PositiveIntegerField(
         default=24,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVAL_HOURS)],
-        help_text="Hours the approvers have to decide (1 to 720); then the request ends without running.",
+        help_text=_("Hours the approvers have to decide (1 to 720); then the request ends without running."),
     )
     ticket_assignment_group = models.CharField(
         max_length=100,
         blank=True,
-        help_text="ServiceNow: the assignment group (its name) for tickets about this action. Empty: none set.",
+        help_text=_("ServiceNow: the assignment group (its name) for tickets about this action. Empty: none set."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -270,30 +283,30 @@ class ActionParameter(models.Model):
     """One input of a remote action's script; `name` is sent to Nexthink exactly as written."""
 
     class Kind(models.TextChoices):
-        TEXT = "text", "Text"
-        TEXTAREA = "textarea", "Multi-line text"
-        CHOICE = "choice", "Choice"
-        BOOLEAN = "boolean", "Yes/no"
-        INTEGER = "integer", "Integer"
+        TEXT = "text", _("Text")
+        TEXTAREA = "textarea", _("Multi-line text")
+        CHOICE = "choice", _("Choice")
+        BOOLEAN = "boolean", _("Yes/no")
+        INTEGER = "integer", _("Integer")
 
     action = models.ForeignKey(RemoteAction, on_delete=models.CASCADE, related_name="parameters")
-    name = models.CharField("Nexthink name", max_length=100)
+    name = models.CharField(_("Nexthink name"), max_length=100)
     label = models.CharField(max_length=120)
     help_text = models.CharField(max_length=300, blank=True)
-    kind = models.CharField("type", max_length=20, choices=Kind.choices, default=Kind.TEXT)
-    choices = models.TextField(blank=True, help_text="For a choice: one per line, as `value` or `value|Label`.")
+    kind = models.CharField(_("type"), max_length=20, choices=Kind.choices, default=Kind.TEXT)
+    choices = models.TextField(blank=True, help_text=_("For a choice: one per line, as `value` or `value|Label`."))
     default = models.CharField(max_length=1000, blank=True)
     required = models.BooleanField(default=True)
     max_length = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     min_value = models.BigIntegerField(null=True, blank=True)
     max_value = models.BigIntegerField(null=True, blank=True)
-    regex = models.CharField("validation regex", max_length=500, blank=True)
-    regex_message = models.CharField("regex error message", max_length=200, blank=True)
+    regex = models.CharField(_("validation regex"), max_length=500, blank=True)
+    regex_message = models.CharField(_("regex error message"), max_length=200, blank=True)
     display_order = models.PositiveIntegerField(default=100)
     # Which systems' scripts read this input (Infinity: usedByWindows, usedByMacOs): the form asks for
     # it only when the chosen device runs one of them.
-    used_by_windows = models.BooleanField("used on Windows", default=True)
-    used_by_macos = models.BooleanField("used on macOS", default=True)
+    used_by_windows = models.BooleanField(_("used on Windows"), default=True)
+    used_by_macos = models.BooleanField(_("used on macOS"), default=True)
 
     objects = CatalogQuerySet.as_manager()
 
@@ -307,12 +320,12 @@ class ActionParameter(models.Model):
 
 class Device(models.Model):
     class Source(models.TextChoices):
-        MANUAL = "manual", "Manual"
-        IMPORT = "import", "Import"
-        NXQL = "nxql", "NXQL"
-        NQL = "nql", "NQL (Nexthink Infinity)"
+        MANUAL = "manual", _("Manual")
+        IMPORT = "import", _("Import")
+        NXQL = "nxql", _("NXQL")
+        NQL = "nql", _("NQL (Nexthink Infinity)")
 
-    uid = models.CharField("device UID", max_length=36, unique=True, validators=[DEVICE_UID])
+    uid = models.CharField(_("device UID"), max_length=36, unique=True, validators=[DEVICE_UID])
     name = models.CharField(max_length=255)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
@@ -323,7 +336,7 @@ class Device(models.Model):
     platform = models.CharField(max_length=10, choices=platforms.CHOICES, default=platforms.UNKNOWN)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
-    confirmed_at = models.DateTimeField(null=True, blank=True, help_text="When the owner was last confirmed.")
+    confirmed_at = models.DateTimeField(null=True, blank=True, help_text=_("When the owner was last confirmed."))
 
     class Meta:
         ordering = ["name"]
@@ -337,23 +350,23 @@ class Run(models.Model):
     """One request to run an action on one device. Its id is sent to Nexthink as requestUid."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        RETRYING = "retrying", "Retrying"
-        SENT = "sent", "Sent"  # Nexthink accepted it for the device: not proof that it ran
-        PARTIAL = "partial", "Partly sent"
-        FAILED = "failed", "Not sent"
-        UNKNOWN = "unknown", "Outcome unknown"
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        RETRYING = "retrying", _("Retrying")
+        SENT = "sent", _("Sent")  # Nexthink accepted it for the device: not proof that it ran
+        PARTIAL = "partial", _("Partly sent")
+        FAILED = "failed", _("Not sent")
+        UNKNOWN = "unknown", _("Outcome unknown")
         # A platform that reports the device's own result (Nexthink Infinity) follows the run up.
-        FOLLOWING = "following", "Sent, waiting for the device"
-        DONE = "done", "Done on the device"
-        DEVICE_FAILED = "device_failed", "Failed on the device"
-        EXPIRED = "expired", "Expired"
+        FOLLOWING = "following", _("Sent, waiting for the device")
+        DONE = "done", _("Done on the device")
+        DEVICE_FAILED = "device_failed", _("Failed on the device")
+        EXPIRED = "expired", _("Expired")
         # An action that needs approval (RemoteAction.approver_group): nothing is sent before it is approved.
-        WAITING_APPROVAL = "waiting_approval", "Waiting for approval"
-        DENIED = "denied", "Not approved"
-        APPROVAL_EXPIRED = "approval_expired", "Not approved in time"
-        CANCELLED = "cancelled", "Cancelled"
+        WAITING_APPROVAL = "waiting_approval", _("Waiting for approval")
+        DENIED = "denied", _("Not approved")
+        APPROVAL_EXPIRED = "approval_expired", _("Not approved in time")
+        CANCELLED = "cancelled", _("Cancelled")
 
     # Not stored: set on the run `submit` returns; after commit, whether the broker took the task
     # (None until then). An annotation only, for the type checker: no class attribute, no column.
@@ -368,7 +381,7 @@ class Run(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="runs_requested",
-        help_text="The IT staff member who ran it for the user, if not the user.",
+        help_text=_("The IT staff member who ran it for the user, if not the user."),
     )
     action = models.ForeignKey(RemoteAction, null=True, on_delete=models.SET_NULL, related_name="runs")
     device = models.ForeignKey(Device, null=True, on_delete=models.SET_NULL, related_name="runs", db_index=False)
@@ -391,7 +404,7 @@ class Run(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=5)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When the broker last took this run.")
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text=_("When the broker last took this run."))
     error_code = models.CharField(max_length=60, blank=True)
     error_kind = models.CharField(max_length=10, blank=True)
     error_message = models.TextField(blank=True)
@@ -399,15 +412,17 @@ class Run(models.Model):
     sending_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # The device's own result, where the platform reports it (Nexthink Infinity).
-    request_id = models.CharField("Nexthink request ID", max_length=64, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="When Nexthink stops waiting for the device.")
-    device_status = models.CharField(max_length=40, blank=True, help_text="The execution's status, as Nexthink says.")
+    request_id = models.CharField(_("Nexthink request ID"), max_length=64, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("When Nexthink stops waiting for the device."))
+    device_status = models.CharField(
+        max_length=40, blank=True, help_text=_("The execution's status, as Nexthink says.")
+    )
     device_status_details = models.TextField(blank=True)
     outputs = models.JSONField(default=dict, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
     checks = models.PositiveIntegerField(default=0)
     # Approval, for an action that needs it: why the employee asks, who may decide until when, the decision.
-    reason = models.CharField("employee's reason", max_length=300, blank=True)
+    reason = models.CharField(_("employee's reason"), max_length=300, blank=True)
     approver_group = models.ForeignKey(
         Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs_to_approve"
     )
@@ -421,13 +436,13 @@ class Run(models.Model):
     approvers_notified_at = models.DateTimeField(null=True, blank=True)
     # The employee's side: did they see the final status, and did it fix their problem?
     final_seen_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the employee's page first showed the run as final."
+        null=True, blank=True, help_text=_("When the employee's page first showed the run as final.")
     )
     # Claimed (a conditional update) by the one delivery of notify_run_ended that sends the e-mail.
     notified_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the run-ended e-mail was sent (or its sending began)."
+        null=True, blank=True, help_text=_("When the run-ended e-mail was sent (or its sending began).")
     )
-    fixed = models.BooleanField("fixed the problem", null=True, blank=True)
+    fixed = models.BooleanField(_("fixed the problem"), null=True, blank=True)
     feedback_comment = models.TextField(blank=True, max_length=1000)
     feedback_at = models.DateTimeField(null=True, blank=True)
 
@@ -512,14 +527,14 @@ class Preferences(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences")
     email_when_run_ends = models.BooleanField(
-        "e-mail me when a run ends after I left its page",
+        _("e-mail me when a run ends after I left its page"),
         default=True,
     )
     # A code of settings.LANGUAGES; blank: the browser's language (actions.accounts.language).
-    language = models.CharField("language", max_length=8, blank=True, default="")
+    language = models.CharField(_("language"), max_length=8, blank=True, default="")
 
     class Meta:
-        verbose_name_plural = "preferences"
+        verbose_name_plural = _("preferences")
 
     def __str__(self) -> str:
         return f"preferences of {self.user}"
@@ -540,33 +555,33 @@ class RunInsight(Run):
 
     class Meta:
         proxy = True
-        verbose_name = "insight"
-        verbose_name_plural = "insights"
+        verbose_name = _("insight")
+        verbose_name_plural = _("insights")
 
 
 class Ticket(models.Model):
     """The service desk ticket an employee asked for about one run: at most one per run."""
 
     class State(models.TextChoices):
-        REQUESTED = "requested", "Requested"
-        SENDING = "sending", "Being opened"
-        CREATED = "created", "Created"
-        FAILED = "failed", "Failed"
+        REQUESTED = "requested", _("Requested")
+        SENDING = "sending", _("Being opened")
+        CREATED = "created", _("Created")
+        FAILED = "failed", _("Failed")
 
     run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="ticket")
     state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
     backend = models.CharField(max_length=20)
-    number = models.CharField(max_length=100, blank=True, help_text="The service desk's reference, e.g. INC0010001.")
-    external_id = models.CharField(max_length=100, blank=True, help_text="ServiceNow: the incident's sys_id.")
+    number = models.CharField(max_length=100, blank=True, help_text=_("The service desk's reference, e.g. INC0010001."))
+    external_id = models.CharField(max_length=100, blank=True, help_text=_("ServiceNow: the incident's sys_id."))
     attempts = models.PositiveIntegerField(default=0)
     # A previous attempt may have opened the ticket (no usable answer came): look it up before creating.
     uncertain = models.BooleanField(default=False)
     error = models.TextField(blank=True)
-    run_url = models.URLField(max_length=500, blank=True, help_text="The run's page, at PORTAL_BASE_URL.")
+    run_url = models.URLField(max_length=500, blank=True, help_text=_("The run's page, at PORTAL_BASE_URL."))
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    requested_at = models.DateTimeField(help_text="When the employee last asked (the deadline counts from here).")
+    requested_at = models.DateTimeField(help_text=_("When the employee last asked (the deadline counts from here)."))
     claimed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # When its create_ticket task was last handed to the broker (the sweep hands it again when lost).
@@ -596,8 +611,8 @@ class CompanyIdentity(models.Model):
     last_sign_in_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "company identity"
-        verbose_name_plural = "company identities"
+        verbose_name = _("company identity")
+        verbose_name_plural = _("company identities")
         constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="company_identity_iss_sub_unique")]
 
     def __str__(self) -> str:
@@ -612,7 +627,7 @@ class CatalogVersion(models.Model):
     number = models.BigIntegerField(default=0)
 
     class Meta:
-        verbose_name = "catalog version"
+        verbose_name = _("catalog version")
 
     def __str__(self) -> str:
         return f"catalog version {self.number}"
@@ -639,26 +654,26 @@ class ApiClient(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Who at IT answers for this client.",
+        help_text=_("Who at IT answers for this client."),
     )
     scopes = models.JSONField(default=list, blank=True)
     actions = models.ManyToManyField(
-        "RemoteAction", blank=True, related_name="+", help_text="Only these actions (none here nor below: all)."
+        "RemoteAction", blank=True, related_name="+", help_text=_("Only these actions (none here nor below: all).")
     )
     categories = models.ManyToManyField(
-        Category, blank=True, related_name="+", help_text="Only the actions of these categories (with those above)."
+        Category, blank=True, related_name="+", help_text=_("Only the actions of these categories (with those above).")
     )
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never expires.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Refused from then on; empty: never expires."))
     secret_hash = models.CharField(max_length=64, unique=True, editable=False)
     secret_hint = models.CharField(
-        max_length=12, blank=True, editable=False, help_text="The secret's first characters."
+        max_length=12, blank=True, editable=False, help_text=_("The secret's first characters.")
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "API client"
+        verbose_name = _("API client")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -675,11 +690,11 @@ class ApiCall(models.Model):
     path = models.CharField(max_length=255)
     employee = models.CharField(max_length=254, blank=True)
     status = models.PositiveSmallIntegerField()
-    problem = models.CharField(max_length=40, blank=True, help_text="The refusal's type, if refused.")
+    problem = models.CharField(max_length=40, blank=True, help_text=_("The refusal's type, if refused."))
     run_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "API call"
+        verbose_name = _("API call")
         ordering = ["-at"]
         # The rate limit counts a client's calls of the last minute.
         indexes = [models.Index(fields=["client", "at"], name="apicall_client_at_idx")]

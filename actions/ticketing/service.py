@@ -24,7 +24,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from actions import broker, metrics
 from actions.models import Run, Ticket
@@ -222,7 +222,10 @@ def ticket_create(*, ticket_id) -> float | None:
         # No error yet: no attempt reached the service desk (the broker was down, or the task lost).
         _fail(mine, ticket, ticket.error or "The portal could not send the request to the service desk in time.")
         return None
-    content = ticket_content(ticket.run, run_url=ticket.run_url, default_category=settings.TICKETING_DEFAULT_CATEGORY)
+    with translation.override(None):  # the service desk reads the portal's own (English) words
+        content = ticket_content(
+            ticket.run, run_url=ticket.run_url, default_category=settings.TICKETING_DEFAULT_CATEGORY
+        )
     try:
         attempt = Attempt(reference=str(ticket.run_id), number=ticket.attempts, uncertain=ticket.uncertain)
         opened = backend.open_ticket(content, attempt)

@@ -19,18 +19,19 @@ from auditlog.registry import auditlog
 from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 from actions.models import ActionParameter, Category, Device, Engine, RemoteAction
 
-# What each recorded event means, in the words the admin and the CSV show.
+# What each recorded event means, in the words the admin and the CSV show (translated where shown).
 EVENTS = {
-    "admin_retry": "IT retried a run",
-    "run_for_other": "Run on another person's device",
-    "approval_granted": "Approved a request",
-    "approval_denied": "Denied a request",
-    "approval_no_longer_allowed": "Approved a request that could no longer run (ended unsent)",
-    "catalog_exported": "Exported the catalog",
-    "catalog_imported": "Imported a catalog file",
+    "admin_retry": gettext_noop("IT retried a run"),
+    "run_for_other": gettext_noop("Run on another person's device"),
+    "approval_granted": gettext_noop("Approved a request"),
+    "approval_denied": gettext_noop("Denied a request"),
+    "approval_no_longer_allowed": gettext_noop("Approved a request that could no longer run (ended unsent)"),
+    "catalog_exported": gettext_noop("Exported the catalog"),
+    "catalog_imported": gettext_noop("Imported a catalog file"),
 }
 
 
@@ -100,9 +101,9 @@ def event_of(entry: LogEntry) -> str:
     data = entry.additional_data if isinstance(entry.additional_data, dict) else {}
     event = data.get("event")
     if event:
-        return EVENTS.get(event, str(event))
+        return gettext(EVENTS[event]) if event in EVENTS else str(event)
     return {
-        LogEntry.Action.CREATE: "Created",
-        LogEntry.Action.UPDATE: "Changed",
-        LogEntry.Action.DELETE: "Deleted",
-    }.get(entry.action, "Viewed")
+        LogEntry.Action.CREATE: gettext("Created"),
+        LogEntry.Action.UPDATE: gettext("Changed"),
+        LogEntry.Action.DELETE: gettext("Deleted"),
+    }.get(entry.action, gettext("Viewed"))

@@ -28,6 +28,8 @@ from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext, gettext_lazy
 
 from actions.models import Run, Ticket
 from actions.runs import states
@@ -45,13 +47,13 @@ PROBLEM_GAP = timedelta(hours=24)
 IN_FLIGHT = sorted(states.IN_FLIGHT | {Status.FOLLOWING})
 # The chart's outcomes, bottom to top, with their colours (SVG fill attributes: the CSP forbids style).
 OUTCOMES = [
-    ("accepted", "Accepted by Nexthink", "#66bb6a", Q(status__in=[Status.SENT, Status.PARTIAL])),
-    ("done", "Ran on the device", "#1b5e20", Q(status=Status.DONE)),
-    ("device_failed", "Failed on the device", "#6a1b9a", Q(status=Status.DEVICE_FAILED)),
-    ("failed", "Not sent or never ran", "#c62828", Q(status__in=[Status.FAILED, Status.EXPIRED])),
-    ("unknown", "Outcome unknown", "#f9a825", Q(status=Status.UNKNOWN)),
-    ("in_flight", "In progress", "#90a4ae", Q(status__in=IN_FLIGHT)),
-    ("not_approved", "Not approved", "#5d4037", Q(status__in=sorted(states.NOT_APPROVED))),
+    ("accepted", gettext_lazy("Accepted by Nexthink"), "#66bb6a", Q(status__in=[Status.SENT, Status.PARTIAL])),
+    ("done", gettext_lazy("Ran on the device"), "#1b5e20", Q(status=Status.DONE)),
+    ("device_failed", gettext_lazy("Failed on the device"), "#6a1b9a", Q(status=Status.DEVICE_FAILED)),
+    ("failed", gettext_lazy("Not sent or never ran"), "#c62828", Q(status__in=[Status.FAILED, Status.EXPIRED])),
+    ("unknown", gettext_lazy("Outcome unknown"), "#f9a825", Q(status=Status.UNKNOWN)),
+    ("in_flight", gettext_lazy("In progress"), "#90a4ae", Q(status__in=IN_FLIGHT)),
+    ("not_approved", gettext_lazy("Not approved"), "#5d4037", Q(status__in=sorted(states.NOT_APPROVED))),
 ]
 MAX_DAYS = 366
 
@@ -154,7 +156,7 @@ def figures_by_action(period: Period) -> list[ActionFigures]:
 
 
 def totals(rows: list[ActionFigures]) -> ActionFigures:
-    return ActionFigures(None, "All actions", **{f: sum(getattr(r, f) for r in rows) for f in FIGURES})
+    return ActionFigures(None, gettext("All actions"), **{f: sum(getattr(r, f) for r in rows) for f in FIGURES})
 
 
 # Seconds since 1970 of a run's creation, as each database writes it (the gap between two runs).
@@ -294,7 +296,7 @@ def chart(days: list[dict]) -> dict:
     ]
     step = max(1, len(days) // 8)
     day_labels = [
-        {"x": round(PLOT_LEFT + n * slot + slot / 2, 1), "label": d["day"].strftime("%b %d")}
+        {"x": round(PLOT_LEFT + n * slot + slot / 2, 1), "label": date_format(d["day"], "M d")}
         for n, d in enumerate(days)
         if n % step == 0
     ]

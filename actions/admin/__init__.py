@@ -2,6 +2,8 @@
 
 from django.conf import settings
 from django.contrib import admin
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from actions.admin import apiclients, audit, catalog, devices, insights, runs, tickets  # noqa: F401
 
@@ -13,6 +15,6 @@ def _portal_staff_only(request) -> bool:
 
 
 admin.site.has_permission = _portal_staff_only
-admin.site.site_header = f"{settings.PORTAL_NAME}: IT admin"
-admin.site.site_title = f"{settings.PORTAL_NAME} admin"
-admin.site.index_title = "Curate actions, devices and runs"
+admin.site.site_header = format_lazy(_("{portal}: IT admin"), portal=settings.PORTAL_NAME)
+admin.site.site_title = format_lazy(_("{portal} admin"), portal=settings.PORTAL_NAME)
+admin.site.index_title = _("Curate actions, devices and runs")

@@ -4,6 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from actions.admin.two_lists import TwoListHelp
 from actions.apiclients import SCOPES, client_new_secret, client_revoke, hash_secret, new_secret
@@ -29,13 +31,13 @@ class ApiClientAdmin(TwoListHelp, admin.ModelAdmin):
     search_fields = ("name", "owner__username")
     filter_horizontal = ("actions", "categories")
     two_list_help = {
-        "actions": "The actions this client may run. None chosen here or below: every action.",
-        "categories": "Every action of these categories too, besides those chosen above.",
+        "actions": _("The actions this client may run. None chosen here or below: every action."),
+        "categories": _("Every action of these categories too, besides those chosen above."),
     }
     readonly_fields = ("secret_hint", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke", "make_new_secret"]
 
-    @admin.display(description="scopes")
+    @admin.display(description=_("scopes"))
     def scope_list(self, obj: ApiClient) -> str:
         return ", ".join(obj.scopes or [])
 
@@ -53,22 +55,22 @@ class ApiClientAdmin(TwoListHelp, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"The secret of {obj}",
+            "title": gettext("The secret of %(client)s") % {"client": obj},
             "client": obj,
             "secret": secret,
         }
         return TemplateResponse(request, "admin/actions/apiclient/secret.html", context)
 
-    @admin.action(description="Revoke the selected clients (refused from their next call)")
+    @admin.action(description=_("Revoke the selected clients (refused from their next call)"))
     def revoke(self, request, queryset):
         for client in queryset:
             client_revoke(client)
-        messages.success(request, f"Revoked at {timezone.localtime():%H:%M:%S}.")
+        messages.success(request, gettext("Revoked at %(time)s.") % {"time": f"{timezone.localtime():%H:%M:%S}"})
 
-    @admin.action(description="Make a new secret (the old one stops working)")
+    @admin.action(description=_("Make a new secret (the old one stops working)"))
     def make_new_secret(self, request, queryset):
         if queryset.count() != 1:
-            messages.error(request, "Choose exactly one client.")
+            messages.error(request, gettext("Choose exactly one client."))
             return None
         client = queryset.get()
         return self._secret_page(request, client, client_new_secret(client))

@@ -21,6 +21,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from actions.audit import audit_models, event_of
 from actions.models import Run
@@ -51,7 +53,7 @@ def changes_text(entry: LogEntry) -> str:
     parts = []
     for field, change in (entry.changes_dict or {}).items():
         if isinstance(change, dict) and change.get("type") == "m2m":
-            verb = "added" if change.get("operation") == "add" else "removed"
+            verb = gettext("added") if change.get("operation") == "add" else gettext("removed")
             parts.append(f"{field}: {verb} {', '.join(str(o) for o in change.get('objects', []))}")
         elif isinstance(change, (list, tuple)) and len(change) == 2:
             parts.append(f"{field}: {change[0]} → {change[1]}")
@@ -67,14 +69,16 @@ def details_text(entry: LogEntry) -> str:
 
 def person_of(entry: LogEntry) -> str:
     if entry.actor_id is None:  # nobody signed in did it, or the person was deleted since
-        return f"{entry.actor_email} (deleted user)" if entry.actor_email else "the portal"
+        if entry.actor_email:
+            return gettext("%(email)s (deleted user)") % {"email": entry.actor_email}
+        return gettext("the portal")
     return entry.actor.get_username()
 
 
 class ObjectTypeFilter(admin.SimpleListFilter):
     """The kinds of object the trail records: a fixed list, no scan of the table."""
 
-    title = "object type"
+    title = _("object type")
     parameter_name = "object_type"
 
     def lookups(self, request, model_admin):
@@ -93,13 +97,13 @@ class ObjectTypeFilter(admin.SimpleListFilter):
 class PersonFilter(admin.SimpleListFilter):
     """Who did it: IT staff by name (employees: search their user name), or the portal itself."""
 
-    title = "person"
+    title = _("person")
     parameter_name = "person"
     PORTAL = "portal"
 
     def lookups(self, request, model_admin):
         staff = get_user_model().objects.filter(is_staff=True).order_by("username")
-        return [(self.PORTAL, "The portal (no person)"), *((str(u.pk), u.get_username()) for u in staff)]
+        return [(self.PORTAL, gettext("The portal (no person)")), *((str(u.pk), u.get_username()) for u in staff)]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -118,7 +122,7 @@ class AuditTrailAdmin(LogEntryAdminMixin, admin.ModelAdmin):
     list_filter = [ObjectTypeFilter, PersonFilter]
     list_select_related = ["content_type", "actor"]
     search_fields = ["object_repr", "=actor__username", "=object_pk"]
-    search_help_text = "An object's name, a person's exact user name, or an object's id."
+    search_help_text = _("An object's name, a person's exact user name, or an object's id.")
     fields = ["timestamp", "person", "remote_addr", "what", "resource_url", "msg", "details"]
     readonly_fields = fields
     show_full_result_count = False
@@ -132,24 +136,24 @@ class AuditTrailAdmin(LogEntryAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # nobody, superusers included: the trail is kept as written
 
-    @admin.display(description="person", ordering="actor__username")
+    @admin.display(description=_("person"), ordering="actor__username")
     def person(self, entry: LogEntry) -> str:
         return person_of(entry)
 
-    @admin.display(description="what")
+    @admin.display(description=_("what"))
     def what(self, entry: LogEntry) -> str:
         return event_of(entry)
 
-    @admin.display(description="changes")
+    @admin.display(description=_("changes"))
     def msg_short(self, entry: LogEntry) -> str:
         text = changes_text(entry)
         return text if len(text) <= 120 else text[:119] + "…"
 
-    @admin.display(description="changes")
+    @admin.display(description=_("changes"))
     def msg(self, entry: LogEntry):
         return render_logentry_changes_html(entry) or format_html("<p>{}</p>", "—")
 
-    @admin.display(description="details")
+    @admin.display(description=_("details"))
     def details(self, entry: LogEntry) -> str:
         return details_text(entry) or "—"
 

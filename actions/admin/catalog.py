@@ -16,6 +16,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from actions.admin.plain_text import PlainTextAdmin
 from actions.admin.two_lists import TwoListHelp
@@ -37,9 +39,9 @@ class ActionParameterInline(PlainTextAdmin, admin.StackedInline):
     extra = 0
     fieldsets = [
         (None, {"fields": [("name", "label"), "help_text", ("kind", "required", "display_order")]}),
-        ("Values", {"fields": ["default", "choices", ("max_length", "min_value", "max_value")]}),
-        ("Validation", {"fields": [("regex", "regex_message")]}),
-        ("Systems whose script uses it", {"fields": [("used_by_windows", "used_by_macos")]}),
+        (_("Values"), {"fields": ["default", "choices", ("max_length", "min_value", "max_value")]}),
+        (_("Validation"), {"fields": [("regex", "regex_message")]}),
+        (_("Systems whose script uses it"), {"fields": [("used_by_windows", "used_by_macos")]}),
     ]
 
 
@@ -50,7 +52,9 @@ class CategoryOrderForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "display_order" in self.fields:
-            self.fields["display_order"].widget.attrs["aria-label"] = f"Display order of {self.instance.name}"
+            self.fields["display_order"].widget.attrs["aria-label"] = gettext("Display order of %(category)s") % {
+                "category": self.instance.name
+            }
 
 
 @admin.register(Category)
@@ -65,7 +69,7 @@ class CategoryAdmin(PlainTextAdmin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(action_count=Count("actions"))
 
-    @admin.display(description="actions", ordering="action_count")
+    @admin.display(description=_("actions"), ordering="action_count")
     def action_count(self, obj) -> int:
         return obj.action_count
 
@@ -116,15 +120,15 @@ def actions_set_enabled(actions: QuerySet[RemoteAction], enabled: bool) -> int:
 
 class CatalogFileForm(forms.Form):
     file = forms.FileField(
-        label="Catalog file",
-        help_text="A file saved with “Export the catalog” on this or another portal (JSON, at most 2 MB).",
+        label=_("Catalog file"),
+        help_text=_("A file saved with “Export the catalog” on this or another portal (JSON, at most 2 MB)."),
         widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
     )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_FILE_BYTES:
-            raise forms.ValidationError("The file is larger than 2 MB: not a catalog export.")
+            raise forms.ValidationError(gettext("The file is larger than 2 MB: not a catalog export."))
         try:
             self.catalog = catalog_file_read(upload.read(MAX_FILE_BYTES + 1))
         except ValueError as exc:
@@ -153,7 +157,7 @@ def both_systems_in_catalog() -> bool:
 
 
 class RunsOnFilter(admin.SimpleListFilter):
-    title = "runs on"
+    title = _("runs on")
     parameter_name = "runs_on"
 
     def lookups(self, request, model_admin):
@@ -190,8 +194,8 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["groups", "engines"]
     two_list_help = {
-        "groups": "The groups whose members may see and run it. None chosen: every employee.",
-        "engines": "The Engines it is sent to. None chosen: every Engine.",
+        "groups": _("The groups whose members may see and run it. None chosen: every employee."),
+        "engines": _("The Engines it is sent to. None chosen: every Engine."),
     }
 
     actions = ["enable_actions", "disable_actions", "duplicate_actions"]
@@ -200,14 +204,14 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "kind", "nexthink_uid", "nql_id", "enabled"]}),
         # Infinity's import sets them from Nexthink; on classic the curator does.
-        ("Systems its script exists for", {"fields": [("runs_on_windows", "runs_on_macos")]}),
+        (_("Systems its script exists for"), {"fields": [("runs_on_windows", "runs_on_macos")]}),
         (
-            "In the catalog",
+            _("In the catalog"),
             {"fields": ["category", "icon", "display_order", "featured", "summary", "description", "keywords"]},
         ),
-        ("Who may see and run it", {"fields": ["groups"]}),
+        (_("Who may see and run it"), {"fields": ["groups"]}),
         (
-            "Running",
+            _("Running"),
             {
                 "fields": [
                     "confirmation_text",
@@ -219,10 +223,10 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
                 ]
             },
         ),
-        ("Limits", {"fields": ["cooldown_minutes", "daily_limit_per_user"]}),
-        ("Approval", {"fields": ["approver_group", "approval_hours"]}),
-        ("Service desk tickets", {"fields": ["ticket_category", "ticket_assignment_group"]}),
-        ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
+        (_("Limits"), {"fields": ["cooldown_minutes", "daily_limit_per_user"]}),
+        (_("Approval"), {"fields": ["approver_group", "approval_hours"]}),
+        (_("Service desk tickets"), {"fields": ["ticket_category", "ticket_assignment_group"]}),
+        (_("History"), {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
 
     def get_queryset(self, request) -> QuerySet[RemoteAction]:
@@ -244,14 +248,14 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
             request._both_systems = both_systems_in_catalog()
         return request._both_systems
 
-    @admin.display(description="runs on")
+    @admin.display(description=_("runs on"))
     def systems(self, obj: RemoteAction) -> str:
         return labels(runs_on(obj))
 
-    @admin.display(description="who may see it")
+    @admin.display(description=_("who may see it"))
     def visible_to(self, obj: RemoteAction) -> str:
         names = sorted(g.name for g in obj.groups.all())
-        return ", ".join(names) if names else "Every employee"
+        return ", ".join(names) if names else gettext("Every employee")
 
     def get_urls(self):
         return [
@@ -310,12 +314,20 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
                     messages.error(request, str(exc))
                 else:
                     level = messages.WARNING if report.rejected else messages.SUCCESS
-                    self.message_user(request, f"Imported {name}: {report.summary()}.", level)
+                    self.message_user(
+                        request,
+                        gettext("Imported %(file)s: %(summary)s.") % {"file": name, "summary": report.summary()},
+                        level,
+                    )
                     for label, reason in report.rejected:
-                        self.message_user(request, f"Rejected {label}: {reason}", messages.WARNING)
+                        self.message_user(
+                            request,
+                            gettext("Rejected %(action)s: %(reason)s") % {"action": label, "reason": reason},
+                            messages.WARNING,
+                        )
                     return HttpResponseRedirect(reverse("admin:actions_remoteaction_changelist"))
             else:
-                messages.error(request, "The file could not be applied; choose it again.")
+                messages.error(request, gettext("The file could not be applied; choose it again."))
             apply_form = None
         elif request.method == "POST":
             upload_form = CatalogFileForm(request.POST, request.FILES)
@@ -333,7 +345,7 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "Import a catalog file",
+            "title": gettext("Import a catalog file"),
             "upload_form": upload_form,
             "report": report,
             "apply_form": apply_form,
@@ -365,15 +377,23 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
         try:
             remote = infinity_client_from_settings().remote_actions()
         except ActApiError as exc:
-            messages.error(request, f"Could not read Nexthink's remote actions: {exc.message}")
+            messages.error(
+                request, gettext("Could not read Nexthink's remote actions: %(error)s") % {"error": exc.message}
+            )
         else:
             report = remote_actions_import(remote)
             level = messages.WARNING if report.rejected else messages.SUCCESS
-            self.message_user(request, f"Imported from Nexthink: {report.summary()}", level)
+            self.message_user(
+                request, gettext("Imported from Nexthink: %(summary)s") % {"summary": report.summary()}, level
+            )
             if report.created:
-                self.message_user(request, "New actions are disabled: set who may see them, then enable them.")
+                self.message_user(request, gettext("New actions are disabled: set who may see them, then enable them."))
             for label, reason in report.rejected:
-                self.message_user(request, f"Rejected {label}: {reason}", messages.WARNING)
+                self.message_user(
+                    request,
+                    gettext("Rejected %(action)s: %(reason)s") % {"action": label, "reason": reason},
+                    messages.WARNING,
+                )
         self._import_workflows(request)
         return HttpResponseRedirect(reverse("admin:actions_remoteaction_changelist"))
 
@@ -382,13 +402,23 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
         try:
             workflows = infinity_client_from_settings().workflows()
         except ActApiError as exc:
-            messages.warning(request, f"Could not read Nexthink's workflows: {exc.message}")
+            messages.warning(
+                request, gettext("Could not read Nexthink's workflows: %(error)s") % {"error": exc.message}
+            )
             return
         report = workflows_import(workflows)
         level = messages.WARNING if report.rejected else messages.SUCCESS
-        self.message_user(request, f"Workflows imported from Nexthink: {workflow_summary(report)}", level)
+        self.message_user(
+            request,
+            gettext("Workflows imported from Nexthink: %(summary)s") % {"summary": workflow_summary(report)},
+            level,
+        )
         for label, reason in report.rejected:
-            self.message_user(request, f"Rejected workflow {label}: {reason}", messages.WARNING)
+            self.message_user(
+                request,
+                gettext("Rejected workflow %(workflow)s: %(reason)s") % {"workflow": label, "reason": reason},
+                messages.WARNING,
+            )
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
@@ -397,31 +427,41 @@ class RemoteActionAdmin(TwoListHelp, PlainTextAdmin, admin.ModelAdmin):
                 context["placeholder_uid"] = True
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
-    @admin.action(description="Enable selected actions", permissions=["change"])
+    @admin.action(description=_("Enable selected actions"), permissions=["change"])
     def enable_actions(self, request, queryset):
         placeholders = [a for a in queryset if is_placeholder_uid(a.nexthink_uid)]
         updated = actions_set_enabled(queryset.exclude(pk__in=[a.pk for a in placeholders]), True)
-        self.message_user(request, f"Enabled {updated} action(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("Enabled %(count)d action.", "Enabled %(count)d actions.", updated) % {"count": updated},
+            messages.SUCCESS,
+        )
         if placeholders:
             self.message_user(
                 request,
-                "Not enabled, their remote action UID is still a placeholder from “Duplicate”: "
+                gettext("Not enabled, their remote action UID is still a placeholder from “Duplicate”: ")
                 + ", ".join(a.name for a in placeholders),
                 messages.WARNING,
             )
 
-    @admin.action(description="Disable selected actions", permissions=["change"])
+    @admin.action(description=_("Disable selected actions"), permissions=["change"])
     def disable_actions(self, request, queryset):
         updated = actions_set_enabled(queryset, False)
-        self.message_user(request, f"Disabled {updated} action(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("Disabled %(count)d action.", "Disabled %(count)d actions.", updated) % {"count": updated},
+            messages.SUCCESS,
+        )
 
-    @admin.action(description="Duplicate selected actions (as disabled copies)", permissions=["add"])
+    @admin.action(description=_("Duplicate selected actions (as disabled copies)"), permissions=["add"])
     def duplicate_actions(self, request, queryset):
         copies = [duplicate_action(action) for action in queryset.order_by("pk")]
-        note = "Set each copy's real Nexthink remote action UID (a placeholder was given) before enabling it."
+        note = gettext("Set each copy's real Nexthink remote action UID (a placeholder was given) before enabling it.")
         if len(copies) == 1:
             copy = copies[0]
-            self.message_user(request, format_html("Created the disabled copy “{}”. {}", copy.name, note))
+            self.message_user(request, format_html(gettext("Created the disabled copy “{}”. {}"), copy.name, note))
             return HttpResponseRedirect(reverse("admin:actions_remoteaction_change", args=[copy.pk]))
-        self.message_user(request, f"Created {len(copies)} disabled copies. {note}")
+        self.message_user(
+            request, gettext("Created %(count)d disabled copies. %(note)s") % {"count": len(copies), "note": note}
+        )
         return None

@@ -13,6 +13,8 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from actions.admin.plain_text import PlainTextAdmin
 from actions.catalog.forms import ActionRunForm
@@ -44,7 +46,7 @@ class EngineAdmin(PlainTextAdmin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_device_count=Count("devices"))
 
-    @admin.display(description="devices", ordering="_device_count")
+    @admin.display(description=_("devices"), ordering="_device_count")
     def device_count(self, engine: Engine) -> int:
         return engine._device_count
 
@@ -67,15 +69,25 @@ class EngineAdmin(PlainTextAdmin, admin.ModelAdmin):
         try:
             result = engines_sync()
         except ActApiError as exc:
-            messages.error(request, f"Could not list the Engines: {exc.message}")
+            messages.error(request, gettext("Could not list the Engines: %(error)s") % {"error": exc.message})
         else:
             if result.empty_answer:
-                messages.warning(request, "Nexthink listed no Engine at all; the Engines were left as they are.")
+                messages.warning(
+                    request, gettext("Nexthink listed no Engine at all; the Engines were left as they are.")
+                )
             else:
                 messages.success(
                     request,
-                    f"Engines synced: {len(result.created)} new, {len(result.updated)} updated, "
-                    f"{len(result.unchanged)} unchanged, {len(result.not_listed)} no longer listed.",
+                    gettext(
+                        "Engines synced: %(new)d new, %(updated)d updated, %(unchanged)d unchanged, "
+                        "%(not_listed)d no longer listed."
+                    )
+                    % {
+                        "new": len(result.created),
+                        "updated": len(result.updated),
+                        "unchanged": len(result.unchanged),
+                        "not_listed": len(result.not_listed),
+                    },
                 )
         return HttpResponseRedirect(reverse("admin:actions_engine_changelist"))
 
@@ -84,13 +96,13 @@ class PlatformFilter(admin.SimpleListFilter):
     """The devices' platforms; a device whose platform nobody reported is "Not known" (Django's own
     filter shows it as a link with no text, which a screen reader cannot name)."""
 
-    title = "platform"
+    title = _("platform")
     parameter_name = "platform"
     NOT_KNOWN = "-"
 
     def lookups(self, request, model_admin):
         platforms = Device.objects.order_by("platform").values_list("platform", flat=True).distinct()
-        return [(platform or self.NOT_KNOWN, platform or "Not known") for platform in platforms]
+        return [(platform or self.NOT_KNOWN, platform or gettext("Not known")) for platform in platforms]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -171,12 +183,14 @@ class DeviceAdmin(PlainTextAdmin, admin.ModelAdmin):
                         run.pk,
                         timezone.now().isoformat(),
                     )
-                    messages.success(request, format_html("“{}” queued on {}: {}", action.name, device, _run_link(run)))
+                    messages.success(
+                        request, format_html(gettext("“{}” queued on {}: {}"), action.name, device, _run_link(run))
+                    )
                     return HttpResponseRedirect(change_url)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Run an action on {device}",
+            "title": gettext("Run an action on %(device)s") % {"device": device},
             "device": device,
             "change_url": change_url,
             "actions": actions,
@@ -188,6 +202,10 @@ class DeviceAdmin(PlainTextAdmin, admin.ModelAdmin):
 
 def _run_link(run):
     try:
-        return format_html('<a href="{}">run {}</a>', reverse("admin:actions_run_change", args=[run.pk]), run.pk)
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:actions_run_change", args=[run.pk]),
+            gettext("run %(id)s") % {"id": run.pk},
+        )
     except NoReverseMatch:
-        return f"run {run.pk}"
+        return gettext("run %(id)s") % {"id": run.pk}

@@ -11,34 +11,36 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from actions import insights
 from actions.models import RunInsight
 
 COLUMNS = [  # (?o= key, heading)
-    ("name", "Action"),
-    ("runs", "Runs"),
-    ("accepted", "Accepted by Nexthink"),
-    ("fixed", "Fixed"),
-    ("escalated", "Escalated"),
-    ("avoided", "Tickets avoided"),
+    ("name", _("Action")),
+    ("runs", _("Runs")),
+    ("accepted", _("Accepted by Nexthink")),
+    ("fixed", _("Fixed")),
+    ("escalated", _("Escalated")),
+    ("avoided", _("Tickets avoided")),
 ]
 # Only Infinity says what the device did; on Classic the column would be an empty promise.
-RAN_COLUMN = ("ran", "Ran on the device")
+RAN_COLUMN = ("ran", _("Ran on the device"))
 
 
 class PeriodForm(forms.Form):
-    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("to"), widget=forms.DateInput(attrs={"type": "date"}))
 
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end:
             if start > end:
-                raise forms.ValidationError("The start must not be after the end.")
+                raise forms.ValidationError(gettext("The start must not be after the end."))
             if (end - start).days + 1 > insights.MAX_DAYS:
-                raise forms.ValidationError(f"Choose at most {insights.MAX_DAYS} days.")
+                raise forms.ValidationError(gettext("Choose at most %(days)d days.") % {"days": insights.MAX_DAYS})
         return cleaned
 
 
@@ -96,7 +98,7 @@ class InsightsAdmin(admin.ModelAdmin):
         approvals = insights.approval_figures(period)
         context = {
             **self.admin_site.each_context(request),
-            "title": "Insights",
+            "title": gettext("Insights"),
             "opts": self.model._meta,
             "form": form,
             "period": period,

@@ -11,6 +11,7 @@ import uuid
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from actions.models import RemoteAction, Ticket
 from actions.sql import starts_with
@@ -41,7 +42,7 @@ class TicketAdmin(admin.ModelAdmin):
     list_display = ("requested_at", "number", "state", "action_name", "backend", "attempts", "run", "requested_by")
     list_filter = ("state", "backend", "requested_at")
     search_fields = ("number",)  # shows the search box; get_search_results decides what it searches
-    search_help_text = (
+    search_help_text = _(
         "A ticket number (INC0010001, or its start), the run's reference (FMD-8D41162B) or request UID, "
         "an employee's user name or e-mail, or an action's name (any case, or its start)."
     )
@@ -60,7 +61,7 @@ class TicketAdmin(admin.ModelAdmin):
             return queryset.filter(run_id__gte=uuid.UUID(low), run_id__lte=uuid.UUID(high)), False
         return queryset.filter(ticket_search(queryset, term)), False
 
-    @admin.display(description="action", ordering="run__action_name")
+    @admin.display(description=_("action"), ordering="run__action_name")
     def action_name(self, ticket: Ticket) -> str:
         return ticket.run.action_name
 

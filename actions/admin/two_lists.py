@@ -5,6 +5,8 @@ on a Mac, to select more than one"); the two-list selector works otherwise: the 
 the "Available" list to the "Chosen" one, and only the chosen ones are saved.
 """
 
+from django.utils.translation import gettext
+
 
 class TwoListHelp:
     """Mixed into a ModelAdmin: `two_list_help` gives, per field, what choosing means (and choosing
@@ -20,8 +22,8 @@ class TwoListHelp:
         if field is not None and db_field.name in (*self.filter_horizontal, *self.filter_vertical):
             name = db_field.verbose_name
             meaning = self.two_list_help.get(db_field.name, str(db_field.help_text))
-            field.help_text = (
-                f"{meaning} Move {name} from “Available {name}” to “Chosen {name}” with the arrow between "
-                f"the lists, or by double-clicking; only the chosen {name} are saved."
-            )
+            field.help_text = gettext(
+                "%(meaning)s Move %(name)s from “Available %(name)s” to “Chosen %(name)s” with the arrow between "
+                "the lists, or by double-clicking; only the chosen %(name)s are saved."
+            ) % {"meaning": meaning, "name": name}
         return field

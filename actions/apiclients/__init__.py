@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from actions.catalog.selectors import actions_visible_to, visible_action
 from actions.devices.ownership import device_for_user
@@ -34,12 +35,12 @@ FEEDBACK_WRITE = "feedback:write"  # answer "did this fix it?"
 TICKETS_CREATE = "tickets:create"  # ask IT for help about a run (a service desk ticket)
 DEVICES_ANY = "devices:any"  # IT support: run on a device that is not the named employee's own
 SCOPES = {
-    CATALOG_READ: "Read the catalog and devices of an employee",
-    RUNS_SUBMIT: "Run actions on behalf of an employee",
-    RUNS_READ: "Read an employee's runs",
-    FEEDBACK_WRITE: "Answer “did this fix it?” for an employee",
-    TICKETS_CREATE: "Ask IT for help (open a ticket) for an employee",
-    DEVICES_ANY: "Any device: IT staff named in the call may run on other people's devices",
+    CATALOG_READ: _("Read the catalog and devices of an employee"),
+    RUNS_SUBMIT: _("Run actions on behalf of an employee"),
+    RUNS_READ: _("Read an employee's runs"),
+    FEEDBACK_WRITE: _("Answer “did this fix it?” for an employee"),
+    TICKETS_CREATE: _("Ask IT for help (open a ticket) for an employee"),
+    DEVICES_ANY: _("Any device: IT staff named in the call may run on other people's devices"),
 }
 PREFIX = "fmd_"  # what every client secret starts with (easy to spot in a leak scanner)
 TOKEN_MAX_LENGTH = 200

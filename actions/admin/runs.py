@@ -19,7 +19,8 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from actions.catalog.parameters import InvalidParams
 from actions.models import RUN_ON_ANY_DEVICE, Device, EngineResult, RemoteAction, Run, RunAttempt, Ticket
@@ -106,7 +107,7 @@ class RunAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "action")
     search_fields = ("device_name",)  # shows the search box; get_search_results decides what it searches
-    search_help_text = (
+    search_help_text = _(
         "A reference the employee reads out (FMD-8D41162B, or its start), a service desk ticket number "
         "(INC0010001), a request UID, a device UID, an employee's user name or e-mail, a device or action "
         "name (any case), or the start of a device or action name (case as typed)."
@@ -133,7 +134,7 @@ class RunAdmin(admin.ModelAdmin):
             return queryset.filter(pk__in=ticketed), False
         return queryset.filter(search_match(queryset, term)), False
 
-    @admin.display(description="Reference")
+    @admin.display(description=_("Reference"))
     def reference(self, run: Run) -> str:
         return run_reference(run.pk)
 
@@ -158,7 +159,7 @@ class RunAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "What was sent",
+            _("What was sent"),
             {
                 "fields": (
                     "action",
@@ -174,7 +175,7 @@ class RunAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Approval",
+            _("Approval"),
             {
                 "fields": (
                     "reason",
@@ -187,7 +188,7 @@ class RunAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Progress",
+            _("Progress"),
             {
                 "fields": (
                     "attempts",
@@ -222,7 +223,7 @@ class RunAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False  # the view permission shows the page; nothing on it may change
 
-    @admin.action(description="Retry the selected failed or unknown runs (new runs, linked)", permissions=["retry"])
+    @admin.action(description=_("Retry the selected failed or unknown runs (new runs, linked)"), permissions=["retry"])
     def retry_runs(self, request, queryset):
         made, skipped = 0, []
         for run in queryset.select_related("action", "device", "user"):
@@ -243,9 +244,15 @@ class RunAdmin(admin.ModelAdmin):
             except (RunRefused, InvalidParams) as refusal:
                 skipped.append(f"{run.action_name}: {refusal}")
         if made:
-            self.message_user(request, f"{made} new run(s) queued.", messages.SUCCESS)
+            self.message_user(
+                request,
+                ngettext("%(count)d new run queued.", "%(count)d new runs queued.", made) % {"count": made},
+                messages.SUCCESS,
+            )
         if skipped:
-            self.message_user(request, "Not retried: " + "; ".join(skipped), messages.WARNING)
+            self.message_user(
+                request, gettext("Not retried: %(runs)s") % {"runs": "; ".join(skipped)}, messages.WARNING
+            )
 
     def has_retry_permission(self, request):
         # The permission dispatch checks for a run asked by IT: without it the new run would be refused.

@@ -158,12 +158,15 @@ def _waiting(run_id, approver) -> Run:
 
 def _decided_first(run_id) -> ApprovalRefused:
     run = Run.objects.select_related("decided_by").get(pk=run_id)
-    by = run.decided_by.get_username() if run.decided_by else "the portal"
     if run.status == Status.CANCELLED:
-        return ApprovalRefused("The employee cancelled this request meanwhile: nothing to decide.")
+        return ApprovalRefused(gettext("The employee cancelled this request meanwhile: nothing to decide."))
     if run.status == Status.APPROVAL_EXPIRED:
-        return ApprovalRefused("This request expired before a decision: nothing to decide.")
-    return ApprovalRefused(f"Already decided by {by}: {run.get_status_display().lower()}.")
+        return ApprovalRefused(gettext("This request expired before a decision: nothing to decide."))
+    decision = run.get_status_display().lower()
+    if run.decided_by is None:
+        return ApprovalRefused(gettext("Already decided by the portal: %(decision)s.") % {"decision": decision})
+    by = run.decided_by.get_username()
+    return ApprovalRefused(gettext("Already decided by %(by)s: %(decision)s.") % {"by": by, "decision": decision})
 
 
 def _record(run: Run, event: str, approver, to: str, comment: str) -> None:

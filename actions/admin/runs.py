@@ -14,6 +14,7 @@ from functools import cached_property
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -65,6 +66,24 @@ class CappedPaginator(Paginator):
         return self.object_list.order_by().values("pk")[:COUNT_CAP].count()
 
 
+class RunChangeList(ChangeList):
+    """The list reads only the columns it shows (and the users' names), not each run's parameters,
+    outputs and approval: a 100-row page builds 100 runs from a few columns instead of ~50."""
+
+    def get_results(self, request):
+        user_name = get_user_model().USERNAME_FIELD  # a user's str()
+        self.queryset = self.queryset.only(
+            *(name for name in self.list_display if name in RUN_COLUMNS),
+            *("action_name", "device_name", "device_uid", "status"),  # a run's str(): its checkbox's label
+            f"user__{user_name}",
+            f"requested_by__{user_name}",
+        )
+        super().get_results(request)
+
+
+RUN_COLUMNS = {field.name for field in Run._meta.concrete_fields}
+
+
 def search_match(runs, term: str) -> Q:
     """What a search for `term` means, decided on the small tables first: a user (name or e-mail), else
     a device name, else an action name, exactly (any case). Each is one equality on an index ordered by
@@ -114,6 +133,9 @@ class RunAdmin(admin.ModelAdmin):
     list_select_related = ("user", "requested_by")
     paginator = CappedPaginator
     show_full_result_count = False
+
+    def get_changelist(self, request, **kwargs):
+        return RunChangeList
 
     def get_search_results(self, request, queryset, search_term):
         """Lookups an index serves: a request UID by primary key, a device UID exactly, then search_match."""

@@ -82,12 +82,13 @@ def seed_runs(count: int, heavy_user_id: int, device_id: int) -> None:
             INSERT INTO actions_run (id, user_id, action_id, device_id, idempotency_key, action_name, action_uid,
                 action_nql_id, device_uid, device_name, timeout_seconds, engine_uids, params, status, attempts,
                 max_attempts, error_code, error_kind, error_message, created_at, sending_at, finished_at,
-                request_id, device_status, device_status_details, outputs, checks, feedback_comment)
+                request_id, device_status, device_status_details, outputs, checks, feedback_comment, action_kind,
+                reason, decision_comment)
             SELECT r.id, r.user_id, r.action_id, %(device)s, '', 'Bench action ' || left(r.id::text, 4),
                    gen_random_uuid(), '', md5(r.id::text), 'LAPTOP-' || upper(left(md5(r.user_id::text), 6)),
                    60, '[]'::jsonb, '{}'::jsonb, r.status, 1, 5, '', '', '', r.created_at,
                    r.created_at + interval '1 second', r.created_at + interval '3 seconds', '', '', '', '{}'::jsonb,
-                   0, ''
+                   0, '', 'remote_action', '', ''
             FROM new_runs r
             """,
             {"device": device_id},

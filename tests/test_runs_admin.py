@@ -225,3 +225,93 @@ def test_tickets_are_searchable_by_number_reference_employee_and_action(admin_cl
     assert found("reset vpn") == {second.pk}  # the action's name, any case
     assert found("Clear") == {first.pk}  # an action name's start
     assert found("nothing-like-it") == set()
+
+
+def listed_runs(alice, bob, admin_user, count, action=None):
+    """`count` runs of different kinds: IT's retry, an unknown outcome, a name HTML would misread, a
+    run whose device has no name (its label falls back to the device UID)."""
+    first = failed_run(alice, action)
+    made = [first]
+    for index in range(count - 1):
+        made.append(failed_run([alice, bob][index % 2], first.action))
+    Run.objects.filter(pk=made[0].pk).update(requested_by=admin_user, attempts=3)
+    Run.objects.filter(pk=made[-1].pk).update(status=Run.Status.UNKNOWN, device_name="<b>Bob's & co</b>")
+    if count > 2:
+        Run.objects.filter(pk=made[1].pk).update(device_name="", action_name="")
+    return made
+
+
+def test_the_runs_list_rows_are_django_s_own_cell_for_cell(admin_client, alice, bob, admin_user):
+    from django.contrib.admin.templatetags.admin_list import results
+
+    from actions.templatetags.admin_rows import fast_results
+
+    runs = listed_runs(alice, bob, admin_user, 5)
+    changelist = reverse("admin:actions_run_changelist")
+    pages = {}
+    # Plain, searched, filtered and sorted: the links keep the filters, a date first or not.
+    for query in ({}, {"q": "alice"}, {"status__exact": "unknown"}, {"o": "-3.1"}, {"q": "Clear Teams", "o": "2"}):
+        response = admin_client.get(changelist, query)
+        cl = response.context["cl"]
+
+        django_s = ["".join(row) for row in results(cl)]
+        ours = ["".join(row) for row in fast_results(cl)]
+
+        assert ours == django_s and len(ours) >= 1, query
+        page = pages[tuple(query.values())] = response.content.decode()
+        assert all(f"<tr>{row}</tr>" in page for row in ours), query
+    assert pages[()].count('class="action-select"') == len(runs)
+    assert "&lt;b&gt;Bob&#x27;s &amp; co&lt;/b&gt;" in pages[()]
+    assert "_changelist_filters=status__exact%3Dunknown" in pages[("unknown",)]
+
+
+def test_the_runs_list_reads_the_columns_it_shows_in_one_query_whatever_the_rows(
+    admin_client, alice, bob, admin_user, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    changelist = reverse("admin:actions_run_changelist")
+    action = listed_runs(alice, bob, admin_user, 2)[0].action
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(changelist)
+    listed_runs(alice, bob, admin_user, 6, action)
+
+    with django_assert_num_queries(len(few)) as many:
+        response = admin_client.get(changelist)
+
+    assert len(response.context["cl"].result_list) == 8
+    # The rows' query: the runs with their users (the count and the filters join nothing).
+    (rows,) = [q["sql"] for q in many.captured_queries if 'FROM "actions_run"' in q["sql"] and "JOIN" in q["sql"]]
+    assert '"actions_run"."params"' not in rows and '"actions_run"."outputs"' not in rows
+    assert '"auth_user"."password"' not in rows
+
+
+def test_a_run_s_date_is_written_as_django_writes_it_in_any_language_and_zone():
+    from datetime import UTC, datetime, timedelta
+
+    from django.contrib.admin.utils import display_for_field
+    from django.utils import timezone, translation
+    from django.utils.html import conditional_escape
+
+    from actions.templatetags.admin_rows import datetime_text, format_layout
+
+    field = Run._meta.get_field("created_at")
+    # Around midnight and noon, over a change to summer time, minutes and seconds apart.
+    start = datetime(2026, 3, 28, 22, 59, 30, tzinfo=UTC)
+    moments = [start + timedelta(minutes=17 * n, seconds=n) for n in range(200)]
+    moments += [datetime(2026, 6, 1, hour, minute, tzinfo=UTC) for hour in (0, 10, 11, 12, 23) for minute in (0, 30)]
+    shown = 0
+    for language in ("en-us", "de", "fr", "ja", "pt-br", "ru"):
+        for zone in ("UTC", "Europe/Zurich", "America/New_York", "Asia/Kolkata"):
+            with translation.override(language), timezone.override(zone):
+                text = datetime_text(field, lambda value: conditional_escape(display_for_field(value, field, "-")))
+                for moment in moments:
+                    django_s = conditional_escape(display_for_field(moment, field, "-"))
+                    assert text(Run(created_at=moment)) == (django_s, False), (language, zone, moment)
+                    shown += 1
+    assert shown == 24 * len(moments)
+    # A format with seconds or the zone is written whole, as Django writes it.
+    assert format_layout("N j, Y, P") is not None
+    assert format_layout("Y-m-d H:i:s") is None and format_layout("j M Y H:i T") is None
+    assert format_layout(r"\Y\e\a\r: Y {H}") == (r"Year: {0} {{{1}}}", ["Y"], ["H"])

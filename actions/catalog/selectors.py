@@ -157,6 +157,8 @@ class CatalogEntry(NamedTuple):
     icon: str
     featured: bool
     display_order: int
+    # Why the employee cannot run it now, and from when (runs/outlook.py: catalog_outlook); empty: they can.
+    not_now: tuple[str, ...] = ()
 
     def get_absolute_url(self) -> str:
         return _action_url(get_script_prefix(), self.slug)
@@ -164,6 +166,24 @@ class CatalogEntry(NamedTuple):
     @property
     def icon_url(self) -> str:
         return icon_url(self.icon)
+
+
+def limited_actions(rows: list[tuple]) -> list[RemoteAction]:
+    """The actions of these catalog rows that have a cooldown or a daily limit, as unsaved instances
+    holding what the limits read (name, limits, systems): no query."""
+    c = {name: i for i, name in enumerate(CATALOG_COLUMNS)}
+    return [
+        RemoteAction(
+            pk=row[c["pk"]],
+            name=row[c["name"]],
+            cooldown_minutes=row[c["cooldown_minutes"]],
+            daily_limit_per_user=row[c["daily_limit_per_user"]],
+            runs_on_windows=row[c["runs_on_windows"]],
+            runs_on_macos=row[c["runs_on_macos"]],
+        )
+        for row in rows
+        if row[c["cooldown_minutes"]] or row[c["daily_limit_per_user"]]
+    ]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -188,6 +208,12 @@ CATALOG_COLUMNS = (
     "display_order",
     "category_id",
     "category__name",
+    # Whether the employee may run it now (runs/outlook.py: catalog_outlook, limited_actions): its
+    # limits, and the systems it runs on (a cooldown on a device it cannot run on does not count).
+    "cooldown_minutes",
+    "daily_limit_per_user",
+    "runs_on_windows",
+    "runs_on_macos",
 )
 
 # Up to this many visible actions, the catalog's first page shows every one of them. With more, it

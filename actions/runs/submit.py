@@ -251,44 +251,61 @@ def run_limits(
     if deciding is not None:
         counted = counted.exclude(pk=deciding.pk)
     if action.cooldown_minutes:
-        cooldown = timedelta(minutes=action.cooldown_minutes)
         last = (
-            counted.filter(action=action, device=device, created_at__gt=now - cooldown)
+            counted.filter(action=action, device=device, created_at__gt=now - cooldown_of(action))
             .order_by("-created_at")
             .values_list("created_at", flat=True)
             .first()
         )
         if last:
-            again = last + cooldown
-            return Limits(
-                False,
-                again,
-                gettext("“%(action)s” ran on %(device)s recently. You can run it again from %(when)s.")
-                % {"action": action.name, "device": device.name, "when": when_text(again)},
-                "cooldown",
-            )
+            return cooldown_limit(action, device, last)
     if action.daily_limit_per_user:
-        local_now = timezone.localtime(now)
-        day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
-        used = counted.filter(action=action, user=user, created_at__gte=day_start).count()
+        start = day_start(now)
+        used = counted.filter(action=action, user=user, created_at__gte=start).count()
         if used >= action.daily_limit_per_user:
-            tomorrow = timezone.make_aware(
-                datetime.combine(day_start.date() + timedelta(days=1), datetime.min.time()), local_now.tzinfo
-            )
-            return Limits(
-                False,
-                tomorrow,
-                ngettext(
-                    "You have run “%(action)s” %(used)d time today, the daily limit. "
-                    "You can run it again from %(when)s.",
-                    "You have run “%(action)s” %(used)d times today, the daily limit. "
-                    "You can run it again from %(when)s.",
-                    used,
-                )
-                % {"action": action.name, "used": used, "when": when_text(tomorrow)},
-                "daily_limit",
-            )
+            return daily_limit(action, used, start)
     return Limits(True)
+
+
+# The words and times of each limit, from what was read: run_limits reads it for one action and
+# device, the catalog (runs/outlook.py) for all the actions of a page at once.
+def cooldown_of(action: RemoteAction) -> timedelta:
+    return timedelta(minutes=action.cooldown_minutes)
+
+
+def cooldown_limit(action: RemoteAction, device: Device, last: datetime) -> Limits:
+    """The action's cooldown, started on this device by a run counted at `last` (within the cooldown)."""
+    again = last + cooldown_of(action)
+    return Limits(
+        False,
+        again,
+        gettext("“%(action)s” ran on %(device)s recently. You can run it again from %(when)s.")
+        % {"action": action.name, "device": device.name, "when": when_text(again)},
+        "cooldown",
+    )
+
+
+def day_start(now: datetime) -> datetime:
+    """The start of the site's day (its time zone) that `now` is in: the daily limit counts from it."""
+    return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def daily_limit(action: RemoteAction, used: int, start: datetime) -> Limits:
+    """The daily limit, reached with `used` counted runs since `start` (day_start)."""
+    tomorrow = timezone.make_aware(
+        datetime.combine(start.date() + timedelta(days=1), datetime.min.time()), start.tzinfo
+    )
+    return Limits(
+        False,
+        tomorrow,
+        ngettext(
+            "You have run “%(action)s” %(used)d time today, the daily limit. You can run it again from %(when)s.",
+            "You have run “%(action)s” %(used)d times today, the daily limit. You can run it again from %(when)s.",
+            used,
+        )
+        % {"action": action.name, "used": used, "when": when_text(tomorrow)},
+        "daily_limit",
+    )
 
 
 def run_availability(*, user, action: RemoteAction, device: Device, fair: Limits | None = None) -> Limits:

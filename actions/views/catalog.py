@@ -23,13 +23,16 @@ from actions.catalog.selectors import (
     CATALOG_COLUMNS,
     PAGE_SIZE,
     CatalogEntry,
+    CatalogSection,
     Listing,
+    Overview,
     catalog_category,
     catalog_overview_from_rows,
     catalog_overview_rows,
     catalog_search,
     catalog_sections_from_rows,
     icon_url,
+    limited_actions,
     visible_action,
 )
 from actions.devices.ownership import device_for_user
@@ -37,7 +40,7 @@ from actions.devices.resolution import Resolution, learn_devices, resolve_device
 from actions.models import ActionParameter, Device, RemoteAction
 from actions.platforms import labels, runs_on
 from actions.runs import submit
-from actions.runs.outlook import run_outlook
+from actions.runs.outlook import catalog_outlook, run_outlook
 from actions.runs.selectors import runs_of
 from actions.security import client_address, security_event
 
@@ -72,14 +75,15 @@ def catalog(request):
         raise Http404("The catalog's first page has no other pages.")
     # The catalog offers what runs on the systems of the employee's devices: found first if none is known.
     rows = catalog_overview_rows(request.user, learn_devices)
-    overview = SimpleLazyObject(lambda: catalog_overview_from_rows(rows))
+    not_now = limits_of(request.user, rows)
+    overview = SimpleLazyObject(lambda: marked_overview(rows, not_now))
     context = {
         # Built only if the cards are not in the cache already (the template's {% cache %}).
         "overview": overview,
         "sections": SimpleLazyObject(lambda: overview.sections),
         "query": "",
         "count": len(rows),
-        "sections_digest": rows_digest(rows, "overview"),
+        "sections_digest": rows_digest(rows, "overview", not_now),
     }
     return render(request, "actions/catalog.html", context)
 
@@ -88,6 +92,7 @@ def render_listing(
     request, listing: Listing, *, kind: str, query: str = "", category: str = "", shortened: bool = False
 ):
     rows = listing.rows
+    not_now = limits_of(request.user, rows)
     paginator = Paginator(range(listing.total), PAGE_SIZE)  # only its numbers: the rows are one page already
     page = paginator.page(listing.page) if rows else None
     context = {
@@ -101,9 +106,9 @@ def render_listing(
         "count": listing.total,
         "page": page,
         "page_range": paginator.get_elided_page_range(listing.page, on_each_side=2, on_ends=1) if page else [],
-        "sections": SimpleLazyObject(lambda: catalog_sections_from_rows(rows)),
-        "entries": SimpleLazyObject(lambda: [CatalogEntry(*row[:7]) for row in rows]),
-        "sections_digest": rows_digest(rows, kind),
+        "sections": SimpleLazyObject(lambda: marked_sections(catalog_sections_from_rows(rows), not_now)),
+        "entries": SimpleLazyObject(lambda: [marked(CatalogEntry(*row[:7]), not_now) for row in rows]),
+        "sections_digest": rows_digest(rows, kind, not_now),
     }
     return render(request, "actions/catalog.html", context)
 
@@ -117,7 +122,30 @@ def page_number(value: str | None) -> int:
     return int(value)
 
 
-def rows_digest(rows: list[tuple], kind: str = "") -> str:
+def limits_of(user, rows: list[tuple]) -> dict[int, list[str]]:
+    """Why the employee cannot run each card's action now, for those they cannot (catalog_outlook)."""
+    return catalog_outlook(user=user, action_ids=[row[0] for row in rows], limited=limited_actions(rows))
+
+
+def marked(entry: CatalogEntry, not_now: dict[int, list[str]]) -> CatalogEntry:
+    """The card with why the employee cannot run its action now, if they cannot (catalog_outlook)."""
+    reasons = not_now.get(entry.pk)
+    return entry._replace(not_now=tuple(reasons)) if reasons else entry
+
+
+def marked_sections(sections: list[CatalogSection], not_now: dict[int, list[str]]) -> list[CatalogSection]:
+    for section in sections:
+        section.actions = [marked(entry, not_now) for entry in section.actions]
+    return sections
+
+
+def marked_overview(rows: list[tuple], not_now: dict[int, list[str]]) -> Overview:
+    overview = catalog_overview_from_rows(rows)
+    marked_sections(overview.sections, not_now)
+    return overview
+
+
+def rows_digest(rows: list[tuple], kind: str = "", not_now: dict[int, list[str]] | None = None) -> str:
     """A digest of exactly what the action cards show, naming their rendered HTML in the cache.
 
     The catalog is read fresh on every view; only rendering the same cards again is skipped (most of
@@ -127,7 +155,8 @@ def rows_digest(rows: list[tuple], kind: str = "") -> str:
     icon names, given the script prefix and the icons' static URLs; `kind` names the page's layout.
     """
     icons = sorted({row[CATALOG_COLUMNS.index("icon")] for row in rows})
-    shown = (kind, get_script_prefix(), [(icon, icon_url(icon)) for icon in icons], rows)
+    limits = sorted((not_now or {}).items())  # what the cards say the employee cannot run now, and why
+    shown = (kind, get_script_prefix(), [(icon, icon_url(icon)) for icon in icons], rows, limits)
     return hashlib.blake2b(repr(shown).encode(), digest_size=20).hexdigest()
 
 

@@ -323,7 +323,7 @@ SHARED_CACHE_URL = config.get_url(
 )
 if SHARED_CACHE_URL.startswith("redis"):
     CACHES["shared"] = {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "portal.cache.SharedClientRedisCache",  # one Redis client per pool (portal/cache.py)
         "LOCATION": SHARED_CACHE_URL,
         "KEY_PREFIX": "portal-shared",
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -41,7 +42,9 @@ def _placeholder(value: Any, n: int) -> Any:
         return -2_147_483_000 - n
     if isinstance(value, str):
         return f"\x01compiled-placeholder-{n}\x01"
-    raise TypeError(f"compiled_rows binds UUIDs, integers and text, not {type(value).__name__}")
+    if isinstance(value, datetime):
+        return datetime(1901, 2, 3, tzinfo=UTC) + timedelta(microseconds=4567 + n)
+    raise TypeError(f"compiled_rows binds UUIDs, integers, text and datetimes, not {type(value).__name__}")
 
 
 def compiled_rows(build: Callable[..., QuerySet], *values: Any, using: str = "default") -> list[tuple]:
@@ -65,15 +68,21 @@ def _compile(
 ) -> tuple[str, tuple, list[tuple[int, Callable | None]]]:
     placeholders = [_placeholder(value, n) for n, value in enumerate(values)]
     sql, params = build(*placeholders).query.get_compiler(using).as_sql()
-    found = _slots_of(params, placeholders, build.__qualname__)
-    converters = [_converter(params[slot], placeholder) for slot, placeholder in zip(found, placeholders, strict=True)]
+    adapt = connections[using].ops.adapt_datetimefield_value
+    found = _slots_of(params, placeholders, build.__qualname__, adapt)
+    converters = [
+        _converter(params[slot], placeholder, adapt) for slot, placeholder in zip(found, placeholders, strict=True)
+    ]
     return sql, tuple(params), list(zip(found, converters, strict=True))
 
 
-def _converter(param: Any, placeholder: Any) -> Callable | None:
+def _converter(param: Any, placeholder: Any, adapt: Callable) -> Callable | None:
     """How a value takes the form the ORM gave its placeholder among the parameters, if another."""
     if isinstance(placeholder, uuid.UUID) and not isinstance(param, uuid.UUID):
         return lambda value: value.hex  # SQLite stores a UUID as 32 hexadecimal characters
+    if isinstance(placeholder, datetime):
+        # As the ORM adapts it for the database (SQLite: naive UTC text; PostgreSQL: itself).
+        return None if isinstance(param, datetime) else adapt
     if type(param) is not type(placeholder):
         # As the ORM typed it (psycopg's Int4): so that a page's bounds, small or large, keep one
         # type from call to call, and PostgreSQL one prepared statement.
@@ -81,12 +90,18 @@ def _converter(param: Any, placeholder: Any) -> Callable | None:
     return None
 
 
-def _slots_of(params, placeholders, what: str) -> list[int]:
+def _slots_of(params, placeholders, what: str, adapt: Callable) -> list[int]:
     """Where each placeholder sits among a compiled query's parameters; each must be there exactly once."""
     slots = []
     for placeholder in placeholders:
-        # PostgreSQL takes a UUID itself; SQLite stores it as 32 hexadecimal characters.
-        forms = (placeholder, placeholder.hex) if isinstance(placeholder, uuid.UUID) else (placeholder,)
+        # PostgreSQL takes a UUID and a datetime themselves; SQLite stores a UUID as 32 hexadecimal
+        # characters and a datetime as text.
+        if isinstance(placeholder, uuid.UUID):
+            forms: tuple = (placeholder, placeholder.hex)
+        elif isinstance(placeholder, datetime):
+            forms = (placeholder, adapt(placeholder))
+        else:
+            forms = (placeholder,)
         found = [i for i, p in enumerate(params) if p in forms]
         if len(found) != 1:
             raise RuntimeError(f"{what} must take each value exactly once, not {len(found)} times")

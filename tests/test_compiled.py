@@ -108,3 +108,42 @@ def test_on_postgresql_a_compiled_read_is_prepared_once_on_the_pooled_connection
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%ROW_NUMBER()%"])
         assert cursor.fetchone() == (1,)  # psycopg prepared it itself, on Django's ordinary cursor
+
+
+def created_after(user_id, since):
+    return Run.objects.filter(user_id=user_id, created_at__gt=since).values_list("status")
+
+
+def test_a_datetime_is_bound_as_the_orm_binds_it(alice, bob):
+    """SQLite takes a datetime as naive UTC text, PostgreSQL as itself: each call's own time."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    run = run_submit(user=alice, action=make_action(), device=make_device(alice), params={})
+    created = Run.objects.get(pk=run.pk).created_at
+    for since in (created - timedelta(seconds=1), created - timedelta(microseconds=1), created, timezone.now()):
+        assert compiled_rows(created_after, alice.pk, since) == list(created_after(alice.pk, since)), since
+    assert compiled_rows(created_after, alice.pk, created - timedelta(microseconds=1)) == [("queued",)]
+    assert compiled_rows(created_after, bob.pk, created - timedelta(days=1)) == []
+
+
+def test_fair_use_and_the_session_are_read_with_queries_compiled_once(alice_client, alice, monkeypatch):
+    """Every signed-in request reads its session, and the action page, the form POST and "Run again"
+    each count the employee's fair use: their SQL is compiled once per process, not per request."""
+    from django.urls import reverse
+
+    from actions import compiled
+    from actions.accounts.sessions import _session_data
+    from actions.runs.submit import _fair_use_counts, fair_use
+
+    monkeypatch.setattr(compiled, "_compiled", {})
+    action = make_action()
+    device = make_device(alice)
+    assert alice_client.get(reverse("action_detail", args=[action.slug])).status_code == 200
+    run_submit(user=alice, action=action, device=device, params={})
+
+    assert {build for build, *_ in compiled._compiled} >= {_session_data, _fair_use_counts}
+    from django.utils import timezone
+
+    assert fair_use(user=alice, now=timezone.now()).allowed

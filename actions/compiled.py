@@ -29,9 +29,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 _compiled: dict[tuple[Callable, str, str], tuple[str, tuple, list[tuple[int, Callable | None]]]] = {}
+_converters: dict[tuple[type[Model], str], list[tuple[int, Callable, Any]]] = {}
 
 
 def _placeholder(value: Any, n: int) -> Any:
@@ -61,6 +62,38 @@ def compiled_rows(build: Callable[..., QuerySet], *values: Any, using: str = "de
     with connection.cursor() as cursor:
         cursor.execute(sql, bound)
         return cursor.fetchall()
+
+
+def compiled_instances[M: Model](model: type[M], build: Callable[..., QuerySet], *values: Any) -> list[M]:
+    """The instances of `model` that `build(*values)` reads, compiled once: `build` gives a values_list
+    of every concrete field's column (`concrete_columns(model)`), in order. Each value read goes
+    through the database's and the field's converters, as the ORM's own reads do (SQLite's datetimes
+    made aware, for one), and each instance is made with `Model.from_db`, as the ORM makes it."""
+    connection = connections["default"]
+    key = (model, connection.vendor)
+    if key not in _converters:
+        columns = [field.get_col(model._meta.db_table) for field in model._meta.concrete_fields]
+        _converters[key] = [
+            (n, convert, column)
+            for n, (field, column) in enumerate(zip(model._meta.concrete_fields, columns, strict=True))
+            for convert in (*connection.ops.get_db_converters(column), *field.get_db_converters(connection))
+        ]
+    converters = _converters[key]
+    names = concrete_columns(model)
+    instances = []
+    for row in compiled_rows(build, *values):
+        if len(row) != len(names):
+            raise RuntimeError(f"{build.__qualname__} must read {len(names)} columns, not {len(row)}")
+        loaded = list(row)
+        for n, convert, column in converters:
+            loaded[n] = convert(loaded[n], column, connection)
+        instances.append(model.from_db("default", names, loaded))
+    return instances
+
+
+def concrete_columns(model: type[Model]) -> list[str]:
+    """What `compiled_instances` reads: every concrete field's attribute name, in the model's order."""
+    return [field.attname for field in model._meta.concrete_fields]
 
 
 def _compile(

@@ -147,3 +147,28 @@ def test_fair_use_and_the_session_are_read_with_queries_compiled_once(alice_clie
     from django.utils import timezone
 
     assert fair_use(user=alice, now=timezone.now()).allowed
+
+
+def test_the_signed_in_user_is_read_with_a_query_compiled_once_as_the_orm_reads_it(alice_client, alice, monkeypatch):
+    """Every signed-in request reads its user: the same instance as the ORM's, every field converted
+    (aware datetimes on SQLite too), through a query compiled once per process."""
+    from django.contrib.auth.models import User
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from actions import compiled
+    from actions.accounts.users import _user_by_pk, user_by_pk
+
+    User.objects.filter(pk=alice.pk).update(last_login=timezone.now(), is_staff=True)
+    expected = User.objects.get(pk=alice.pk)
+
+    found = user_by_pk(str(alice.pk))  # as the session holds it
+    assert [getattr(found, f.attname) for f in User._meta.concrete_fields] == [
+        getattr(expected, f.attname) for f in User._meta.concrete_fields
+    ]
+    assert timezone.is_aware(found.last_login) and found.is_staff is True and found._state.adding is False
+    assert user_by_pk("999999") is None and user_by_pk("not a number") is None
+
+    monkeypatch.setattr(compiled, "_compiled", {})
+    assert alice_client.get(reverse("catalog")).status_code == 200
+    assert _user_by_pk in {build for build, *_ in compiled._compiled}

@@ -1,6 +1,7 @@
 """Where one run's CPU goes, request by request, in this process: a profile of each step.
 
     .venv/bin/python bench/profile_run.py [--runs 200] [--top 35] [--step NAME] [--sort tottime|cumulative]
+        [--show-queries]
 
 The storm's run (bench/storm.py) step by step, through Django's WSGI handler as gunicorn calls it (no
 test client): the action page, the form POST, the run page, a status poll while the run waits, the
@@ -25,6 +26,7 @@ import os
 
 from bench import harness as h
 
+SHOW_QUERIES = "--show-queries" in sys.argv  # each step's SQL, once
 STEPS = ("action page", "form POST", "run page", "poll, waiting", "dispatch task", "poll, final", "e-mail task")
 
 
@@ -121,6 +123,10 @@ def main() -> None:
         with CaptureQueriesContext(connection) as queries:
             result = call(*args, **kwargs)
         totals[step]["cpu"] += time.process_time() - started
+        if SHOW_QUERIES and not totals[step]["count"]:
+            print(f"-- {step}: {len(queries.captured_queries)} queries")
+            for query in queries.captured_queries:
+                print("   ", query["sql"][:200])
         totals[step]["queries"] += len(queries.captured_queries)
         totals[step]["count"] += 1
         return result

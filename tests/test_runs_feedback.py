@@ -208,12 +208,15 @@ def test_a_send_that_fails_after_the_claim_is_not_tried_again(alice_run, mailout
     assert mailoutbox == []
 
 
-def test_no_mail_when_the_page_showed_the_end(client, alice, alice_run, mailoutbox):
+def test_no_mail_when_the_page_showed_the_end(client, alice, alice_run, mailoutbox, django_assert_num_queries):
     finish(alice_run)
     client.force_login(alice)
     client.get(reverse("run_status", args=[alice_run.pk]))  # the open page polls and shows it
 
-    assert run_notify(run_id=alice_run.pk) is False
+    # The common case of every run watched to its end: the run with its employee and their
+    # preferences in one read, whether the burst goes on, the burst's runs; nothing to mail.
+    with django_assert_num_queries(3):
+        assert run_notify(run_id=alice_run.pk) is False
     assert mailoutbox == []
 
 

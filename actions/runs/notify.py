@@ -46,10 +46,14 @@ def mail_configured() -> bool:
     return "default" in settings.MAILERS  # set from EMAIL_URL; without it the portal sends no e-mail
 
 
-def wants_mail(user) -> bool:
+def wants_mail(user, *, preferences_read: bool = False) -> bool:
+    """`preferences_read`: the caller read the user with their preferences (select_related)."""
     if not mail_configured():
         return False
-    preferences = Preferences.objects.filter(user=user).first()
+    if preferences_read:
+        preferences = getattr(user, "preferences", None)  # None: no row (the defaults)
+    else:
+        preferences = Preferences.objects.filter(user=user).first()
     return bool(user.is_active and user.email and (preferences is None or preferences.email_when_run_ends))
 
 
@@ -72,10 +76,11 @@ def run_notify(*, run_id) -> bool:
     before the error, and a lost e-mail costs less than a double one (the run page and "My runs" show
     the end either way).
     """
-    run = Run.objects.select_related("user").filter(pk=run_id).first()
+    # The employee's preferences in the same read (one row or none).
+    run = Run.objects.select_related("user", "user__preferences").filter(pk=run_id).first()
     if run is None or not is_final(run.status) or run.finished_at is None:
         return False
-    if not wants_mail(run.user):
+    if not wants_mail(run.user, preferences_read=True):
         return False
     gap = timedelta(seconds=settings.RUN_NOTIFY_DELAY_SECONDS)
     ended = Run.objects.filter(user=run.user_id, status__in=sorted(FINAL), finished_at__isnull=False)

@@ -64,12 +64,43 @@ def compiled_rows(build: Callable[..., QuerySet], *values: Any, using: str = "de
         return cursor.fetchall()
 
 
-def compiled_instances[M: Model](model: type[M], build: Callable[..., QuerySet], *values: Any) -> list[M]:
-    """The instances of `model` that `build(*values)` reads, compiled once: `build` gives a values_list
-    of every concrete field's column (`concrete_columns(model)`), in order. Each value read goes
-    through the database's and the field's converters, as the ORM's own reads do (SQLite's datetimes
-    made aware, for one), and each instance is made with `Model.from_db`, as the ORM makes it."""
+def compiled_instances[M: Model](
+    model: type[M], build: Callable[..., QuerySet], *values: Any, related: tuple[str, ...] = ()
+) -> list[M]:
+    """The instances of `model` that `build(*values)` reads, compiled once, with their `related`
+    objects as select_related gives them: `build` gives a values_list of `joined_columns(model,
+    related)`. Each value read goes through the database's and the field's converters, as the ORM's
+    own reads do (SQLite's datetimes made aware, for one); each instance is made with
+    `Model.from_db` and each related object (or its absence) cached on it, as select_related does."""
     connection = connections["default"]
+    parts = [
+        (None, model),
+        *((model._meta.get_field(name), model._meta.get_field(name).related_model) for name in related),
+    ]
+    names = joined_columns(model, related)
+    instances = []
+    for row in compiled_rows(build, *values):
+        if len(row) != len(names):
+            raise RuntimeError(f"{build.__qualname__} must read {len(names)} columns, not {len(row)}")
+        start, made = 0, []
+        for _field, part in parts:
+            columns = concrete_columns(part)
+            loaded = list(row[start : start + len(columns)])
+            start += len(columns)
+            for n, convert, column in _converters_of(part, connection):
+                loaded[n] = convert(loaded[n], column, connection)
+            pk = loaded[[f.attname for f in part._meta.concrete_fields].index(part._meta.pk.attname)]
+            made.append(None if pk is None else part.from_db("default", columns, loaded))
+        instance = made[0]
+        for (field, _part), other in zip(parts[1:], made[1:], strict=True):
+            field.set_cached_value(instance, other)  # as select_related: also None, so no query follows
+            if other is not None and (field.one_to_one or not field.concrete):
+                field.remote_field.set_cached_value(other, instance)
+        instances.append(instance)
+    return instances
+
+
+def _converters_of(model: type[Model], connection) -> list[tuple[int, Callable, Any]]:
     key = (model, connection.vendor)
     if key not in _converters:
         columns = [field.get_col(model._meta.db_table) for field in model._meta.concrete_fields]
@@ -78,22 +109,20 @@ def compiled_instances[M: Model](model: type[M], build: Callable[..., QuerySet],
             for n, (field, column) in enumerate(zip(model._meta.concrete_fields, columns, strict=True))
             for convert in (*connection.ops.get_db_converters(column), *field.get_db_converters(connection))
         ]
-    converters = _converters[key]
-    names = concrete_columns(model)
-    instances = []
-    for row in compiled_rows(build, *values):
-        if len(row) != len(names):
-            raise RuntimeError(f"{build.__qualname__} must read {len(names)} columns, not {len(row)}")
-        loaded = list(row)
-        for n, convert, column in converters:
-            loaded[n] = convert(loaded[n], column, connection)
-        instances.append(model.from_db("default", names, loaded))
-    return instances
+    return _converters[key]
 
 
 def concrete_columns(model: type[Model]) -> list[str]:
     """What `compiled_instances` reads: every concrete field's attribute name, in the model's order."""
     return [field.attname for field in model._meta.concrete_fields]
+
+
+def joined_columns(model: type[Model], related: tuple[str, ...] = ()) -> list[str]:
+    """`concrete_columns` of `model`, then of each of its `related` objects (`name__column`)."""
+    columns = concrete_columns(model)
+    for name in related:
+        columns += [f"{name}__{column}" for column in concrete_columns(model._meta.get_field(name).related_model)]
+    return columns
 
 
 def _compile(

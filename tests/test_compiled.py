@@ -172,3 +172,48 @@ def test_the_signed_in_user_is_read_with_a_query_compiled_once_as_the_orm_reads_
     monkeypatch.setattr(compiled, "_compiled", {})
     assert alice_client.get(reverse("catalog")).status_code == 200
     assert _user_by_pk in {build for build, *_ in compiled._compiled}
+
+
+def test_a_run_page_reads_the_run_with_its_action_device_and_ticket_as_select_related_does(
+    alice, bob, django_assert_num_queries
+):
+    """The run page and each poll: the employee's own run and what the page shows with it, in one
+    query compiled once; every field as the ORM reads it, no query when the page follows them."""
+    from actions.models import Ticket
+    from actions.runs.selectors import RUN_PAGE_RELATED, own_run
+
+    with_ticket = run_submit(user=alice, action=make_action(), device=make_device(alice), params={})
+    Ticket.objects.create(
+        run=with_ticket, requested_by=alice, backend="servicenow", requested_at=with_ticket.created_at
+    )
+    bare = run_submit(user=alice, action=make_action(), device=make_device(alice), params={})
+    Run.objects.filter(pk=bare.pk).update(action=None, device=None)  # withdrawn action, forgotten device
+
+    def fields(instance):
+        return [getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields] if instance else None
+
+    for run in (with_ticket, bare):
+        expected = Run.objects.select_related(*RUN_PAGE_RELATED).get(pk=run.pk)
+        with django_assert_num_queries(1):
+            found = own_run(alice, run.pk)
+            assert fields(found) == fields(expected)
+            assert fields(found.action) == fields(expected.action)
+            assert fields(found.device) == fields(expected.device)
+            ticket = getattr(found, "ticket", None)
+            assert fields(ticket) == fields(getattr(expected, "ticket", None))
+            assert ticket is None or ticket.run is found
+    assert own_run(bob, with_ticket.pk) is None  # another employee's run is absent
+    assert own_run(alice, uuid.uuid4()) is None
+
+
+def test_dispatch_reads_the_run_to_send_with_a_query_compiled_once(alice, action, laptop, use_simulator, monkeypatch):
+    """The worker's read of the run it sends (its action, device, employee, requester): compiled once."""
+    from actions import compiled
+    from actions.runs.dispatch import _run_to_send, run_dispatch
+
+    monkeypatch.setattr(compiled, "_compiled", {})
+    run = run_submit(user=alice, action=action, device=laptop, params={"Mode": "full"})
+
+    assert run_dispatch(run_id=str(run.pk)) is not None  # as the task gives it: text
+    assert _run_to_send in {build for build, *_ in compiled._compiled}
+    assert Run.objects.get(pk=run.pk).status == Run.Status.PARTIAL  # the third Engine has no licence

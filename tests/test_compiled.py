@@ -217,3 +217,21 @@ def test_dispatch_reads_the_run_to_send_with_a_query_compiled_once(alice, action
     assert run_dispatch(run_id=str(run.pk)) is not None  # as the task gives it: text
     assert _run_to_send in {build for build, *_ in compiled._compiled}
     assert Run.objects.get(pk=run.pk).status == Run.Status.PARTIAL  # the third Engine has no licence
+
+
+def test_the_form_post_s_reads_are_compiled_once(alice_client, alice, action, laptop, monkeypatch):
+    """The form POST: the employee's devices, the employee's lock and the one-time key's run."""
+    from django.urls import reverse
+
+    from actions import compiled
+    from actions.devices.resolution import _directory_rows
+    from actions.runs.submit import _lock_user, _run_with_key
+
+    monkeypatch.setattr(compiled, "_compiled", {})
+    form = {"device": laptop.uid, "idempotency_key": "k" * 32, "param_Mode": "full"}
+    first = alice_client.post(reverse("action_detail", args=[action.slug]), form)
+    again = alice_client.post(reverse("action_detail", args=[action.slug]), form)  # the same form twice
+
+    assert first.status_code == again.status_code == 302 and first["Location"] == again["Location"]
+    assert Run.objects.filter(user=alice).count() == 1
+    assert {build for build, *_ in compiled._compiled} >= {_directory_rows, _lock_user, _run_with_key}

@@ -17,7 +17,7 @@ from django.utils import timezone
 from actions import metrics
 from actions.audit import audit_event
 from actions.catalog.parameters import validate_params
-from actions.compiled import compiled_rows
+from actions.compiled import compiled_instances, compiled_rows, joined_columns
 from actions.models import Device, RemoteAction, Run, max_length
 from actions.platforms import fits, label, labels, runs_on
 from actions.runs import states
@@ -81,12 +81,11 @@ def run_submit(
     with transaction.atomic():
         # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
         # limit below are then read and written without a race. (A run's user owns its device.)
-        get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        # Both reads are on every form POST: compiled once per process (actions/compiled.py).
+        compiled_rows(_lock_user, user.pk)
         if idempotency_key:
-            # The key's condition written as the partial unique index's own (`<> ''`, a literal): a
-            # generic plan then reads that index, not the employee's whole history (actions/sql.py).
-            same_key = Run.objects.filter(~Q(idempotency_key=Constant("")), user=user, idempotency_key=idempotency_key)
-            existing = same_key.first()
+            found = compiled_instances(Run, _run_with_key, user.pk, idempotency_key)
+            existing = found[0] if found else None  # at most one: the key is unique per employee
             if existing:
                 if (existing.action_id, existing.device_id, existing.params) != (action.pk, device.pk, params):
                     raise IdempotencyConflict(
@@ -147,6 +146,20 @@ def run_submit(
         else:
             transaction.on_commit(lambda: _enqueue_after_commit(run))
     return run
+
+
+def _lock_user(user_id: int):
+    """The employee's row, locked until the submit's transaction ends (FOR UPDATE where the database has it)."""
+    return get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk")
+
+
+def _run_with_key(user_id: int, idempotency_key: str):
+    """The employee's run made with this one-time key. The key's condition written as the partial
+    unique index's own (`<> ''`, a literal): a generic plan then reads that index, not the employee's
+    whole history (actions/sql.py)."""
+    return Run.objects.filter(
+        ~Q(idempotency_key=Constant("")), user_id=user_id, idempotency_key=idempotency_key
+    ).values_list(*joined_columns(Run))
 
 
 def approval_fields(action: RemoteAction, reason: str) -> dict:

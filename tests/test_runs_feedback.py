@@ -220,6 +220,17 @@ def test_no_mail_when_the_page_showed_the_end(client, alice, alice_run, mailoutb
     assert mailoutbox == []
 
 
+def test_whether_the_burst_goes_on_is_asked_with_a_query_compiled_once(alice_run, mailoutbox, monkeypatch):
+    from actions import compiled
+    from actions.runs.notify import _ended_later
+
+    monkeypatch.setattr(compiled, "_compiled", {})
+    finish(alice_run)
+
+    assert run_notify(run_id=alice_run.pk) is True
+    assert _ended_later in {build for build, *_ in compiled._compiled}
+
+
 def test_no_mail_for_an_employee_who_opted_out(client, alice, alice_run, mailoutbox):
     client.force_login(alice)
     response = client.post(reverse("preferences"), {})  # the box unticked

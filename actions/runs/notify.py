@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from actions import broker, metrics
+from actions.compiled import compiled_rows
 from actions.models import Preferences, Run
 from actions.runs.states import FINAL, REACHED_DEVICE, is_final
 from actions.runs.wording import status_label, status_summary
@@ -84,11 +85,8 @@ def run_notify(*, run_id) -> bool:
         return False
     gap = timedelta(seconds=settings.RUN_NOTIFY_DELAY_SECONDS)
     ended = Run.objects.filter(user=run.user_id, status__in=sorted(FINAL), finished_at__isnull=False)
-    later = ended.filter(
-        Q(finished_at__gt=run.finished_at, finished_at__lte=run.finished_at + gap)
-        | Q(finished_at=run.finished_at, pk__gt=run.pk)
-    )
-    if later.exists():
+    # Compiled once per process (actions/compiled.py): every run that ends asks it.
+    if compiled_rows(_ended_later, run.user_id, run.finished_at, run.finished_at + gap, run.finished_at, run.pk):
         return False  # the burst goes on: the later run's task mails this one with it
     burst = []
     previous = run.finished_at
@@ -119,6 +117,13 @@ def run_notify(*, run_id) -> bool:
     log.info("runs %s: one e-mail sent to their employee", _ids(claimed))
     metrics.email_sent(ok=True)
     return True
+
+
+def _ended_later(user_id: int, after, until, same_time, run_id):
+    """The user's runs that ended after `after` (at most `until`), or at `same_time` and after `run_id`."""
+    ended = Run.objects.filter(user_id=user_id, status__in=sorted(FINAL), finished_at__isnull=False)
+    later = Q(finished_at__gt=after, finished_at__lte=until) | Q(finished_at=same_time, pk__gt=run_id)
+    return ended.filter(later).values_list("pk")[:1]
 
 
 def _ids(pks) -> str:

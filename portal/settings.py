@@ -331,7 +331,7 @@ SHARED_CACHE_URL = config.get_url(
 )
 if SHARED_CACHE_URL.startswith("redis"):
     CACHES["shared"] = {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "portal.cache.SharedClientRedisCache",  # one Redis client per pool (portal/cache.py)
         "LOCATION": SHARED_CACHE_URL,
         "KEY_PREFIX": "portal-shared",
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
@@ -900,6 +900,8 @@ SESSION_MAX_AGE_SECONDS = config.get_int(
     "SESSION_MAX_AGE_SECONDS", 10 * 3600, minimum=300, doc="signed out this long after signing in"
 )
 SESSION_COOKIE_AGE = SESSION_MAX_AGE_SECONDS
+# Django's database sessions, read with a query compiled once (every signed-in request reads one).
+SESSION_ENGINE = "actions.accounts.sessions"
 
 # An SSO proxy's header (e.g. X-Remote-User), trusted only behind the TLS proxy and from its addresses.
 REMOTE_USER_HEADER = config.get_str(

@@ -115,3 +115,20 @@ def test_sign_out_is_a_post(client, alice):
 
     assert client.get(reverse("logout")).status_code == 405
     assert "_auth_user_id" in client.session
+
+
+def test_a_session_past_its_expiry_date_is_not_read(client, alice):
+    """The session store (actions/accounts/sessions.py) reads only a session that has not expired."""
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    client.force_login(alice)
+    assert client.get(reverse("catalog")).status_code == 200
+    Session.objects.filter(session_key=client.session.session_key).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+
+    response = client.get(reverse("catalog"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))

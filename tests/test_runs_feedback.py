@@ -208,13 +208,27 @@ def test_a_send_that_fails_after_the_claim_is_not_tried_again(alice_run, mailout
     assert mailoutbox == []
 
 
-def test_no_mail_when_the_page_showed_the_end(client, alice, alice_run, mailoutbox):
+def test_no_mail_when_the_page_showed_the_end(client, alice, alice_run, mailoutbox, django_assert_num_queries):
     finish(alice_run)
     client.force_login(alice)
     client.get(reverse("run_status", args=[alice_run.pk]))  # the open page polls and shows it
 
-    assert run_notify(run_id=alice_run.pk) is False
+    # The common case of every run watched to its end: the run with its employee and their
+    # preferences in one read, whether the burst goes on, the burst's runs; nothing to mail.
+    with django_assert_num_queries(3):
+        assert run_notify(run_id=alice_run.pk) is False
     assert mailoutbox == []
+
+
+def test_whether_the_burst_goes_on_is_asked_with_a_query_compiled_once(alice_run, mailoutbox, monkeypatch):
+    from actions import compiled
+    from actions.runs.notify import _ended_later
+
+    monkeypatch.setattr(compiled, "_compiled", {})
+    finish(alice_run)
+
+    assert run_notify(run_id=alice_run.pk) is True
+    assert _ended_later in {build for build, *_ in compiled._compiled}
 
 
 def test_no_mail_for_an_employee_who_opted_out(client, alice, alice_run, mailoutbox):

@@ -357,3 +357,19 @@ def test_a_late_run_promises_no_e_mail_that_will_not_come(client, alice, alice_m
     data = client.get(reverse("run_status", args=[alice_mode_run.pk])).json()
 
     assert data["late"] == f"{LATE} You can leave this page and come back to it later from My runs."
+
+
+def test_a_run_page_reads_the_action_s_parameters_only_when_the_run_has_values_to_label(client, alice, alice_mode_run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import make_action
+
+    bare = run_submit(user=alice, action=make_action(), device=alice_mode_run.device, params={})
+    client.force_login(alice)
+
+    for run, reads in ((bare, 0), (alice_mode_run, 1)):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(run.get_absolute_url()).status_code == 200
+        assert len([q for q in queries if 'FROM "actions_actionparameter"' in q["sql"]]) == reads, run.params
+    assert "Mode" in client.get(alice_mode_run.get_absolute_url()).content.decode()

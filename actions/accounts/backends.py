@@ -16,6 +16,7 @@ from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from actions.accounts.groups import claim_values, directory_groups_sync
+from actions.accounts.users import user_by_pk
 from actions.integrations import oidc_provider as provider
 from actions.models import CompanyIdentity
 
@@ -55,7 +56,7 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
         return super().authenticate(request, **kwargs)
 
     def get_user(self, user_id):
-        user = super().get_user(user_id)
+        user = user_by_pk(user_id)  # mozilla-django-oidc's read, compiled once (actions/accounts/users.py)
         return user if user is not None and user.is_active else None
 
     # --- The provider's HTTP, through the one seam --------------------------------------------
@@ -232,7 +233,15 @@ class PasswordThrottleBackend(AxesStandaloneBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
-class LocalLoginBackend(ModelBackend):
+class CompiledUserReadBackend(ModelBackend):
+    """ModelBackend.get_user with the user read by a query compiled once (actions/accounts/users.py)."""
+
+    def get_user(self, user_id):
+        user = user_by_pk(user_id)
+        return user if user is not None and self.user_can_authenticate(user) else None
+
+
+class LocalLoginBackend(CompiledUserReadBackend):
     """User name and password, while LOCAL_LOGIN is on (demo users, break-glass admins)."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
@@ -241,7 +250,7 @@ class LocalLoginBackend(ModelBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
-class ProxyHeaderBackend(RemoteUserBackend):
+class ProxyHeaderBackend(CompiledUserReadBackend, RemoteUserBackend):
     """The user name an SSO proxy put in REMOTE_USER_HEADER; the middleware decides whether to trust it."""
 
     def authenticate(self, request, *args, remote_user=None, **credentials):

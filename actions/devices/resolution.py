@@ -34,6 +34,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from actions.compiled import compiled_instances, joined_columns
 from actions.devices.engines import connected_engines
 from actions.models import Device, Engine
 from actions.nexthink.classic.client import ActClient, client_from_settings
@@ -66,7 +67,8 @@ def resolve_devices_for(user) -> Resolution:
     unreachable: list[str] = []
     for resolver in settings.DEVICE_RESOLVERS:
         if resolver == "directory":
-            devices = list(_directory_rows(user))
+            # Every action page and form POST: one query compiled once per process (actions/compiled.py).
+            devices = compiled_instances(Device, _directory_rows, user.pk, related=("engine",))
         elif resolver == "nxql":
             devices, down = nxql_resolve(user)
             unreachable.extend(down)
@@ -104,8 +106,11 @@ def sort_devices(devices: Iterable[Device]) -> list[Device]:
     )
 
 
-def _directory_rows(user) -> QuerySet[Device]:
-    return Device.objects.filter(owner=user, source__in=DIRECTORY_SOURCES).select_related("engine")
+def _directory_rows(user_id: int) -> QuerySet[Device]:
+    """The user's devices from the directory, each with its Engine (columns for compiled_instances)."""
+    return Device.objects.filter(owner_id=user_id, source__in=DIRECTORY_SOURCES).values_list(
+        *joined_columns(Device, ("engine",))
+    )
 
 
 def nxql_fresh_after() -> datetime:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.db import connection
 from django.db.models.functions import Now
 
 from actions import broker, metrics
+from actions.compiled import compiled_instances, joined_columns
 from actions.models import RUN_ON_ANY_DEVICE, Run
 from actions.nexthink import platform
 from actions.nexthink.errors import ActApiError
@@ -45,7 +47,7 @@ def run_dispatch(*, run_id) -> Outcome | None:
     """
     if not lifecycle.claim(run_id):
         return None
-    run = Run.objects.select_related("action", "device", "user", "requested_by").get(pk=run_id)
+    [run] = compiled_instances(Run, _run_to_send, uuid.UUID(str(run_id)), related=SEND_RELATED)
     metrics.queue_waited(queue="runs", handed_at=run.enqueued_at, due_at=run.next_attempt_at, taken_at=run.sending_at)
     log.info("run %s sending attempt %s of %s", run.pk, run.attempts, run.max_attempts)
     answers = []
@@ -75,6 +77,14 @@ def run_dispatch(*, run_id) -> Outcome | None:
         outcome = outcomes.crashed(called=called)
         recorded = lifecycle.record(run, outcome)
     return outcome if recorded else None
+
+
+# What the send and its re-checks read with the run: one query, compiled once per process.
+SEND_RELATED = ("action", "device", "user", "requested_by")
+
+
+def _run_to_send(run_id: uuid.UUID):
+    return Run.objects.filter(pk=run_id).values_list(*joined_columns(Run, SEND_RELATED))
 
 
 def send_of(run: Run) -> platform.Send:

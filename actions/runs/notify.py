@@ -16,6 +16,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, ngettext
 
 from actions import broker, metrics
+from actions.compiled import compiled_rows
 from actions.models import Preferences, Run
 from actions.runs.states import FINAL, REACHED_DEVICE, is_final
 from actions.runs.wording import status_label, status_summary
@@ -47,10 +48,14 @@ def mail_configured() -> bool:
     return "default" in settings.MAILERS  # set from EMAIL_URL; without it the portal sends no e-mail
 
 
-def wants_mail(user) -> bool:
+def wants_mail(user, *, preferences_read: bool = False) -> bool:
+    """`preferences_read`: the caller read the user with their preferences (select_related)."""
     if not mail_configured():
         return False
-    preferences = Preferences.objects.filter(user=user).first()
+    if preferences_read:
+        preferences = getattr(user, "preferences", None)  # None: no row (the defaults)
+    else:
+        preferences = Preferences.objects.filter(user=user).first()
     return bool(user.is_active and user.email and (preferences is None or preferences.email_when_run_ends))
 
 
@@ -73,18 +78,16 @@ def run_notify(*, run_id) -> bool:
     before the error, and a lost e-mail costs less than a double one (the run page and "My runs" show
     the end either way).
     """
-    run = Run.objects.select_related("user").filter(pk=run_id).first()
+    # The employee's preferences in the same read (one row or none).
+    run = Run.objects.select_related("user", "user__preferences").filter(pk=run_id).first()
     if run is None or not is_final(run.status) or run.finished_at is None:
         return False
-    if not wants_mail(run.user):
+    if not wants_mail(run.user, preferences_read=True):
         return False
     gap = timedelta(seconds=settings.RUN_NOTIFY_DELAY_SECONDS)
     ended = Run.objects.filter(user=run.user_id, status__in=sorted(FINAL), finished_at__isnull=False)
-    later = ended.filter(
-        Q(finished_at__gt=run.finished_at, finished_at__lte=run.finished_at + gap)
-        | Q(finished_at=run.finished_at, pk__gt=run.pk)
-    )
-    if later.exists():
+    # Compiled once per process (actions/compiled.py): every run that ends asks it.
+    if compiled_rows(_ended_later, run.user_id, run.finished_at, run.finished_at + gap, run.finished_at, run.pk):
         return False  # the burst goes on: the later run's task mails this one with it
     burst = []
     previous = run.finished_at
@@ -117,6 +120,13 @@ def run_notify(*, run_id) -> bool:
     log.info("runs %s: one e-mail sent to their employee", _ids(claimed))
     metrics.email_sent(ok=True)
     return True
+
+
+def _ended_later(user_id: int, after, until, same_time, run_id):
+    """The user's runs that ended after `after` (at most `until`), or at `same_time` and after `run_id`."""
+    ended = Run.objects.filter(user_id=user_id, status__in=sorted(FINAL), finished_at__isnull=False)
+    later = Q(finished_at__gt=after, finished_at__lte=until) | Q(finished_at=same_time, pk__gt=run_id)
+    return ended.filter(later).values_list("pk")[:1]
 
 
 def _ids(pks) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from actions.catalog.selectors import visibility_rule
-from actions.compiled import compiled_rows
+from actions.compiled import compiled_instances, compiled_rows, joined_columns
 from actions.models import Device, EngineResult, RemoteAction, Run
 from actions.nexthink import platform
 from actions.runs.states import IN_FLIGHT, platform_statuses
@@ -25,6 +25,22 @@ def filter_statuses() -> list[str]:
 def runs_of(user) -> QuerySet[Run]:
     """The runs made for this user, newest first: the only runs an employee may ever see."""
     return Run.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+# What the run page and its polls show of a run besides the run: its action, its device, its ticket.
+RUN_PAGE_RELATED = ("action", "device", "ticket")
+
+
+def own_run(user, run_id: uuid.UUID) -> Run | None:
+    """The user's own run, with its action, device and ticket (at most one), or None: another user's
+    run is as absent as one that does not exist. The run page and each of its polls read it: one
+    query, compiled once per process (actions/compiled.py)."""
+    found = compiled_instances(Run, _own_run, user.pk, run_id, related=RUN_PAGE_RELATED)
+    return found[0] if found else None
+
+
+def _own_run(user_id: int, run_id: uuid.UUID) -> QuerySet:
+    return Run.objects.filter(user_id=user_id, pk=run_id).values_list(*joined_columns(Run, RUN_PAGE_RELATED))
 
 
 def visible_and_owned(run_id) -> tuple[bool, bool]:

@@ -18,6 +18,7 @@ from django.utils.translation import gettext, ngettext
 from actions import metrics
 from actions.audit import audit_event
 from actions.catalog.parameters import validate_params
+from actions.compiled import compiled_instances, compiled_rows, joined_columns
 from actions.models import Device, RemoteAction, Run, max_length
 from actions.platforms import fits, label, labels, runs_on
 from actions.runs import states
@@ -83,12 +84,11 @@ def run_submit(
     with transaction.atomic():
         # One submit at a time per employee: the idempotency lookup, the cooldown and the daily
         # limit below are then read and written without a race. (A run's user owns its device.)
-        get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        # Both reads are on every form POST: compiled once per process (actions/compiled.py).
+        compiled_rows(_lock_user, user.pk)
         if idempotency_key:
-            # The key's condition written as the partial unique index's own (`<> ''`, a literal): a
-            # generic plan then reads that index, not the employee's whole history (actions/sql.py).
-            same_key = Run.objects.filter(~Q(idempotency_key=Constant("")), user=user, idempotency_key=idempotency_key)
-            existing = same_key.first()
+            found = compiled_instances(Run, _run_with_key, user.pk, idempotency_key)
+            existing = found[0] if found else None  # at most one: the key is unique per employee
             if existing:
                 if (existing.action_id, existing.device_id, existing.params) != (action.pk, device.pk, params):
                     raise IdempotencyConflict(
@@ -151,6 +151,20 @@ def run_submit(
         else:
             transaction.on_commit(lambda: _enqueue_after_commit(run))
     return run
+
+
+def _lock_user(user_id: int):
+    """The employee's row, locked until the submit's transaction ends (FOR UPDATE where the database has it)."""
+    return get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk")
+
+
+def _run_with_key(user_id: int, idempotency_key: str):
+    """The employee's run made with this one-time key. The key's condition written as the partial
+    unique index's own (`<> ''`, a literal): a generic plan then reads that index, not the employee's
+    whole history (actions/sql.py)."""
+    return Run.objects.filter(
+        ~Q(idempotency_key=Constant("")), user_id=user_id, idempotency_key=idempotency_key
+    ).values_list(*joined_columns(Run))
 
 
 def approval_fields(action: RemoteAction, reason: str) -> dict:
@@ -318,19 +332,31 @@ def run_availability(*, user, action: RemoteAction, device: Device, fair: Limits
     return run_limits(user=user, action=action, device=device, fair=fair)
 
 
+def _fair_use_counts(user_id: int, since: datetime, since_again: datetime):
+    """The user's runs in flight and runs started after `since`, counted (one row, none without runs).
+
+    The statuses as literals: PostgreSQL then knows in-flight runs are few (actions/sql.py). `since`
+    twice, as the query takes it twice (compiled_rows binds each value once)."""
+    in_flight = Q(status__in=constants(states.IN_FLIGHT))
+    return (
+        Run.objects.filter(in_flight | Q(created_at__gt=since), user_id=user_id)
+        .values("user_id")
+        .annotate(in_flight=Count("pk", filter=in_flight), recent=Count("pk", filter=Q(created_at__gt=since_again)))
+        .values_list("in_flight", "recent")
+    )
+
+
 def fair_use(*, user, now: datetime) -> Limits:
     """The portal's own limits for every employee and action, so that one employee's burst cannot
     hold up everyone else's runs: at most RUN_MAX_IN_FLIGHT_PER_USER runs waiting or being sent at
     once, and at most RUN_RATE_LIMIT_COUNT runs started per RUN_RATE_LIMIT_WINDOW_SECONDS."""
     window = timedelta(seconds=settings.RUN_RATE_LIMIT_WINDOW_SECONDS)
     since = now - window
-    # One read for both limits, counted by the database (no rows fetched, however high the limits).
-    # The statuses as literals: PostgreSQL then knows in-flight runs are few (actions/sql.py).
-    in_flight = Q(status__in=constants(states.IN_FLIGHT))
-    counts = Run.objects.filter(in_flight | Q(created_at__gt=since), user=user).aggregate(
-        in_flight=Count("pk", filter=in_flight),
-        recent=Count("pk", filter=Q(created_at__gt=since)),
-    )
+    # One read for both limits, counted by the database (no rows fetched, however high the limits),
+    # compiled once per process (actions/compiled.py): the action page, the form POST and the final
+    # poll's "Run again" each ask it. No row: the user has no run in flight and none recently.
+    [(in_flight, recent)] = compiled_rows(_fair_use_counts, user.pk, since, since) or [(0, 0)]
+    counts = {"in_flight": in_flight, "recent": recent}
     if counts["in_flight"] >= settings.RUN_MAX_IN_FLIGHT_PER_USER:
         return Limits(
             False,

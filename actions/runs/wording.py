@@ -223,6 +223,8 @@ def technical_times(run: Run) -> list[tuple[str, str]]:
 
 def chosen_values(run: Run) -> list[tuple[str, str]]:
     """What the employee chose, under the form's labels and choices' names (not the script's names)."""
+    if not run.params:
+        return []  # nothing chosen: no need to read the action's parameters
     definitions = {param.name: param for param in run.action.parameters.all()} if run.action else {}
     empty = gettext("(empty)")
     chosen = []

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import messages
-from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
@@ -12,7 +12,7 @@ from actions.runs.again import run_again
 from actions.runs.feedback import COMMENT_MAX_LENGTH, FeedbackClosed, feedback_open, mark_final_seen, run_feedback
 from actions.runs.notify import wants_mail
 from actions.runs.pacing import first_poll_ms, is_late, late_at
-from actions.runs.selectors import engine_results, filter_statuses, labelled_outputs, runs_of, runs_page
+from actions.runs.selectors import engine_results, filter_statuses, labelled_outputs, own_run, runs_of, runs_page
 from actions.runs.states import REACHED_DEVICE, is_final
 from actions.runs.wording import (
     chosen_values,
@@ -33,7 +33,10 @@ from actions.views.tickets import ticket_as_json
 def _own_run(request, pk) -> Run:
     # Another user's run is a 404, exactly like a run that does not exist. Its ticket (at most one)
     # comes in the same read: the page and the final poll both show it.
-    return get_object_or_404(runs_of(request.user).select_related("action", "device", "ticket"), pk=pk)
+    run = own_run(request.user, pk)
+    if run is None:
+        raise Http404("No such run.")
+    return run
 
 
 @require_GET

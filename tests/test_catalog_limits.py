@@ -84,8 +84,8 @@ def test_every_card_says_when_fair_use_stops_the_employee(client, alice, setting
     shown = cards(client)
 
     waiting = (
-        "Not possible right now. You already have 1 runs waiting or being sent. "
-        "You can start another as soon as one of them has finished (see My runs)."
+        "Not possible right now. You already have 1 run waiting or being sent. "
+        "You can start another as soon as it has finished (see My runs)."
     )
     assert shown == {"Reset VPN": [waiting], "Fix printer": [waiting]}
 

@@ -141,6 +141,17 @@ def data_of(run: Run, *more: str) -> list[str]:
     return [str(value) for value in values if value]
 
 
+def pages_translated(client, pages, data, language: str) -> int:
+    """Each page differs from its English and leaves none of its English text; the texts compared."""
+    checked = 0
+    for url in pages:
+        english, translated = texts(client, url, "en"), texts(client, url, language)
+        assert english != translated, url
+        assert not untranslated(english, translated, data, language), url
+        checked += len(english)
+    return checked
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_run_flow_has_no_english_left_in_each_language(client, alice, teams, language):
     device = make_device(alice, name="LAPTOP-ALICE")
@@ -159,12 +170,7 @@ def test_the_run_flow_has_no_english_left_in_each_language(client, alice, teams,
         *(run.get_absolute_url() for run in runs),
     ]
     data = [value for run in runs for value in data_of(run) if value]
-    checked = 0
-    for url in pages:
-        english, translated = texts(client, url, "en"), texts(client, url, language)
-        assert english != translated, url
-        assert not untranslated(english, translated, data, language), url
-        checked += len(english)
+    checked = pages_translated(client, pages, data, language)
     assert checked > 500  # the pages said something: the comparison above had text to compare
 
     for run in runs:  # what the live page writes in, and the titles

@@ -438,7 +438,7 @@ class Run(models.Model):
     final_seen_at = models.DateTimeField(
         null=True, blank=True, help_text=_("When the employee's page first showed the run as final.")
     )
-    # Claimed (a conditional update) by the one delivery of notify_run_ended that sends the e-mail.
+    # Claimed (a conditional update) by the reaper's pass that mails the run (actions/runs/notify.py).
     notified_at = models.DateTimeField(
         null=True, blank=True, help_text=_("When the run-ended e-mail was sent (or its sending began).")
     )
@@ -469,6 +469,12 @@ class Run(models.Model):
             ),
             # The follow-up's due runs, and only those.
             models.Index(fields=["next_check_at"], condition=models.Q(status="following"), name="run_follow_up_due"),
+            # The runs that ended while their page was closed and were not mailed yet: the e-mail pass.
+            models.Index(
+                fields=["finished_at"],
+                condition=models.Q(notified_at__isnull=True, final_seen_at__isnull=True, finished_at__isnull=False),
+                name="run_unseen_end",
+            ),
             # The approvals waiting: the approvers' page and the expiry sweep.
             models.Index(
                 fields=["approval_expires_at"], condition=models.Q(status="waiting_approval"), name="run_approval_due"

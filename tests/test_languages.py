@@ -3,17 +3,19 @@ Preferences page; the translations are complete and their compiled files match t
 
 import re
 import struct
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.core import mail
+from django.db.models import F
 from django.urls import reverse
 from django.utils import translation
 
 from actions.models import Preferences, Run
-from actions.runs.notify import message_about, run_notify
+from actions.runs.notify import message_about, runs_notify
 from actions.runs.wording import translated_message
 from actions.uids import run_reference
 from tests.factories import make_device, make_parameter, make_sim_action
@@ -183,7 +185,7 @@ def test_the_run_flow_has_no_english_left_in_each_language(client, alice, teams,
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_the_run_ended_email_is_in_the_employees_language(alice, teams, language):
+def test_the_run_ended_email_is_in_the_employees_language(alice, teams, language, settings):
     alice.email = "alice@example.com"
     alice.save()
     device = make_device(alice, name="LAPTOP-ALICE")
@@ -205,8 +207,10 @@ def test_the_run_ended_email_is_in_the_employees_language(alice, teams, language
 
     # Sent by the worker, with no browser to ask: the language chosen on the Preferences page.
     Preferences.objects.create(user=alice, language=language)
-    finished = run_in(Status.SENT, user=alice, action=teams, device=device, params=YES)
-    assert run_notify(run_id=finished.pk)
+    run_in(Status.SENT, user=alice, action=teams, device=device, params=YES)
+    settings.RUN_NOTIFY_DELAY_SECONDS = 20
+    Run.objects.filter(user=alice).update(finished_at=F("finished_at") - timedelta(seconds=60))  # a burst, over
+    assert runs_notify() == 1
     with translation.override(language):  # the three runs of the burst, in one e-mail
         status_words = translation.gettext("Accepted by Nexthink")
         subject = translation.ngettext("%(count)d of your actions ended", "%(count)d of your actions ended", 3)

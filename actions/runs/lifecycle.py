@@ -24,7 +24,7 @@ from actions.devices.engines import engine_names
 from actions.models import EngineResult, Run, RunAttempt
 from actions.nexthink.classic.client import EngineAnswer
 from actions.nexthink.platform import DeviceResult
-from actions.runs import notify, watch
+from actions.runs import watch
 from actions.runs.outcomes import (
     CODE_LENGTH,
     MESSAGE_LENGTH,
@@ -64,7 +64,7 @@ def transition(
 ) -> bool:
     """Move one run from one of `leaving` to `to` (if `where` holds too). False: nothing changed.
 
-    A run that ends is followed up: its employee hears of it if they left its page (notify.py).
+    A run that ends while its page is closed is mailed about by the reaper's pass (notify.runs_notify).
     `known`: the run as the caller read it, so that counting the move for Prometheus reads nothing.
     """
     moved = transition_many(Q(pk=run_id) & (where or Q()), to, leaving=leaving, **fields) == 1
@@ -72,8 +72,6 @@ def transition(
         log.info("run %s not moved to %s: another step decided first", run_id, to)
         return False
     watch.changed(run_id)  # the run page's next look gets the whole answer
-    if to in FINAL:
-        notify.schedule(run_id)
     if to in OBSERVED:
         transaction.on_commit(lambda: _observe(run_id, to, known))
     return True

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import EmailMessage, send_mail
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -16,32 +16,12 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, ngettext
 
 from actions import broker, metrics
-from actions.compiled import compiled_rows
 from actions.models import Preferences, Run
-from actions.runs.states import FINAL, REACHED_DEVICE, is_final
+from actions.runs.states import REACHED_DEVICE
 from actions.runs.wording import status_label, status_summary
 from actions.sql import Constant
 
 log = logging.getLogger("actions.runs")
-
-
-def schedule(run_id) -> None:
-    """Once the run's end is committed, look again in a moment: by then an open page has shown it.
-
-    Without a mailer (no EMAIL_URL) nothing is scheduled: a task per run that can only do nothing.
-    """
-    if not mail_configured():
-        return
-
-    # The broker down: the run is final either way; only the e-mail is lost.
-    transaction.on_commit(
-        lambda: broker.try_send(
-            "actions.tasks.notify_run_ended",
-            str(run_id),
-            countdown=settings.RUN_NOTIFY_DELAY_SECONDS,
-            what=f"run {run_id}'s e-mail",
-        )
-    )
 
 
 def mail_configured() -> bool:
@@ -59,60 +39,87 @@ def wants_mail(user, *, preferences_read: bool = False) -> bool:
     return bool(user.is_active and user.email and (preferences is None or preferences.email_when_run_ends))
 
 
-# A burst is never followed further back than this (a bound on what one task reads).
+# A run that ended longer ago than this and was never mailed is not mailed any more (a bound on what
+# one pass reads, e.g. after a day without a worker).
 BURST_LOOKBACK = timedelta(days=1)
+# Runs one pass reads at most; a pass that reads this many leaves its last employee to the next pass.
+NOTIFY_BATCH = 2000
 
 
-def run_notify(*, run_id) -> bool:
-    """Mail the employee about their runs that ended while they were away: one e-mail per burst. True if sent.
+def runs_notify() -> int:
+    """The reaper's pass: mail employees about their runs that ended while they were away. How many e-mails.
 
-    A burst: the employee's runs that ended each less than RUN_NOTIFY_DELAY_SECONDS (the task's own
-    delay) after the one before. Each run's task comes that long after its end, so by then every run
-    of the burst that would follow it has ended: the task of a run followed by another one leaves the
-    e-mail to that one's task, and the task of the burst's last run mails every run of the burst whose
-    page did not show its end and that no e-mail told of yet (its own run may be neither).
+    One e-mail per burst: an employee's runs whose page did not show the end, each ended less than
+    RUN_NOTIFY_DELAY_SECONDS after the one before, mailed together once the last of them ended that
+    long ago (by then an open page would have shown it; a run whose end the employee saw on its page
+    is them being there, so it ends a burst). The database is the truth: one indexed read of such
+    runs per pass (none, in the usual case of every page open to the end), and no task per run that
+    can be lost or cost a worker's time only to find the page showed the end.
 
-    At most once per run: a run goes into the e-mail whose delivery sets its ``notified_at`` (a
-    conditional update per run), and another delivery, or a task of the same burst, finds it set. A
-    send that fails after the claim is not tried again: the mail server may have taken the message
-    before the error, and a lost e-mail costs less than a double one (the run page and "My runs" show
-    the end either way).
+    At most once per run: a run goes into the e-mail whose claim sets its ``notified_at`` (a
+    conditional update per run), and a pass that finds it set leaves it out. A send that fails after
+    the claim is not tried again: the mail server may have taken the message before the error, and
+    a lost e-mail costs less than a double one (the run page and "My runs" show the end either way).
     """
-    # The employee's preferences in the same read (one row or none).
-    run = Run.objects.select_related("user", "user__preferences").filter(pk=run_id).first()
-    if run is None or not is_final(run.status) or run.finished_at is None:
-        return False
-    if not wants_mail(run.user, preferences_read=True):
-        return False
+    if not mail_configured():
+        return 0
+    rows = list(_unseen_ends())
+    if len(rows) == NOTIFY_BATCH and rows[0][1] != rows[-1][1]:  # the last employee's may go on: next pass
+        rows = [row for row in rows if row[1] != rows[-1][1]]
+    return sum(_mail_burst(burst) for burst in _due_bursts(rows))
+
+
+def _unseen_ends():
+    """(run, employee, ended, due) of the runs that ended unseen and unmailed, of employees who want mail."""
     gap = timedelta(seconds=settings.RUN_NOTIFY_DELAY_SECONDS)
-    ended = Run.objects.filter(user=run.user_id, status__in=sorted(FINAL), finished_at__isnull=False)
-    # Compiled once per process (actions/compiled.py): every run that ends asks it.
-    if compiled_rows(_ended_later, run.user_id, run.finished_at, run.finished_at + gap, run.finished_at, run.pk):
-        return False  # the burst goes on: the later run's task mails this one with it
-    burst = []
-    previous = run.finished_at
-    recent = ended.filter(finished_at__lte=run.finished_at, finished_at__gte=run.finished_at - BURST_LOOKBACK)
-    for other in recent.order_by("-finished_at", "-pk").only("pk", "finished_at", "notified_at", "final_seen_at"):
-        ended_at = other.finished_at or previous  # never None (the query asks for an end): for the types
-        if other.pk != run.pk and previous - ended_at > gap:
-            break
-        previous = ended_at
-        if other.notified_at is None and other.final_seen_at is None:
-            burst.append(other.pk)
+    return (
+        Run.objects.filter(
+            # The partial index run_unseen_end holds these runs only (the page shows most ends).
+            notified_at__isnull=True,
+            final_seen_at__isnull=True,
+            finished_at__gte=Now() - BURST_LOOKBACK,
+            user__is_active=True,
+        )
+        .exclude(user__email="")
+        .exclude(user__preferences__email_when_run_ends=False)
+        .annotate(due=ExpressionWrapper(Q(finished_at__lte=Now() - gap), output_field=BooleanField()))
+        .order_by("user_id", "finished_at", "pk")
+        .values_list("pk", "user_id", "finished_at", "due")[:NOTIFY_BATCH]
+    )
+
+
+def _due_bursts(rows) -> list[list]:
+    """The runs of each burst whose last run ended long enough ago, from rows sorted by employee and end."""
+    gap = timedelta(seconds=settings.RUN_NOTIFY_DELAY_SECONDS)
+    bursts: list[list] = []
+    current: list = []
+    for row in rows:
+        if current and (row[1] != current[-1][1] or row[2] - current[-1][2] > gap):
+            bursts.append(current)
+            current = []
+        current.append(row)
+    if current:
+        bursts.append(current)
+    return [[pk for pk, *_ in burst] for burst in bursts if burst[-1][3]]
+
+
+def _mail_burst(pks: list) -> bool:
+    """Claim the burst's runs that no other pass claimed, and mail those in one e-mail. True if sent."""
     claimed = [
         pk
-        for pk in reversed(burst)  # the oldest first
+        for pk in pks  # the oldest first
         if Run.objects.filter(pk=pk, notified_at__isnull=True, final_seen_at__isnull=True).update(
             notified_at=timezone.now()
         )
     ]
     if not claimed:
-        return False  # each was mailed, or its page showed the end: nothing left to tell
+        return False  # another pass mailed them, or their page showed the end meanwhile
     runs = list(Run.objects.select_related("user").filter(pk__in=claimed).order_by("finished_at", "pk"))
+    user = runs[0].user
     try:
-        with translation.override(mail_language(run.user)):  # the employee's language, dates included
+        with translation.override(mail_language(user)):  # the employee's language, dates included
             subject, body = message_about(runs)
-        send_mail(subject, body, None, [run.user.email], fail_silently=False)
+        send_mail(subject, body, None, [user.email], fail_silently=False)
     except Exception:  # SMTP and socket errors alike; the claims stay (at most once, see above)
         log.warning("runs %s: their e-mail could not be sent; not tried again", _ids(claimed), exc_info=True)
         metrics.email_sent(ok=False)
@@ -120,13 +127,6 @@ def run_notify(*, run_id) -> bool:
     log.info("runs %s: one e-mail sent to their employee", _ids(claimed))
     metrics.email_sent(ok=True)
     return True
-
-
-def _ended_later(user_id: int, after, until, same_time, run_id):
-    """The user's runs that ended after `after` (at most `until`), or at `same_time` and after `run_id`."""
-    ended = Run.objects.filter(user_id=user_id, status__in=sorted(FINAL), finished_at__isnull=False)
-    later = Q(finished_at__gt=after, finished_at__lte=until) | Q(finished_at=same_time, pk__gt=run_id)
-    return ended.filter(later).values_list("pk")[:1]
 
 
 def _ids(pks) -> str:

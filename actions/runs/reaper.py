@@ -7,6 +7,7 @@
   follow-up read them in time (its pass keeps failing or is not running, its lease is stuck, or the
   portal no longer runs on a platform that follows runs up);
 - requests waiting for approval whose approvers' e-mail task was lost are mailed (notify.approvers_sweep);
+- runs that ended while their page was closed are mailed about, one e-mail per burst (notify.runs_notify);
 - runs due to be sent that no broker message carries are handed to it (again): at the first pass
   after the broker is back for those it never took, and, for those whose message it lost, once the
   waiting messages are fewer than those runs (a backlog is left alone, not multiplied).
@@ -32,7 +33,7 @@ from actions.runs import lifecycle, outcomes, states
 from actions.runs.approvals import approvals_expire
 from actions.runs.dispatch import run_enqueue
 from actions.runs.follow_up import LEASE_SECONDS
-from actions.runs.notify import approvers_sweep
+from actions.runs.notify import approvers_sweep, runs_notify
 from actions.sql import Constant, constants
 
 log = logging.getLogger("actions.runs")
@@ -55,6 +56,7 @@ def runs_reap() -> ReapReport:
     unread = _end_unread()
     not_decided = approvals_expire()
     approvers_sweep()
+    runs_notify()
     if not_decided:
         log.info("reaper: %s request(s) not approved in time ended", not_decided)
     if requeued or marked or expired or unread:

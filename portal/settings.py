@@ -476,8 +476,8 @@ DEFAULT_FROM_EMAIL = config.get_str(
 )
 # "Did this fix it?" can be answered, and changed, for this long after a run ends.
 RUN_FEEDBACK_DAYS = 7
-# A run that ends is mailed about only if its page has not shown the end this long afterwards
-# (an open page polls at least every 5 s).
+# A run that ends is mailed about only if its page has not shown the end this long afterwards (an open
+# page looks at least every 15 s), by the reaper's pass; runs ending closer together share one e-mail.
 RUN_NOTIFY_DELAY_SECONDS = 20
 
 # --- Nexthink ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models, transaction
 from django.db.models import F
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from actions import platforms
@@ -93,16 +94,18 @@ class Engine(models.Model):
     """A Nexthink Engine, as the List Engines API reports it."""
 
     database_uid = models.CharField(_("database UID"), max_length=32, unique=True, validators=[HEX32])
-    name = models.CharField(max_length=200)
-    address = models.CharField(max_length=255, blank=True)
-    port = models.PositiveIntegerField(null=True, blank=True)
+    name = models.CharField(_("name"), max_length=200)
+    address = models.CharField(_("address"), max_length=255, blank=True)
+    port = models.PositiveIntegerField(_("port"), null=True, blank=True)
     nxql_port = models.PositiveIntegerField(_("NXQL port"), default=1671)
-    status = models.CharField(max_length=40, blank=True)
-    last_synced_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(_("status"), max_length=40, blank=True)
+    last_synced_at = models.DateTimeField(_("last synced at"), null=True, blank=True)
 
     objects = EngineQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("engine")
+        verbose_name_plural = _("engines")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -110,14 +113,15 @@ class Engine(models.Model):
 
 
 class Category(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    display_order = models.PositiveIntegerField(default=100)
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    display_order = models.PositiveIntegerField(_("display order"), default=100)
 
     objects = CatalogQuerySet.as_manager()
 
     class Meta:
-        ordering = ["display_order", "name"]
+        verbose_name = _("category")
         verbose_name_plural = _("categories")
+        ordering = ["display_order", "name"]
 
     def __str__(self) -> str:
         return self.name
@@ -141,8 +145,8 @@ class RemoteAction(models.Model):
         REMOTE_ACTION = "remote_action", _("Remote action")
         WORKFLOW = "workflow", _("Workflow (Nexthink Infinity)")
 
-    name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=120, unique=True)
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=120, unique=True)
     summary = models.CharField(_("short description"), max_length=200, blank=True)
     description = models.TextField(
         _("long description"),
@@ -150,6 +154,7 @@ class RemoteAction(models.Model):
         help_text=_("What it does, how long it takes, what the employee will notice."),
     )
     kind = models.CharField(
+        _("kind"),
         max_length=20,
         choices=Kind.choices,
         default=Kind.REMOTE_ACTION,
@@ -171,6 +176,7 @@ class RemoteAction(models.Model):
         help_text=_("Infinity: the remote action's NQL id, as import_remote_actions sets it."),
     )
     output_labels = models.JSONField(
+        _("output labels"),
         default=dict,
         blank=True,
         help_text=_(
@@ -185,11 +191,13 @@ class RemoteAction(models.Model):
     runs_on_macos = models.BooleanField(
         _("runs on macOS"), default=True, help_text=_("The action's script exists for Macs.")
     )
-    enabled = models.BooleanField(default=False)
-    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions")
-    icon = models.CharField(max_length=20, choices=Icon.choices, default=Icon.WRENCH)
-    display_order = models.PositiveIntegerField(default=100)
-    featured = models.BooleanField(default=False)
+    enabled = models.BooleanField(_("enabled"), default=False)
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions", verbose_name=_("category")
+    )
+    icon = models.CharField(_("icon"), max_length=20, choices=Icon.choices, default=Icon.WRENCH)
+    display_order = models.PositiveIntegerField(_("display order"), default=100)
+    featured = models.BooleanField(_("featured"), default=False)
     keywords = models.TextField(
         _("search keywords"),
         blank=True,
@@ -200,39 +208,58 @@ class RemoteAction(models.Model):
         ),
     )
     groups = models.ManyToManyField(
-        Group, blank=True, related_name="remote_actions", help_text=_("Who may see and run it. None: every employee.")
+        Group,
+        blank=True,
+        related_name="remote_actions",
+        help_text=_("Who may see and run it. None: every employee."),
+        verbose_name=_("groups"),
     )
     timeout_seconds = models.PositiveIntegerField(
+        _("timeout seconds"),
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_TIMEOUT_SECONDS)],
         help_text=_("1 to 3,600 seconds. Overrides NEXTHINK_DEFAULT_TIMEOUT_SECONDS for this action."),
     )
     engines = models.ManyToManyField(
-        Engine, blank=True, related_name="remote_actions", help_text=_("Engines to target. None: all Engines.")
+        Engine,
+        blank=True,
+        related_name="remote_actions",
+        help_text=_("Engines to target. None: all Engines."),
+        verbose_name=_("engines"),
     )
-    confirmation_text = models.TextField(blank=True, help_text=_("Shown before running; the employee must confirm."))
+    confirmation_text = models.TextField(
+        _("confirmation text"), blank=True, help_text=_("Shown before running; the employee must confirm.")
+    )
     cooldown_minutes = models.PositiveIntegerField(
+        _("cooldown minutes"),
         default=0,
         validators=[MaxValueValidator(MAX_COOLDOWN_MINUTES)],
         help_text=_("Not again on the same device within this many minutes (at most a week: 10,080). 0: no cooldown."),
     )
     daily_limit_per_user = models.PositiveIntegerField(
+        _("daily limit per user"),
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DAILY_LIMIT)],
         help_text=_("Runs per employee per day, 1 to 100. Empty: no limit."),
     )
-    message_before = models.TextField(blank=True, help_text=_("Shown on the action page, above the form."))
+    message_before = models.TextField(
+        _("message before"), blank=True, help_text=_("Shown on the action page, above the form.")
+    )
     message_during = models.TextField(
+        _("message during"),
         blank=True,
         help_text=_(
             "Shown on the run page while the run is on its way or waiting for the device "
             "(e.g. “Teams will close for a minute”)."
         ),
     )
-    message_after = models.TextField(blank=True, help_text=_("Shown on the run page once the run is sent."))
+    message_after = models.TextField(
+        _("message after"), blank=True, help_text=_("Shown on the run page once the run is sent.")
+    )
     ticket_category = models.CharField(
+        _("ticket category"),
         max_length=100,
         blank=True,
         help_text=_(
@@ -247,23 +274,28 @@ class RemoteAction(models.Model):
         on_delete=models.PROTECT,
         related_name="approvable_actions",
         help_text=_("Runs of it wait until a member of this group approves them. Empty: it runs at once."),
+        verbose_name=_("approver group"),
     )
     approval_hours = models.PositiveIntegerField(
+        _("approval hours"),
         default=24,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVAL_HOURS)],
         help_text=_("Hours the approvers have to decide (1 to 720); then the request ends without running."),
     )
     ticket_assignment_group = models.CharField(
+        _("ticket assignment group"),
         max_length=100,
         blank=True,
         help_text=_("ServiceNow: the assignment group (its name) for tickets about this action. Empty: none set."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = CatalogQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("remote action")
+        verbose_name_plural = _("remote actions")
         ordering = ["display_order", "name"]
         constraints = [
             # A remote action and a workflow may share an NQL id: Nexthink names each kind on its own.
@@ -289,20 +321,24 @@ class ActionParameter(models.Model):
         BOOLEAN = "boolean", _("Yes/no")
         INTEGER = "integer", _("Integer")
 
-    action = models.ForeignKey(RemoteAction, on_delete=models.CASCADE, related_name="parameters")
+    action = models.ForeignKey(
+        RemoteAction, on_delete=models.CASCADE, related_name="parameters", verbose_name=_("action")
+    )
     name = models.CharField(_("Nexthink name"), max_length=100)
-    label = models.CharField(max_length=120)
-    help_text = models.CharField(max_length=300, blank=True)
+    label = models.CharField(_("label"), max_length=120)
+    help_text = models.CharField(_("help text"), max_length=300, blank=True)
     kind = models.CharField(_("type"), max_length=20, choices=Kind.choices, default=Kind.TEXT)
-    choices = models.TextField(blank=True, help_text=_("For a choice: one per line, as `value` or `value|Label`."))
-    default = models.CharField(max_length=1000, blank=True)
-    required = models.BooleanField(default=True)
-    max_length = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
-    min_value = models.BigIntegerField(null=True, blank=True)
-    max_value = models.BigIntegerField(null=True, blank=True)
+    choices = models.TextField(
+        _("choices"), blank=True, help_text=_("For a choice: one per line, as `value` or `value|Label`.")
+    )
+    default = models.CharField(_("default"), max_length=1000, blank=True)
+    required = models.BooleanField(_("required"), default=True)
+    max_length = models.PositiveIntegerField(_("max length"), null=True, blank=True, validators=[MinValueValidator(1)])
+    min_value = models.BigIntegerField(_("min value"), null=True, blank=True)
+    max_value = models.BigIntegerField(_("max value"), null=True, blank=True)
     regex = models.CharField(_("validation regex"), max_length=500, blank=True)
     regex_message = models.CharField(_("regex error message"), max_length=200, blank=True)
-    display_order = models.PositiveIntegerField(default=100)
+    display_order = models.PositiveIntegerField(_("display order"), default=100)
     # Which systems' scripts read this input (Infinity: usedByWindows, usedByMacOs): the form asks for
     # it only when the chosen device runs one of them.
     used_by_windows = models.BooleanField(_("used on Windows"), default=True)
@@ -311,6 +347,8 @@ class ActionParameter(models.Model):
     objects = CatalogQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("action parameter")
+        verbose_name_plural = _("action parameters")
         ordering = ["display_order", "id"]
         constraints = [models.UniqueConstraint(fields=["action", "name"], name="unique_parameter_name_per_action")]
 
@@ -326,19 +364,30 @@ class Device(models.Model):
         NQL = "nql", _("NQL (Nexthink Infinity)")
 
     uid = models.CharField(_("device UID"), max_length=36, unique=True, validators=[DEVICE_UID])
-    name = models.CharField(max_length=255)
+    name = models.CharField(_("name"), max_length=255)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="devices",
+        verbose_name=_("owner"),
     )
-    engine = models.ForeignKey(Engine, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices")
+    engine = models.ForeignKey(
+        Engine, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices", verbose_name=_("engine")
+    )
     # The device's system, as Nexthink reports it (NQL device.operating_system.platform, NXQL's platform);
     # "unknown": every action is offered for it.
-    platform = models.CharField(max_length=10, choices=platforms.CHOICES, default=platforms.UNKNOWN)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
-    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
-    confirmed_at = models.DateTimeField(null=True, blank=True, help_text=_("When the owner was last confirmed."))
+    platform = models.CharField(_("platform"), max_length=10, choices=platforms.CHOICES, default=platforms.UNKNOWN)
+    last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices, default=Source.MANUAL)
+    confirmed_at = models.DateTimeField(
+        _("confirmed at"), null=True, blank=True, help_text=_("When the owner was last confirmed.")
+    )
 
     class Meta:
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
         ordering = ["name"]
         permissions = [("run_action_on_any_device", "Can run an action on any device (IT support)")]
 
@@ -372,9 +421,11 @@ class Run(models.Model):
     # (None until then). An annotation only, for the type checker: no class attribute, no column.
     enqueued: bool | None
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
     # No index of their own for user, device, status: the composite indexes below start with them.
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs", db_index=False, verbose_name=_("user")
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -382,71 +433,100 @@ class Run(models.Model):
         on_delete=models.SET_NULL,
         related_name="runs_requested",
         help_text=_("The IT staff member who ran it for the user, if not the user."),
+        verbose_name=_("requested by"),
     )
-    action = models.ForeignKey(RemoteAction, null=True, on_delete=models.SET_NULL, related_name="runs")
-    device = models.ForeignKey(Device, null=True, on_delete=models.SET_NULL, related_name="runs", db_index=False)
-    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
-    idempotency_key = models.CharField(max_length=64, blank=True)
+    action = models.ForeignKey(
+        RemoteAction, null=True, on_delete=models.SET_NULL, related_name="runs", verbose_name=_("action")
+    )
+    device = models.ForeignKey(
+        Device, null=True, on_delete=models.SET_NULL, related_name="runs", db_index=False, verbose_name=_("device")
+    )
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries", verbose_name=_("retry of")
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, blank=True)
     # Snapshot: what was sent, as it was at submit time.
-    action_name = models.CharField(max_length=120)
-    action_uid = models.UUIDField()
-    action_nql_id = models.CharField(max_length=255, blank=True)
+    action_name = models.CharField(_("action name"), max_length=120)
+    action_uid = models.UUIDField(_("action UID"))
+    action_nql_id = models.CharField(_("action NQL id"), max_length=255, blank=True)
     action_kind = models.CharField(
-        max_length=20, choices=RemoteAction.Kind.choices, default=RemoteAction.Kind.REMOTE_ACTION
+        _("action kind"), max_length=20, choices=RemoteAction.Kind.choices, default=RemoteAction.Kind.REMOTE_ACTION
     )
-    device_uid = models.CharField(max_length=36)
-    device_name = models.CharField(max_length=255, blank=True)
-    timeout_seconds = models.PositiveIntegerField()
-    engine_uids = models.JSONField(default=list, blank=True)
-    params = models.JSONField(default=dict, blank=True)
+    device_uid = models.CharField(_("device UID"), max_length=36)
+    device_name = models.CharField(_("device name"), max_length=255, blank=True)
+    timeout_seconds = models.PositiveIntegerField(_("timeout seconds"))
+    engine_uids = models.JSONField(_("Engine UIDs"), default=list, blank=True)
+    params = models.JSONField(_("params"), default=dict, blank=True)
     # Progress.
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    attempts = models.PositiveIntegerField(default=0)
-    max_attempts = models.PositiveIntegerField(default=5)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True, help_text=_("When the broker last took this run."))
-    error_code = models.CharField(max_length=60, blank=True)
-    error_kind = models.CharField(max_length=10, blank=True)
-    error_message = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    sending_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    max_attempts = models.PositiveIntegerField(_("max attempts"), default=5)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    enqueued_at = models.DateTimeField(
+        _("enqueued at"), null=True, blank=True, help_text=_("When the broker last took this run.")
+    )
+    error_code = models.CharField(_("error code"), max_length=60, blank=True)
+    error_kind = models.CharField(_("error kind"), max_length=10, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    sending_at = models.DateTimeField(_("sending at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # The device's own result, where the platform reports it (Nexthink Infinity).
     request_id = models.CharField(_("Nexthink request ID"), max_length=64, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("When Nexthink stops waiting for the device."))
-    device_status = models.CharField(
-        max_length=40, blank=True, help_text=_("The execution's status, as Nexthink says.")
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("When Nexthink stops waiting for the device.")
     )
-    device_status_details = models.TextField(blank=True)
-    outputs = models.JSONField(default=dict, blank=True)
-    next_check_at = models.DateTimeField(null=True, blank=True)
-    checks = models.PositiveIntegerField(default=0)
+    device_status = models.CharField(
+        _("device status"), max_length=40, blank=True, help_text=_("The execution's status, as Nexthink says.")
+    )
+    device_status_details = models.TextField(_("device status details"), blank=True)
+    outputs = models.JSONField(_("outputs"), default=dict, blank=True)
+    next_check_at = models.DateTimeField(_("next check at"), null=True, blank=True)
+    checks = models.PositiveIntegerField(_("checks"), default=0)
     # Approval, for an action that needs it: why the employee asks, who may decide until when, the decision.
     reason = models.CharField(_("employee's reason"), max_length=300, blank=True)
     approver_group = models.ForeignKey(
-        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs_to_approve"
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs_to_approve",
+        verbose_name=_("approver group"),
     )
-    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    approval_expires_at = models.DateTimeField(_("approval expires at"), null=True, blank=True)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs_decided"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs_decided",
+        verbose_name=_("decided by"),
     )
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_comment = models.TextField(blank=True, max_length=1000)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_comment = models.TextField(_("decision comment"), blank=True, max_length=1000)
     # Claimed (a conditional update) by the one delivery of notify_approvers that sends the e-mail.
-    approvers_notified_at = models.DateTimeField(null=True, blank=True)
+    approvers_notified_at = models.DateTimeField(_("approvers notified at"), null=True, blank=True)
     # The employee's side: did they see the final status, and did it fix their problem?
     final_seen_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the employee's page first showed the run as final.")
+        _("final seen at"),
+        null=True,
+        blank=True,
+        help_text=_("When the employee's page first showed the run as final."),
     )
     # Claimed (a conditional update) by the reaper's pass that mails the run (actions/runs/notify.py).
     notified_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the run-ended e-mail was sent (or its sending began).")
+        _("notified at"),
+        null=True,
+        blank=True,
+        help_text=_("When the run-ended e-mail was sent (or its sending began)."),
     )
     fixed = models.BooleanField(_("fixed the problem"), null=True, blank=True)
-    feedback_comment = models.TextField(blank=True, max_length=1000)
-    feedback_at = models.DateTimeField(null=True, blank=True)
+    feedback_comment = models.TextField(_("feedback comment"), blank=True, max_length=1000)
+    feedback_at = models.DateTimeField(_("feedback at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("run")
+        verbose_name_plural = _("runs")
         ordering = ["-created_at"]
         indexes = [
             # Insights: runs in a period, grouped by action (actions/insights.py).
@@ -496,32 +576,40 @@ class Run(models.Model):
 
 
 class RunAttempt(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempt_log")
-    number = models.PositiveIntegerField()
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=20, blank=True)
-    error_code = models.CharField(max_length=60, blank=True)
-    error_message = models.TextField(blank=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempt_log", verbose_name=_("run"))
+    number = models.PositiveIntegerField(_("number"))
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=20, blank=True)
+    error_code = models.CharField(_("error code"), max_length=60, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
 
     class Meta:
+        verbose_name = _("run attempt")
+        verbose_name_plural = _("run attempts")
         ordering = ["number"]
         constraints = [models.UniqueConstraint(fields=["run", "number"], name="unique_attempt_number")]
 
     def __str__(self) -> str:
-        return f"attempt {self.number}: {self.outcome or 'in progress'}"
+        # Shown by the run's admin page, on each attempt's row: in the reader's language.
+        return gettext("attempt %(number)d: %(outcome)s") % {
+            "number": self.number,
+            "outcome": self.outcome or gettext("in progress"),
+        }
 
 
 class EngineResult(models.Model):
     """What one Engine answered to a run: sent is not the same as completed on the device."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="engine_results")
-    database_uid = models.CharField(max_length=64)
-    engine_name = models.CharField(max_length=200, blank=True)
-    code = models.CharField(max_length=100)  # as Nexthink sent it (truncated), known or not
-    message = models.TextField(blank=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="engine_results", verbose_name=_("run"))
+    database_uid = models.CharField(_("database UID"), max_length=64)
+    engine_name = models.CharField(_("engine name"), max_length=200, blank=True)
+    code = models.CharField(_("code"), max_length=100)  # as Nexthink sent it (truncated), known or not
+    message = models.TextField(_("message"), blank=True)
 
     class Meta:
+        verbose_name = _("engine result")
+        verbose_name_plural = _("engine results")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -531,7 +619,9 @@ class EngineResult(models.Model):
 class Preferences(models.Model):
     """An employee's own choices: a row only once they change a default."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences", verbose_name=_("user")
+    )
     email_when_run_ends = models.BooleanField(
         _("e-mail me when a run ends after I left its page"),
         default=True,
@@ -540,6 +630,7 @@ class Preferences(models.Model):
     language = models.CharField(_("language"), max_length=8, blank=True, default="")
 
     class Meta:
+        verbose_name = _("preferences")
         verbose_name_plural = _("preferences")
 
     def __str__(self) -> str:
@@ -549,8 +640,12 @@ class Preferences(models.Model):
 class Heartbeat(models.Model):
     """A background process saying it is alive: the worker and beat each write one every half minute."""
 
-    name = models.CharField(max_length=40, unique=True)
-    seen_at = models.DateTimeField()
+    name = models.CharField(_("name"), max_length=40, unique=True)
+    seen_at = models.DateTimeField(_("seen at"))
+
+    class Meta:
+        verbose_name = _("heartbeat")
+        verbose_name_plural = _("heartbeats")
 
     def __str__(self) -> str:
         return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
@@ -574,28 +669,43 @@ class Ticket(models.Model):
         CREATED = "created", _("Created")
         FAILED = "failed", _("Failed")
 
-    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="ticket")
-    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
-    backend = models.CharField(max_length=20)
-    number = models.CharField(max_length=100, blank=True, help_text=_("The service desk's reference, e.g. INC0010001."))
-    external_id = models.CharField(max_length=100, blank=True, help_text=_("ServiceNow: the incident's sys_id."))
-    attempts = models.PositiveIntegerField(default=0)
-    # A previous attempt may have opened the ticket (no usable answer came): look it up before creating.
-    uncertain = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    run_url = models.URLField(max_length=500, blank=True, help_text=_("The run's page, at PORTAL_BASE_URL."))
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="ticket", verbose_name=_("run"))
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.REQUESTED)
+    backend = models.CharField(_("backend"), max_length=20)
+    number = models.CharField(
+        _("number"), max_length=100, blank=True, help_text=_("The service desk's reference, e.g. INC0010001.")
     )
-    requested_at = models.DateTimeField(help_text=_("When the employee last asked (the deadline counts from here)."))
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    external_id = models.CharField(
+        _("external ID"), max_length=100, blank=True, help_text=_("ServiceNow: the incident's sys_id.")
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    # A previous attempt may have opened the ticket (no usable answer came): look it up before creating.
+    uncertain = models.BooleanField(_("uncertain"), default=False)
+    error = models.TextField(_("error"), blank=True)
+    run_url = models.URLField(
+        _("run url"), max_length=500, blank=True, help_text=_("The run's page, at PORTAL_BASE_URL.")
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    requested_at = models.DateTimeField(
+        _("requested at"), help_text=_("When the employee last asked (the deadline counts from here).")
+    )
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
     # When its create_ticket task was last handed to the broker (the sweep hands it again when lost).
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    enqueued_at = models.DateTimeField(_("enqueued at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["state", "requested_at"], name="ticket_state_requested_idx")]
 
@@ -610,11 +720,13 @@ class CompanyIdentity(models.Model):
     returning employee is found by (issuer, subject), whatever their name claim says now.
     """
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="company_identity")
-    issuer = models.CharField(max_length=255)
-    subject = models.CharField(max_length=255)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="company_identity", verbose_name=_("user")
+    )
+    issuer = models.CharField(_("issuer"), max_length=255)
+    subject = models.CharField(_("subject"), max_length=255)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(_("last sign in at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("company identity")
@@ -630,10 +742,11 @@ class CatalogVersion(models.Model):
     who sees what): the catalog's first page is cached per version and combination of groups.
     CatalogQuerySet's bulk writes and the receivers of actions/catalog/version.py move it."""
 
-    number = models.BigIntegerField(default=0)
+    number = models.BigIntegerField(_("number"), default=0)
 
     class Meta:
         verbose_name = _("catalog version")
+        verbose_name_plural = _("catalog versions")
 
     def __str__(self) -> str:
         return f"catalog version {self.number}"
@@ -653,7 +766,7 @@ class ApiClient(models.Model):
     needs no slow hash); a revoked or expired client is refused at once (actions/apiclients/).
     """
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(_("name"), max_length=100, unique=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -661,25 +774,37 @@ class ApiClient(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text=_("Who at IT answers for this client."),
+        verbose_name=_("owner"),
     )
-    scopes = models.JSONField(default=list, blank=True)
+    scopes = models.JSONField(_("scopes"), default=list, blank=True)
     actions = models.ManyToManyField(
-        "RemoteAction", blank=True, related_name="+", help_text=_("Only these actions (none here nor below: all).")
+        "RemoteAction",
+        blank=True,
+        related_name="+",
+        help_text=_("Only these actions (none here nor below: all)."),
+        verbose_name=_("actions"),
     )
     categories = models.ManyToManyField(
-        Category, blank=True, related_name="+", help_text=_("Only the actions of these categories (with those above).")
+        Category,
+        blank=True,
+        related_name="+",
+        help_text=_("Only the actions of these categories (with those above)."),
+        verbose_name=_("categories"),
     )
-    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Refused from then on; empty: never expires."))
-    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("Refused from then on; empty: never expires.")
+    )
+    secret_hash = models.CharField(_("secret hash"), max_length=64, unique=True, editable=False)
     secret_hint = models.CharField(
-        max_length=12, blank=True, editable=False, help_text=_("The secret's first characters.")
+        _("secret hint"), max_length=12, blank=True, editable=False, help_text=_("The secret's first characters.")
     )
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("API client")
+        verbose_name_plural = _("API clients")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -689,18 +814,21 @@ class ApiClient(models.Model):
 class ApiCall(models.Model):
     """One call to the API: which client, for whom, what, and the answer's status (and refusal type)."""
 
-    client = models.ForeignKey(ApiClient, null=True, on_delete=models.SET_NULL, related_name="calls")
-    client_name = models.CharField(max_length=100, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-    method = models.CharField(max_length=10)
-    path = models.CharField(max_length=255)
-    employee = models.CharField(max_length=254, blank=True)
-    status = models.PositiveSmallIntegerField()
-    problem = models.CharField(max_length=40, blank=True, help_text=_("The refusal's type, if refused."))
-    run_id = models.UUIDField(null=True, blank=True)
+    client = models.ForeignKey(
+        ApiClient, null=True, on_delete=models.SET_NULL, related_name="calls", verbose_name=_("client")
+    )
+    client_name = models.CharField(_("client name"), max_length=100, blank=True)
+    at = models.DateTimeField(_("at"), auto_now_add=True)
+    method = models.CharField(_("method"), max_length=10)
+    path = models.CharField(_("path"), max_length=255)
+    employee = models.CharField(_("employee"), max_length=254, blank=True)
+    status = models.PositiveSmallIntegerField(_("status"))
+    problem = models.CharField(_("problem"), max_length=40, blank=True, help_text=_("The refusal's type, if refused."))
+    run_id = models.UUIDField(_("run ID"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("API call")
+        verbose_name_plural = _("API calls")
         ordering = ["-at"]
         # The rate limit counts a client's calls of the last minute.
         indexes = [models.Index(fields=["client", "at"], name="apicall_client_at_idx")]

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 WINDOWS, MACOS, UNKNOWN = "windows", "macos", "unknown"
-CHOICES = [(WINDOWS, "Windows"), (MACOS, "macOS"), (UNKNOWN, "Unknown")]
+# The systems' own names stay as they are; "Unknown" is in the reader's language (the admin's column).
+CHOICES = [(WINDOWS, "Windows"), (MACOS, "macOS"), (UNKNOWN, gettext_lazy("Unknown"))]
 KNOWN = (WINDOWS, MACOS)
 LABELS = dict(CHOICES)
 
@@ -53,12 +54,12 @@ def offered(device_platforms: Iterable[str]) -> frozenset[str] | None:
 
 
 def label(platform: str) -> str:
-    return LABELS.get(platform, LABELS[UNKNOWN])
+    return str(LABELS.get(platform, LABELS[UNKNOWN]))
 
 
 def labels(platforms: Iterable[str]) -> str:
     """ "Windows", "Windows and macOS", "no system" in words an employee reads."""
-    names = [LABELS[p] for p in KNOWN if p in set(platforms)]
+    names = [str(LABELS[p]) for p in KNOWN if p in set(platforms)]
     if not names:
         return gettext("no system")
     if len(names) == 1:

@@ -6,6 +6,7 @@ from actions.views import approvals, catalog, health, metrics, preferences, runs
 urlpatterns = [
     path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", accounts.logout, name="logout"),
+    path("i18n/setlang/", accounts.set_language, name="set_language"),
     path("oidc/authenticate/", accounts.AuthenticateView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", accounts.CallbackView.as_view(), name="oidc_authentication_callback"),
     path("", catalog.catalog, name="catalog"),

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from playwright.sync_api import expect
 
 from actions.models import Category, Device, RemoteAction, Run
@@ -42,6 +42,24 @@ def test_the_admin_lists_and_a_run_have_no_accessibility_violation(browser, serv
     ):
         page.goto(url)
         assert_accessible(page)
+
+
+@pytest.mark.parametrize("oidc", [False, True], ids=["password", "company account"])
+def test_the_sign_in_page_and_its_language_switch_have_no_accessibility_violation(browser, server, settings, oidc):
+    settings.LOCAL_LOGIN, settings.OIDC_ENABLED = True, oidc
+    page = browser.new_context(base_url=server.url).new_page()
+    page.goto(reverse("login") + "?next=/runs/")
+    assert_accessible(page)
+
+    page.get_by_label("Language").select_option("fr")
+    page.get_by_role("button", name="Change language").click()  # a plain form post: nothing the CSP refuses
+
+    expect(page).to_have_url(server.url + reverse("login") + "?next=/runs/")
+    with translation.override("fr"):
+        heading, language = translation.gettext("Sign in"), translation.gettext("Language")
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    expect(page.get_by_label(language)).to_have_value("fr")
+    assert_accessible(page)
 
 
 def test_every_employee_page_state_has_no_accessibility_violation(browser, server, alice, screenshot):

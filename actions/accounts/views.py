@@ -16,6 +16,7 @@ from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext, gettext_noop
+from django.views import i18n
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -122,6 +123,14 @@ class CallbackView(OIDCAuthenticationCallbackView):
         if "code" in request.GET and "state" in request.GET:
             return refuse(request, "untrusted", "no sign-in was started in this session (state unknown)")
         return refuse(request, "untrusted", "the answer has no code and state")
+
+
+@login_not_required
+@require_POST
+def set_language(request):
+    """Django's set_language (the language cookie, then back to `next`), open before sign-in: the
+    sign-in page's language switch. A GET changes nothing (Django's view); refused here."""
+    return i18n.set_language(request)
 
 
 @login_not_required

@@ -14,7 +14,7 @@ from actions.models import ApiCall, ApiClient
 
 class ApiClientForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
-        choices=list(SCOPES.items()), widget=forms.CheckboxSelectMultiple, required=False
+        label=_("Scopes"), choices=list(SCOPES.items()), widget=forms.CheckboxSelectMultiple, required=False
     )
 
     class Meta:

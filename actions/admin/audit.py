@@ -21,11 +21,29 @@ from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.urls import path
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from actions.audit import audit_models, event_of
 from actions.models import Run
+
+# django-auditlog ships no French or German. Its words that the trail's pages show around the portal's
+# own columns (the model's and app's names in titles and breadcrumbs, the change table's headers) are
+# translated in the portal's catalog: Django merges every catalog, and LOCALE_PATHS' entries win.
+AUDITLOG_WORDS = [
+    gettext_noop("Audit log"),
+    gettext_noop("log entry"),
+    gettext_noop("log entries"),
+    gettext_noop("Field"),
+    gettext_noop("From"),
+    gettext_noop("To"),
+    gettext_noop("Relationship"),
+    gettext_noop("Objects"),
+    gettext_noop("Created {repr:s}"),
+    gettext_noop("Updated {repr:s}"),
+    gettext_noop("Deleted {repr:s}"),
+    gettext_noop("Logged {repr:s}"),
+]
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -117,13 +135,14 @@ admin.site.unregister(LogEntry)
 
 @admin.register(LogEntry)
 class AuditTrailAdmin(LogEntryAdminMixin, admin.ModelAdmin):
-    list_display = ["timestamp", "person", "remote_addr", "what", "resource_url", "msg_short"]
-    list_display_links = ["timestamp"]
+    # The portal's own columns, with translated names (django-auditlog's have none in French or German).
+    list_display = ["when", "person", "address", "what", "object", "msg_short"]
+    list_display_links = ["when"]
     list_filter = [ObjectTypeFilter, PersonFilter]
     list_select_related = ["content_type", "actor"]
     search_fields = ["object_repr", "=actor__username", "=object_pk"]
     search_help_text = _("An object's name, a person's exact user name, or an object's id.")
-    fields = ["timestamp", "person", "remote_addr", "what", "resource_url", "msg", "details"]
+    fields = ["when", "person", "address", "what", "object", "msg", "details"]
     readonly_fields = fields
     show_full_result_count = False
 
@@ -135,6 +154,18 @@ class AuditTrailAdmin(LogEntryAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # nobody, superusers included: the trail is kept as written
+
+    @admin.display(description=_("when"), ordering="timestamp")
+    def when(self, entry: LogEntry):
+        return entry.timestamp  # shown as the admin shows a date field: local time, the language's format
+
+    @admin.display(description=_("address"))
+    def address(self, entry: LogEntry) -> str | None:
+        return entry.remote_addr  # None: the admin's empty value ("-")
+
+    @admin.display(description=_("object"))
+    def object(self, entry: LogEntry):
+        return self.resource_url(entry)  # a link to the object's admin page, where it has one
 
     @admin.display(description=_("person"), ordering="actor__username")
     def person(self, entry: LogEntry) -> str:

@@ -62,12 +62,16 @@ class RemoteActionAdminForm(forms.ModelForm):
             "ticket_assignment_group",
         ]
         help_texts = {
-            "nexthink_uid": "In Finder: right-click the remote action, Export > Remote action Uid to clipboard.",
-            "enabled": "Only enabled actions appear to employees.",
+            "nexthink_uid": gettext_lazy(
+                "In Finder: right-click the remote action, Export > Remote action Uid to clipboard."
+            ),
+            "enabled": gettext_lazy("Only enabled actions appear to employees."),
             # The models' own help names a command and a setting: here, in the admin's words.
-            "nql_id": "Infinity: the remote action's NQL id, like #clear_teams_cache (“Import … from Nexthink” "
-            "on the actions list fills it in).",
-            "timeout_seconds": "1 to 3,600 seconds. Empty: the portal's default timeout.",
+            "nql_id": gettext_lazy(
+                "Infinity: the remote action's NQL id, like #clear_teams_cache (“Import … from Nexthink” "
+                "on the actions list fills it in)."
+            ),
+            "timeout_seconds": gettext_lazy("1 to 3,600 seconds. Empty: the portal's default timeout."),
         }
 
     def __init__(self, *args, **kwargs):
@@ -99,10 +103,12 @@ class ActionParameterAdminForm(forms.ModelForm):
         model = ActionParameter
         fields = PARAMETER_FIELDS
         help_texts = {
-            "name": "Exactly as the remote action's script declares it (e.g. DaysToKeep).",
-            "regex": "The whole value must match (text types only). Example: [A-Za-z0-9._-]+",
-            "default": 'Prefilled for the employee. Yes/no: "true" or "false". Must pass the validation below.',
-            "required": "Yes/no parameters always send an answer, so this has no effect for them.",
+            "name": gettext_lazy("Exactly as the remote action's script declares it (e.g. DaysToKeep)."),
+            "regex": gettext_lazy("The whole value must match (text types only). Example: [A-Za-z0-9._-]+"),
+            "default": gettext_lazy(
+                'Prefilled for the employee. Yes/no: "true" or "false". Must pass the validation below.'
+            ),
+            "required": gettext_lazy("Yes/no parameters always send an answer, so this has no effect for them."),
         }
 
     def clean(self):
@@ -135,7 +141,9 @@ class ActionParameterFormSet(forms.BaseInlineFormSet):
             key = name.lower()
             if key in seen:
                 form.add_error(
-                    "name", f"Another parameter of this action is already named “{seen[key]}” (names ignore case)."
+                    "name",
+                    gettext("Another parameter of this action is already named “%(name)s” (names ignore case).")
+                    % {"name": seen[key]},
                 )
             else:
                 seen[key] = name

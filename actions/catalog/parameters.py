@@ -184,55 +184,61 @@ def parameter_definition_errors(param: ActionParameter) -> dict[str, str]:
     kind = param.kind
     name = param.name or ""
     if name and not PARAMETER_NAME_RE.fullmatch(name):
-        errors["name"] = (
+        errors["name"] = gettext(
             "Use the name exactly as the script declares it: letters, digits and underscores, "
             "not starting with a digit, no spaces."
         )
     if param.regex:
         if kind not in TEXT_KINDS:
-            errors["regex"] = "Only text parameters use a validation regex; clear it or change the type."
+            errors["regex"] = gettext("Only text parameters use a validation regex; clear it or change the type.")
         else:
             try:
                 re.compile(param.regex)
             except re.error as exc:
-                errors["regex"] = f"This regex does not compile: {exc}."
+                errors["regex"] = gettext("This regex does not compile: %(error)s.") % {"error": exc}
     if param.regex_message and not param.regex:
-        errors["regex_message"] = "A regex error message needs a validation regex."
+        errors["regex_message"] = gettext("A regex error message needs a validation regex.")
     if param.max_length is not None:
         cap = TEXTAREA_MAX_LENGTH if kind == ActionParameter.Kind.TEXTAREA else TEXT_MAX_LENGTH
         if kind not in TEXT_KINDS:
-            errors["max_length"] = "Only text parameters have a max length; clear it or change the type."
+            errors["max_length"] = gettext("Only text parameters have a max length; clear it or change the type.")
         elif param.max_length > cap:
-            errors["max_length"] = f"At most {cap} characters for this type."
+            errors["max_length"] = gettext("At most %(count)d characters for this type.") % {"count": cap}
     if kind != ActionParameter.Kind.INTEGER:
         for field in ("min_value", "max_value"):
             if getattr(param, field) is not None:
-                errors[field] = "Only integer parameters have a minimum and a maximum; clear it or change the type."
+                errors[field] = gettext(
+                    "Only integer parameters have a minimum and a maximum; clear it or change the type."
+                )
     elif param.min_value is not None and param.max_value is not None and param.min_value > param.max_value:
-        errors["max_value"] = "The maximum is smaller than the minimum."
+        errors["max_value"] = gettext("The maximum is smaller than the minimum.")
     if kind == ActionParameter.Kind.CHOICE:
         choices = parse_choices(param.choices)
         values = [value for value, _ in choices]
         if not choices:
-            errors["choices"] = "A choice needs at least one option: one per line, as `value` or `value|Label`."
+            errors["choices"] = gettext(
+                "A choice needs at least one option: one per line, as `value` or `value|Label`."
+            )
         elif "" in values:
-            errors["choices"] = "Every option needs a value before the `|`."
+            errors["choices"] = gettext("Every option needs a value before the `|`.")
         elif len(set(values)) != len(values):
             duplicates = sorted({v for v in values if values.count(v) > 1})
-            errors["choices"] = f"Each value may appear once; repeated: {', '.join(duplicates)}."
+            errors["choices"] = gettext("Each value may appear once; repeated: %(values)s.") % {
+                "values": ", ".join(duplicates)
+            }
     elif param.choices.strip():
-        errors["choices"] = "Only choice parameters have options; clear them or change the type."
+        errors["choices"] = gettext("Only choice parameters have options; clear them or change the type.")
     if param.default and not errors.keys() & {"regex", "choices", "max_length", "min_value", "max_value"}:
         if kind == ActionParameter.Kind.BOOLEAN:
             if param.default not in BOOLEAN_VALUES:
-                errors["default"] = 'A yes/no default is "true" or "false".'
+                errors["default"] = gettext('A yes/no default is "true" or "false".')
         else:
             try:
                 parameter_field(param).clean(param.default)
             except ValidationError as exc:
-                errors["default"] = "The default does not pass this parameter's own validation: " + " ".join(
-                    exc.messages
-                )
+                errors["default"] = gettext("The default does not pass this parameter's own validation: %(errors)s") % {
+                    "errors": " ".join(exc.messages)
+                }
     return errors
 
 
@@ -240,11 +246,11 @@ def remote_action_errors(action: RemoteAction) -> dict[str, str]:
     """Rules for an action beyond its model fields; shared by the admin and import_catalog."""
     errors: dict[str, str] = {}
     if action.enabled and is_placeholder_uid(action.nexthink_uid):
-        errors["nexthink_uid"] = (
+        errors["nexthink_uid"] = gettext(
             "This is a placeholder from “Duplicate”: set the remote action's real UID before enabling it."
         )
     if action.kind == RemoteAction.Kind.WORKFLOW and not action.nql_id:
-        errors["nql_id"] = "A workflow runs by its NQL id: enter it, like #fix_vpn_connection."
+        errors["nql_id"] = gettext("A workflow runs by its NQL id: enter it, like #fix_vpn_connection.")
     return errors
 
 

@@ -23,7 +23,7 @@ from actions.models import Run
 from actions.runs import lifecycle
 from actions.runs.dispatch import run_enqueue, still_allowed
 from actions.runs.submit import RunRefused, checked_request, run_limits
-from actions.runs.wording import chosen_values
+from actions.runs.wording import chosen_values, translated_message
 from actions.sql import Constant
 
 log = logging.getLogger("actions.runs")
@@ -99,7 +99,8 @@ def run_approve(*, run_id, approver, comment: str = "") -> Run:
         if not ended:
             raise _decided_first(run.pk)
         raise ApprovalRefused(
-            gettext("This request can no longer run as asked, so it ended without running: %(why)s") % {"why": why}
+            gettext("This request can no longer run as asked, so it ended without running: %(why)s")
+            % {"why": translated_message(why)}
         )
     with transaction.atomic():
         approved = lifecycle.approve(run.pk, by=approver, comment=comment)

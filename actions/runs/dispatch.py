@@ -7,6 +7,7 @@ import uuid
 
 from django.db import connection
 from django.db.models.functions import Now
+from django.utils.translation import gettext_noop
 
 from actions import broker, metrics
 from actions.compiled import compiled_instances, joined_columns
@@ -127,24 +128,27 @@ def release_db_connection() -> None:
 
 
 def still_allowed(run: Run) -> tuple[str, str] | None:
-    """Re-check, at send time, what was checked at submit time: (code, employee's words) when refused."""
+    """Re-check, at send time, what was checked at submit time: (code, employee's words) when refused.
+    The words are stored on the run in English and shown translated (wording.translated_message)."""
     if run.action is None or not run.action.enabled:
-        return "ACTION_WITHDRAWN", "IT withdrew this action before it was sent, so nothing was sent."
+        return "ACTION_WITHDRAWN", gettext_noop("IT withdrew this action before it was sent, so nothing was sent.")
     # The action still visible to the run's employee (the catalog's rule) and the device still theirs
     # (its owner column), read now, in one query.
     action_visible, device_owned = visible_and_owned(run.pk)
     requester = run.requested_by  # no query when requested_by_id is None
     if requester is None and not (run.user.is_active and action_visible):
-        return "ACTION_WITHDRAWN", "This action is no longer available to you, so nothing was sent."
+        return "ACTION_WITHDRAWN", gettext_noop("This action is no longer available to you, so nothing was sent.")
     if requester is not None and not (requester.is_active and requester.has_perm(RUN_ON_ANY_DEVICE)):
-        return "ACTION_WITHDRAWN", "The IT staff member who asked for this may no longer do so, so nothing was sent."
+        return "ACTION_WITHDRAWN", gettext_noop(
+            "The IT staff member who asked for this may no longer do so, so nothing was sent."
+        )
     device = run.device
     device_gone = device is None or device.uid != run.device_uid
     if device_gone or not device_owned:
         if device is not None and not device_gone:  # e.g. a fresh NXQL answer moved the device since submit
             security_event("device_not_owned", user=run.user, device=device.uid, source_address="", stage="dispatch")
-        return "DEVICE_NOT_OWNED", "This device is no longer registered to you, so nothing was sent."
+        return "DEVICE_NOT_OWNED", gettext_noop("This device is no longer registered to you, so nothing was sent.")
     if device is not None and not fits(run.action, device.platform):
         # IT changed the systems the action runs on, or the device's system became known, since submit.
-        return "WRONG_SYSTEM", "This action does not run on this device's system, so nothing was sent."
+        return "WRONG_SYSTEM", gettext_noop("This action does not run on this device's system, so nothing was sent.")
     return None

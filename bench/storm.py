@@ -303,7 +303,7 @@ def tolerate_older_code() -> None:
             for field in model._meta.concrete_fields:
                 if field.null or field.primary_key or not (field.has_default() or field.empty_strings_allowed):
                     continue
-                default = field.default() if callable(field.default) else field.get_default()
+                default = field.default() if field.has_default() and callable(field.default) else field.get_default()
                 if isinstance(default, (dict, list)):
                     default = json.dumps(default)
                 elif not isinstance(default, (str, int, bool)):

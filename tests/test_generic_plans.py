@@ -21,6 +21,7 @@ from django.urls import reverse
 from actions.insights import runs_in_flight_now
 from actions.models import Run, Ticket
 from actions.runs.follow_up import runs_follow_up
+from actions.runs.notify import runs_notify
 from actions.runs.reaper import runs_reap
 from actions.runs.selectors import cursor_of
 from actions.sql import Constant, after_prefix, starts_with
@@ -127,10 +128,20 @@ def test_every_reaper_read_is_an_index_range_of_in_flight_runs(plans):
         assert "Seq Scan" not in plan, plan
         if index_scans(plan) in ({"run_follow_up_due"}, {"run_approval_due"}):
             continue  # the partial indexes of following runs and of waiting requests: nothing else in them
+        if "run_unseen_end" in index_scans(plan):
+            continue  # the e-mail pass: the partial index of runs that ended unseen (the test below)
         assert index_scans(plan) == {"actions_run_status_031cdb_idx"}, plan
         # The statuses as literals PostgreSQL knows to be rare, never parameters it guesses common.
         assert re.search(r"Index Cond: .*\(status\)::text = (ANY \()?'", plan), plan
         assert not re.search(r"\(status\)::text = (ANY \(\(ARRAY\[)?\$", plan), plan
+
+
+def test_the_e_mail_pass_reads_the_runs_that_ended_unseen_from_their_partial_index(plans):
+    runs_notify()
+
+    plan = plans.of('"notified_at" IS NULL')
+    assert "Seq Scan" not in plan, plan
+    assert "run_unseen_end" in index_scans(plan), plan
 
 
 def test_the_scrape_counts_runs_in_flight_from_the_status_index(plans):
